@@ -1,0 +1,110 @@
+"""Bookkeeping between user ids and FAISS slots.
+
+parag never hands its own ids to FAISS. Every vector gets a *slot*, the sequential label
+FAISS gives it on ``add`` (0, 1, 2, ...), and this map translates between slots and the ids
+users see. Deleting a vector only marks its slot dead (a tombstone) because HNSW cannot
+remove vectors; searches skip dead slots through a FAISS ``IDSelectorBitmap``, and
+:meth:`SlotMap.compact` renumbers the live slots once the index is rebuilt without the dead.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from parag.errors import DuplicateIdError, IdNotFoundError
+
+_DEAD = -1
+
+
+class SlotMap:
+    """Slot -> id (an int64 array, -1 for a dead slot) and id -> slot (a dict)."""
+
+    def __init__(self, slot_ids: np.ndarray | None = None) -> None:
+        # _slot_ids is a view of the first n_slots entries of _buffer, which grows by
+        # doubling so that many small adds cost amortised O(1) each.
+        self._buffer = np.empty(0, np.int64) if slot_ids is None else slot_ids
+        self._slot_ids = self._buffer
+        live = np.flatnonzero(self._slot_ids != _DEAD)
+        self._id_to_slot: dict[int, int] = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
+        self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
+
+    @property
+    def n_slots(self) -> int:
+        return len(self._slot_ids)
+
+    @property
+    def n_live(self) -> int:
+        return len(self._id_to_slot)
+
+    @property
+    def n_dead(self) -> int:
+        return self.n_slots - self.n_live
+
+    @property
+    def slot_ids(self) -> np.ndarray:
+        """Read-only view: the id of each slot, -1 where the slot is dead."""
+        view = self._slot_ids.view()
+        view.flags.writeable = False
+        return view
+
+    def __contains__(self, id_: int) -> bool:
+        return id_ in self._id_to_slot
+
+    def live_ids(self) -> np.ndarray:
+        return self._slot_ids[self._slot_ids != _DEAD]
+
+    def check_new(self, ids: np.ndarray) -> None:
+        """Raise DuplicateIdError if any of ``ids`` is already stored."""
+        taken = [i for i in ids.tolist() if i in self._id_to_slot]
+        if taken:
+            raise DuplicateIdError(
+                f"ids already in the store: {taken[:10]}; delete them first or use upsert()"
+            )
+
+    def slots_of(self, ids: np.ndarray) -> np.ndarray:
+        """Slots of ``ids``; raise IdNotFoundError naming the first unknown ids."""
+        get = self._id_to_slot.get
+        slots = [get(i, _DEAD) for i in ids.tolist()]
+        if _DEAD in slots:
+            missing = [i for i, s in zip(ids.tolist(), slots) if s == _DEAD]
+            raise IdNotFoundError(f"ids not in the store: {missing[:10]}")
+        return np.asarray(slots, dtype=np.int64)
+
+    def append(self, ids: np.ndarray) -> None:
+        """Give ``ids`` the next slots (they must be new: check_new first)."""
+        first, end = self.n_slots, self.n_slots + len(ids)
+        if end > len(self._buffer):
+            grown = np.empty(max(end, 2 * len(self._buffer)), np.int64)
+            grown[:first] = self._slot_ids
+            self._buffer = grown
+        self._buffer[first:end] = ids
+        self._slot_ids = self._buffer[:end]
+        self._id_to_slot.update(zip(ids.tolist(), range(first, first + len(ids))))
+        self._selector = None
+
+    def kill(self, slots: np.ndarray) -> None:
+        """Mark ``slots`` dead: their ids are gone, the slots stay until compaction."""
+        for i in self._slot_ids[slots].tolist():
+            del self._id_to_slot[i]
+        self._slot_ids[slots] = _DEAD
+        self._selector = None
+
+    def compact(self) -> np.ndarray:
+        """Drop dead slots and renumber the rest; returns the keep-mask over old slots."""
+        keep = self._slot_ids != _DEAD
+        self.__init__(self._slot_ids[keep])  # type: ignore[misc]
+        return keep
+
+    def live_selector(self) -> faiss.IDSelector | None:
+        """A FAISS selector of the live slots, or None when no slot is dead (the fast path).
+
+        Built once per change and shared by concurrent searches: a selector is read-only
+        during a search (unlike SearchParameters, which must be built per call).
+        """
+        if not self.n_dead:
+            return None
+        if self._selector is None:
+            bits = np.packbits(self._slot_ids != _DEAD, bitorder="little")
+            self._selector = (faiss.IDSelectorBitmap(self.n_slots, faiss.swig_ptr(bits)), bits)
+        return self._selector[0]

@@ -1,0 +1,88 @@
+"""The exceptions parag raises.
+
+Every error is a :class:`ParagError`, so ``except ParagError`` catches anything parag raises
+on purpose. Each class also subclasses the builtin exception a Python user would expect
+(``ValueError`` for bad values, ``KeyError`` for unknown ids, ``FileNotFoundError`` for a
+missing store...), so code written against the builtins keeps working.
+
+A call that raises leaves the store exactly as it was before the call.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ParagError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "DimensionMismatchError",
+    "InvalidMetadataError",
+    "InvalidFilterError",
+    "DuplicateIdError",
+    "IdNotFoundError",
+    "StoreNotFoundError",
+    "NotAStoreError",
+    "CorruptStoreError",
+    "UnsupportedFormatError",
+    "ReadOnlyStoreError",
+    "MissingDependencyError",
+]
+
+
+class ParagError(Exception):
+    """Root of every exception parag raises."""
+
+
+class InvalidArgumentError(ParagError, ValueError):
+    """An argument has a value parag cannot accept (wrong shape, NaN, k <= 0, unknown name...)."""
+
+
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (a string where numbers belong, a list where a dict does...)."""
+
+
+class DimensionMismatchError(InvalidArgumentError):
+    """Vectors or queries do not have the store's dimension."""
+
+
+class InvalidMetadataError(InvalidArgumentError):
+    """Metadata is not one JSON-serialisable dict per vector."""
+
+
+class InvalidFilterError(InvalidArgumentError):
+    """A metadata filter is malformed: unknown operator, wrong operand type..."""
+
+
+class DuplicateIdError(InvalidArgumentError):
+    """An id is given twice in one call, or is already in the store."""
+
+
+class IdNotFoundError(ParagError, KeyError):
+    """An id is not in the store."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; a sentence reads better unquoted.
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreNotFoundError(ParagError, FileNotFoundError):
+    """The path to load from does not exist."""
+
+
+class NotAStoreError(ParagError, ValueError):
+    """The path exists but does not hold a parag store (or holds something parag must not touch)."""
+
+
+class CorruptStoreError(ParagError, ValueError):
+    """A saved store is damaged: a file is missing, truncated, or fails its checksum."""
+
+
+class UnsupportedFormatError(CorruptStoreError):
+    """A saved store was written in a format this version of parag cannot read."""
+
+
+class ReadOnlyStoreError(ParagError, PermissionError):
+    """The store was loaded read-only (memory-mapped) and cannot be modified."""
+
+
+class MissingDependencyError(ParagError, ImportError):
+    """An optional dependency is not installed; the message names the pip command."""

@@ -1,0 +1,181 @@
+"""The FAISS side of FAISSVectorStore: building indexes, their parameters, searching them.
+
+Every index here holds vectors at sequential labels (slots) 0, 1, 2...: vectors are only
+ever appended with ``add``, never given ids, so the label FAISS returns is the slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faiss
+import numpy as np
+
+from parag._validation import check_choice
+from parag.errors import InvalidArgumentError, InvalidTypeError
+
+INDEX_TYPES = {
+    "flat": "Flat",
+    "flatl2": "Flat",
+    "flatip": "Flat",
+    "ivfflat": "IVFFlat",
+    "hnsw": "HNSW",
+}
+METRICS = {"l2": "L2", "ip": "IP", "cosine": "cosine"}
+FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}
+
+# Defaults reach recall@10 >= 0.95 on real MiniLM embeddings (debian-minilm, 59k x 384):
+# IVF256 with nprobe 64 -> 0.97, HNSW32 with ef_search 64 -> 0.97 (FAISS's own defaults,
+# nprobe 1 and efSearch 16, give 0.3 and 0.9).
+DEFAULT_PARAMS: dict[str, dict[str, int]] = {
+    "Flat": {},
+    "IVFFlat": {"nlist": 256, "nprobe": 64},
+    "HNSW": {"M": 32, "ef_construction": 40, "ef_search": 64},
+}
+PARAM_RANGES = {
+    "nlist": (1, 1 << 20),
+    "nprobe": (1, 1 << 20),
+    "M": (2, 256),
+    "ef_construction": (1, 1 << 16),
+    "ef_search": (1, 1 << 16),
+}
+# Parameters a single search may override.
+SEARCH_PARAMS = {"Flat": (), "IVFFlat": ("nprobe",), "HNSW": ("ef_search",)}
+
+# An IVF index trains its coarse quantizer once it holds this many vectors per list: below
+# 39 points per centroid FAISS's k-means warns that the clustering is poor.
+IVF_POINTS_PER_LIST = 39
+
+
+def parse_config(index_type: Any, metric: Any, params: dict[str, Any]) -> tuple[str, str, dict[str, int]]:
+    """Validate the constructor's arguments; return (index_type, metric, full params)."""
+    canonical = check_choice(index_type, "index_type", INDEX_TYPES)
+    implied = {"flatl2": "L2", "flatip": "IP"}.get(str(index_type).lower())
+    if metric is None:
+        metric = implied or "L2"
+    metric = check_choice(metric, "metric", METRICS)
+    if implied and metric != implied:
+        raise InvalidArgumentError(
+            f"index_type {index_type!r} implies metric {implied!r}, but metric={metric!r} was given; "
+            f"use index_type='Flat' with metric={metric!r}"
+        )
+    full = dict(DEFAULT_PARAMS[canonical])
+    for name, value in params.items():
+        if name not in full:
+            raise InvalidArgumentError(
+                f"unknown parameter {name!r} for index_type {canonical!r}; "
+                f"valid: {sorted(full) or 'none'}"
+            )
+        full[name] = check_param(name, value)
+    if canonical == "IVFFlat" and full["nprobe"] > full["nlist"]:
+        raise InvalidArgumentError(f"nprobe ({full['nprobe']}) must be <= nlist ({full['nlist']})")
+    return canonical, metric, full
+
+
+def check_param(name: str, value: Any) -> int:
+    low, high = PARAM_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidTypeError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+    if not low <= value <= high:
+        raise InvalidArgumentError(f"{name} must be an int in [{low}, {high}], got {value}")
+    return int(value)
+
+
+def new_index(index_type: str, dimension: int, metric: str, params: dict[str, int]) -> faiss.Index:
+    """An empty index. An IVFFlat store starts as an exact Flat index until it trains."""
+    faiss_metric = FAISS_METRIC[metric]
+    if index_type == "HNSW":
+        index = faiss.IndexHNSWFlat(dimension, params["M"], faiss_metric)
+        index.hnsw.efConstruction = params["ef_construction"]
+        index.hnsw.efSearch = params["ef_search"]
+        return index
+    return faiss.IndexFlat(dimension, faiss_metric)
+
+
+def ivf_ready_to_train(index: faiss.Index, params: dict[str, int]) -> bool:
+    return index.ntotal >= IVF_POINTS_PER_LIST * params["nlist"]
+
+
+def train_ivf(flat: faiss.Index, params: dict[str, int], live: np.ndarray) -> faiss.Index:
+    """Train an IVFFlat index on the live vectors of ``flat`` and move every slot into it."""
+    vectors = flat.reconstruct_n(0, flat.ntotal)
+    quantizer = faiss.IndexFlat(flat.d, flat.metric_type)
+    ivf = faiss.IndexIVFFlat(quantizer, flat.d, params["nlist"], flat.metric_type)
+    ivf.nprobe = params["nprobe"]
+    ivf.train(vectors[live])
+    ivf.make_direct_map(True)  # lets get(include_vectors=True) reconstruct by slot
+    ivf.add(vectors)  # every slot, dead ones too, so slot numbers stay the same
+    return ivf
+
+
+def is_ivf(index: faiss.Index) -> bool:
+    return isinstance(index, faiss.IndexIVF)
+
+
+def search_parameters(
+    index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, int]
+) -> faiss.SearchParameters | None:
+    """A fresh SearchParameters for one call (FAISS must not share one between threads)."""
+    kwargs: dict[str, Any] = {} if sel is None else {"sel": sel}
+    if isinstance(index, faiss.IndexHNSW):
+        if "ef_search" in overrides or sel is not None:
+            kwargs["efSearch"] = overrides.get("ef_search", index.hnsw.efSearch)
+            return faiss.SearchParametersHNSW(**kwargs)
+    elif is_ivf(index):
+        if "nprobe" in overrides or sel is not None:
+            kwargs["nprobe"] = min(overrides.get("nprobe", index.nprobe), index.nlist)
+            return faiss.SearchParametersIVF(**kwargs)
+    elif sel is not None:
+        return faiss.SearchParameters(**kwargs)
+    return None
+
+
+def exact_index(index: faiss.Index) -> tuple[faiss.Index, dict[str, int]]:
+    """The index (and overrides) that searches the same vectors exhaustively."""
+    if isinstance(index, faiss.IndexHNSW):
+        return faiss.downcast_index(index.storage), {}
+    if is_ivf(index):
+        return index, {"nprobe": index.nlist}
+    return index, {}
+
+
+def all_vectors(index: faiss.Index) -> np.ndarray:
+    """Every stored vector, in slot order (a copy)."""
+    base = faiss.downcast_index(index.storage) if isinstance(index, faiss.IndexHNSW) else index
+    return base.reconstruct_n(0, base.ntotal)
+
+
+def without_dead(
+    index: faiss.Index, keep: np.ndarray, index_type: str, metric: str, params: dict[str, int]
+) -> faiss.Index:
+    """An index holding only the kept slots, renumbered in order (compaction)."""
+    vectors = all_vectors(index)[keep]
+    if is_ivf(index):
+        index.reset()  # keeps the trained quantizer and the direct map
+        fresh = index
+    else:
+        fresh = new_index(index_type, index.d, metric, params)
+    if len(vectors):
+        fresh.add(vectors)
+    return fresh
+
+
+@contextmanager
+def threads_for(n_queries: int) -> Iterator[None]:
+    """Never more OpenMP threads than queries.
+
+    One query gains nothing from OpenMP and, on a busy machine, loses several-fold waiting
+    for the other threads (faiss#2823). The setting is per calling thread, so concurrent
+    searches do not disturb each other; it is restored afterwards.
+    """
+    before = faiss.omp_get_max_threads()
+    if n_queries >= before:
+        yield
+        return
+    faiss.omp_set_num_threads(max(1, n_queries))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)

@@ -1,0 +1,537 @@
+"""FAISSVectorStore: a vector store on FAISS that keeps ids and metadata in step with the index.
+
+The index types are ``"Flat"`` (exact), ``"IVFFlat"`` and ``"HNSW"`` (approximate); the
+metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
+"""
+
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+import parag
+from parag import persistence
+from parag._locks import RWLock
+from parag._slots import SlotMap
+from parag._validation import MAX_ID, as_ids, as_vectors, check_k
+from parag.errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    NotAStoreError,
+    ReadOnlyStoreError,
+)
+from parag.metadata import MetadataStore, encode_metadata
+from parag.vectorstore._faiss_index import (
+    FAISS_METRIC,
+    SEARCH_PARAMS,
+    all_vectors,
+    check_param,
+    exact_index,
+    is_ivf,
+    ivf_ready_to_train,
+    new_index,
+    parse_config,
+    search_parameters,
+    threads_for,
+    train_ivf,
+    without_dead,
+)
+from parag.vectorstore.base import SearchResult, VectorStore, hybridmethod
+
+# Deleted vectors stay in the index as tombstones (HNSW cannot remove any) until they make
+# up this share of it; the delete that crosses it rebuilds the index without them.
+COMPACT_AT_DEAD_SHARE = 0.5
+
+
+class GetResult(NamedTuple):
+    """What :meth:`FAISSVectorStore.get` returns: ids, their metadata, and their vectors
+    (an ``(n, dimension)`` float32 array with ``include_vectors=True``, else None)."""
+
+    ids: list[int]
+    metadata: list[dict[str, Any]]
+    vectors: np.ndarray | None
+
+
+class FAISSVectorStore(VectorStore):
+    """A FAISS index whose vectors carry int ids and JSON metadata, saved to a directory.
+
+    Parameters
+    ----------
+    dimension : int
+        Length of every vector.
+    index_type : {"Flat", "IVFFlat", "HNSW"}, default "Flat"
+        Case-insensitive. ``"FlatL2"`` and ``"FlatIP"`` are Flat with that metric.
+        ``"Flat"`` searches exactly. ``"IVFFlat"`` searches exactly until it holds
+        ``39 * nlist`` vectors, then trains on them and searches ``nprobe`` of its ``nlist``
+        clusters. ``"HNSW"`` searches a graph.
+    metric : {"L2", "IP", "cosine"}, default "L2"
+        Scores are squared Euclidean distances for L2 (smaller is closer), inner products for
+        IP and cosine similarities for cosine (larger is closer). Cosine normalises stored and
+        query vectors to unit length.
+    **params : int
+        IVFFlat: ``nlist`` (256), ``nprobe`` (64). HNSW: ``M`` (32), ``ef_construction`` (40),
+        ``ef_search`` (64). The defaults reach recall@10 >= 0.95 on real sentence embeddings.
+
+    Notes
+    -----
+    Thread safety: any number of threads may call ``search``, ``get``, ``len`` and ``save``
+    at once; ``add``, ``delete``, ``upsert``, ``update_metadata``, ``compact`` and ``load``
+    wait for them and run alone.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from parag.vectorstore import FAISSVectorStore
+    >>> store = FAISSVectorStore(dimension=4, metric="cosine")
+    >>> store.add(np.eye(4), [{"n": i} for i in range(4)])
+    [0, 1, 2, 3]
+    >>> dist, ids, meta = store.search([1, 0.1, 0, 0], k=2)
+    >>> ids, meta[0]
+    ([0, 1], {'n': 0})
+    """
+
+    def __init__(
+        self, dimension: int, index_type: str = "Flat", metric: str | None = None, **params: int
+    ) -> None:
+        if isinstance(dimension, bool) or not isinstance(dimension, numbers.Integral):
+            raise InvalidTypeError(f"dimension must be a positive int, got {dimension!r}")
+        if dimension <= 0:
+            raise InvalidArgumentError(f"dimension must be a positive int, got {dimension}")
+        self._dimension = int(dimension)
+        self._index_type, self._metric, self._params = parse_config(index_type, metric, params)
+        self._index = new_index(self._index_type, self._dimension, self._metric, self._params)
+        self._slots = SlotMap()
+        self._meta = MetadataStore()
+        self._next_id = 0
+        self._read_only = False
+        self._lock = RWLock()
+
+    # ----------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def metric(self) -> str:
+        return self._metric
+
+    @property
+    def index_type(self) -> str:
+        return self._index_type
+
+    @property
+    def params(self) -> dict[str, int]:
+        """The index parameters in force (a copy)."""
+        return dict(self._params)
+
+    @property
+    def is_trained(self) -> bool:
+        """False for an IVFFlat store still answering exactly from its first vectors."""
+        return self._index_type != "IVFFlat" or is_ivf(self._index)
+
+    @property
+    def read_only(self) -> bool:
+        """True for a store loaded with ``mmap=True``."""
+        return self._read_only
+
+    def __len__(self) -> int:
+        return self._slots.n_live
+
+    def __contains__(self, id_: object) -> bool:
+        return isinstance(id_, numbers.Integral) and int(id_) in self._slots
+
+    def __repr__(self) -> str:
+        params = "".join(f", {k}={v}" for k, v in self._params.items())
+        state = "" if self.is_trained else ", trained=False"
+        return (
+            f"{type(self).__name__}(dimension={self._dimension}, index_type={self._index_type!r}, "
+            f"metric={self._metric!r}{params}, count={len(self)}{state})"
+        )
+
+    # ----------------------------------------------------------------- writing
+
+    def add(
+        self,
+        vectors: npt.ArrayLike,
+        metadata: list[dict[str, Any] | None] | dict[str, Any] | None = None,
+        ids: npt.ArrayLike | None = None,
+    ) -> list[int]:
+        """Add one vector (1-D) or many (2-D); return their ids.
+
+        Parameters
+        ----------
+        vectors : array-like, shape (dimension,) or (n, dimension)
+            Real numbers; converted once to float32.
+        metadata : list of dict, dict or None
+            One JSON-serialisable dict per vector (a single dict for a single vector).
+            None, or a None item, stores ``{}``.
+        ids : array-like of int, optional
+            Non-negative, unique, not yet stored. By default ids are generated from 0 upward,
+            above every id the store has ever held, and never reused.
+
+        Examples
+        --------
+        >>> store = FAISSVectorStore(dimension=2)
+        >>> store.add([[0, 1], [1, 0]], [{"tag": "a"}, {"tag": "b"}])
+        [0, 1]
+        >>> store.add([2, 2], {"tag": "c"}, ids=[10])
+        [10]
+        """
+        x, _ = as_vectors(vectors, self._dimension)
+        blobs = encode_metadata(metadata, len(x))
+        given = None if ids is None else self._as_new_ids(ids, len(x))
+        x = self._normalised(x, "vectors")
+        with self._lock.write():
+            self._check_writable()
+            if given is None:
+                if self._next_id + len(x) > MAX_ID:
+                    raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
+                new_ids = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
+            else:
+                self._slots.check_new(given)
+                new_ids = given
+            self._append(x, new_ids, blobs)
+        return new_ids.tolist()
+
+    def delete(self, ids: npt.ArrayLike, *, missing_ok: bool = False) -> int:
+        """Delete vectors by id; return how many were deleted.
+
+        An unknown id is an error (and nothing is deleted) unless ``missing_ok=True``.
+        Deleted ids never come back in results and are never reused by generated ids.
+
+        Examples
+        --------
+        >>> store = FAISSVectorStore(dimension=2)
+        >>> store.add([[0, 1], [1, 0]])
+        [0, 1]
+        >>> store.delete([0])
+        1
+        >>> store.ids()
+        [1]
+        """
+        targets = as_ids(ids)
+        with self._lock.write():
+            self._check_writable()
+            if missing_ok:
+                targets = np.asarray([i for i in targets.tolist() if i in self._slots], np.int64)
+            self._kill(self._slots.slots_of(targets))
+        return len(targets)
+
+    def upsert(
+        self,
+        ids: npt.ArrayLike,
+        vectors: npt.ArrayLike,
+        metadata: list[dict[str, Any] | None] | dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
+        x, _ = as_vectors(vectors, self._dimension)
+        new_ids = as_ids(ids)
+        if len(new_ids) != len(x):
+            raise InvalidArgumentError(f"ids has {len(new_ids)} items but there are {len(x)} vectors")
+        blobs = encode_metadata(metadata, len(x))
+        x = self._normalised(x, "vectors")
+        with self._lock.write():
+            self._check_writable()
+            present = [i for i in new_ids.tolist() if i in self._slots]
+            old_slots = self._slots.slots_of(np.asarray(present, np.int64))
+            self._append(x, new_ids, blobs, replacing=old_slots)
+        return new_ids.tolist()
+
+    def update_metadata(
+        self, ids: npt.ArrayLike, metadata: list[dict[str, Any] | None] | dict[str, Any] | None
+    ) -> None:
+        """Replace the metadata of stored ids (the vectors stay); all ids must exist."""
+        targets = as_ids(ids)
+        blobs = encode_metadata(metadata, len(targets))
+        with self._lock.write():
+            self._check_writable()
+            self._meta.set(self._slots.slots_of(targets), blobs)
+
+    def compact(self) -> None:
+        """Rebuild the index without deleted vectors now (done automatically at 50% deleted)."""
+        with self._lock.write():
+            self._check_writable()
+            self._compact()
+
+    # ----------------------------------------------------------------- reading
+
+    def search(
+        self,
+        query: npt.ArrayLike,
+        k: int = 10,
+        *,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+    ) -> SearchResult:
+        """The ``k`` nearest vectors to one query, or to each query of a batch.
+
+        Parameters
+        ----------
+        query : array-like, shape (dimension,) or (n_queries, dimension)
+        k : int
+            Hits per query. Fewer come back only when the store holds fewer than ``k``.
+        nprobe, ef_search : int, optional
+            Override the index's parameter for this call only (IVFFlat / HNSW).
+
+        Returns
+        -------
+        SearchResult
+            ``(distances, ids, metadata)``, best first. For a 1-D query three lists of
+            ``min(k, len(store))`` items; for a 2-D batch a list of such lists per query.
+            Metadata dicts are copies: changing them does not change the store.
+
+        Examples
+        --------
+        >>> store = FAISSVectorStore(dimension=2)
+        >>> store.add([[0, 0], [3, 4]], [{"p": "origin"}, {"p": "far"}])
+        [0, 1]
+        >>> store.search([3, 3], k=1)
+        SearchResult(distances=[1.0], ids=[1], metadata=[{'p': 'far'}])
+        """
+        q, single = as_vectors(query, self._dimension, "query")
+        k = check_k(k)
+        overrides = self._search_overrides(nprobe=nprobe, ef_search=ef_search)
+        q = self._normalised(q, "query")
+        with self._lock.read():
+            distances, slots = self._search_slots(q, k, overrides)
+            return self._results(distances, slots, single)
+
+    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
+        """Metadata (and, with ``include_vectors``, the stored vectors) of ``ids``, in order.
+
+        Vectors of a cosine store come back normalised, as stored.
+
+        Examples
+        --------
+        >>> store = FAISSVectorStore(dimension=2)
+        >>> store.add([[0, 1], [1, 0]], [{"tag": "a"}, {"tag": "b"}])
+        [0, 1]
+        >>> store.get([1]).metadata
+        [{'tag': 'b'}]
+        """
+        targets = as_ids(ids, unique=False)
+        with self._lock.read():
+            slots = self._slots.slots_of(targets)
+            vectors = self._index.reconstruct_batch(slots) if include_vectors else None
+            return GetResult(targets.tolist(), self._meta.get_many(slots.tolist()), vectors)
+
+    def ids(self) -> list[int]:
+        """Every stored id, oldest slot first."""
+        with self._lock.read():
+            return self._slots.live_ids().tolist()
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the store to the directory ``path``, atomically (see :mod:`parag.persistence`).
+
+        Searches may run while a save does; writes wait for it.
+        """
+        with self._lock.read():
+            index = self._index
+            body = {
+                "kind": type(self).__name__,
+                "parag_version": parag.__version__,
+                "dimension": self._dimension,
+                "index_type": self._index_type,
+                "metric": self._metric,
+                "params": self._params,
+                "count": len(self),
+                "n_slots": self._slots.n_slots,
+                "next_id": self._next_id,
+                "trained": self.is_trained,
+            }
+            slot_ids = np.ascontiguousarray(self._slots.slot_ids)
+            persistence.save(
+                path,
+                body,
+                {
+                    "index": ("faiss", lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))),
+                    "ids": ("npy", lambda f: np.save(f, slot_ids, allow_pickle=False)),
+                    "metadata": ("jsonl", lambda f: f.write(self._meta.to_jsonl())),
+                },
+            )
+
+    @hybridmethod
+    def load(
+        target: type[FAISSVectorStore] | FAISSVectorStore,  # noqa: N805 - class or instance
+        path: str | Path,
+        *,
+        verify: bool = True,
+        mmap: bool = False,
+    ) -> FAISSVectorStore:
+        """Load a saved store.
+
+        ``FAISSVectorStore.load(path)`` returns a new store; ``store.load(path)`` replaces
+        the contents of ``store`` and returns it.
+
+        Parameters
+        ----------
+        path : str or Path
+            A directory written by :meth:`save`.
+        verify : bool, default True
+            Check every file's SHA-256 before parsing it. False checks sizes only (faster
+            on large stores, but a flipped byte may then load silently).
+        mmap : bool, default False
+            Map the index file into memory instead of reading it: loading is instant and
+            takes almost no RAM, and the store is read-only (writes raise ReadOnlyStoreError).
+        """
+        manifest, files = persistence.load(path, verify=verify)
+        store = _restore(manifest, files, mmap)
+        if isinstance(target, type):
+            return store
+        with target._lock.write():
+            target.__dict__.update({k: v for k, v in vars(store).items() if k != "_lock"})
+        return target
+
+    # ----------------------------------------------------------------- internals
+
+    def _as_new_ids(self, ids: npt.ArrayLike, n: int) -> np.ndarray:
+        given = as_ids(ids)
+        if len(given) != n:
+            raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
+        return given
+
+    def _normalised(self, x: np.ndarray, name: str) -> np.ndarray:
+        """Unit-length copies of ``x`` for a cosine store (``x`` itself otherwise)."""
+        if self._metric != "cosine":
+            return x
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if not norms.all():
+            row = int(np.flatnonzero(norms == 0)[0])
+            raise InvalidArgumentError(f"{name} row {row} is all zeros: its cosine similarity is undefined")
+        return x / norms
+
+    def _search_overrides(self, **given: int | None) -> dict[str, int]:
+        allowed = SEARCH_PARAMS[self._index_type]
+        overrides = {}
+        for name, value in given.items():
+            if value is None:
+                continue
+            if name not in allowed:
+                raise InvalidArgumentError(
+                    f"{name} does not apply to a {self._index_type} store; "
+                    f"search parameters it takes: {list(allowed) or 'none'}"
+                )
+            overrides[name] = check_param(name, value)
+        return overrides
+
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ReadOnlyStoreError(
+                "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
+            )
+
+    def _append(
+        self, x: np.ndarray, ids: np.ndarray, blobs: list[bytes], replacing: np.ndarray | None = None
+    ) -> None:
+        """Add vectors under new slots (killing ``replacing`` slots); caller holds the write lock."""
+        with threads_for(len(x)):
+            self._index.add(x)
+        if replacing is not None and len(replacing):
+            self._slots.kill(replacing)
+            self._meta.set(replacing.tolist(), [None] * len(replacing))
+        self._slots.append(ids)
+        self._meta.append(blobs)
+        self._next_id = max(self._next_id, int(ids.max()) + 1)
+        if self._index_type == "IVFFlat" and not is_ivf(self._index) and ivf_ready_to_train(self._index, self._params):
+            self._index = train_ivf(self._index, self._params, self._slots.slot_ids >= 0)
+        self._compact_if_needed()
+
+    def _kill(self, slots: np.ndarray) -> None:
+        self._slots.kill(slots)
+        self._meta.set(slots.tolist(), [None] * len(slots))
+        self._compact_if_needed()
+
+    def _compact_if_needed(self) -> None:
+        if self._slots.n_dead > COMPACT_AT_DEAD_SHARE * self._slots.n_slots:
+            self._compact()
+
+    def _compact(self) -> None:
+        if not self._slots.n_dead:
+            return
+        keep = self._slots.slot_ids >= 0
+        self._index = without_dead(self._index, keep, self._index_type, self._metric, self._params)
+        self._slots.compact()
+        self._meta.keep(keep)
+
+    def _search_slots(
+        self, q: np.ndarray, k: int, overrides: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and slots of the top-min(k, live) live vectors for each query row."""
+        sel = self._slots.live_selector()
+        k = min(k, self._slots.n_live)
+        if k == 0:
+            return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
+        with threads_for(len(q)):
+            distances, slots = self._index.search(q, k, params=search_parameters(self._index, sel, overrides))
+            # An approximate index may find fewer than k live vectors (tombstones, few
+            # probed lists): answer those queries exactly rather than return holes.
+            short = slots[:, -1] < 0
+            if short.any():
+                exact, exact_overrides = exact_index(self._index)
+                params = search_parameters(exact, sel, exact_overrides)
+                distances[short], slots[short] = exact.search(q[short], k, params=params)
+        return distances, slots
+
+    def _results(self, distances: np.ndarray, slots: np.ndarray, single: bool) -> SearchResult:
+        ids = self._slots.slot_ids[slots]
+        rows = [
+            (d.tolist(), i.tolist(), self._meta.get_many(s.tolist()))
+            for d, i, s in zip(distances, ids, slots)
+        ]
+        if single:
+            return SearchResult(*rows[0])
+        return SearchResult(*(list(column) for column in zip(*rows))) if rows else SearchResult([], [], [])
+
+
+def _restore(manifest: dict[str, Any], files: dict[str, Path], mmap: bool) -> FAISSVectorStore:
+    """Build a store from a checked manifest and its files, or raise CorruptStoreError."""
+    if manifest.get("kind") != FAISSVectorStore.__name__:
+        raise NotAStoreError(f"the store holds a {manifest.get('kind')!r}, not a FAISSVectorStore")
+    try:
+        store = FAISSVectorStore(
+            manifest["dimension"], manifest["index_type"], manifest["metric"], **manifest["params"]
+        )
+        n_slots, count, next_id = manifest["n_slots"], manifest["count"], manifest["next_id"]
+    except (KeyError, TypeError, InvalidArgumentError) as e:
+        raise CorruptStoreError(f"the manifest's configuration is invalid: {e}") from None
+    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP if mmap else 0
+    try:
+        index = faiss.read_index(str(files["index"]), flags)
+    except RuntimeError as e:
+        raise CorruptStoreError(f"FAISS cannot read the index file {str(files['index'])!r}: {e}") from None
+    try:
+        slot_ids = np.load(files["ids"], allow_pickle=False)
+    except ValueError as e:
+        raise CorruptStoreError(f"the ids file {str(files['ids'])!r} is unreadable: {e}") from None
+    meta = MetadataStore.from_jsonl(files["metadata"].read_bytes(), n_slots)
+
+    expected_type = {"HNSW": faiss.IndexHNSWFlat, "Flat": faiss.IndexFlat}.get(
+        store.index_type, faiss.IndexIVFFlat if manifest.get("trained") else faiss.IndexFlat
+    )
+    problems = [
+        (not isinstance(index, expected_type), f"index is a {type(index).__name__}, expected {expected_type.__name__}"),
+        (index.d != store.dimension, f"index dimension {index.d} != manifest dimension {store.dimension}"),
+        (index.metric_type != FAISS_METRIC[store.metric], "index metric differs from the manifest's"),
+        (index.ntotal != n_slots, f"index holds {index.ntotal} vectors, manifest says {n_slots}"),
+        (slot_ids.dtype != np.int64 or slot_ids.shape != (n_slots,), f"ids file has {slot_ids.dtype} {slot_ids.shape}, expected int64 ({n_slots},)"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise CorruptStoreError(f"store is inconsistent: {message}")
+    slots = SlotMap(slot_ids)
+    if slots.n_live != count or (slots.n_live and int(slot_ids.max()) >= next_id):
+        raise CorruptStoreError(
+            f"store is inconsistent: {slots.n_live} unique live ids, manifest says {count} below {next_id}"
+        )
+    store._index, store._slots, store._meta, store._next_id = index, slots, meta, int(next_id)
+    store._read_only = mmap
+    return store

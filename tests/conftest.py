@@ -1,0 +1,46 @@
+"""Shared fixtures: the real datasets (when present), generated data, and a numpy oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def load_dataset(name: str) -> dict[str, np.ndarray]:
+    """base, queries and gt of a ../shared/data set; skips the test when it is absent."""
+    folder = DATA / name
+    if not (folder / "base.npy").exists():
+        pytest.skip(f"{folder} is not present")
+    return {part: np.load(folder / f"{part}.npy") for part in ("base", "queries", "gt")}
+
+
+def clustered(n: int, d: int, centres: int = 20, seed: int = 0, spread: float = 0.3) -> np.ndarray:
+    """Gaussian clusters around random centres: data with structure, like real embeddings."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, d)).astype(np.float32)
+    return (c[rng.integers(0, centres, n)] + spread * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def oracle(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by numpy brute force, in float64: (scores, row positions), best first."""
+    b = base.astype(np.float64)
+    q = np.atleast_2d(queries).astype(np.float64)
+    if metric == "cosine":
+        b = b / np.linalg.norm(b, axis=1, keepdims=True)
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    if metric == "L2":
+        scores = (q**2).sum(1)[:, None] - 2 * q @ b.T + (b**2).sum(1)[None, :]
+        order = np.argsort(scores, axis=1, kind="stable")
+    else:
+        scores = q @ b.T
+        order = np.argsort(-scores, axis=1, kind="stable")
+    order = order[:, :k]
+    return np.take_along_axis(scores, order, 1), order
+
+
+def recall_at_k(found: list[list[int]], truth: np.ndarray, k: int) -> float:
+    return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from parag._arrays import GrowableArray
 from parag.errors import DuplicateIdError, IdNotFoundError
 
 _DEAD = -1
@@ -21,17 +22,18 @@ class SlotMap:
     """Slot -> id (an int64 array, -1 for a dead slot) and id -> slot (a dict)."""
 
     def __init__(self, slot_ids: np.ndarray | None = None) -> None:
-        # _slot_ids is a view of the first n_slots entries of _buffer, which grows by
-        # doubling so that many small adds cost amortised O(1) each.
-        self._buffer = np.empty(0, np.int64) if slot_ids is None else slot_ids
-        self._slot_ids = self._buffer
-        live = np.flatnonzero(self._slot_ids != _DEAD)
-        self._id_to_slot: dict[int, int] = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
+        self._ids = GrowableArray(np.int64, _DEAD, slot_ids)
+        live = np.flatnonzero(self._ids.view != _DEAD)
+        self._id_to_slot: dict[int, int] = dict(zip(self._ids.view[live].tolist(), live.tolist()))
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
 
     @property
+    def _slot_ids(self) -> np.ndarray:
+        return self._ids.view
+
+    @property
     def n_slots(self) -> int:
-        return len(self._slot_ids)
+        return len(self._ids)
 
     @property
     def n_live(self) -> int:
@@ -73,13 +75,8 @@ class SlotMap:
 
     def append(self, ids: np.ndarray) -> None:
         """Give ``ids`` the next slots (they must be new: check_new first)."""
-        first, end = self.n_slots, self.n_slots + len(ids)
-        if end > len(self._buffer):
-            grown = np.empty(max(end, 2 * len(self._buffer)), np.int64)
-            grown[:first] = self._slot_ids
-            self._buffer = grown
-        self._buffer[first:end] = ids
-        self._slot_ids = self._buffer[:end]
+        first = self.n_slots
+        self._ids.append(ids)
         self._id_to_slot.update(zip(ids.tolist(), range(first, first + len(ids))))
         self._selector = None
 
@@ -105,6 +102,16 @@ class SlotMap:
         if not self.n_dead:
             return None
         if self._selector is None:
-            bits = np.packbits(self._slot_ids != _DEAD, bitorder="little")
-            self._selector = (faiss.IDSelectorBitmap(self.n_slots, faiss.swig_ptr(bits)), bits)
+            self._selector = bitmap_selector(self.live_mask())
         return self._selector[0]
+
+    def live_mask(self) -> np.ndarray:
+        """A new boolean array: True for each live slot."""
+        return self._slot_ids != _DEAD
+
+
+def bitmap_selector(mask: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:
+    """A FAISS selector of the slots where ``mask`` is True, and the bits it reads (keep
+    them alive as long as the selector)."""
+    bits = np.packbits(mask, bitorder="little")
+    return faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)), bits

@@ -8,26 +8,35 @@ holds, a search decodes only the k hits it returns, and saving is a join of the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 
+from parag._arrays import GrowableArray
 from parag.errors import CorruptStoreError, InvalidMetadataError
 
 _EMPTY = b"{}"
 _DELETED = b"null"
 
 
-def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> list[bytes]:
+class Encoded(NamedTuple):
+    """Metadata checked and encoded for storage: the JSON bytes and the dicts they hold."""
+
+    blobs: list[bytes]
+    dicts: list[dict[str, Any]]
+
+
+def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
     """Encode one dict per vector to JSON bytes, checking that each survives a JSON round trip.
 
     ``metadata`` may be None (every vector gets ``{}``), a list of dicts (None items become
     ``{}``), or a single dict when ``n`` is 1.
     """
     if metadata is None:
-        return [_EMPTY] * n
+        return Encoded([_EMPTY] * n, [{}] * n)
     if isinstance(metadata, dict):
         if n != 1:
             raise InvalidMetadataError(f"{name} must be a list of {n} dicts, one per vector, got one dict")
@@ -59,20 +68,26 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> list[bytes
                     f"{name}[{i}] does not survive a JSON round trip ({m!r} would load back as "
                     f"{orjson.loads(b)!r}); use lists not tuples, finite floats, plain str/int values"
                 )
-    return blobs
+    return Encoded(blobs, items)
 
 
 class MetadataStore:
-    """Metadata of every slot, as JSON bytes; a deleted slot holds None."""
+    """Metadata of every slot, as JSON bytes (None for a deleted slot), plus the
+    :class:`Columns` that filters read, built on the first filtered search and kept up to
+    date from then on."""
 
     def __init__(self, blobs: list[bytes | None] | None = None) -> None:
         self._blobs: list[bytes | None] = blobs if blobs is not None else []
+        self._columns: Columns | None = None
+        self._columns_lock = threading.Lock()  # concurrent searches may race to build them
 
     def __len__(self) -> int:
         return len(self._blobs)
 
-    def append(self, blobs: Iterable[bytes]) -> None:
-        self._blobs.extend(blobs)
+    def append(self, encoded: Encoded) -> None:
+        self._blobs.extend(encoded.blobs)
+        if self._columns is not None:
+            self._columns.append(encoded.dicts)
 
     def get(self, slot: int) -> dict[str, Any]:
         """A fresh dict for ``slot``: the caller may change it freely."""
@@ -82,16 +97,37 @@ class MetadataStore:
         blobs, loads = self._blobs, orjson.loads
         return [loads(blobs[s]) for s in slots]
 
-    def blob(self, slot: int) -> bytes | None:
-        return self._blobs[slot]
+    def items(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(slot, fresh metadata dict) of every live slot."""
+        loads = orjson.loads
+        return ((s, loads(b)) for s, b in enumerate(self._blobs) if b is not None)
 
-    def set(self, slots: Iterable[int], blobs: Iterable[bytes | None]) -> None:
-        for s, b in zip(slots, blobs):
+    def set(self, slots: list[int], encoded: Encoded) -> None:
+        for s, b in zip(slots, encoded.blobs):
             self._blobs[s] = b
+        if self._columns is not None:
+            self._columns.put(slots, encoded.dicts)
+
+    def kill(self, slots: list[int]) -> None:
+        for s in slots:
+            self._blobs[s] = None
+        if self._columns is not None:
+            self._columns.put(slots, [None] * len(slots))
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""
         self._blobs = [b for b, k in zip(self._blobs, mask.tolist()) if k]
+        if self._columns is not None:
+            self._columns.keep(mask)
+
+    def columns(self) -> Columns:
+        """The metadata as columns (built from the JSON on first use)."""
+        with self._columns_lock:
+            if self._columns is None:
+                columns = Columns()
+                columns.append([None if b is None else orjson.loads(b) for b in self._blobs])
+                self._columns = columns
+            return self._columns
 
     def to_jsonl(self) -> bytes:
         """One JSON line per slot, ``null`` for a deleted slot."""
@@ -105,3 +141,88 @@ class MetadataStore:
                 f"metadata has {len(lines)} lines but the index has {n_slots} vectors"
             )
         return cls([None if line == _DELETED else line for line in lines])
+
+
+def value_key(value: Any) -> tuple[str, Any]:
+    """A hashable key under which equal JSON values meet: 1 and 1.0 share one, True does not."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, (int, float)):
+        return ("number", value)
+    if isinstance(value, str):
+        return ("str", value)
+    if value is None:
+        return ("null", None)
+    return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+
+
+class Column:
+    """The values of one metadata key, by slot, in the forms filters need.
+
+    ``codes`` gives each slot the code of its value (-1: the key is absent), ``vocab`` maps a
+    :func:`value_key` to its code, and ``numbers`` holds numeric values as float64 (NaN
+    where the value is not a number) for range comparisons.
+    """
+
+    def __init__(self, n_slots: int) -> None:
+        self.codes = GrowableArray(np.int32, -1)
+        self.codes.append(None, count=n_slots)
+        self.numbers = GrowableArray(np.float64, np.nan)
+        self.numbers.append(None, count=n_slots)
+        self.vocab: dict[tuple[str, Any], int] = {}
+
+    def put(self, slots: list[int], values: list[Any]) -> None:
+        vocab = self.vocab
+        codes = [vocab.setdefault(value_key(v), len(vocab)) for v in values]
+        numbers = [
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values
+        ]
+        self.codes.view[slots] = codes
+        self.numbers.view[slots] = numbers
+
+
+class Columns:
+    """One :class:`Column` per metadata key: what filters are evaluated on, with no per-query
+    pass over the metadata."""
+
+    def __init__(self, n_slots: int = 0) -> None:
+        self.n_slots = n_slots
+        self._columns: dict[str, Column] = {}
+
+    def get(self, key: str) -> Column | None:
+        return self._columns.get(key)
+
+    def append(self, dicts: list[dict[str, Any] | None]) -> None:
+        """Columns for new slots at the end."""
+        first = self.n_slots
+        self.n_slots += len(dicts)
+        for column in self._columns.values():
+            column.codes.append(None, count=len(dicts))
+            column.numbers.append(None, count=len(dicts))
+        self.put(range(first, self.n_slots), dicts)
+
+    def put(self, slots: Iterable[int], dicts: list[dict[str, Any] | None]) -> None:
+        """Set the values of ``slots`` to those of ``dicts`` (None: no values)."""
+        slots = list(slots)
+        for column in self._columns.values():
+            column.codes.view[slots] = -1
+            column.numbers.view[slots] = np.nan
+        by_key: dict[str, tuple[list[int], list[Any]]] = {}
+        for slot, d in zip(slots, dicts):
+            for key, value in (d or {}).items():
+                entry = by_key.get(key)
+                if entry is None:
+                    entry = by_key[key] = ([], [])
+                entry[0].append(slot)
+                entry[1].append(value)
+        for key, (key_slots, values) in by_key.items():
+            column = self._columns.get(key)
+            if column is None:
+                column = self._columns[key] = Column(self.n_slots)
+            column.put(key_slots, values)
+
+    def keep(self, mask: np.ndarray) -> None:
+        for column in self._columns.values():
+            column.codes.keep(mask)
+            column.numbers.keep(mask)
+        self.n_slots = int(mask.sum())

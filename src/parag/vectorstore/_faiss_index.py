@@ -41,6 +41,9 @@ PARAM_RANGES = {
     "ef_construction": (1, 1 << 16),
     "ef_search": (1, 1 << 16),
 }
+# Upper bound of ef_search when a filter widens it (beyond it, exact search is cheaper).
+MAX_WIDENED_EF = 1024
+WIDEN_POWER = 0.5
 # Parameters a single search may override.
 SEARCH_PARAMS = {"Flat": (), "IVFFlat": ("nprobe",), "HNSW": ("ef_search",)}
 
@@ -69,6 +72,8 @@ def parse_config(index_type: Any, metric: Any, params: dict[str, Any]) -> tuple[
                 f"valid: {sorted(full) or 'none'}"
             )
         full[name] = check_param(name, value)
+    if canonical == "IVFFlat" and "nprobe" not in params:
+        full["nprobe"] = min(full["nprobe"], full["nlist"])  # the default may exceed a small nlist
     if canonical == "IVFFlat" and full["nprobe"] > full["nlist"]:
         raise InvalidArgumentError(f"nprobe ({full['nprobe']}) must be <= nlist ({full['nlist']})")
     return canonical, metric, full
@@ -130,6 +135,21 @@ def search_parameters(
     elif sel is not None:
         return faiss.SearchParameters(**kwargs)
     return None
+
+
+def widened(index: faiss.Index, overrides: dict[str, int], share: float) -> dict[str, int]:
+    """Search parameters scaled up for a filter that lets ``share`` of the vectors through.
+
+    A graph or cluster search that must skip most of what it visits finds fewer true
+    neighbours; visiting proportionally more keeps recall where it is unfiltered.
+    """
+    if isinstance(index, faiss.IndexHNSW):
+        ef = overrides.get("ef_search", index.hnsw.efSearch)
+        return {**overrides, "ef_search": int(min(ef / share**WIDEN_POWER, MAX_WIDENED_EF))}
+    if is_ivf(index):
+        nprobe = overrides.get("nprobe", index.nprobe)
+        return {**overrides, "nprobe": int(min(nprobe / share**WIDEN_POWER, index.nlist))}
+    return overrides
 
 
 def exact_index(index: faiss.Index) -> tuple[faiss.Index, dict[str, int]]:

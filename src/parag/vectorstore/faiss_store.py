@@ -272,6 +272,53 @@ class FAISSVectorStore(VectorStore):
             self._check_writable()
             self._compact()
 
+    def tune(
+        self,
+        queries: npt.ArrayLike | None = None,
+        target_recall: float = 0.95,
+        k: int = 10,
+        *,
+        n_samples: int = 200,
+        seed: int = 0,
+    ) -> parag.tuning.TuneResult:
+        """Set the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat) that reaches a recall.
+
+        Measures recall@k of this store's search against its exact search over the live
+        vectors, for ``ef_search`` / ``nprobe`` = 1, 2, 3, 4, 6, 8, 12, 16, 24... upward,
+        one query at a time, and makes the first value that reaches ``target_recall`` the
+        store's default (saved with it). A Flat store, or an IVFFlat store not trained yet,
+        is exact: nothing to tune. See :mod:`parag.tuning`.
+
+        Parameters
+        ----------
+        queries : array-like, shape (n_queries, dimension), optional
+            Queries like the real ones (best). By default ``n_samples`` stored vectors,
+            drawn with ``seed``, each measured on its neighbours other than itself.
+        target_recall : float in (0, 1]
+        k : int
+            Recall is measured on the top ``k``.
+
+        Returns
+        -------
+        TuneResult
+            ``(param, value, recall, reached, settings)``: the value now in force, its
+            recall@k, whether it reaches the target (if no value does, the best recall is
+            chosen), and ``(value, recall, latency_ms)`` for every value measured, with the
+            median single-query latency.
+
+        Examples
+        --------
+        >>> rng = np.random.default_rng(0)
+        >>> store = FAISSVectorStore(dimension=16, index_type="HNSW")
+        >>> _ = store.add(rng.standard_normal((2000, 16)))
+        >>> result = store.tune(target_recall=0.9)
+        >>> result.reached, store.params["ef_search"] == result.value
+        (True, True)
+        """
+        from parag.tuning import tune_store
+
+        return tune_store(self, queries, target_recall, k, n_samples=n_samples, seed=seed)
+
     # ----------------------------------------------------------------- reading
 
     def search(

@@ -1,0 +1,246 @@
+"""Auto-tuning: the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat) that reaches a recall.
+
+:meth:`parag.FAISSVectorStore.tune` calls :func:`tune_store`. It measures recall@k of the
+store's own search (tombstones and all) against its exact search over the live vectors, one
+query at a time, for increasing values of the index's search parameter (the ladder
+1, 2, 3, 4, 6, 8, 12, 16, 24... from :func:`candidates`), stops at the first value whose
+recall reaches the target, and makes that value the store's default.
+
+The idea is FAISS's AutoTune (``faiss.ParameterSpace``, which keeps the Pareto-optimal
+``(recall, time)`` operating points) cut down to the one question users ask: "how low can
+the parameter go and still find 95% of the true neighbours?". Unlike AutoTune it searches
+through the store, so deleted vectors are excluded from the ground truth and the results,
+and the latency it reports is the single-query latency a caller sees.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from parag._validation import as_vectors, check_k
+from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.vectorstore._faiss_index import exact_index, search_parameters, threads_for
+
+if TYPE_CHECKING:
+    import faiss
+
+    from parag.vectorstore.faiss_store import FAISSVectorStore
+
+# The search parameter tuned for each index type, and the largest HNSW ef_search tried
+# (IVF goes up to nlist, which is exact).
+TUNABLE = {"HNSW": "ef_search", "IVFFlat": "nprobe"}
+MAX_EF_SEARCH = 4096
+
+
+class Setting(NamedTuple):
+    """One measured value of the search parameter."""
+
+    value: int
+    recall: float  #: mean recall@k over the queries
+    latency_ms: float  #: median single-query search time, in milliseconds
+
+
+class TuneResult(NamedTuple):
+    """What :meth:`FAISSVectorStore.tune` measured and chose.
+
+    ``param`` is ``"ef_search"``, ``"nprobe"``, or None when there is nothing to tune (a
+    Flat store, or an IVFFlat store not trained yet: both search exactly, recall 1.0).
+    ``value`` is the setting now in force, ``recall`` its recall@k, ``reached`` whether that
+    meets the target (when no value does, the one with the best recall is chosen), and
+    ``settings`` every value measured, in increasing order.
+    """
+
+    param: str | None
+    value: int | None
+    recall: float
+    reached: bool
+    settings: list[Setting]
+
+
+def check_target(target_recall: Any) -> float:
+    """``target_recall`` as a float in (0, 1], or a parag error.
+
+    Examples
+    --------
+    >>> check_target(0.9)
+    0.9
+    >>> check_target(0)
+    Traceback (most recent call last):
+    ...
+    parag.errors.InvalidArgumentError: target_recall must be in (0, 1], got 0
+    """
+    if isinstance(target_recall, bool) or not isinstance(target_recall, numbers.Real):
+        raise InvalidTypeError(f"target_recall must be a float in (0, 1], got {target_recall!r}")
+    if not 0 < target_recall <= 1:  # also rejects NaN
+        raise InvalidArgumentError(f"target_recall must be in (0, 1], got {target_recall}")
+    return float(target_recall)
+
+
+def candidates(low: int, high: int) -> list[int]:
+    """The values to try, from ``low`` to ``high`` (both included): ``low``, then the ladder
+    1, 2, 3, 4, 6, 8, 12, 16... (powers of two and halfway points) in between.
+
+    Examples
+    --------
+    >>> candidates(10, 64)
+    [10, 12, 16, 24, 32, 48, 64]
+    >>> candidates(1, 20)
+    [1, 2, 3, 4, 6, 8, 12, 16, 20]
+    """
+    ladder = {low, high}
+    power = 1
+    while power < high:
+        ladder.update(v for v in (power, 3 * power // 2) if low < v < high)
+        power *= 2
+    return sorted(ladder)
+
+
+def recall_at_k(found: npt.ArrayLike, truth: npt.ArrayLike) -> float:
+    """Mean over queries of ``|found ∩ truth| / k``, rows of labels (``-1``: no result).
+
+    Examples
+    --------
+    >>> recall_at_k([[1, 2, 3], [4, 5, -1]], [[3, 2, 1], [4, 6, 7]])
+    0.6666666666666666
+    """
+    found, truth = np.asarray(found), np.asarray(truth)
+    hits = (found[:, :, None] == truth[:, None, :]).any(axis=2) & (found >= 0)
+    return float(hits.sum(axis=1).mean() / truth.shape[1])
+
+
+def drop_self(labels: npt.ArrayLike, own: npt.ArrayLike, k: int) -> np.ndarray:
+    """The first ``k`` labels of each row that are not the row's own label.
+
+    A stored vector used as a query finds itself: the tuner searches ``k + 1`` and drops it,
+    so that recall is measured on its ``k`` true neighbours.
+
+    Examples
+    --------
+    >>> drop_self([[7, 3, 5], [2, 9, 4]], own=[7, 4], k=2)
+    array([[3, 5],
+           [2, 9]])
+    """
+    labels, own = np.asarray(labels), np.asarray(own)
+    kept_first = np.argsort(labels == own[:, None], axis=1, kind="stable")
+    return np.take_along_axis(labels, kept_first, axis=1)[:, :k]
+
+
+def sweep(
+    search: Callable[[int, int], np.ndarray],
+    truth: np.ndarray,
+    values: Sequence[int],
+    target_recall: float,
+) -> list[Setting]:
+    """Measure each of ``values`` in turn until one reaches ``target_recall``.
+
+    ``search(i, value)`` searches query ``i`` alone and returns the labels it found;
+    ``truth[i]`` holds its true labels.
+
+    Examples
+    --------
+    >>> truth = np.array([[0, 1], [2, 3]])
+    >>> def search(i, value):  # a fake index that finds the right labels from value 4 on
+    ...     return truth[i] if value >= 4 else np.array([9, 9])
+    >>> [(s.value, s.recall) for s in sweep(search, truth, [1, 2, 4, 8], 0.9)]
+    [(1, 0.0), (2, 0.0), (4, 1.0)]
+    """
+    settings = []
+    for value in values:
+        found, seconds = [], []
+        for i in range(len(truth)):
+            start = time.perf_counter()
+            found.append(search(i, value))
+            seconds.append(time.perf_counter() - start)
+        settings.append(Setting(value, recall_at_k(np.stack(found), truth), 1000 * float(np.median(seconds))))
+        if settings[-1].recall >= target_recall:
+            break
+    return settings
+
+
+def choose(settings: Sequence[Setting], target_recall: float) -> Setting:
+    """The smallest value that reaches the target; if none does, the best recall.
+
+    Examples
+    --------
+    >>> choose([Setting(8, 0.9, 0.1), Setting(16, 0.97, 0.2), Setting(32, 0.99, 0.3)], 0.95).value
+    16
+    >>> choose([Setting(8, 0.9, 0.1), Setting(16, 0.91, 0.2)], 0.95).value
+    16
+    """
+    reaching = [s for s in settings if s.recall >= target_recall]
+    return reaching[0] if reaching else max(settings, key=lambda s: (s.recall, -s.value))
+
+
+def set_default(index: faiss.Index, param: str, value: int) -> None:
+    """Make ``value`` the index's own ``ef_search`` / ``nprobe`` (saved with it)."""
+    if param == "ef_search":
+        index.hnsw.efSearch = value
+    else:
+        index.nprobe = value
+
+
+def tune_store(
+    store: FAISSVectorStore,
+    queries: npt.ArrayLike | None = None,
+    target_recall: float = 0.95,
+    k: int = 10,
+    *,
+    n_samples: int = 200,
+    seed: int = 0,
+) -> TuneResult:
+    """Tune ``store`` in place; see :meth:`parag.FAISSVectorStore.tune`."""
+    target_recall, k = check_target(target_recall), check_k(k)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise InvalidArgumentError(f"n_samples must be a positive int, got {n_samples!r}")
+    q = None if queries is None else store._normalised(as_vectors(queries, store.dimension, "queries")[0], "queries")
+    with store._lock.read():
+        param = TUNABLE.get(store.index_type) if store.is_trained else None
+        if param is None:
+            return TuneResult(None, None, 1.0, True, [])
+        q, own = _queries(store, q, n_samples, seed)
+        # A sampled query finds itself: search one more and drop it.
+        extra = 0 if own is None else 1
+        k = min(k, store._slots.n_live - extra)
+        if k < 1:
+            raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
+        truth = _exact_slots(store, q, k + extra)
+        truth = truth if own is None else drop_self(truth, own, k)
+
+        def search(i: int, value: int) -> np.ndarray:
+            slots = store._search_slots(q[i : i + 1], k + extra, {param: value})[1]
+            return slots[0] if own is None else drop_self(slots, own[i : i + 1], k)[0]
+
+        first, last = (1, store._index.nlist) if param == "nprobe" else (k, MAX_EF_SEARCH)
+        settings = sweep(search, truth, candidates(first, last), target_recall)
+    best = choose(settings, target_recall)
+    with store._lock.write():
+        store._params[param] = best.value
+        set_default(store._index, param, best.value)
+    return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings)
+
+
+def _queries(
+    store: FAISSVectorStore, q: np.ndarray | None, n_samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The queries, and the slots they were sampled from (None when the caller gave them)."""
+    if not store._slots.n_live:
+        raise InvalidArgumentError("the store is empty: add vectors before tuning it")
+    if q is not None:
+        return q, None
+    live = np.flatnonzero(store._slots.live_mask())
+    own = np.sort(np.random.default_rng(seed).choice(live, min(n_samples, len(live)), replace=False))
+    return store._index.reconstruct_batch(own), own
+
+
+def _exact_slots(store: FAISSVectorStore, q: np.ndarray, k: int) -> np.ndarray:
+    """The true top-k live slots of each query, by the store's exact search."""
+    index, overrides = exact_index(store._index)
+    params = search_parameters(index, store._slots.live_selector(), overrides)
+    with threads_for(len(q)):
+        return index.search(q, k, params=params)[1]

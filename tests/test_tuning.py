@@ -1,0 +1,133 @@
+"""store.tune(): the recall it reports is reached (numpy oracle), the setting persists, bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tests.conftest import clustered, oracle, recall_at_k
+
+from parag import FAISSVectorStore
+from parag.errors import DimensionMismatchError, InvalidArgumentError, InvalidTypeError
+from parag.tuning import Setting, candidates, choose, drop_self
+
+D = 32
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    # Many tight clusters: approximate search needs a real ef_search / nprobe to reach 0.95.
+    x = clustered(6000, D, centres=200, seed=1, spread=0.6)
+    return x[:5000], x[5000:5200]
+
+
+def build(index_type: str, base: np.ndarray, **params: int) -> FAISSVectorStore:
+    store = FAISSVectorStore(D, index_type, **params)
+    store.add(base, [{"i": i} for i in range(len(base))])
+    return store
+
+
+@pytest.mark.parametrize(
+    ("index_type", "param", "params"),
+    [("HNSW", "ef_search", {"M": 8, "ef_construction": 16, "ef_search": 4096}), ("IVFFlat", "nprobe", {"nlist": 64})],
+)
+def test_tune_reaches_the_target_against_a_numpy_oracle(data, index_type, param, params):
+    base, queries = data
+    store = build(index_type, base, **params)
+    result = store.tune(queries, target_recall=0.95, k=10)
+
+    assert result.param == param and result.reached
+    assert store.params[param] == result.value
+    assert [s.value for s in result.settings] == sorted(s.value for s in result.settings)
+    assert result.settings[-1] == Setting(result.value, result.recall, result.settings[-1].latency_ms)
+    assert all(s.recall < 0.95 for s in result.settings[:-1])  # the smallest value that reaches it
+    assert len(result.settings) > 1, "the data should make the lowest setting miss the target"
+    # The store now searches with the chosen value by default, and reaches the recall it reported.
+    _, ids, _ = store.search(queries, k=10)
+    _, truth = oracle(base, queries, 10, "L2")
+    assert recall_at_k(ids, truth, 10) >= 0.95 - 0.01  # float64 oracle vs float32 ties
+    assert abs(recall_at_k(ids, truth, 10) - result.recall) <= 0.01
+
+
+def test_tune_with_sampled_queries_measures_neighbours_other_than_the_query(data):
+    base, queries = data
+    store = build("HNSW", base, M=8, ef_construction=16)
+    result = store.tune(target_recall=0.9, k=10, n_samples=100)
+    assert result.reached and store.params["ef_search"] == result.value
+    _, ids, _ = store.search(queries, k=10)
+    assert recall_at_k(ids, oracle(base, queries, 10, "L2")[1], 10) >= 0.85
+
+
+def test_tuned_setting_persists_through_save_and_load(data, tmp_path):
+    base, queries = data
+    for index_type, param in (("HNSW", "ef_search"), ("IVFFlat", "nprobe")):
+        store = build(index_type, base, **({"nlist": 64} if index_type == "IVFFlat" else {"M": 8}))
+        value = store.tune(queries, target_recall=0.9).value
+        store.save(tmp_path / index_type)
+        loaded = FAISSVectorStore.load(tmp_path / index_type)
+        assert loaded.params[param] == value
+        assert loaded.search(queries, k=10).ids == store.search(queries, k=10).ids
+        assert loaded.search(queries, k=10).ids == store.search(queries, k=10, **{param: value}).ids
+
+
+def test_deleted_vectors_are_neither_truth_nor_results(data):
+    base, queries = data
+    store = build("HNSW", base, M=8)
+    store.delete(range(0, 5000, 3))  # a third deleted: tombstones, below the compaction share
+    result = store.tune(queries, target_recall=0.95)
+    assert result.reached
+    live = np.setdiff1d(np.arange(5000), np.arange(0, 5000, 3))
+    _, truth = oracle(base[live], queries, 10, "L2")
+    assert recall_at_k(store.search(queries, k=10).ids, live[truth], 10) >= 0.94
+
+
+def test_exact_stores_have_nothing_to_tune(data):
+    base, queries = data
+    for store in (build("Flat", base), build("IVFFlat", base[:100], nlist=64)):  # untrained IVF
+        result = store.tune(queries)
+        assert (result.param, result.value, result.recall, result.reached, result.settings) == (None, None, 1.0, True, [])
+
+
+def test_unreachable_target_chooses_the_best_recall_and_says_so():
+    rng = np.random.default_rng(0)
+    store = FAISSVectorStore(8, "IVFFlat", nlist=4)
+    store.add(rng.standard_normal((200, 8)))
+    result = store.tune(rng.standard_normal((5, 8)), target_recall=1.0, k=3)
+    assert result.value == max(result.settings, key=lambda s: s.recall).value
+    assert result.reached == (result.recall >= 1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"target_recall": 0}, InvalidArgumentError),
+        ({"target_recall": 1.5}, InvalidArgumentError),
+        ({"target_recall": float("nan")}, InvalidArgumentError),
+        ({"target_recall": "0.9"}, InvalidTypeError),
+        ({"target_recall": True}, InvalidTypeError),
+        ({"k": 0}, InvalidArgumentError),
+        ({"k": 2.5}, InvalidTypeError),
+        ({"queries": np.zeros((3, D + 1))}, DimensionMismatchError),
+        ({"queries": np.zeros((2, 3, D))}, InvalidArgumentError),
+        ({"queries": np.zeros((0, D))}, InvalidArgumentError),
+        ({"queries": [["a"] * D]}, InvalidTypeError),
+        ({"n_samples": 0}, InvalidArgumentError),
+    ],
+)
+def test_bad_inputs_raise_and_leave_the_store_unchanged(data, kwargs, error):
+    store = build("HNSW", data[0][:300], M=8)
+    with pytest.raises(error):
+        store.tune(**kwargs)
+    assert store.params["ef_search"] == 64
+
+
+def test_an_empty_approximate_store_cannot_be_tuned():
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        FAISSVectorStore(4, "HNSW").tune()
+
+
+def test_helpers():
+    assert candidates(1, 1) == [1]
+    assert candidates(10, 10) == [10]
+    assert candidates(5, 7) == [5, 6, 7]
+    assert drop_self([[1, 2, 3]], [9], 2).tolist() == [[1, 2]]
+    assert choose([Setting(1, 0.5, 0.0), Setting(2, 0.5, 0.0)], 0.9).value == 1

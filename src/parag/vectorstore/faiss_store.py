@@ -6,6 +6,7 @@ metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
 
 from __future__ import annotations
 
+import io
 import numbers
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -443,14 +444,25 @@ class FAISSVectorStore(VectorStore):
         path : str or Path
             A directory written by :meth:`save`.
         verify : bool, default True
-            Check every file's SHA-256 before parsing it. False checks sizes only (faster
-            on large stores, but a flipped byte may then load silently).
+            Check the SHA-256 of every block of every file before FAISS or parag parses
+            it. False skips hashing and checks only sizes and counts: faster on large
+            stores, but damaged bytes may then load silently or fail later.
         mmap : bool, default False
-            Map the index file into memory instead of reading it: loading is instant and
-            takes almost no RAM, and the store is read-only (writes raise ReadOnlyStoreError).
+            Map the index file into memory instead of reading it: the index takes almost
+            no RAM (the OS pages it in as searches touch it) and the store is read-only:
+            ``add``, ``delete``, ``upsert``, ``update_metadata`` and ``compact`` raise
+            ReadOnlyStoreError (FAISS would abort the process if a mapped index were
+            modified). Searching, ``get``, ``save`` and ``tune`` work. With ``verify`` the
+            index file is read once to check it before it is mapped.
+
+        Raises
+        ------
+        StoreNotFoundError, NotAStoreError, CorruptStoreError, UnsupportedFormatError
+            See :mod:`parag.persistence` and ``docs/format.md``: the message says what is
+            wrong and in which file.
         """
-        manifest, files = persistence.load(path, verify=verify)
-        store = _restore(manifest, files, mmap)
+        with persistence.load(path, verify=verify) as files:
+            store = _restore(files, mmap)
         if isinstance(target, type):
             return store
         with target._lock.write():
@@ -589,46 +601,136 @@ class FAISSVectorStore(VectorStore):
         return SearchResult(*(list(column) for column in zip(*rows))) if rows else SearchResult([], [], [])
 
 
-def _restore(manifest: dict[str, Any], files: dict[str, Path], mmap: bool) -> FAISSVectorStore:
-    """Build a store from a checked manifest and its files, or raise CorruptStoreError."""
-    if manifest.get("kind") != FAISSVectorStore.__name__:
-        raise NotAStoreError(f"the store holds a {manifest.get('kind')!r}, not a FAISSVectorStore")
-    try:
-        store = FAISSVectorStore(
-            manifest["dimension"], manifest["index_type"], manifest["metric"], **manifest["params"]
-        )
-        n_slots, count, next_id = manifest["n_slots"], manifest["count"], manifest["next_id"]
-    except (KeyError, TypeError, InvalidArgumentError) as e:
-        raise CorruptStoreError(f"the manifest's configuration is invalid: {e}") from None
-    flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP if mmap else 0
-    try:
-        index = faiss.read_index(str(files["index"]), flags)
-    except RuntimeError as e:
-        raise CorruptStoreError(f"FAISS cannot read the index file {str(files['index'])!r}: {e}") from None
-    try:
-        slot_ids = np.load(files["ids"], allow_pickle=False)
-    except ValueError as e:
-        raise CorruptStoreError(f"the ids file {str(files['ids'])!r} is unreadable: {e}") from None
-    meta = MetadataStore.from_jsonl(files["metadata"].read_bytes(), n_slots)
+def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:
+    """Build a store from the files of a checked manifest, or raise CorruptStoreError.
 
-    expected_type = {"HNSW": faiss.IndexHNSWFlat, "Flat": faiss.IndexFlat}.get(
-        store.index_type, faiss.IndexIVFFlat if manifest.get("trained") else faiss.IndexFlat
-    )
-    problems = [
-        (not isinstance(index, expected_type), f"index is a {type(index).__name__}, expected {expected_type.__name__}"),
-        (index.d != store.dimension, f"index dimension {index.d} != manifest dimension {store.dimension}"),
-        (index.metric_type != FAISS_METRIC[store.metric], "index metric differs from the manifest's"),
-        (index.ntotal != n_slots, f"index holds {index.ntotal} vectors, manifest says {n_slots}"),
-        (slot_ids.dtype != np.int64 or slot_ids.shape != (n_slots,), f"ids file has {slot_ids.dtype} {slot_ids.shape}, expected int64 ({n_slots},)"),
-    ]
-    for bad, message in problems:
-        if bad:
-            raise CorruptStoreError(f"store is inconsistent: {message}")
+    The small files are read first, so counts that disagree are reported before the big
+    index is parsed; every count is then checked against every other.
+    """
+    manifest = files.manifest
+    store = _configured(manifest)
+    n_slots, count, next_id = _counts(manifest)
+    slot_ids = _read_slot_ids(files, n_slots)
     slots = SlotMap(slot_ids)
     if slots.n_live != count or (slots.n_live and int(slot_ids.max()) >= next_id):
         raise CorruptStoreError(
-            f"store is inconsistent: {slots.n_live} unique live ids, manifest says {count} below {next_id}"
+            f"store {str(files.path)!r} is inconsistent: its ids file holds {slots.n_live} distinct "
+            f"live ids (largest {int(slot_ids.max(initial=-1))}); the manifest says {count}, all below {next_id}"
         )
-    store._index, store._slots, store._meta, store._next_id = index, slots, meta, int(next_id)
+    meta = _read_metadata(files, slot_ids)
+    index = _read_index(files, mmap)
+    _check_index(store, manifest, index, n_slots, files.describe("index"))
+    store._index, store._slots, store._meta, store._next_id = index, slots, meta, next_id
     store._read_only = mmap
     return store
+
+
+def _configured(manifest: dict[str, Any]) -> FAISSVectorStore:
+    """An empty store with the manifest's configuration."""
+    if manifest.get("kind") != FAISSVectorStore.__name__:
+        raise NotAStoreError(f"the store holds a {manifest.get('kind')!r}, not a FAISSVectorStore")
+    try:
+        return FAISSVectorStore(
+            manifest["dimension"], manifest["index_type"], manifest["metric"], **manifest["params"]
+        )
+    except (KeyError, TypeError, InvalidArgumentError) as e:
+        raise CorruptStoreError(f"the manifest's configuration is invalid: {e}") from None
+
+
+def _counts(manifest: dict[str, Any]) -> tuple[int, int, int]:
+    """The manifest's ``n_slots``, ``count`` and ``next_id``, checked to be plausible."""
+    values = [manifest.get(name) for name in ("n_slots", "count", "next_id")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise CorruptStoreError(f"the manifest's counts are invalid: n_slots, count, next_id = {values}")
+    n_slots, count, next_id = values
+    if count > n_slots:
+        raise CorruptStoreError(f"the manifest is inconsistent: count {count} > n_slots {n_slots}")
+    return n_slots, count, next_id
+
+
+def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
+    """The ids file: a little-endian int64 ``.npy`` vector of ``n_slots`` entries.
+
+    Parsed by hand (header, then exactly the bytes expected) rather than by ``np.load``,
+    so a damaged header can neither allocate a huge array nor be read as another shape.
+    """
+    data, where = files.read("ids"), files.describe("ids")
+    header = io.BytesIO(data)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        shape, fortran_order, dtype = readers[np.lib.format.read_magic(header)](header)
+    except (ValueError, KeyError, SyntaxError, EOFError) as e:
+        raise CorruptStoreError(f"{where} is not a valid .npy file: {e!r}") from None
+    if dtype != np.dtype("<i8") or fortran_order or shape != (n_slots,):
+        raise CorruptStoreError(
+            f"{where} holds a {dtype} array of shape {shape}, expected int64 ({n_slots},) as the manifest says"
+        )
+    if len(data) - header.tell() != 8 * n_slots:
+        raise CorruptStoreError(f"{where} has {len(data) - header.tell()} bytes of ids, expected {8 * n_slots}")
+    slot_ids = np.frombuffer(data, "<i8", n_slots, header.tell()).astype(np.int64)  # a writable copy
+    if n_slots and slot_ids.min() < -1:
+        raise CorruptStoreError(f"{where} holds negative ids other than -1 (the mark of a deleted slot)")
+    return slot_ids
+
+
+def _read_metadata(files: persistence.StoreFiles, slot_ids: np.ndarray) -> MetadataStore:
+    """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots."""
+    data, where = files.read("metadata"), files.describe("metadata")
+    lines = data.split(b"\n") if data else []
+    if len(lines) != len(slot_ids):
+        raise CorruptStoreError(f"{where} has {len(lines)} lines, the ids file {len(slot_ids)} slots")
+    deleted = np.fromiter((line == b"null" for line in lines), bool, len(lines))
+    disagree = np.flatnonzero(deleted != (slot_ids == -1))
+    if len(disagree):
+        slot = int(disagree[0])
+        raise CorruptStoreError(
+            f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
+            f"{'no' if deleted[slot] else 'some'} metadata but id {int(slot_ids[slot])}"
+        )
+    return MetadataStore.from_jsonl(data, len(slot_ids))
+
+
+def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:
+    """The FAISS index; FAISS sees no byte that has not passed its check."""
+    try:
+        if mmap:
+            # IO_FLAG_MMAP_IFC maps Flat and HNSW storage and IVF lists alike. Adding
+            # IO_FLAG_MMAP would make FAISS refuse IVF indexes ("mmap only supported for
+            # File objects"), and it maps nothing IO_FLAG_MMAP_IFC does not.
+            return faiss.read_index(files.checked_path("index"), faiss.IO_FLAG_MMAP_IFC)
+        if not files.verify:
+            return faiss.read_index(files.checked_path("index"))
+        with files.stream("index") as stream:
+            return faiss.read_index(faiss.PyCallbackIOReader(stream.read, stream.block_size))
+    except (RuntimeError, MemoryError) as e:
+        message = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise CorruptStoreError(f"FAISS cannot read the {files.describe('index')}: {message}") from None
+
+
+def _check_index(
+    store: FAISSVectorStore, manifest: dict[str, Any], index: faiss.Index, n_slots: int, where: str
+) -> None:
+    """Raise CorruptStoreError unless ``index`` is what the manifest describes; then give it
+    the manifest's search parameters (the manifest is the record of the configuration)."""
+    if store.index_type == "IVFFlat":
+        expected_type = faiss.IndexIVFFlat if manifest.get("trained") else faiss.IndexFlat
+    else:
+        expected_type = {"HNSW": faiss.IndexHNSWFlat, "Flat": faiss.IndexFlat}[store.index_type]
+    problems = [
+        (not isinstance(index, expected_type), f"it holds a {type(index).__name__}, expected {expected_type.__name__}"),
+        (index.d != store.dimension, f"its dimension is {index.d}, the manifest says {store.dimension}"),
+        (index.metric_type != FAISS_METRIC[store.metric], f"its metric differs from the manifest's {store.metric!r}"),
+        (index.ntotal != n_slots, f"it holds {index.ntotal} vectors, the manifest says {n_slots}"),
+    ]
+    if is_ivf(index):
+        problems += [
+            (index.nlist != store.params["nlist"], f"it has {index.nlist} lists, the manifest says {store.params['nlist']}"),
+            (index.direct_map.no(), "it has no direct map (vectors could not be reconstructed)"),
+        ]
+    for bad, message in problems:
+        if bad:
+            raise CorruptStoreError(f"{where} disagrees with the manifest: {message}")
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = store.params["ef_search"]
+    elif is_ivf(index):
+        index.nprobe = store.params["nprobe"]

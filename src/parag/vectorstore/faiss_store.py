@@ -608,6 +608,9 @@ def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:
     index is parsed; every count is then checked against every other.
     """
     manifest = files.manifest
+    missing = {"index", "ids", "metadata"} - set(manifest["files"])
+    if missing:
+        raise CorruptStoreError(f"the manifest of store {str(files.path)!r} lists no {sorted(missing)} file")
     store = _configured(manifest)
     n_slots, count, next_id = _counts(manifest)
     slot_ids = _read_slot_ids(files, n_slots)

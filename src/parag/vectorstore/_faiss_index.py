@@ -99,8 +99,9 @@ def new_index(index_type: str, dimension: int, metric: str, params: dict[str, in
     return faiss.IndexFlat(dimension, faiss_metric)
 
 
-def ivf_ready_to_train(index: faiss.Index, params: dict[str, int]) -> bool:
-    return index.ntotal >= IVF_POINTS_PER_LIST * params["nlist"]
+def ivf_ready_to_train(n_live: int, params: dict[str, int]) -> bool:
+    """Whether an IVF store holds enough live vectors to train its ``nlist`` centroids well."""
+    return n_live >= IVF_POINTS_PER_LIST * params["nlist"]
 
 
 def train_ivf(flat: faiss.Index, params: dict[str, int], live: np.ndarray) -> faiss.Index:

@@ -481,10 +481,14 @@ class FAISSVectorStore(VectorStore):
         """Unit-length copies of ``x`` for a cosine store (``x`` itself otherwise)."""
         if self._metric != "cosine":
             return x
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        if not norms.all():
-            row = int(np.flatnonzero(norms == 0)[0])
-            raise InvalidArgumentError(f"{name} row {row} is all zeros: its cosine similarity is undefined")
+        with np.errstate(over="ignore"):
+            norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if not (norms.all() and np.isfinite(norms).all()):
+            row = int(np.flatnonzero((norms == 0) | ~np.isfinite(norms))[0])
+            raise InvalidArgumentError(
+                f"{name} row {row} has length {norms[row, 0]} in float32: its cosine similarity "
+                "is undefined (all zeros) or cannot be computed (too large); scale it first"
+            )
         return x / norms
 
     def _search_overrides(self, **given: int | None) -> dict[str, int]:
@@ -519,8 +523,8 @@ class FAISSVectorStore(VectorStore):
         self._slots.append(ids)
         self._meta.append(encoded)
         self._next_id = max(self._next_id, int(ids.max()) + 1)
-        if self._index_type == "IVFFlat" and not is_ivf(self._index) and ivf_ready_to_train(self._index, self._params):
-            self._index = train_ivf(self._index, self._params, self._slots.slot_ids >= 0)
+        if self._index_type == "IVFFlat" and not is_ivf(self._index) and ivf_ready_to_train(len(self), self._params):
+            self._index = train_ivf(self._index, self._params, self._slots.live_mask())
         self._compact_if_needed()
 
     def _kill(self, slots: np.ndarray) -> None:

@@ -369,23 +369,25 @@ class VerifiedStream:
         self._stop = threading.Event()
         self._block = memoryview(b"")
         self._pos = 0
+        self._at_end = False
         self._thread = threading.Thread(target=self._produce, name="parag-verify", daemon=True)
         self._thread.start()
 
     def read(self, n: int) -> bytes:
-        """Up to ``n`` checked bytes (fewer only at the end of the file)."""
-        parts = []
-        while n:
-            if self._pos == len(self._block):
-                if not self._next_block():
-                    break
-            take = min(n, len(self._block) - self._pos)
-            parts.append(self._block[self._pos : self._pos + take])
-            self._pos += take
-            n -= take
-        if len(parts) == 1 and len(parts[0]) == len(parts[0].obj):
-            return parts[0].obj  # a whole block: hand it over without a copy
-        return b"".join(parts)
+        """Up to ``n`` checked bytes: the rest of the current block at most, b"" at the end.
+
+        Returning less than asked is allowed (FAISS asks again for the rest), and it lets
+        every block but the first go to FAISS whole, as the very bytes object that was
+        read and hashed, without a copy.
+        """
+        if self._pos == len(self._block) and not self._next_block():
+            return b""
+        if self._pos == 0 and n >= len(self._block):
+            self._pos = len(self._block)
+            return self._block.obj  # type: ignore[return-value]
+        take = min(n, len(self._block) - self._pos)
+        self._pos += take
+        return self._block[self._pos - take : self._pos].tobytes()
 
     def close(self) -> None:
         """Stop the reading thread (whether or not the file was read to its end)."""
@@ -398,11 +400,13 @@ class VerifiedStream:
         self._thread.join()
 
     def _next_block(self) -> bool:
+        if self._at_end:
+            return False
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
-        self._block, self._pos = memoryview(item), 0
-        return bool(item)
+        self._block, self._pos, self._at_end = memoryview(item), 0, not item
+        return not self._at_end
 
     def _produce(self) -> None:
         files, role = self._files, self._role

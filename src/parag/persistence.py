@@ -616,7 +616,8 @@ def _is_ours(name: str) -> bool:
 
 
 def _clean_if_idle(path: Path) -> None:
-    """Remove leftovers of interrupted saves, unless a save is running now."""
+    """Remove leftovers of interrupted saves, unless a save is running now (best effort:
+    a load never fails because it could not tidy up, e.g. in a read-only directory)."""
     with _lock(path, blocking=False) as locked:
         if not locked:
             return
@@ -630,13 +631,13 @@ def _clean_if_idle(path: Path) -> None:
 def _remove_leftovers(path: Path, keep: set[str]) -> None:
     """Delete data files of earlier or interrupted saves (never a file parag did not name)."""
     stale = [p for p in path.iterdir() if _is_ours(p.name) and p.name not in keep]
-    for p in stale:
-        try:
+    try:
+        for p in stale:
             p.unlink(missing_ok=True)
-        except OSError:
-            pass  # e.g. still open on Windows: the next save or load retries
-    if stale:
-        _fsync_dir(path)
+        if stale:
+            _fsync_dir(path)
+    except OSError:
+        pass  # best effort (a file still open on Windows, a read-only directory): retried next time
 
 
 def _fsync_dir(path: Path) -> None:

@@ -6,7 +6,6 @@ format document rather than from parag's code, so the tests also check the docum
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import os
@@ -571,6 +570,7 @@ def test_leftovers_of_an_interrupted_save_are_removed(saved: tuple[FAISSVectorSt
 
 def test_leftovers_are_kept_while_a_save_may_be_running(saved: tuple[FAISSVectorStore, Path]) -> None:
     """A load must not delete the files of a save in progress (it holds the lock)."""
+    fcntl = pytest.importorskip("fcntl")
     store, path = saved
     leftovers = plant_leftovers(path)
     fd = os.open(path / ".parag.lock", os.O_RDWR)

@@ -23,9 +23,19 @@ class SlotMap:
 
     def __init__(self, slot_ids: np.ndarray | None = None) -> None:
         self._ids = GrowableArray(np.int64, _DEAD, slot_ids)
-        live = np.flatnonzero(self._ids.view != _DEAD)
-        self._id_to_slot: dict[int, int] = dict(zip(self._ids.view[live].tolist(), live.tolist()))
+        self._n_live = int(np.count_nonzero(self._ids.view != _DEAD))
+        self._lookup: dict[int, int] | None = None
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
+
+    @property
+    def _id_to_slot(self) -> dict[int, int]:
+        """id -> slot, built on first use. Searching needs only slot -> id, so a store loaded
+        just to be searched (memory-mapped, say) is spared the dict's ~100 bytes per vector."""
+        lookup = self._lookup
+        if lookup is None:
+            live = np.flatnonzero(self._slot_ids != _DEAD)
+            lookup = self._lookup = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
+        return lookup
 
     @property
     def _slot_ids(self) -> np.ndarray:
@@ -37,7 +47,11 @@ class SlotMap:
 
     @property
     def n_live(self) -> int:
-        return len(self._id_to_slot)
+        return self._n_live
+
+    def has_duplicates(self) -> bool:
+        """Whether a live id is held by two slots (only a damaged file can cause that)."""
+        return len(np.unique(self.live_ids())) != self._n_live
 
     @property
     def n_dead(self) -> int:
@@ -77,14 +91,18 @@ class SlotMap:
         """Give ``ids`` the next slots (they must be new: check_new first)."""
         first = self.n_slots
         self._ids.append(ids)
-        self._id_to_slot.update(zip(ids.tolist(), range(first, first + len(ids))))
+        self._n_live += len(ids)
+        if self._lookup is not None:
+            self._lookup.update(zip(ids.tolist(), range(first, first + len(ids))))
         self._selector = None
 
     def kill(self, slots: np.ndarray) -> None:
         """Mark ``slots`` dead: their ids are gone, the slots stay until compaction."""
-        for i in self._slot_ids[slots].tolist():
-            del self._id_to_slot[i]
+        if self._lookup is not None:
+            for i in self._slot_ids[slots].tolist():
+                del self._lookup[i]
         self._slot_ids[slots] = _DEAD
+        self._n_live -= len(slots)
         self._selector = None
 
     def compact(self) -> np.ndarray:

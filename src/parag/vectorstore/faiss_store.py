@@ -627,7 +627,7 @@ def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:
     n_slots, count, next_id = _counts(manifest)
     slot_ids = _read_slot_ids(files, n_slots)
     slots = SlotMap(slot_ids)
-    if slots.n_live != count or (slots.n_live and int(slot_ids.max()) >= next_id):
+    if slots.n_live != count or slots.has_duplicates() or (slots.n_live and int(slot_ids.max()) >= next_id):
         raise CorruptStoreError(
             f"{files.describe('ids')} disagrees with the manifest: it holds {slots.n_live} distinct "
             f"live ids (largest {int(slot_ids.max(initial=-1))}); the manifest says {count}, all below {next_id}"

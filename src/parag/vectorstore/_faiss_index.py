@@ -113,24 +113,25 @@ def train_ivf(flat: faiss.Index, params: dict[str, int], live: np.ndarray) -> fa
     ivf.nprobe = params["nprobe"]
     ivf.train(vectors if live.all() else vectors[live])
     ivf.make_direct_map(True)  # lets get(include_vectors=True) reconstruct by slot
-    reserve_lists(ivf, vectors)
-    ivf.add(vectors)  # every slot, dead ones too, so slot numbers stay the same
+    add_exactly_sized(ivf, vectors)  # every slot, dead ones too, so slot numbers stay the same
     return ivf
 
 
-def reserve_lists(ivf: faiss.IndexIVF, vectors: np.ndarray) -> None:
-    """Give each inverted list the exact capacity for the vectors about to be added.
+def add_exactly_sized(ivf: faiss.IndexIVF, vectors: np.ndarray) -> None:
+    """``ivf.add(vectors)``, with each inverted list allocated once at its exact size.
 
     FAISS grows a list by doubling, one vector at a time: after a bulk add the lists hold
-    ~1.4x the memory they need (measured: 95 MB instead of 78 MB for 50k x 384). Resizing a
-    list up then back to empty allocates once and keeps the capacity (a std::vector never
-    shrinks). Costs one extra coarse assignment of ``vectors``.
+    ~1.4x the memory they need (measured: 95 MB instead of 78 MB for 50k x 384). Here the
+    vectors are assigned to lists first (the one coarse assignment ``add`` would do), each
+    list is resized up to its count and back to empty (a std::vector keeps its capacity),
+    and the assignment is handed to ``add_core``.
     """
     _, lists = ivf.quantizer.search(vectors, 1)
     invlists = faiss.downcast_InvertedLists(ivf.invlists)
     for list_no, count in enumerate(np.bincount(lists.ravel(), minlength=ivf.nlist).tolist()):
         invlists.resize(list_no, count)
         invlists.resize(list_no, 0)
+    ivf.add_core(len(vectors), faiss.swig_ptr(vectors), None, faiss.swig_ptr(lists))
 
 
 def is_ivf(index: faiss.Index) -> bool:

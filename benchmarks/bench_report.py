@@ -90,7 +90,9 @@ def system_table(groups, dataset: str) -> list[str]:
     rows = []
     for key in keys:
         runs = groups[key]
-        rows.append([runs[0]["describe"], str(len(runs)), *(fmt(median(runs, f), spec) for f, _, spec in FIGURES)])
+        cells = [fmt(median(runs, f), spec) + (" (loop)" if f == "batch_qps" and runs[0].get("batch_loop") else "")
+                 for f, _, spec in FIGURES]
+        rows.append([runs[0]["describe"], str(len(runs)), *cells])
     for index_type in ("Flat", "IVFFlat", "HNSW"):
         if (dataset, "parag", index_type) in groups and (dataset, "faiss", index_type) in groups:
             rows.append([f"**parag / raw FAISS, {index_type}**", "",

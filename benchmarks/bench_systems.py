@@ -35,6 +35,7 @@ class System:
     index_type = ""  # Flat, IVFFlat or HNSW: which parag index it compares with
     sweep_param: str | None = None
     saves = True  # False: persists as it goes, there is no save step
+    batch_loop = False  # True: no batch search in the API, the benchmark loops over queries
 
     def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
         self.d, self.metric, self.index_type, self.n = d, metric, index_type, n
@@ -227,6 +228,7 @@ class LangChain(System):
     """langchain-community's FAISS store (IndexFlat, docstore of Documents, pickled on save)."""
 
     name = "langchain"
+    batch_loop = True
 
     def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
         super().__init__(d, metric, index_type, n)
@@ -278,6 +280,7 @@ class LlamaIndex(System):
     """llama-index-vector-stores-faiss FaissVectorStore over an IndexFlat (it keeps no metadata)."""
 
     name = "llamaindex"
+    batch_loop = True
 
     def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
         super().__init__(d, metric, index_type, n)

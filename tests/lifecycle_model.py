@@ -1,0 +1,373 @@
+"""An independent model of a FAISSVectorStore for the lifecycle and filter tests.
+
+:class:`Model` keeps what a store should hold (id -> vector as given, metadata) in plain
+Python, :func:`matches` evaluates the filter language of :mod:`parag.filters` from its
+documentation (not from its code), and the ``check_*`` helpers compare a store's search
+results with a numpy brute force over the live vectors that match a filter. Nothing here
+reads the store's internals or its own search output to build the expected answer.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from typing import Any
+
+import faiss
+import numpy as np
+import pytest
+
+from parag.vectorstore import FAISSVectorStore
+from tests.conftest import clustered
+
+TOL = 1e-4
+INDEX_CONFIGS = {
+    # name: (index_type, params, exact?)
+    "Flat": ("Flat", {}, True),
+    # trained at 39 * 16 = 624 vectors; its default nprobe (min(64, nlist)) probes every list,
+    # so its answers must be exact too
+    "IVF16": ("IVFFlat", {"nlist": 16}, True),
+    "IVF128": ("IVFFlat", {"nlist": 128}, False),  # trained at 4,992: probes 64 of 128 lists
+    # nlist 256 needs 9,984 vectors: stays untrained, answering exactly from a flat index
+    "IVF-untrained": ("IVFFlat", {}, True),
+    "HNSW": ("HNSW", {}, False),
+}
+METRICS = ("L2", "IP", "cosine")
+N, D = 5000, 32
+
+
+# ----------------------------------------------------------------------------- threads
+
+
+@pytest.fixture(autouse=False)
+def single_thread_faiss():
+    """Run FAISS single-threaded in the test's thread (restored afterwards).
+
+    These tests check results, not speed; on a busy 2-core machine every OpenMP region of
+    a small batch waits for a second core, which doubled the run time of these files. Threads
+    a test starts itself keep FAISS's default (test_concurrent_* still runs it in parallel).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def dataset(n: int = N, d: int = D, n_queries: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered vectors (100 overlapping clusters: ANN indexes are good, not trivially exact)
+    and queries from the same distribution."""
+    x = clustered(n + n_queries, d, centres=100, spread=0.8, seed=seed)
+    return x[:n], x[n:]
+
+
+def rich_metadata(x: np.ndarray, seed: int = 0) -> list[dict[str, Any]]:
+    """Metadata with every kind of value the filter language handles.
+
+    ``rank`` is a permutation of 0..n-1, so ``{"rank": {"$lt": m}}`` allows exactly m
+    vectors; ``side`` splits the space in two halves (a filter correlated with the
+    geometry); the rest mixes ints and floats, bools, strings, nulls, lists and missing keys.
+    """
+    rng = np.random.default_rng(seed + 1000)
+    n = len(x)
+    rank = rng.permutation(n)
+    median = float(np.median(x[:, 0]))
+    out = []
+    for i in range(n):
+        m: dict[str, Any] = {
+            "id": i,
+            "rank": int(rank[i]),
+            "source": f"s{int(rng.integers(100)):02d}",
+            "side": "pos" if x[i, 0] > median else "neg",
+            "score": float(rng.random()),
+            "date": f"2024-{int(rng.integers(1, 13)):02d}-{int(rng.integers(1, 29)):02d}",
+        }
+        year = 2000 + int(rng.integers(25))
+        m["year"] = float(year) if rng.random() < 0.1 else year  # 2020.0 must equal 2020
+        r = rng.random()
+        if r < 0.8:
+            m["lang"] = ["en", "fr", "de", "es"][int(rng.integers(4))]
+        flag = int(rng.integers(5))
+        if flag < 4:
+            m["flag"] = [True, False, 1, 0][flag]  # True is not 1
+        if rng.random() < 0.3:
+            m["note"] = None
+        if rng.random() < 0.3:
+            m["tags"] = [["a"], ["a", "b"], ["b", "a"]][int(rng.integers(3))]
+        out.append(m)
+    return out
+
+
+def new_store(config: str, metric: str, dimension: int = D) -> FAISSVectorStore:
+    index_type, params, _ = INDEX_CONFIGS[config]
+    return FAISSVectorStore(dimension, index_type, metric, **params)
+
+
+# ----------------------------------------------------------------------------- filter semantics
+
+
+_RANGES = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _key(v: Any) -> tuple:
+    """Equal JSON values (as documented: numbers by value, bools apart from numbers,
+    containers as whole values) share a key."""
+    if isinstance(v, bool):
+        return ("bool", v)
+    if _is_number(v):
+        return ("number", float(v))
+    if isinstance(v, (list, dict)):
+        return ("json", json.dumps(v, sort_keys=True))
+    return (type(v).__name__, v)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    return _key(a) == _key(b)
+
+
+def _field(meta: dict[str, Any], field: str, condition: Any) -> bool:
+    if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
+        return all(_operator(meta, field, op, operand) for op, operand in condition.items())
+    return _operator(meta, field, "$eq", condition)
+
+
+def _operator(meta: dict[str, Any], field: str, op: str, operand: Any) -> bool:
+    present = field in meta
+    value = meta.get(field)
+    if op == "$eq":
+        return present and same_value(value, operand)
+    if op == "$ne":  # MongoDB: also true when the field is missing
+        return not (present and same_value(value, operand))
+    if op in ("$in", "$nin"):
+        keys = _key_set(operand)
+        return (present and _key(value) in keys) == (op == "$in")
+    if op == "$exists":
+        return present == operand
+    if op == "$not":
+        return not _field(meta, field, operand)
+    if op in _RANGES:
+        if not present:
+            return False
+        if isinstance(operand, str):
+            return isinstance(value, str) and _RANGES[op](value, operand)
+        return _is_number(value) and _RANGES[op](value, operand)
+    raise AssertionError(f"the model does not know {op}")
+
+
+_KEY_SETS: dict[int, tuple[Any, frozenset]] = {}
+
+
+def _key_set(operand: Any) -> frozenset:
+    """The keys of an $in list, memoised by identity (filters reuse one list for every row)."""
+    hit = _KEY_SETS.get(id(operand))
+    if hit is None or hit[0] is not operand:
+        hit = _KEY_SETS[id(operand)] = (operand, frozenset(_key(o) for o in operand))
+    return hit[1]
+
+
+def matches(meta: dict[str, Any], spec: Any) -> bool:
+    """Whether ``meta`` matches the filter ``spec`` (a dict or a callable)."""
+    if spec is None:
+        return True
+    if callable(spec) and not isinstance(spec, dict):
+        return bool(spec(meta))
+    for key, value in spec.items():
+        if key == "$and":
+            ok = all(matches(meta, s) for s in value)
+        elif key == "$or":
+            ok = any(matches(meta, s) for s in value)
+        elif key == "$not":
+            ok = not matches(meta, value)
+        else:
+            ok = _field(meta, key, value)
+        if not ok:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class Model:
+    """What the store should hold: id -> (vector as given, metadata), in ids() order."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.vectors: dict[int, np.ndarray] = {}
+        self.meta: dict[int, dict[str, Any]] = {}
+        self.next_id = 0
+        self.ever: set[int] = set()
+        self.match_memo: dict[str, np.ndarray] | None = None
+        self._touch()
+
+    def add(self, ids, vectors, metadata) -> None:
+        self._touch()
+        for i, v, m in zip(ids, vectors, metadata):
+            assert i not in self.vectors
+            self.vectors[i] = np.array(v, np.float32)
+            self.meta[i] = dict(m)
+            self.ever.add(i)
+            self.next_id = max(self.next_id, i + 1)
+
+    def delete(self, ids) -> None:
+        self._touch()
+        for i in ids:
+            del self.vectors[i], self.meta[i]
+
+    def upsert(self, ids, vectors, metadata) -> None:
+        for i, v, m in zip(ids, vectors, metadata):
+            self.vectors.pop(i, None)  # an upsert moves the id to the newest slot
+            self.meta.pop(i, None)
+        self.add(ids, vectors, metadata)
+
+    def update_metadata(self, ids, metadata) -> None:
+        self._touch()
+        for i, m in zip(ids, metadata):
+            assert i in self.meta
+            self.meta[i] = dict(m)
+
+    def ids(self) -> list[int]:
+        return list(self.vectors)
+
+    def _touch(self) -> None:
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._all: tuple[dict[int, int], np.ndarray] | None = None
+
+    def _matrix(self) -> tuple[dict[int, int], np.ndarray]:
+        """Row of each live id, and every live vector as float64 (unit length for cosine)."""
+        if self._all is None:
+            ids = list(self.vectors)
+            b = np.stack([self.vectors[i] for i in ids]).astype(np.float64) if ids else np.empty((0, 1))
+            if self.metric == "cosine" and ids:
+                b /= np.linalg.norm(b, axis=1, keepdims=True)
+            self._all = ({i: r for r, i in enumerate(ids)}, b)
+        return self._all
+
+    def matching(self, spec: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the live vectors matching ``spec``, their vectors as float64, normalised for
+        cosine), cached until the next change. ``match_memo`` (a dict), when set, shares the
+        matching ids between models holding the same metadata."""
+        key = None if callable(spec) and not isinstance(spec, dict) else json.dumps(spec, sort_keys=True)
+        if key is not None and key in self._cache:
+            return self._cache[key]
+        memo = self.match_memo
+        if key is not None and memo is not None and key in memo:
+            ids = memo[key]
+        else:
+            ids = np.array([i for i in self.vectors if matches(self.meta[i], spec)], np.int64)
+            if key is not None and memo is not None:
+                memo[key] = ids
+        row, b = self._matrix()
+        result = (ids, b[[row[i] for i in ids.tolist()]] if len(ids) else np.empty((0, 1)))
+        if key is not None:
+            self._cache[key] = result
+        return result
+
+    def expected(self, queries: np.ndarray, spec: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """(matching ids, scores (n_queries, n_matching)) in float64: the exact answer's raw material."""
+        ids, b = self.matching(spec)
+        q = np.atleast_2d(np.asarray(queries, np.float64))
+        if not len(ids):
+            return ids, np.empty((len(q), 0))
+        if self.metric == "cosine":
+            q = q / np.linalg.norm(q, axis=1, keepdims=True)
+        # einsum, not BLAS: on a busy machine OpenBLAS threads make this small product 4x slower
+        dots = np.einsum("qd,nd->qn", q, b)
+        if self.metric == "L2":
+            return ids, (q**2).sum(1)[:, None] - 2 * dots + np.einsum("nd,nd->n", b, b)[None, :]
+        return ids, dots
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _rows(result, n_queries: int, single: bool):
+    dist, ids, meta = result
+    if single:
+        dist, ids, meta = [dist], [ids], [meta]
+    assert len(dist) == len(ids) == len(meta) == n_queries
+    return dist, ids, meta
+
+
+def check_search(
+    store: FAISSVectorStore,
+    model: Model,
+    queries: np.ndarray,
+    k: int = 10,
+    spec: Any = None,
+    *,
+    exact: bool,
+    min_recall: float = 0.95,
+    deleted: set[int] | frozenset[int] = frozenset(),
+    **search_kw: Any,
+) -> float:
+    """Search ``store`` and check it against the model; return the recall.
+
+    Always: ``min(k, matches)`` results per query, distinct ids, each id live in the model,
+    matching ``spec``, with its own metadata and its true score, none of ``deleted``, best
+    first. ``exact``: the scores are the exact top-k and the ids those of the oracle (as
+    sets, ties at the k-th score aside). Otherwise: mean recall@k >= ``min_recall``, where a
+    hit counts when its score is at least as good as the exact k-th best.
+    """
+    single = np.asarray(queries).ndim == 1
+    q = np.atleast_2d(queries)
+    result = store.search(queries, k, filter=spec, **search_kw)
+    dists, idss, metas = _rows(result, len(q), single)
+    ids, scores = model.expected(q, spec)
+    want_n = min(k, len(ids))
+    for qi in range(len(q)):
+        got = idss[qi]
+        assert len(got) == len(dists[qi]) == want_n, f"query {qi}: {len(got)} results, expected min({k}, {len(ids)})"
+        assert len(set(got)) == len(got), f"query {qi}: repeated ids {got}"
+        assert all(type(i) is int for i in got) and all(type(d) is float for d in dists[qi])
+        assert metas[qi] == [model.meta.get(i) for i in got], f"query {qi}: metadata does not belong to its id"
+    if not want_n:
+        return 1.0
+    got = np.array(idss, np.int64)  # (n_queries, want_n)
+    dist = np.array(dists, np.float64)
+    assert not set(got.ravel().tolist()) & set(deleted), f"deleted ids {set(got.ravel().tolist()) & set(deleted)}"
+    order = np.argsort(ids)
+    pos = np.searchsorted(ids, got, sorter=order).clip(max=len(ids) - 1)
+    cols = order[pos]
+    known = ids[cols] == got
+    assert known.all(), f"ids {got[~known].tolist()} are deleted or do not match {spec!r}"
+    own = np.take_along_axis(scores, cols, 1)
+    np.testing.assert_allclose(dist, own, rtol=TOL, atol=TOL, err_msg="distance is not the id's own score")
+    sign = -1.0 if model.metric != "L2" else 1.0  # work with "smaller is better"
+    steps = np.diff(sign * dist, axis=1)
+    assert (steps >= -TOL).all(), "results are not best first"
+    best = np.sort(np.partition(sign * scores, want_n - 1, axis=1)[:, :want_n], axis=1)
+    kth = best[:, -1:]
+    slack = TOL * (1 + np.abs(kth))
+    if exact:
+        np.testing.assert_allclose(sign * dist, best, rtol=TOL, atol=TOL, err_msg="scores are not the exact top-k")
+        sure = sign * scores < kth - slack
+        found = np.zeros_like(sure)
+        np.put_along_axis(found, cols, True, 1)
+        missing = sure & ~found
+        assert not missing.any(), f"exact neighbours missing: {ids[np.nonzero(missing)[1]].tolist()[:10]}"
+        return 1.0
+    hits = np.minimum((sign * own <= kth + slack).sum(1), want_n)
+    recall = float(hits.mean() / want_n)
+    assert recall >= min_recall, f"recall@{k} {recall:.3f} < {min_recall} (filter {spec!r})"
+    return recall
+
+
+def snapshot(store: FAISSVectorStore, queries: np.ndarray, spec: Any = None) -> tuple:
+    """Everything observable about a store, to check that a failed call changed nothing:
+    len, ids(), get() of every id with vectors, and search results with and without ``spec``."""
+    ids = store.ids()
+    got = store.get(ids, include_vectors=True) if ids else None
+    return (
+        len(store),
+        ids,
+        None if got is None else (got.ids, got.metadata, got.vectors.tobytes()),
+        store.search(queries, 10),
+        store.search(queries, 10, filter=spec),
+    )

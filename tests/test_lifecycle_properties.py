@@ -1,0 +1,220 @@
+"""Property tests (issue 3): random interleavings of add / delete / upsert / update_metadata /
+compact / save+load on a Flat store, each followed by a random filtered search, equal a
+pure-Python model and the numpy oracle. Failing calls (duplicate or unknown ids) must raise
+the documented error and change nothing.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from parag.errors import DuplicateIdError, IdNotFoundError
+from parag.vectorstore import FAISSVectorStore
+from tests.lifecycle_model import Model, check_search, matches, single_thread_faiss  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.usefixtures("single_thread_faiss")
+
+D = 4
+SEEDS = st.integers(0, 40)  # a small pool: equal vectors (ties) happen
+IDS = st.integers(0, 50)
+
+
+def vec(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(D).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- strategies
+
+VALUES = st.one_of(
+    st.integers(0, 3),
+    st.sampled_from([0.0, 1.0, 2.5]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["a", "b", "c"]),
+    st.lists(st.sampled_from(["x", "y"]), max_size=2),
+)
+METADATA = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {},
+        optional={"g": VALUES, "s": st.sampled_from(["a", "b", "c"]), "t": st.lists(st.sampled_from(["x", "y"]), max_size=2)},
+    ),
+)
+FIELDS = st.sampled_from(["g", "s", "t", "nope"])
+RANGE_OPERANDS = st.one_of(st.integers(-1, 4), st.sampled_from([0.5, 2.5]), st.sampled_from(["a", "b", "c"]))
+
+
+def _field_ops() -> st.SearchStrategy:
+    single = st.one_of(
+        st.tuples(st.sampled_from(["$eq", "$ne"]), VALUES),
+        st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), RANGE_OPERANDS),
+        st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(VALUES, max_size=3)),
+        st.tuples(st.just("$exists"), st.booleans()),
+    )
+    ops = st.lists(single, min_size=1, max_size=2, unique_by=lambda t: t[0]).map(dict)
+    return st.one_of(ops, ops.map(lambda d: {"$not": d}))
+
+
+LEAF = st.one_of(
+    st.builds(lambda f, v: {f: v}, FIELDS, VALUES),  # implicit $eq
+    st.builds(lambda f, ops: {f: ops}, FIELDS, _field_ops()),
+)
+FILTERS = st.recursive(
+    LEAF,
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"$and": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda xs: {"$or": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda x: {"$not": x}, inner),
+        st.builds(lambda a, b: {**a, **b}, inner, inner),  # several keys: all must hold
+    ),
+    max_leaves=6,
+)
+
+OPS = st.one_of(
+    st.tuples(st.just("add"), st.lists(st.tuples(SEEDS, METADATA), min_size=1, max_size=10),
+              st.one_of(st.none(), st.lists(IDS, min_size=1, max_size=10))),
+    st.tuples(st.just("delete"), st.lists(IDS, max_size=6), st.booleans()),
+    st.tuples(st.just("upsert"), st.lists(st.tuples(IDS, SEEDS, METADATA), min_size=1, max_size=5)),
+    st.tuples(st.just("update_metadata"), st.lists(st.tuples(IDS, METADATA), min_size=1, max_size=5)),
+    st.tuples(st.just("compact")),
+    st.tuples(st.just("save_load")),
+)
+
+
+# ----------------------------------------------------------------------------- the test
+
+
+def apply(store: FAISSVectorStore, model: Model, op: tuple, tmp: Path) -> FAISSVectorStore:
+    """Apply ``op`` to the store and the model; check errors the model predicts."""
+    kind = op[0]
+    if kind == "add":
+        items, ids = op[1], op[2]
+        if ids is not None:
+            ids = ids[: len(items)]
+            items = items[: len(ids)]
+        x = np.stack([vec(s) for s, _ in items])
+        meta = [m for _, m in items]
+        if ids is not None and (len(set(ids)) < len(ids) or set(ids) & set(model.vectors)):
+            with pytest.raises(DuplicateIdError):
+                store.add(x, meta, ids=ids)
+            return store
+        want = list(range(model.next_id, model.next_id + len(items))) if ids is None else ids
+        assert store.add(x, meta, ids=ids) == want
+        model.add(want, x, [m or {} for m in meta])
+    elif kind == "delete":
+        ids, missing_ok = op[1], op[2]
+        unknown = set(ids) - set(model.vectors)
+        if len(set(ids)) < len(ids):
+            with pytest.raises(DuplicateIdError):
+                store.delete(ids, missing_ok=missing_ok)
+        elif unknown and not missing_ok:
+            with pytest.raises(IdNotFoundError) as info:
+                store.delete(ids)
+            assert any(str(i) in str(info.value) for i in unknown)
+        else:
+            known = [i for i in ids if i in model.vectors]
+            assert store.delete(ids, missing_ok=missing_ok) == len(known)
+            model.delete(known)
+    elif kind == "upsert":
+        ids = [i for i, _, _ in op[1]]
+        x = np.stack([vec(s) for _, s, _ in op[1]])
+        meta = [m for _, _, m in op[1]]
+        if len(set(ids)) < len(ids):
+            with pytest.raises(DuplicateIdError):
+                store.upsert(ids, x, meta)
+            return store
+        assert store.upsert(ids, x, meta) == ids
+        model.upsert(ids, x, [m or {} for m in meta])
+    elif kind == "update_metadata":
+        ids = [i for i, _ in op[1]]
+        meta = [m for _, m in op[1]]
+        if len(set(ids)) < len(ids):
+            with pytest.raises(DuplicateIdError):
+                store.update_metadata(ids, meta)
+        elif set(ids) - set(model.vectors):
+            with pytest.raises(IdNotFoundError):
+                store.update_metadata(ids, meta)
+        else:
+            store.update_metadata(ids, meta)
+            model.update_metadata(ids, [m or {} for m in meta])
+    elif kind == "compact":
+        store.compact()
+    elif kind == "save_load":
+        store.save(tmp / "s")
+        store = FAISSVectorStore.load(tmp / "s")
+    return store
+
+
+def check_contents(store: FAISSVectorStore, model: Model) -> None:
+    ids = model.ids()
+    assert len(store) == len(ids)
+    assert store.ids() == ids
+    for i in range(52):
+        assert (i in store) == (i in model.vectors)
+    if ids:
+        got = store.get(ids, include_vectors=True)
+        assert got.metadata == [model.meta[i] for i in ids]
+        want = np.stack([model.vectors[i] for i in ids])
+        if model.metric == "cosine":
+            want = want / np.linalg.norm(want, axis=1, keepdims=True)
+        np.testing.assert_allclose(got.vectors, want, rtol=1e-5, atol=1e-6)
+
+
+LIFECYCLES = st.lists(OPS, min_size=1, max_size=14)
+SEARCHES = st.lists(st.tuples(SEEDS, st.integers(1, 12), st.one_of(st.none(), FILTERS)), min_size=1, max_size=14)
+
+
+@pytest.mark.parametrize("metric", ["L2", "cosine"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ops=LIFECYCLES, searches=SEARCHES)
+def test_random_lifecycle_matches_model(metric, ops, searches):
+    run_lifecycle(FAISSVectorStore(D, "Flat", metric), ops, searches)
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ops=LIFECYCLES, searches=SEARCHES)
+def test_random_lifecycle_ivf_training_matches_model(metric, ops, searches):
+    """IVFFlat with nlist=1 trains once it holds 39 vectors (tombstones included) and then
+    probes its only list: exact before and after training, through deletes and compaction."""
+    run_lifecycle(FAISSVectorStore(D, "IVFFlat", metric, nlist=1), ops, searches)
+
+
+@pytest.mark.parametrize("metric", ["L2", "cosine"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ops=LIFECYCLES, searches=SEARCHES)
+def test_random_lifecycle_hnsw_never_wrong(metric, ops, searches):
+    """HNSW through the same interleavings (tombstones, compaction at half dead, round
+    trips): never a hole, a deleted id, a non-matching hit or a wrong score."""
+    run_lifecycle(FAISSVectorStore(D, "HNSW", metric), ops, searches, exact=False)
+
+
+def run_lifecycle(store: FAISSVectorStore, ops: list, searches: list, exact: bool = True) -> None:
+    metric = store.metric
+    model = Model(metric)
+    kw = {"exact": exact, "min_recall": 0.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n, op in enumerate(ops):
+            store = apply(store, model, op, Path(tmp))
+            check_contents(store, model)
+            seed, k, spec = searches[n % len(searches)]
+            check_search(store, model, vec(seed + 100), k, spec, **kw)
+        for seed, k, spec in searches:
+            check_search(store, model, np.stack([vec(seed + 100), vec(seed + 200)]), k, spec, **kw)
+
+
+@settings(max_examples=60, deadline=None)
+@given(spec=FILTERS, metas=st.lists(METADATA, min_size=1, max_size=30))
+def test_random_filters_match_model(spec, metas):
+    """The filter language on its own: the set a filter selects equals the model's."""
+    store = FAISSVectorStore(D, "Flat")
+    store.add(np.stack([vec(i) for i in range(len(metas))]), metas)
+    metas = [m or {} for m in metas]
+    want = {i for i, m in enumerate(metas) if matches(m, spec)}
+    assert set(store.search(vec(99), len(metas), filter=spec).ids) == want

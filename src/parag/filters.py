@@ -24,6 +24,7 @@ so it is far slower.
 
 from __future__ import annotations
 
+import bisect
 import operator
 from collections.abc import Callable
 from typing import Any, Union
@@ -110,7 +111,7 @@ def _compile_operator(field: str, op: str, operand: Any, where: str) -> Mask:
     if op in _RANGES:
         if isinstance(operand, bool) or not isinstance(operand, (int, float, str)):
             raise InvalidFilterError(f"{where} must be a number or a string, got {operand!r}")
-        return lambda meta: _compare(meta, field, _RANGES[op], operand)
+        return lambda meta: _compare(meta, field, op, operand)
     if op == "$exists":
         if not isinstance(operand, bool):
             raise InvalidFilterError(f"{where} must be True or False, got {operand!r}")
@@ -170,15 +171,21 @@ def _equal(meta: MetadataStore, field: str, keys: list[tuple[str, Any]]) -> np.n
     return np.isin(column.codes.view, codes)  # type: ignore[union-attr]
 
 
-def _compare(meta: MetadataStore, field: str, op: Callable[[Any, Any], Any], operand: Any) -> np.ndarray:
+def _compare(meta: MetadataStore, field: str, op: str, operand: Any) -> np.ndarray:
     column = meta.columns().get(field)
     if column is None:
         return np.zeros(len(meta), bool)
     if isinstance(operand, str):
-        codes = [c for (kind, v), c in column.vocab.items() if kind == "str" and op(v, operand)]
-        return np.isin(column.codes.view, codes)
+        strings, ranks = column.string_ranks()
+        low, high = {
+            "$gt": (bisect.bisect_right(strings, operand), len(strings)),
+            "$gte": (bisect.bisect_left(strings, operand), len(strings)),
+            "$lt": (0, bisect.bisect_left(strings, operand)),
+            "$lte": (0, bisect.bisect_right(strings, operand)),
+        }[op]
+        return (ranks >= low) & (ranks < high)  # non-strings have rank -1
     with np.errstate(invalid="ignore"):
-        return op(column.numbers.view, operand)  # NaN (not a number) compares False
+        return _RANGES[op](column.numbers.view, operand)  # NaN (not a number) compares False
 
 
 def _present(meta: MetadataStore, field: str) -> np.ndarray:

@@ -208,6 +208,19 @@ class Column:
         self.numbers = GrowableArray(np.float64, np.nan)
         self.numbers.append(None, count=n_slots)
         self.vocab: dict[tuple[str, Any], int] = {}
+        self._string_ranks: tuple[int, list[str], np.ndarray] | None = None
+
+    def string_ranks(self) -> tuple[list[str], np.ndarray]:
+        """The column's distinct strings, sorted, and the rank among them of each slot's value
+        (-1: not a string). A string range filter is then a bisect and one comparison over
+        the slots. Cached until the vocabulary grows."""
+        cached = self._string_ranks
+        if cached is None or cached[0] != len(self.vocab):
+            pairs = sorted((v, c) for (kind, v), c in self.vocab.items() if kind == "str")
+            rank_of_code = np.full(len(self.vocab) + 1, -1, np.int32)  # [code + 1]: code -1 is absent
+            rank_of_code[[c + 1 for _, c in pairs]] = np.arange(len(pairs), dtype=np.int32)
+            cached = self._string_ranks = (len(self.vocab), [v for v, _ in pairs], rank_of_code)
+        return cached[1], cached[2][self.codes.view + 1]
 
     def put(self, slots: list[int], values: list[Any]) -> None:
         vocab = self.vocab

@@ -156,14 +156,15 @@ def search_parameters(
     return None
 
 
-def widened(index: faiss.Index, overrides: dict[str, int], share: float) -> dict[str, int]:
+def widened(index: faiss.Index, overrides: dict[str, int], share: float, k: int) -> dict[str, int]:
     """Search parameters scaled up for a filter that lets ``share`` of the vectors through.
 
     A graph or cluster search that must skip most of what it visits finds fewer true
     neighbours; visiting proportionally more keeps recall where it is unfiltered.
     """
     if isinstance(index, faiss.IndexHNSW):
-        ef = overrides.get("ef_search", index.hnsw.efSearch)
+        # FAISS searches with max(efSearch, k): widen what it would really use.
+        ef = max(overrides.get("ef_search", index.hnsw.efSearch), k)
         return {**overrides, "ef_search": int(min(ef / share**WIDEN_POWER, MAX_WIDENED_EF))}
     if is_ivf(index):
         nprobe = overrides.get("nprobe", index.nprobe)

@@ -157,7 +157,7 @@ class FAISSVectorStore(VectorStore):
         return self._slots.n_live
 
     def __contains__(self, id_: object) -> bool:
-        return isinstance(id_, numbers.Integral) and int(id_) in self._slots
+        return isinstance(id_, numbers.Integral) and not isinstance(id_, bool) and int(id_) in self._slots
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._params.items())
@@ -579,7 +579,7 @@ class FAISSVectorStore(VectorStore):
                 if n <= self._exact_filter_limit():
                     return self._search_subset(q, k, np.flatnonzero(allowed))
                 sel, _bits = bitmap_selector(allowed)
-                overrides = widened(self._index, overrides, n / self._slots.n_live)
+                overrides = widened(self._index, overrides, n / self._slots.n_live, k)
             distances, slots = self._index.search(q, k, params=search_parameters(self._index, sel, overrides))
             # An approximate index may find fewer than k allowed vectors (tombstones,
             # filters, few probed lists): answer those queries exactly rather than leave holes.

@@ -242,5 +242,5 @@ def _exact_slots(store: FAISSVectorStore, q: np.ndarray, k: int) -> np.ndarray:
     """The true top-k live slots of each query, by the store's exact search."""
     index, overrides = exact_index(store._index)
     params = search_parameters(index, store._slots.live_selector(), overrides)
-    with threads_for(len(q)):
+    with threads_for(len(q), index.ntotal):
         return index.search(q, k, params=params)[1]

@@ -44,6 +44,9 @@ PARAM_RANGES = {
 # Upper bound of ef_search when a filter widens it (beyond it, exact search is cheaper).
 MAX_WIDENED_EF = 1024
 WIDEN_POWER = 0.5
+# Below this many (queries x stored vectors), about a millisecond of work, a search or add
+# runs on one OpenMP thread: starting the others would cost more than they save.
+PARALLEL_MIN_WORK = 1_000_000
 # Parameters a single search may override.
 SEARCH_PARAMS = {"Flat": (), "IVFFlat": ("nprobe",), "HNSW": ("ef_search",)}
 
@@ -203,13 +206,17 @@ def without_dead(
 
 
 @contextmanager
-def threads_for(n_queries: int) -> Iterator[None]:
-    """Never more OpenMP threads than queries.
+def threads_for(n_queries: int, n_vectors: int) -> Iterator[None]:
+    """Use OpenMP threads only for work big enough to gain from them.
 
     One query gains nothing from OpenMP and, on a busy machine, loses several-fold waiting
-    for the other threads (faiss#2823). The setting is per calling thread, so concurrent
-    searches do not disturb each other; it is restored afterwards.
+    for the other threads (faiss#2823); so do small batches over small stores. So: never
+    more threads than queries, and one thread while queries x stored vectors is below
+    PARALLEL_MIN_WORK. The setting is per calling thread, so concurrent searches do not
+    disturb each other; it is restored afterwards.
     """
+    if n_queries * n_vectors < PARALLEL_MIN_WORK:
+        n_queries = 1
     before = faiss.omp_get_max_threads()
     if n_queries >= before:
         yield

@@ -526,7 +526,7 @@ class FAISSVectorStore(VectorStore):
         self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, replacing: np.ndarray | None = None
     ) -> None:
         """Add vectors under new slots (killing ``replacing`` slots); caller holds the write lock."""
-        with threads_for(len(x)):
+        with threads_for(len(x), self._index.ntotal + len(x)):
             self._index.add(x)
         if replacing is not None and len(replacing):
             self._slots.kill(replacing)
@@ -574,7 +574,7 @@ class FAISSVectorStore(VectorStore):
         k = min(k, n)
         if k == 0:
             return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
-        with threads_for(len(q)):
+        with threads_for(len(q), self._index.ntotal):
             if allowed is not None:
                 if n <= self._exact_filter_limit():
                     return self._search_subset(q, k, np.flatnonzero(allowed))

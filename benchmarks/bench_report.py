@@ -236,14 +236,16 @@ def flat_limit(groups, bandwidth: dict) -> list[str]:
         scanned = runs[0]["n"] * runs[0]["d"] * 4
         single = scanned / (median(runs, "single_p50_ms") / 1e3) / 1e9
         batch = scanned * median(runs, "batch_qps") / 1e9
-        rows.append([dataset, NAMES[system], f"{scanned / 1e6:.0f}", f"{single:.1f}",
+        cached = " (fits in the CPU caches)" if scanned < 32e6 else ""
+        rows.append([dataset + cached, NAMES[system], f"{scanned / 1e6:.0f}", f"{single:.1f}",
                      f"{single / bandwidth['gb_per_s_1_thread']:.0%}", f"{batch:.1f}"])
     head = [f"This machine's memory read bandwidth (numpy streaming read of a {bandwidth['mib']} MiB array, best of 5): "
             f"**{bandwidth['gb_per_s_1_thread']:.1f} GB/s on 1 thread**, {bandwidth['gb_per_s_all_threads']:.1f} GB/s on "
             f"{bandwidth['threads']} threads. A single Flat query must read every stored vector once, so "
             "bytes scanned per second cannot exceed that. A batch reuses each vector for many queries "
             "(FAISS computes it as a matrix product), so its effective figure can exceed the bandwidth: "
-            "it is compute-bound, not memory-bound.\n"]
+            "it is compute-bound, not memory-bound. parag answers a single query on one thread; raw FAISS uses its "
+            "default OpenMP threads, which on a busy machine wait for each other.\n"]
     return head + table(["dataset", "system", "MB scanned per query", "single query GB/s", "of 1-thread bandwidth",
                          "batch effective GB/s"], rows)
 
@@ -319,10 +321,10 @@ def write(results: Path, out: Path) -> Path:
         "",
         f"- **Date**: {date}; the run took {run.get('seconds', 0) / 60:.0f} min "
         f"(`benchmarks/run.py {' '.join(run.get('argv', []))}`)",
-        f"- **Machine**: {machine()}; 1-min load average after each job: "
+        f"- **Machine**: {run.get('machine') or machine()}; 1-min load average after each job: "
         f"{min(loads, default=0):.1f}-{max(loads, default=0):.1f} (shared machine: timings are noisy, ratios are "
         "taken within one repeat)",
-        f"- **Versions**: {versions()}",
+        f"- **Versions**: {run.get('versions') or versions()}",
         f"- **Method**: each system in its own subprocess, one at a time, through its public API with precomputed "
         f"vectors and metadata `{{doc_id, source (100 values), year (10 values)}}`; k = 10; every figure is the "
         f"median of {run.get('repeats', '?')} runs, ratios are medians of per-run ratios. Batch: all queries in one "
@@ -336,6 +338,8 @@ def write(results: Path, out: Path) -> Path:
         "synthetic-1m are **synthetic**: unit vectors in Gaussian clusters around 1,000 random centres (x 384, inner "
         "product), ground truth by exact search.",
     ]
+    if run.get("versions_at_end", run.get("versions")) != run.get("versions"):
+        lines.append(f"- **Warning**: the code changed during the run; at its end: {run['versions_at_end']}")
     if run.get("skipped"):
         lines.append(f"- **Not installed, skipped**: {', '.join(run['skipped'])}")
     errors = [r for r in all_results if "error" in r]

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     for dataset in {*args.datasets, *(["synthetic-1m"] if args.scale else [])}:
         bench_data.load(dataset)  # generate synthetic data (and ground truth) before any timing
     meta = {"argv": sys.argv[1:] if argv is None else argv, "started": time.time(), "skipped": skipped,
-            "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick}
+            "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick,
+            "versions": bench_report.versions(), "machine": bench_report.machine()}
     meta["bandwidth"] = measure_bandwidth(args.results, 256 if args.quick else 1024)
     jobs = jobs_for(args)
     start = time.perf_counter()
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {job['dataset']} {job['system']} {job['index_type']} r{job['repeat']}: "
               f"{one_line(result)} ({time.perf_counter() - t:.0f} s)", flush=True)
     meta["seconds"] = time.perf_counter() - start
+    meta["versions_at_end"] = bench_report.versions()  # differs if the code changed during the run
     (args.results / "run.json").write_text(json.dumps(meta, indent=1))
     report = bench_report.write(args.results, args.out)
     print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")

@@ -1,7 +1,7 @@
 """Filtered search and deletes: parag against raw FAISS on the same index.
 
-Data: 100k x 384 synthetic clustered vectors (Gaussian clusters around 1,000 centres,
-inner product) with metadata {"doc_id", "source" (100 values), "year" (10 values)},
+Data: 100k x 384 synthetic clustered vectors (unit vectors in Gaussian clusters around 1,000
+centres, inner product) with metadata {"doc_id", "source" (100 values), "year" (10 values)},
 assigned at random. For each index type and filter selectivity it prints single-query p50
 latency and recall@10 against the exact filtered answer for
 - parag with the filter (a pre-filter),
@@ -21,8 +21,10 @@ import time
 import faiss
 import numpy as np
 
+from bench_data import clustered
 from parag.vectorstore import FAISSVectorStore
 
+SPREAD = 0.2
 FILTERS = {  # selectivity label -> (parag filter, numpy mask over rows)
     "0.1%": lambda m: ({"source": "s7", "year": 2020}, (m["source"] == 7) & (m["year"] == 2020)),
     "1%": lambda m: ({"source": "s7"}, m["source"] == 7),
@@ -30,13 +32,6 @@ FILTERS = {  # selectivity label -> (parag filter, numpy mask over rows)
     "50%": lambda m: ({"year": {"$gte": 2020}}, m["year"] >= 2020),
     "100%": lambda m: ({"year": {"$exists": True}}, np.ones(len(m["year"]), bool)),
 }
-
-
-def clustered(n: int, d: int, centres: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    c = rng.standard_normal((centres, d)).astype(np.float32)
-    x = c[rng.integers(0, centres, n)] + 0.5 * rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def p50_ms(fn, queries: np.ndarray) -> tuple[float, list]:
@@ -73,8 +68,10 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     args = parser.parse_args()
     n, d, k = args.n, 384, args.k
-    x = clustered(n, d, 1000, seed=1)
-    queries = clustered(args.queries, d, 1000, seed=2)
+    # Tighter clusters than bench_data's default: HNSW's unfiltered recall@10 is then ~0.97,
+    # as on real sentence embeddings, so filtered recall is not lost in the index's own.
+    x = clustered(n, d, seed=1, spread=SPREAD)
+    queries = clustered(args.queries, d, seed=2, spread=SPREAD)
     rng = np.random.default_rng(3)
     meta_cols = {"source": rng.integers(0, 100, n), "year": 2015 + rng.integers(0, 10, n)}
     metadata = [

@@ -165,17 +165,30 @@ def curve_section(groups, dataset: str, out: Path) -> list[str]:
 
 
 def hnswlib_comparison(groups, dataset: str) -> tuple[float | None, float | None]:
-    """parag QPS / hnswlib QPS at equal recall: min and median over hnswlib's points that
-    parag's curve spans."""
-    sets = curves(groups, dataset, "HNSW")
-    if "parag" not in sets or "hnswlib" not in sets:
-        return None, None
-    ratios = []
-    for p in sets["hnswlib"]:
-        qps = interpolate_qps(sets["parag"], p["recall"])
-        if qps is not None:
-            ratios.append(qps / p["qps"])
-    return (min(ratios), statistics.median(ratios)) if ratios else (None, None)
+    """parag QPS / hnswlib QPS at equal recall, at each of hnswlib's points that parag's
+    curve spans, within one repeat: the min and the median over those points, each the
+    median over repeats."""
+    parag = {r["job"]["repeat"]: r.get("sweep") for r in groups.get((dataset, "parag", "HNSW"), [])}
+    other = {r["job"]["repeat"]: r.get("sweep") for r in groups.get((dataset, "hnswlib", "HNSW"), [])}
+    lows, mids = [], []
+    for i in parag.keys() & other.keys():
+        if not parag[i] or not other[i]:
+            continue
+        ratios = [qps / p["qps"] for p in other[i] if (qps := interpolate_qps(parag[i], p["recall"])) is not None]
+        if ratios:
+            lows.append(min(ratios))
+            mids.append(statistics.median(ratios))
+    return (statistics.median(lows), statistics.median(mids)) if lows else (None, None)
+
+
+def same_index(groups, dataset: str, key: str) -> str:
+    """Per index type, the median over repeats of a same-index ratio measured by the parag job."""
+    parts = []
+    for it in ("Flat", "IVFFlat", "HNSW"):
+        value = median(groups.get((dataset, "parag", it), []), key)
+        if value is not None:
+            parts.append((it, value))
+    return parts
 
 
 def per_index(groups, dataset: str, key: str, spec: str = "{:.2f}") -> str:
@@ -214,9 +227,18 @@ def targets(groups, main: str) -> list[str]:
     rss_worst = max((v for v, _ in rss.values() if v is not None), default=None)
     low, mid = hnswlib_comparison(groups, main)
     scale = groups.get(("synthetic-1m", "parag", "HNSW"))
+    def same(key, limit):
+        parts = same_index(groups, main, key)
+        text = ", ".join(f"{it} {v:.2f}" for it, v in parts) or "n/a"
+        return text, verdict(max((v for _, v in parts), default=None), limit)
+
+    batch_text, batch_verdict = same("same_index_batch_ratio", 1.05)
+    single_text, single_verdict = same("same_index_single_p50_ratio", 0.6)
     rows = [
-        ["batch search time, parag / raw FAISS, same index", "<= 1.05", per_index(groups, main, "batch_s"), verdict(worst(main, "batch_s"), 1.05)],
-        ["single-query p50, parag / raw FAISS (default threads)", "<= 0.6", per_index(groups, main, "single_p50_ms"), verdict(worst(main, "single_p50_ms"), 0.6)],
+        ["batch search time, parag / raw FAISS, same index", "<= 1.05",
+         f"{batch_text} (separate processes: {per_index(groups, main, 'batch_s')})", batch_verdict],
+        ["single-query p50, parag / raw FAISS (default threads)", "<= 0.6",
+         f"{single_text} (separate processes: {per_index(groups, main, 'single_p50_ms')})", single_verdict],
         [f"add with metadata ({add_set}), parag / raw FAISS add", "<= 1.15", per_index(groups, add_set, "build_s"), verdict(worst(add_set, "build_s"), 1.15)],
         [f"store RSS / (raw index + metadata JSON) ({add_set})", "<= 1.3", rss_text, verdict(rss_worst, 1.3)],
         [f"HNSW QPS at equal recall, parag / hnswlib ({main})", ">= 1 (at or above)",
@@ -225,7 +247,13 @@ def targets(groups, main: str) -> list[str]:
          "not run" if not scale else f"build {median(scale, 'build_s'):.0f} s, p50 {median(scale, 'single_p50_ms'):.3f} ms, "
          f"RSS +{median(scale, 'rss_build_mb'):,.0f} MB", "**met**" if scale else "not run"],
     ]
-    return table(["target (issue 5)", "goal", f"measured ({main} unless named; ratios per index type)", "status"], rows)
+    return table(["target (issue 5)", "goal", f"measured ({main} unless named; ratios per index type)", "status"], rows) + [
+        "",
+        "Search ratios are measured on the very same FAISS index object, parag and raw FAISS calls interleaved "
+        "in one process (robust to a noisy machine); the figures in brackets come from separate processes, paired "
+        "by repeat, as in the tables below. The hnswlib comparison is made within each repeat, at each of "
+        "hnswlib's sweep points that parag's curve spans (min and median over the points, median over repeats).",
+    ]
 
 
 def flat_limit(groups, bandwidth: dict) -> list[str]:

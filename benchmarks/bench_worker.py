@@ -125,6 +125,7 @@ def measure(job: dict) -> dict:
         out[f"filtered_{selectivity}_returned"] = float(np.mean([len(f) for f in found]))
 
     if job["system"] == "parag":
+        out.update(same_index(system.store, queries, k, min(job["n_single"], 200), job["batch_repeats"]))
         out.update(parag_extras(system, data, k, job.get("tune", False)))
 
     # Save, then load into a fresh object (and answer one query with it).
@@ -159,6 +160,26 @@ def sweep(system, queries, gt, k, values, repeats) -> list[dict]:
             times.append(t)
         points.append({"value": value, "recall": recall(found, gt, k), "qps": len(queries) / float(np.median(times))})
     return points
+
+
+def same_index(store, queries: np.ndarray, k: int, n_single: int, repeats: int) -> dict:
+    """parag against raw FAISS searching the very same FAISS index object (with its default
+    OpenMP threads), interleaved in one process: the overhead ratios least disturbed by a
+    noisy machine. Batch: median of per-pair time ratios; single: ratio of the p50s."""
+    index = store._index
+    pairs = [(lambda: store.search(queries, k)), (lambda: index.search(queries, k))]
+    batch = []
+    for i in range(repeats):
+        first, second = pairs if i % 2 == 0 else pairs[::-1]
+        a, b = timed(first)[0], timed(second)[0]
+        batch.append(a / b if i % 2 == 0 else b / a)
+    parag_s, raw_s = [], []
+    for q in queries[:n_single]:
+        parag_s.append(timed(store.search, q, k)[0])
+        raw_s.append(timed(index.search, q[None, :], k)[0])
+    return {"same_index_batch_ratio": float(np.median(batch)),
+            "same_index_single_p50_ratio": float(np.median(parag_s) / np.median(raw_s)),
+            "same_index_single_p50_ms": [1e3 * float(np.median(parag_s)), 1e3 * float(np.median(raw_s))]}
 
 
 def parag_extras(system, data, k: int, tune: bool) -> dict:

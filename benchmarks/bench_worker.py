@@ -174,12 +174,15 @@ def same_index(store, queries: np.ndarray, k: int, n_single: int, repeats: int) 
         a, b = timed(first)[0], timed(second)[0]
         batch.append(a / b if i % 2 == 0 else b / a)
     parag_s, raw_s = [], []
-    for q in queries[:n_single]:
-        parag_s.append(timed(store.search, q, k)[0])
-        raw_s.append(timed(index.search, q[None, :], k)[0])
+    n = min(n_single, len(queries))
+    for i in range(n):
+        parag_s.append(timed(store.search, queries[i], k)[0])
+        # Another query for raw FAISS: the one just searched would still be in the CPU caches
+        # (measured: HNSW 3x faster), which a real stream of queries never is.
+        raw_s.append(timed(index.search, queries[(i + n // 2) % n][None, :], k)[0])
     return {"same_index_batch_ratio": float(np.median(batch)),
-            "same_index_single_p50_ratio": float(np.median(parag_s) / np.median(raw_s)),
-            "same_index_single_p50_ms": [1e3 * float(np.median(parag_s)), 1e3 * float(np.median(raw_s))]}
+            "same_index_single_ratio": float(np.median(parag_s) / np.median(raw_s)),
+            "same_index_single_ms": [1e3 * float(np.median(parag_s)), 1e3 * float(np.median(raw_s))]}
 
 
 def parag_extras(system, data, k: int, tune: bool) -> dict:

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_data.load(dataset)  # generate synthetic data (and ground truth) before any timing
     meta = {"argv": sys.argv[1:] if argv is None else argv, "started": time.time(), "skipped": skipped,
             "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick,
-            "versions": bench_report.versions(), "machine": bench_report.machine()}
+            "versions": bench_report.versions(), "src": bench_report.src_state(), "machine": bench_report.machine()}
     meta["bandwidth"] = measure_bandwidth(args.results, 256 if args.quick else 1024)
     jobs = jobs_for(args)
     start = time.perf_counter()
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {job['dataset']} {job['system']} {job['index_type']} r{job['repeat']}: "
               f"{one_line(result)} ({time.perf_counter() - t:.0f} s)", flush=True)
     meta["seconds"] = time.perf_counter() - start
-    meta["versions_at_end"] = bench_report.versions()  # differs if the code changed during the run
+    meta["versions_at_end"], meta["src_at_end"] = bench_report.versions(), bench_report.src_state()
     (args.results / "run.json").write_text(json.dumps(meta, indent=1))
     report = bench_report.write(args.results, args.out)
     print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")

@@ -117,11 +117,8 @@ class MetadataStore:
         if self._columns is not None:
             self._columns.append(encoded.dicts)
 
-    def get(self, slot: int) -> dict[str, Any]:
-        """A fresh dict for ``slot``: the caller may change it freely."""
-        return orjson.loads(self._blobs[slot])
-
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
+        """Fresh dicts for ``slots``: the caller may change them freely."""
         blobs, loads = self._blobs, orjson.loads
         return [loads(blobs[s]) for s in slots]
 

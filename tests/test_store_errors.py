@@ -437,3 +437,13 @@ def test_huge_finite_values_are_valid_and_raise_no_numpy_warning(metric):
         assert s.add(np.full(D, 3e38, np.float32)) == [0]
         assert s.add(np.full((2, D), -3e38)) == [1, 2]
     assert len(s) == 3
+
+
+@pytest.mark.parametrize("path", [123, None, ["dir"]])
+def test_save_and_load_reject_a_path_that_is_not_a_path(path):
+    store = FAISSVectorStore(4)
+    store.add(np.ones((2, 4)))
+    for call in (lambda: store.save(path), lambda: FAISSVectorStore.load(path), lambda: store.load(path)):
+        with pytest.raises(InvalidTypeError, match="path must be a str or os.PathLike"):
+            call()
+    assert store.ids() == [0, 1]

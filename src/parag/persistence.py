@@ -29,7 +29,13 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError, UnsupportedFormatError
+from parag.errors import (
+    CorruptStoreError,
+    InvalidTypeError,
+    NotAStoreError,
+    StoreNotFoundError,
+    UnsupportedFormatError,
+)
 
 try:
     import fcntl
@@ -76,7 +82,7 @@ def save(path: PathLike, body: dict[str, Any], writers: dict[str, tuple[str, Wri
         Maps a role (``"index"``) to a file extension and a function that writes the
         file's bytes to the file object it is given.
     """
-    path = Path(path)
+    path = _as_path(path)
     _check_ours(path)
     if not path.exists():
         path.mkdir(parents=True, exist_ok=True)  # exist_ok: another thread may be creating it too
@@ -236,7 +242,7 @@ def load(path: PathLike, verify: bool = True) -> StoreFiles:
     UnsupportedFormatError
         The store was written in a newer format than this parag reads.
     """
-    path = Path(path)
+    path = _as_path(path)
     _check_is_store(path)
     manifest, handles = _open_consistent(path)
     try:
@@ -445,6 +451,12 @@ def _read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _as_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidTypeError(f"path must be a str or os.PathLike naming a directory, got {path!r}")
+    return Path(path)
 
 
 def _check_is_store(path: Path) -> None:

@@ -197,7 +197,7 @@ class FAISSVectorStore(VectorStore):
         """
         x, _ = as_vectors(vectors, self._dimension)
         encoded = encode_metadata(metadata, len(x))
-        given = None if ids is None else self._as_new_ids(ids, len(x))
+        given = None if ids is None else self._ids_for(ids, len(x))
         x = self._normalised(x, "vectors")
         with self._lock.write():
             self._check_writable()
@@ -243,9 +243,7 @@ class FAISSVectorStore(VectorStore):
     ) -> list[int]:
         """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
         x, _ = as_vectors(vectors, self._dimension)
-        new_ids = as_ids(ids)
-        if len(new_ids) != len(x):
-            raise InvalidArgumentError(f"ids has {len(new_ids)} items but there are {len(x)} vectors")
+        new_ids = self._ids_for(ids, len(x))
         encoded = encode_metadata(metadata, len(x))
         x = self._normalised(x, "vectors")
         with self._lock.write():
@@ -481,7 +479,8 @@ class FAISSVectorStore(VectorStore):
 
     # ----------------------------------------------------------------- internals
 
-    def _as_new_ids(self, ids: npt.ArrayLike, n: int) -> np.ndarray:
+    def _ids_for(self, ids: npt.ArrayLike, n: int) -> np.ndarray:
+        """``ids`` checked as unique non-negative ints, one for each of ``n`` vectors."""
         given = as_ids(ids)
         if len(given) != n:
             raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
@@ -562,15 +561,14 @@ class FAISSVectorStore(VectorStore):
         ``allowed`` is a filter's mask over slots (None: every live slot). k is cut to the
         number of vectors allowed, so every row is complete.
         """
+        n = self._slots.n_live
         if allowed is not None:
             if self._slots.n_dead:
                 allowed &= self._slots.live_mask()
-            if np.count_nonzero(allowed) == self._slots.n_live:
-                allowed = None  # the filter excludes nothing: search as if unfiltered
-        if allowed is None:
-            n, sel = self._slots.n_live, self._slots.live_selector()
-        else:
             n = int(np.count_nonzero(allowed))
+            if n == self._slots.n_live:
+                allowed = None  # the filter excludes nothing: search as if unfiltered
+        sel = self._slots.live_selector() if allowed is None else None
         k = min(k, n)
         if k == 0:
             return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)

@@ -346,7 +346,8 @@ class FAISSVectorStore(VectorStore):
         -------
         SearchResult
             ``(distances, ids, metadata)``, best first. For a 1-D query three lists of
-            ``min(k, len(store))`` items; for a 2-D batch a list of such lists per query.
+            ``min(k, number of matching vectors)`` items (all stored vectors match when there
+            is no filter); for a 2-D batch a list of such lists per query.
             Metadata dicts are copies: changing them does not change the store.
 
         Examples

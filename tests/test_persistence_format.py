@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import xxhash
 
 import parag.persistence as persistence
 from parag import FAISSVectorStore
+from tests.crafting import data_file, manifest_of, reseal, seal
 from parag.errors import (
     CorruptStoreError,
     NotAStoreError,
@@ -43,43 +45,6 @@ def snapshot(store: FAISSVectorStore) -> tuple[Any, ...]:
     queries = np.random.default_rng(99).standard_normal((5, D))
     ids = store.ids()
     return ids, store.get(ids).metadata, store.search(queries, 7), len(store)
-
-
-def seal(manifest: dict[str, Any]) -> bytes:
-    """Manifest bytes by the rule of docs/format.md: SHA-256 of the file with the
-    checksum's 64 hex digits read as zeros."""
-    zeros = "0" * 64
-    draft = orjson.dumps(
-        {**manifest, "checksum": zeros},
-        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE,
-    )
-    digest = hashlib.sha256(draft).hexdigest()
-    return draft.replace(f'"checksum": "{zeros}"'.encode(), f'"checksum": "{digest}"'.encode())
-
-
-def manifest_of(path: Path) -> dict[str, Any]:
-    return orjson.loads((path / "manifest.json").read_bytes())
-
-
-def reseal(path: Path, changes: dict[str, Any] | None = None, files: dict[str, bytes] | None = None) -> None:
-    """Apply ``changes`` to the manifest and new contents to data files (by role), then
-    recompute every size, block SHA-256 and the checksum: a store that passes every
-    integrity check, whatever its content."""
-    manifest = {**manifest_of(path), **(changes or {})}
-    for role, data in (files or {}).items():
-        (path / manifest["files"][role]["name"]).write_bytes(data)
-    for info in manifest["files"].values():
-        data = (path / info["name"]).read_bytes()
-        block = info["block_size"]
-        info["size"] = len(data)
-        info["block_sha256"] = [
-            hashlib.sha256(data[i : i + block]).hexdigest() for i in range(0, len(data), block)
-        ]
-    (path / "manifest.json").write_bytes(seal(manifest))
-
-
-def data_file(path: Path, role: str) -> Path:
-    return path / manifest_of(path)["files"][role]["name"]
 
 
 @pytest.fixture
@@ -116,10 +81,10 @@ def test_round_trip_of_an_empty_store(tmp_path: Path) -> None:
 
 def test_round_trip_spanning_several_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small blocks, so that the index, ids and metadata each span many of them."""
-    monkeypatch.setattr(persistence, "BLOCK_SIZE", 1000)
+    monkeypatch.setattr(persistence._writing, "BLOCK_SIZE", 1000)
     store = make_store(500, "HNSW", M=8)
     store.save(tmp_path / "s")
-    assert len(manifest_of(tmp_path / "s")["files"]["index"]["block_sha256"]) > 20
+    assert len(manifest_of(tmp_path / "s")["files"]["index"]["block_checksums"]) > 20
     for options in ({}, {"verify": False}, {"mmap": True}):
         assert snapshot(FAISSVectorStore.load(tmp_path / "s", **options)) == snapshot(store)
     index = data_file(tmp_path / "s", "index")
@@ -141,17 +106,18 @@ def test_manifest_fields(saved: tuple[FAISSVectorStore, Path]) -> None:
     store, path = saved
     manifest = manifest_of(path)
     assert set(manifest) == {
-        "checksum", "count", "dimension", "files", "format", "format_version", "generation",
-        "index_type", "kind", "metric", "n_slots", "next_id", "params", "parag_version", "trained",
+        "checksum", "checksum_algorithm", "count", "dimension", "files", "format", "format_version",
+        "generation", "index_type", "kind", "metric", "n_slots", "next_id", "params", "parag_version", "trained",
     }
-    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 1, "FAISSVectorStore")
+    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 2, "FAISSVectorStore")
+    assert manifest["checksum_algorithm"] == "xxh3-128"
     assert (manifest["count"], manifest["n_slots"], manifest["next_id"]) == (297, 300, 300)
     assert set(manifest["files"]) == {"index", "ids", "metadata"}
     for role, info in manifest["files"].items():
         data = (path / info["name"]).read_bytes()
         assert info["name"].startswith(role + ".000001-")
         assert info["size"] == len(data) and info["block_size"] == persistence.BLOCK_SIZE
-        assert info["block_sha256"] == [hashlib.sha256(data).hexdigest()]
+        assert info["block_checksums"] == [xxhash.xxh3_128(data).hexdigest()]
     assert (path / "manifest.json").read_bytes() == seal(manifest)
     assert sorted(p.name for p in path.iterdir()) == sorted(
         [".parag.lock", "manifest.json"] + [i["name"] for i in manifest["files"].values()]
@@ -216,10 +182,10 @@ def test_truncated_manifest(saved: tuple[FAISSVectorStore, Path], size: Any) -> 
 
 def test_manifest_of_a_newer_format(saved: tuple[FAISSVectorStore, Path]) -> None:
     _, path = saved
-    reseal(path, {"format_version": 2, "parag_version": "9.0.0", "something_new": [1, 2]})
+    reseal(path, {"format_version": 3, "parag_version": "9.0.0", "something_new": [1, 2]})
     error = load_error(path)
     assert isinstance(error, UnsupportedFormatError)
-    assert "format version 2" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
+    assert "format version 3" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", 1.0, None, True])
@@ -276,8 +242,8 @@ def test_manifest_that_disagrees(saved: tuple[FAISSVectorStore, Path], changes: 
         ({"name": "index.faiss"}, "invalid name"),
         ({"size": -1}, "invalid size"),
         ({"block_size": 0}, "invalid block_size"),
-        ({"block_sha256": []}, "block SHA-256s"),
-        ({"block_sha256": ["XYZ"]}, "invalid block SHA-256"),
+        ({"block_checksums": []}, "block checksums"),
+        ({"block_checksums": ["XYZ"]}, "invalid block checksum"),
     ],
 )
 def test_manifest_with_a_bad_file_entry(saved: tuple[FAISSVectorStore, Path], entry: dict, words: str) -> None:
@@ -458,8 +424,8 @@ def test_store_whose_manifest_was_deleted(saved: tuple[FAISSVectorStore, Path]) 
 def test_verify_false_skips_hashing_but_not_sizes(saved: tuple[FAISSVectorStore, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     store, path = saved
     calls = []
-    real = persistence.hashlib.sha256
-    monkeypatch.setattr(persistence.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    real = persistence._manifest.Checksum.hex
+    monkeypatch.setattr(persistence._manifest.Checksum, "hex", lambda *a: calls.append(1) or real(*a))
     FAISSVectorStore.load(path, verify=False)
     unverified = len(calls)
     assert unverified >= 1  # the manifest's own checksum is always checked
@@ -597,15 +563,15 @@ def test_a_failed_save_leaves_the_old_store(saved: tuple[FAISSVectorStore, Path]
         raise OSError(28, "No space left on device")
 
     if fail_at == "data":
-        real_write = persistence._HashingWriter.write
+        real_write = persistence._writing.HashingWriter.write
         monkeypatch.setattr(
-            persistence._HashingWriter, "write",
+            persistence._writing.HashingWriter, "write",
             lambda self, data: disk_full() if self.size + len(data) > 1000 else real_write(self, data),
         )
     elif fail_at == "manifest":
-        monkeypatch.setattr(persistence, "_write_durably", disk_full)
+        monkeypatch.setattr(persistence._writing, "_write_durably", disk_full)
     else:
-        monkeypatch.setattr(persistence, "_fsync_dir", disk_full)
+        monkeypatch.setattr(persistence._directory, "fsync_dir", disk_full)
     with pytest.raises(OSError, match="No space"):
         newer.save(path)
     monkeypatch.undo()
@@ -618,7 +584,7 @@ def test_a_save_committed_during_a_load_is_read_whole(saved: tuple[FAISSVectorSt
     the old manifest: the load reads the new manifest and returns the new store."""
     store, path = saved
     newer = make_store(seed=1)
-    real = persistence._read_manifest
+    real = persistence._reading.read_manifest
     calls = []
 
     def read_then_race(p: Path) -> dict[str, Any]:
@@ -628,7 +594,7 @@ def test_a_save_committed_during_a_load_is_read_whole(saved: tuple[FAISSVectorSt
         calls.append(1)
         return manifest
 
-    monkeypatch.setattr(persistence, "_read_manifest", read_then_race)
+    monkeypatch.setattr(persistence._reading, "read_manifest", read_then_race)
     assert snapshot(FAISSVectorStore.load(path)) == snapshot(newer)
     assert len(calls) == 2
 

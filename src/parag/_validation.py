@@ -116,3 +116,10 @@ def check_choice(value: Any, name: str, choices: dict[str, str]) -> str:
         valid = sorted(set(choices.values()))
         raise InvalidArgumentError(f"{name} must be one of {valid}, got {value!r}")
     return choices[value.lower()]
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """``value`` if it is True or False (not 0, 1 or None), else InvalidTypeError naming ``name``."""
+    if not isinstance(value, bool):
+        raise InvalidTypeError(f"{name} must be True or False, got {value!r}")
+    return value

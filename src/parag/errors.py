@@ -25,6 +25,8 @@ __all__ = [
     "UnsupportedFormatError",
     "ReadOnlyStoreError",
     "MissingDependencyError",
+    "StoreWriteError",
+    "StoreReadError",
 ]
 
 
@@ -86,3 +88,20 @@ class ReadOnlyStoreError(ParagError, PermissionError):
 
 class MissingDependencyError(ParagError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""
+
+
+class StoreWriteError(ParagError, OSError):
+    """Saving failed in the file system (disk full, read-only, no permission...); the message
+    names the path and the cause, and the store on disk is as it was before the save.
+    ``errno`` and ``filename`` are those of the failed operation."""
+
+    def __str__(self) -> str:
+        # OSError would print only "[Errno N] strerror" once errno is set.
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreReadError(ParagError, OSError):
+    """A store's files exist but the file system refused to read them (no permission...)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

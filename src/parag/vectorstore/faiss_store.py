@@ -19,7 +19,7 @@ import parag
 from parag import persistence
 from parag._locks import RWLock
 from parag._slots import SlotMap, bitmap_selector
-from parag._validation import MAX_ID, as_ids, as_vectors, check_k
+from parag._validation import MAX_ID, as_ids, as_vectors, check_bool, check_k
 from parag.filters import Filter, compile_filter
 from parag.errors import (
     CorruptStoreError,
@@ -228,6 +228,7 @@ class FAISSVectorStore(VectorStore):
         [1]
         """
         targets = as_ids(ids)
+        check_bool(missing_ok, "missing_ok")
         with self._lock.write():
             self._check_writable()
             if missing_ok:
@@ -382,6 +383,7 @@ class FAISSVectorStore(VectorStore):
         [{'tag': 'b'}]
         """
         targets = as_ids(ids, unique=False)
+        check_bool(include_vectors, "include_vectors")
         with self._lock.read():
             slots = self._slots.slots_of(targets)
             vectors = self._index.reconstruct_batch(slots) if include_vectors else None
@@ -399,7 +401,7 @@ class FAISSVectorStore(VectorStore):
 
         The directory holds the complete old store until the new one is complete and
         fsynced, then the complete new one (``docs/format.md`` describes the files and the
-        commit protocol). Every byte is hashed (SHA-256) as it is written. Searches may run
+        commit protocol). Every byte is hashed (XXH3-128) as it is written. Searches may run
         while a save does; writes wait for it.
 
         Raises
@@ -407,8 +409,9 @@ class FAISSVectorStore(VectorStore):
         NotAStoreError
             ``path`` is a file, or a non-empty directory that is not a parag store: nothing
             of it is touched.
-        OSError
-            Writing failed (disk full...): the old store, if any, is left as it was.
+        StoreWriteError
+            Writing failed (disk full, read-only file system...); also an OSError. The old
+            store, if any, is left as it was, and a directory the save created is removed.
         """
         with self._lock.read():
             index = self._index
@@ -453,7 +456,7 @@ class FAISSVectorStore(VectorStore):
         path : str or Path
             A directory written by :meth:`save`.
         verify : bool, default True
-            Check the SHA-256 of every block of every file before FAISS or parag parses
+            Check the checksum of every block of every file before FAISS or parag parses
             it. False skips hashing and checks only sizes and counts: faster on large
             stores, but damaged bytes may then load silently or fail later.
         mmap : bool, default False
@@ -470,6 +473,7 @@ class FAISSVectorStore(VectorStore):
             See :mod:`parag.persistence` and ``docs/format.md``: the message says what is
             wrong and in which file.
         """
+        check_bool(mmap, "mmap")
         with persistence.load(path, verify=verify) as files:
             store = _restore(files, mmap)
         if isinstance(target, type):

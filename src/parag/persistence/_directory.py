@@ -1,0 +1,132 @@
+"""The store directory: what in it is parag's, the lock that keeps saves apart, tidying up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from parag.errors import CorruptStoreError, NotAStoreError
+from parag.persistence._manifest import DATA_FILE, MANIFEST, MAX_MANIFEST_BYTES, TMP_MANIFEST, parse_manifest
+from parag.persistence._safe_open import open_lock_file, open_regular
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, saves from two processes are not guarded
+    fcntl = None  # type: ignore[assignment]
+
+LOCK = ".parag.lock"
+
+
+def read_raw_manifest(path: Path) -> bytes:
+    """The bytes of ``path/manifest.json`` (a regular file, never through a link)."""
+    with open_regular(path, MANIFEST) as f:
+        return f.read(MAX_MANIFEST_BYTES + 1)
+
+
+def current_generation(path: Path) -> int:
+    """The generation of the store at ``path``; 0 if it has none or it is unreadable."""
+    try:
+        return int(parse_manifest(read_raw_manifest(path), path)["generation"])
+    except (OSError, CorruptStoreError, NotAStoreError, KeyError, ValueError, TypeError):
+        return 0
+
+
+def check_ours(path: Path) -> None:
+    """Refuse to write into anything but a parag store or an empty directory."""
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise NotAStoreError(f"cannot save to {str(path)!r}: it is a file, not a directory")
+    if looks_like_store(path):
+        return  # files of the user's own beside the store are left alone
+    foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not is_ours(p.name))
+    if foreign:
+        raise NotAStoreError(
+            f"refusing to save to {str(path)!r}: it is a non-empty directory that is not a parag "
+            f"store (it holds {foreign[:5]}); choose a new or empty directory"
+        )
+
+
+def looks_like_store(path: Path) -> bool:
+    """A parag manifest, or data files only parag names that way (even if the manifest is damaged)."""
+    try:
+        if b'"parag-store"' in read_raw_manifest(path):
+            return True
+    except (OSError, CorruptStoreError):
+        pass
+    return has_data_files(path)
+
+
+def has_data_files(path: Path) -> bool:
+    return any(DATA_FILE.fullmatch(p.name) for p in path.iterdir())
+
+
+def is_ours(name: str) -> bool:
+    return bool(DATA_FILE.fullmatch(name) or TMP_MANIFEST.fullmatch(name))
+
+
+def clean_if_idle(path: Path) -> None:
+    """Remove leftovers of interrupted saves, unless a save is running now (best effort:
+    a load never fails because it could not tidy up, e.g. in a read-only directory)."""
+    with lock(path, blocking=False) as locked:
+        if not locked:
+            return
+        try:  # read again under the lock: a save may have committed since we looked
+            manifest = parse_manifest(read_raw_manifest(path), path)
+        except (OSError, CorruptStoreError, NotAStoreError):
+            return  # never delete anything of a store we cannot read
+        remove_leftovers(path, {info["name"] for info in manifest["files"].values()})
+
+
+def remove_leftovers(path: Path, keep: set[str]) -> None:
+    """Delete data files of earlier or interrupted saves (never a file parag did not name)."""
+    try:
+        stale = [p for p in path.iterdir() if is_ours(p.name) and p.name not in keep]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        if stale:
+            fsync_dir(path)
+    except OSError:
+        pass  # best effort (a file still open on Windows, a read-only directory): retried next time
+
+
+def fsync_dir(path: Path) -> None:
+    if os.name == "nt":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """An advisory lock on the store directory, so two saves never run at once.
+
+    Yields whether the lock is held (a non-blocking attempt may not get it, and a
+    read-only directory cannot be locked at all). flock locks belong to an open file,
+    so they also keep apart two threads of one process. The lock file is never created
+    or opened through a symbolic link.
+    """
+    if fcntl is None:
+        yield True
+        return
+    try:
+        fd = open_lock_file(path)
+    except (OSError, CorruptStoreError):
+        if blocking:
+            raise
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

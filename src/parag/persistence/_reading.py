@@ -1,0 +1,291 @@
+"""Loading: open the files a checked manifest names, and check every byte as it is read."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError
+from parag.persistence import _directory as directory
+from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
+from parag.persistence._safe_open import open_regular
+from parag.persistence._writing import BlockHasher
+
+_READ_AHEAD = 4  # blocks a verified stream may hold ready (16 MiB)
+_READ_CHUNK = 1 << 20  # reads that check a file in place go through one 1 MiB buffer
+
+
+def load(path: Path, verify: bool = True) -> StoreFiles:
+    """Open the store at ``path``: read and check its manifest, open its data files."""
+    check_is_store(path)
+    manifest, handles = _open_consistent(path)
+    try:
+        for role, info in manifest["files"].items():
+            size = os.fstat(handles[role].fileno()).st_size
+            if size != info["size"]:
+                raise CorruptStoreError(
+                    f"{role} file {str(path / info['name'])!r} has {size} bytes, the manifest says "
+                    f"{info['size']} (truncated or overwritten)"
+                )
+    except BaseException:
+        for f in handles.values():
+            f.close()
+        raise
+    directory.clean_if_idle(path)
+    return StoreFiles(path, manifest, handles, verify)
+
+
+class StoreFiles:
+    """The open data files of a checked manifest; every read is checked against it.
+
+    The files are opened once, as the manifest is read, so a save that replaces the store
+    meanwhile (and deletes these files) cannot change what this load sees. Use as a
+    context manager, or call :meth:`close`.
+
+    Attributes
+    ----------
+    path : Path
+        The store directory.
+    manifest : dict
+        The checked manifest.
+    verify : bool
+        Whether reads check checksums (sizes are always checked).
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], handles: dict[str, BinaryIO], verify: bool) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.verify = verify
+        self.checksum: Checksum = checksum_of(manifest)
+        self._handles = handles
+
+    def __enter__(self) -> StoreFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for f in self._handles.values():
+            f.close()
+
+    def describe(self, role: str) -> str:
+        """``"<role> file '<path>'"``, for error messages."""
+        return f"{role} file {str(self.path / self.manifest['files'][role]['name'])!r}"
+
+    def size(self, role: str) -> int:
+        return int(self.manifest["files"][role]["size"])
+
+    def handle(self, role: str) -> BinaryIO:
+        """The open file (for parsers that seek; nothing read through it is checked)."""
+        return self._handles[role]
+
+    def read(self, role: str) -> bytes:
+        """The whole file, checked."""
+        f, info = self._handles[role], self.manifest["files"][role]
+        data = read_at(f, 0, info["size"], self.describe(role))
+        if self.verify:
+            view, block = memoryview(data), info["block_size"]
+            for i, expected in enumerate(info[self.checksum.blocks_key]):
+                self.check_block(role, i, view[i * block : (i + 1) * block], expected)
+        return data
+
+    def checked_path(self, role: str) -> str:
+        """A path that opens exactly the file opened here, after checking all of it.
+
+        For parsers that need a path (a FAISS memory map). On Linux it is
+        ``/proc/self/fd/N``, which still opens this file if a later save has deleted it.
+        """
+        f, info = self._handles[role], self.manifest["files"][role]
+        if self.verify:
+            self._check_whole(role)
+        by_fd = f"/proc/self/fd/{f.fileno()}"
+        return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
+
+    @contextmanager
+    def stream(self, role: str) -> Iterator[VerifiedStream]:
+        """A reader of the file whose every byte is checked before :meth:`VerifiedStream.read`
+        returns it (with ``verify``; without, the bytes are only counted)."""
+        stream = VerifiedStream(self, role)
+        try:
+            yield stream
+        finally:
+            stream.close()
+
+    def check_block(self, role: str, i: int, data: memoryview | bytes, expected: str) -> None:
+        if self.checksum.hex(data) != expected:
+            raise self._block_error(role, i)
+
+    def _check_whole(self, role: str) -> None:
+        """Hash the file through one small reusable buffer (a mapped load must not fill RAM)."""
+        f, info = self._handles[role], self.manifest["files"][role]
+        hasher = BlockHasher(info["block_size"], self.checksum.new)
+        buffer, size = bytearray(_READ_CHUNK), 0
+        f.seek(0)
+        while n := f.readinto(buffer):
+            hasher.update(memoryview(buffer)[:n])
+            size += n
+        if size != info["size"]:
+            raise CorruptStoreError(f"{self.describe(role)} has {size} bytes, the manifest says {info['size']}")
+        for i, (got, expected) in enumerate(zip(hasher.finish(), info[self.checksum.blocks_key])):
+            if got != expected:
+                raise self._block_error(role, i)
+
+    def _block_error(self, role: str, i: int) -> CorruptStoreError:
+        info = self.manifest["files"][role]
+        start = i * info["block_size"]
+        end = min(start + info["block_size"], info["size"]) - 1
+        return CorruptStoreError(
+            f"{self.describe(role)} fails its {self.checksum.name} check in bytes {start}-{end} "
+            f"(block {i}): the file is corrupted"
+        )
+
+
+class VerifiedStream:
+    """Sequential reads of one data file, block by block, each block checked before use.
+
+    A background thread reads and hashes up to :data:`_READ_AHEAD` blocks ahead of the
+    consumer (file reads and hashing release the GIL), so checking overlaps with parsing.
+    The consumer never sees a byte of a block before that block has passed its check.
+    """
+
+    def __init__(self, files: StoreFiles, role: str) -> None:
+        self._files, self._role = files, role
+        self.block_size: int = files.manifest["files"][role]["block_size"]
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_READ_AHEAD)
+        self._stop = threading.Event()
+        self._block = memoryview(b"")
+        self._pos = 0
+        self._at_end = False
+        self._thread = threading.Thread(target=self._produce, name="parag-verify", daemon=True)
+        self._thread.start()
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` checked bytes: the rest of the current block at most, b"" at the end.
+
+        Returning less than asked is allowed (FAISS asks again for the rest), and it lets
+        every block but the first go to FAISS whole, as the very bytes object that was
+        read and hashed, without a copy.
+        """
+        if self._pos == len(self._block) and not self._next_block():
+            return b""
+        if self._pos == 0 and n >= len(self._block):
+            self._pos = len(self._block)
+            return self._block.obj  # type: ignore[return-value]
+        take = min(n, len(self._block) - self._pos)
+        self._pos += take
+        return self._block[self._pos - take : self._pos].tobytes()
+
+    def close(self) -> None:
+        """Stop the reading thread (whether or not the file was read to its end)."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)  # unblock a thread waiting to put
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+    def _next_block(self) -> bool:
+        if self._at_end:
+            return False
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        self._block, self._pos, self._at_end = memoryview(item), 0, not item
+        return not self._at_end
+
+    def _produce(self) -> None:
+        files, role = self._files, self._role
+        f, info = files.handle(role), files.manifest["files"][role]
+        try:
+            for i, expected in enumerate(info[files.checksum.blocks_key]):
+                start = i * self.block_size
+                length = min(self.block_size, info["size"] - start)
+                data = read_at(f, start, length, files.describe(role))
+                if files.verify:
+                    files.check_block(role, i, data, expected)
+                if not self._put(data):
+                    return
+            self._put(b"")  # end of file
+        except BaseException as e:  # handed to the consumer, which raises it
+            self._put(e)
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+
+def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
+    """Exactly ``length`` bytes at ``offset`` (pread: threads sharing ``f`` do not race on its position)."""
+    chunks, got = [], 0
+    while got < length:
+        chunk = os.pread(f.fileno(), length - got, offset + got)
+        if not chunk:
+            raise CorruptStoreError(f"{what} ends at byte {offset + got}, before its manifest size (truncated)")
+        chunks.append(chunk)
+        got += len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def check_is_store(path: Path) -> None:
+    """Raise unless ``path`` is a directory with a manifest."""
+    if not path.exists():
+        raise StoreNotFoundError(f"no store at {str(path)!r}: the path does not exist")
+    if not path.is_dir():
+        raise NotAStoreError(f"{str(path)!r} is a file, not a parag store (a store is a directory)")
+    if os.path.lexists(path / MANIFEST):
+        return
+    if directory.has_data_files(path):
+        raise CorruptStoreError(
+            f"store {str(path)!r} has parag data files but no {MANIFEST}: the manifest was deleted, "
+            "or the first save into this directory was interrupted before it completed"
+        )
+    raise NotAStoreError(f"{str(path)!r} is not a parag store: it has no {MANIFEST} (save one with store.save(path))")
+
+
+def _open_consistent(path: Path) -> tuple[dict[str, Any], dict[str, BinaryIO]]:
+    """The manifest and its data files, opened as one consistent generation.
+
+    A save in another process may commit a new manifest and delete the files of the old
+    one between our reading the manifest and opening its files: then read it again.
+    """
+    for attempt in range(5):
+        manifest = read_manifest(path)
+        handles: dict[str, BinaryIO] = {}
+        try:
+            for role, info in manifest["files"].items():
+                handles[role] = open_regular(path, info["name"])
+            return manifest, handles
+        except BaseException as e:
+            for f in handles.values():
+                f.close()
+            if not isinstance(e, FileNotFoundError):
+                raise
+            missing = next(r for r in manifest["files"] if r not in handles)
+            if attempt < 4 and directory.current_generation(path) != manifest["generation"]:
+                continue  # a save replaced the store meanwhile: read the new one
+            raise CorruptStoreError(
+                f"store {str(path)!r} is missing its {missing} file {manifest['files'][missing]['name']!r}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        raw = directory.read_raw_manifest(path)
+    except FileNotFoundError:
+        raise CorruptStoreError(f"store {str(path)!r} lost its {MANIFEST} while it was being loaded") from None
+    if b'"checksum"' not in raw and b'"parag-store"' not in raw and not directory.has_data_files(path):
+        raise NotAStoreError(f"{str(path)!r} is not a parag store: {str(path / MANIFEST)!r} was not written by parag")
+    return parse_manifest(raw, path)

@@ -1,0 +1,207 @@
+"""Saving: new data files under fresh names, hashed as they are written, then one atomic
+rename of the manifest commits them (``docs/format.md``, *Save: the commit protocol*)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from parag.errors import StoreWriteError
+from parag.persistence import _directory as directory
+from parag.persistence._manifest import CURRENT, FORMAT, FORMAT_VERSION, MANIFEST, seal
+
+BLOCK_SIZE = 1 << 22  # 4 MiB: a manifest lists few blocks, a load holds few in flight
+_WRITE_BEHIND = 16  # writes a hashing writer may queue (FAISS writes 1 MiB at a time)
+
+Writer = Callable[[BinaryIO], Any]
+
+
+def save(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]]) -> None:
+    """Atomically replace the store at ``path`` with ``body`` and one file per writer.
+
+    Any OSError becomes a StoreWriteError naming the path and the cause; what the save
+    created (files, and the directory itself if it did not exist) is removed first.
+    """
+    created_dirs = _missing_ancestors(path)
+    try:
+        directory.check_ours(path)
+        if created_dirs:
+            path.mkdir(parents=True, exist_ok=True)  # exist_ok: another thread may be creating it too
+            directory.fsync_dir(path.parent)  # the new directory's own name must survive a crash too
+        _commit(path, body, writers)
+    except OSError as e:
+        _remove_new_dirs(created_dirs)
+        raise _write_error(path, e) from None
+    except BaseException:
+        _remove_new_dirs(created_dirs)
+        raise
+
+
+def _commit(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]]) -> None:
+    with directory.lock(path):
+        generation = directory.current_generation(path) + 1
+        tag = f"{generation:06d}-{secrets.token_hex(3)}"
+        tmp = path / f"{MANIFEST}.tmp-{tag.split('-')[1]}"
+        created: list[Path] = []
+        files: dict[str, dict[str, Any]] = {}
+        try:
+            for role, (ext, write) in writers.items():
+                file = path / f"{role}.{tag}.{ext}"
+                created.append(file)
+                files[role] = {"name": file.name, **_write_file(file, write)}
+            manifest = {**body, "format": FORMAT, "format_version": FORMAT_VERSION,
+                        "generation": generation, "files": files}
+            created.append(tmp)
+            _write_durably(tmp, seal(manifest))
+            directory.fsync_dir(path)  # the data files' names are durable before a manifest names them
+            os.replace(tmp, path / MANIFEST)  # the commit point: old store before, new store after
+        except BaseException:
+            for file in created:
+                _unlink_quietly(file)
+            raise
+        try:
+            directory.fsync_dir(path)
+        except OSError:
+            pass  # committed: a failure now must not report the save as failed
+        directory.remove_leftovers(path, {info["name"] for info in files.values()})
+
+
+def _write_error(path: Path, e: OSError) -> StoreWriteError:
+    where = e.filename if e.filename is not None else path
+    cause = e.strerror or str(e) or type(e).__name__
+    error = StoreWriteError(
+        f"could not save the store to {str(path)!r}: {cause} ({str(where)!r}); the store on disk "
+        "is as it was before this save"
+    )
+    error.errno, error.strerror, error.filename = e.errno, e.strerror, str(where)
+    return error
+
+
+def _missing_ancestors(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, innermost first."""
+    missing = []
+    for p in (path, *path.parents):
+        if os.path.lexists(p):
+            break
+        missing.append(p)
+    return missing
+
+
+def _remove_new_dirs(created: list[Path]) -> None:
+    """Undo a failed save's directories (each only if it is empty but for the lock file)."""
+    for p in created:
+        _unlink_quietly(p / directory.LOCK)
+        try:
+            p.rmdir()
+        except OSError:
+            return
+
+
+def _unlink_quietly(file: Path) -> None:
+    try:
+        file.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+class BlockHasher:
+    """The checksum of each consecutive ``block_size`` bytes fed to it (the last block may be short)."""
+
+    def __init__(self, block_size: int, new: Callable[[], Any] = CURRENT.new) -> None:
+        self.block_size = block_size
+        self.digests: list[str] = []
+        self._new = new
+        self._hash = new()
+        self._filled = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while len(view):
+            take = min(len(view), self.block_size - self._filled)
+            self._hash.update(view[:take])
+            self._filled += take
+            view = view[take:]
+            if self._filled == self.block_size:
+                self._end_block()
+
+    def finish(self) -> list[str]:
+        if self._filled:
+            self._end_block()
+        return self.digests
+
+    def _end_block(self) -> None:
+        self.digests.append(self._hash.hexdigest())
+        self._hash = self._new()
+        self._filled = 0
+
+
+class HashingWriter:
+    """A write-only file object that hashes what passes through it, so a save reads nothing back.
+
+    Hashing runs on a background thread (xxhash releases the GIL), in parallel with the
+    serialisation and the writes.
+    """
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.size = 0
+        self.error: OSError | None = None  # what the file system said, if a write failed
+        self._hasher = BlockHasher(BLOCK_SIZE)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_BEHIND)
+        self._thread = threading.Thread(target=self._hash_queued, name="parag-hash", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> int:
+        if not isinstance(data, bytes):
+            data = bytes(data)  # a mutable buffer could change before the thread hashes it
+        try:
+            self._f.write(data)
+        except OSError as e:
+            self.error = e  # FAISS reports a failed callback as its own RuntimeError
+            raise
+        self._queue.put(data)
+        self.size += len(data)
+        return len(data)
+
+    def digests(self) -> list[str]:
+        """Wait for the hashing thread; the checksum of each block written."""
+        self.close()
+        return self._hasher.finish()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _hash_queued(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self._hasher.update(data)
+
+
+def _write_file(file: Path, write: Writer) -> dict[str, Any]:
+    """Create ``file`` with what ``write`` writes, fsync it; return its manifest entry."""
+    with open(file, "xb") as f:
+        hashing = HashingWriter(f)  # type: ignore[arg-type]
+        try:
+            write(hashing)  # type: ignore[arg-type]
+        except Exception:
+            if hashing.error is not None:
+                raise hashing.error from None
+            raise
+        finally:
+            hashing.close()
+        f.flush()
+        os.fsync(f.fileno())
+    return {"size": hashing.size, "block_size": BLOCK_SIZE, CURRENT.blocks_key: hashing.digests()}
+
+
+def _write_durably(file: Path, data: bytes) -> None:
+    with open(file, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,103 @@
+"""``parag delete``, ``parag compact`` and ``parag tune``: changing a store in place.
+
+Each loads the store, changes it through the public API and saves it atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from parag.cli.options import filter_option, json_option, load_store, store_argument
+from parag.cli.output import emit_json, key_values, say, table
+from parag.cli.readers import Vectors
+from parag.cli.selection import check_selection, select_ids
+
+
+@click.command()
+@store_argument
+@click.argument("ids", nargs=-1, type=int)
+@filter_option
+@click.option("--missing-ok", is_flag=True, help="Skip ids that are not stored instead of failing.")
+@json_option
+def delete(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, missing_ok: bool, as_json: bool) -> None:
+    """Delete records by id, or every record a filter selects, and save the store.
+
+    An unknown id is an error that deletes nothing (exit code 1), unless --missing-ok.
+
+    \b
+    Examples:
+      parag delete my-store 4 8 15
+      parag delete my-store --filter '{"source": "old.pdf"}' --json
+    """
+    check_selection(ids, filter_)
+    s = load_store(store)
+    targets = select_ids(s, ids, filter_)
+    deleted = s.delete(targets, missing_ok=missing_ok) if targets else 0
+    if deleted:
+        s.save(store)
+    if as_json:
+        emit_json({"deleted": deleted, "count": len(s)})
+    else:
+        say(f"deleted {deleted}; {len(s)} left")
+
+
+@click.command()
+@store_argument
+@json_option
+def compact(store: Path, as_json: bool) -> None:
+    """Rebuild the index without its deleted vectors, and save the store.
+
+    Writes compact a store by themselves once enough of it is deleted (10% of a Flat or
+    IVFFlat index, 50% of HNSW); this does it now. `parag info` shows the deleted count.
+
+    \b
+    Example:
+      parag compact my-store
+    """
+    s = load_store(store)
+    s.compact()
+    s.save(store)
+    if as_json:
+        emit_json({"count": len(s)})
+    else:
+        say(f"compacted: {len(s)} vectors, none deleted")
+
+
+@click.command()
+@store_argument
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Queries like the real ones (a 2-D .npy). Default: a sample of stored vectors.")
+@click.option("--target-recall", default=0.95, show_default=True, help="The recall@k to reach.")
+@click.option("-k", "k", default=10, show_default=True, help="Recall is measured on the top k.")
+@click.option("--dry-run", is_flag=True, help="Measure and print, but leave the saved store as it was.")
+@json_option
+def tune(store: Path, queries: Path | None, target_recall: float, k: int, dry_run: bool, as_json: bool) -> None:
+    """Measure recall and latency for each ef_search (HNSW) or nprobe (IVFFlat), and make the
+    smallest value that reaches the target recall the store's default (saved with it).
+
+    A Flat store, or an IVFFlat store not trained yet, is exact: nothing to tune.
+
+    \b
+    Examples:
+      parag tune my-store --target-recall 0.98
+      parag tune my-store --queries queries.npy --dry-run --json
+    """
+    s = load_store(store)
+    q = None if queries is None else Vectors(queries).read()
+    result = s.tune(q, target_recall, k)
+    if result.param is not None and not dry_run:
+        s.save(store)
+    settings = [{"value": v, "recall": r, "latency_ms": ms} for v, r, ms in result.settings]
+    if as_json:
+        emit_json({"param": result.param, "value": result.value, "recall": result.recall,
+                   "reached": result.reached, "saved": result.param is not None and not dry_run, "settings": settings})
+        return
+    if result.param is None:
+        say(f"{store} is exact ({s.index_type}{'' if s.is_trained else ', not trained yet'}): nothing to tune")
+        return
+    table(f"recall@{k} and median single-query latency", [result.param, "recall", "latency ms"],
+          [[x["value"], x["recall"], x["latency_ms"]] for x in settings])
+    key_values("chosen", [(result.param, result.value), ("recall", result.recall), ("reached", result.reached),
+                          ("saved", not dry_run)])

@@ -1,0 +1,102 @@
+"""``parag search`` and ``parag get``: reading a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from parag.cli.options import JSONParam, filter_option, json_option, load_store, store_argument
+from parag.cli.output import emit_json, records_table
+from parag.cli.readers import Vectors
+from parag.cli.selection import check_selection, select_ids
+from parag.vectorstore import FAISSVectorStore
+
+
+@click.command()
+@store_argument
+@click.option("--vector", type=JSONParam(expect=list), metavar="JSON", help="One query vector, e.g. '[0.1, 0.2, ...]'.")
+@click.option("--vectors", "vectors_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A batch of queries: a 2-D .npy array; one result list per row.")
+@click.option("--like", type=int, metavar="ID", help="Use the stored vector of ID as the query (ID itself is left out).")
+@click.option("-k", "k", default=10, show_default=True, help="Hits per query.")
+@filter_option
+@click.option("--ef-search", type=int, help="HNSW: candidates examined, for this search only.")
+@click.option("--nprobe", type=int, help="IVFFlat: clusters probed, for this search only.")
+@json_option
+def search(
+    store: Path, vector: list[Any] | None, vectors_path: Path | None, like: int | None, k: int,
+    filter_: dict[str, Any] | None, ef_search: int | None, nprobe: int | None, as_json: bool,
+) -> None:
+    """Search a store: the K nearest vectors to a query, best first.
+
+    Give the query as --vector, --vectors (a batch) or --like. Scores are squared L2
+    distances (smaller is closer), inner products or cosine similarities (larger is closer).
+    --json prints a list of {id, score, metadata} for one query, a list of such lists for
+    --vectors.
+
+    \b
+    Examples:
+      parag search my-store --like 3 -k 5
+      parag search my-store --vector '[0.1, 0.3, 0.2, 0.9]' --filter '{"source": "a"}'
+      parag search my-store --vectors queries.npy -k 10 --ef-search 128 --json
+    """
+    if sum(x is not None for x in (vector, vectors_path, like)) != 1:
+        raise click.UsageError("give exactly one query: --vector, --vectors or --like")
+    s = load_store(store, read_only=True)
+    extra = {"filter": filter_, "ef_search": ef_search, "nprobe": nprobe}
+    if vectors_path is not None:
+        queries = Vectors(vectors_path)
+        results = [_hits(*r) for q in queries.batches(1024) for r in zip(*s.search(q, k, **extra))]
+    elif like is not None:
+        query = s.get([like], include_vectors=True).vectors[0]
+        hits = _hits(*s.search(query, k + 1, **extra))
+        results = [[h for h in hits if h["id"] != like][:k]]
+    else:
+        results = [_hits(*s.search(np.asarray(vector, dtype=np.float64), k, **extra))]
+    if as_json:
+        emit_json(results if vectors_path is not None else results[0])
+        return
+    for i, hits in enumerate(results):
+        records_table(f"query {i}" if vectors_path is not None else None, hits)
+
+
+def _hits(distances: list[float], ids: list[int], metadata: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": i, "score": d, "metadata": m} for d, i, m in zip(distances, ids, metadata)]
+
+
+@click.command()
+@store_argument
+@click.argument("ids", nargs=-1, type=int)
+@filter_option
+@click.option("--vectors", "with_vectors", is_flag=True, help="Include the stored vectors (--json only).")
+@json_option
+def get(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, with_vectors: bool, as_json: bool) -> None:
+    """Show stored records by id, or every record a filter selects.
+
+    An unknown id is an error (exit code 1). --json prints a list of {id, metadata}
+    (and vector, with --vectors).
+
+    \b
+    Examples:
+      parag get my-store 0 1 2
+      parag get my-store --filter '{"package": {"$in": ["0ad", "3dchess"]}}' --json
+    """
+    check_selection(ids, filter_)
+    s = load_store(store, read_only=True)
+    records = _records(s, select_ids(s, ids, filter_), with_vectors)
+    if as_json:
+        emit_json(records)
+    else:
+        records_table(None, records)
+
+
+def _records(store: FAISSVectorStore, ids: list[int], with_vectors: bool) -> list[dict[str, Any]]:
+    got = store.get(ids, include_vectors=with_vectors)
+    records = [{"id": i, "metadata": m} for i, m in zip(got.ids, got.metadata)]
+    if with_vectors:
+        for record, v in zip(records, got.vectors):
+            record["vector"] = v.tolist()
+    return records

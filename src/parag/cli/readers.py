@@ -1,0 +1,151 @@
+"""Reading build inputs in batches: vectors from ``.npy`` (memory-mapped) or ``.parquet``,
+records from ``.jsonl`` (line by line) or ``.parquet``. Nothing is read whole, so inputs
+larger than RAM stream through. A bad record names its file and line (or row)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from parag.errors import InvalidArgumentError, MissingDependencyError
+
+# Keys of a record in the nested form {"id": ..., "metadata": {...}, "document": "..."};
+# any other object is a flat record: everything but the id is metadata.
+NESTED_KEYS = {"metadata", "document"}
+
+
+class Record(NamedTuple):
+    id: int | None
+    metadata: dict[str, Any]
+    where: str  # "file:line" or "file: row N", for error messages
+
+
+def pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise MissingDependencyError("reading or writing .parquet needs pyarrow: pip install 'parag[parquet]'") from exc
+    return pq
+
+
+class Vectors:
+    """The rows of a ``.npy`` file (memory-mapped) or of a ``.parquet`` list column."""
+
+    def __init__(self, path: Path, column: str = "vector") -> None:
+        self.path = path
+        self.column = column
+        if path.suffix == ".parquet":
+            self._parquet = pyarrow_parquet().ParquetFile(path)
+            if column not in self._parquet.schema_arrow.names:
+                raise InvalidArgumentError(f"{path}: no column {column!r} (columns: {self._parquet.schema_arrow.names})")
+            self.rows = self._parquet.metadata.num_rows
+            first = next(self._parquet.iter_batches(batch_size=1, columns=[column]), None)
+            self.dimension = len(first.column(0)[0]) if first is not None and first.num_rows else 0
+            return
+        try:
+            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
+        if self._array.ndim != 2 or self._array.dtype.kind not in "fiu":
+            raise InvalidArgumentError(
+                f"{path}: expected a 2-D array of numbers (rows x dimension), got shape "
+                f"{self._array.shape} of {self._array.dtype}"
+            )
+        self.rows, self.dimension = self._array.shape
+
+    def read(self) -> np.ndarray:
+        """Every row at once (for small files such as queries)."""
+        return np.concatenate([*self.batches(1 << 16), np.empty((0, self.dimension), np.float32)])
+
+    def batches(self, size: int) -> Iterator[np.ndarray]:
+        if self.path.suffix == ".parquet":
+            for batch in self._parquet.iter_batches(batch_size=size, columns=[self.column]):
+                yield np.asarray(batch.column(0).to_pylist(), dtype=np.float32)
+            return
+        for start in range(0, self.rows, size):
+            yield np.asarray(self._array[start : start + size])  # only this slice is read
+
+
+def read_ids(path: Path) -> Iterator[int]:
+    """Ids from an ``.npy`` array of non-negative ints, one per vector row."""
+    try:
+        ids = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise InvalidArgumentError(f"{path}: ids must be a 1-D array of ints, got shape {ids.shape} of {ids.dtype}")
+    for start in range(0, len(ids), 65536):
+        yield from ids[start : start + 65536].tolist()
+
+
+def read_records(
+    path: Path, *, flat_metadata: bool, id_field: str = "id", documents_field: str | None = None,
+    skip_column: str | None = None,
+) -> Iterator[Record]:
+    """One :class:`Record` per line of a ``.jsonl`` file or row of a ``.parquet`` file.
+
+    ``flat_metadata``: each object is the metadata itself (``--metadata``). Otherwise
+    (``--records``) an object is either nested, ``{"id": 7, "metadata": {...},
+    "document": "..."}``, or flat, ``{"id": 7, "title": ...}``: everything but the id is
+    metadata. ``documents_field``: where the document goes (parag keeps no separate
+    document text yet, so it is kept in the metadata under this name).
+    """
+    for where, obj in _objects(path, skip_column):
+        if not isinstance(obj, dict):
+            raise InvalidArgumentError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        if flat_metadata:
+            yield Record(None, obj, where)
+        else:
+            yield _record(obj, where, id_field, documents_field)
+
+
+def _objects(path: Path, skip_column: str | None) -> Iterator[tuple[str, Any]]:
+    if path.suffix == ".parquet":
+        parquet = pyarrow_parquet().ParquetFile(path)
+        columns = [c for c in parquet.schema_arrow.names if c != skip_column]
+        row = 0
+        for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+            for obj in batch.to_pylist():
+                row += 1
+                yield f"{path}: row {row}", obj
+        return
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidArgumentError(f"{path}:{number}: not valid JSON ({exc})") from None
+
+
+def _record(obj: dict[str, Any], where: str, id_field: str, documents_field: str | None) -> Record:
+    id_ = obj.get(id_field)
+    if id_ is not None and (isinstance(id_, bool) or not isinstance(id_, int) or id_ < 0):
+        raise InvalidArgumentError(f"{where}: {id_field!r} must be a non-negative int, got {id_!r}")
+    if "metadata" in obj and set(obj) <= NESTED_KEYS | {id_field}:
+        metadata = obj["metadata"] if obj["metadata"] is not None else {}
+        if isinstance(metadata, str):  # a .parquet column of JSON text, as parag export writes
+            try:
+                metadata = orjson.loads(metadata)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidArgumentError(f"{where}: 'metadata' is not valid JSON ({exc})") from None
+        if not isinstance(metadata, dict):
+            raise InvalidArgumentError(f"{where}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
+        document = obj.get("document")
+        if document is not None:
+            if documents_field is None:
+                raise InvalidArgumentError(
+                    f"{where}: the record has a 'document', and parag does not store documents yet; "
+                    "pass --documents-field NAME to keep it in the metadata under NAME"
+                )
+            metadata = {**metadata, documents_field: document}
+    else:
+        metadata = {k: v for k, v in obj.items() if k != id_field}
+    if documents_field is not None and not isinstance(metadata.get(documents_field), str):
+        raise InvalidArgumentError(f"{where}: the document field {documents_field!r} must be a string")
+    return Record(id_, metadata, where)

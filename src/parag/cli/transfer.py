@@ -1,0 +1,150 @@
+"""``parag export`` and ``parag migrate``: moving records out of a store, or into another."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import orjson
+
+from parag.cli.options import json_option, load_store, param_option, parse_params, store_argument
+from parag.cli.output import emit_json, key_values, progress
+from parag.cli.readers import pyarrow_parquet
+from parag.errors import InvalidArgumentError, NotAStoreError
+from parag.vectorstore import FAISSVectorStore, GetResult
+
+CHUNK = 50_000  # records read from the store at a time
+
+output_file = click.Path(dir_okay=False, writable=True, path_type=Path)
+
+
+def chunks(store: FAISSVectorStore, with_vectors: bool) -> Iterator[GetResult]:
+    """Every record of ``store``, ``CHUNK`` at a time, oldest first."""
+    ids = store.ids()
+    with progress("reading", len(ids)) as advance:
+        for start in range(0, len(ids), CHUNK):
+            yield store.get(ids[start : start + CHUNK], include_vectors=with_vectors)
+            advance(min(CHUNK, len(ids) - start))
+
+
+@contextmanager
+def replaced(path: Path) -> Iterator[Path]:
+    """A temporary path that becomes ``path`` only if the block completes."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@click.command()
+@store_argument
+@click.argument("out", type=output_file)
+@click.option("--vectors", "vectors_out", type=output_file, help="Also write the vectors, in the same order, to this .npy.")
+@json_option
+def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> None:
+    """Write every record of a store to OUT: .jsonl or .parquet (needs pyarrow).
+
+    Each .jsonl line is {"id": ..., "metadata": {...}}; a .parquet file has the columns
+    id and metadata (as JSON text). Both are what `parag build --records` reads, so
+    export + build round-trips a store. Vectors of a cosine store come out normalised, as
+    stored. Files appear only once complete.
+
+    \b
+    Examples:
+      parag export my-store records.jsonl --vectors vectors.npy
+      parag build copy --records records.jsonl --vectors vectors.npy --index HNSW --metric cosine
+    """
+    if out.suffix not in (".jsonl", ".parquet"):
+        raise click.BadParameter(f"OUT must end in .jsonl or .parquet, got {out.name!r}", param_hint="OUT")
+    s = load_store(store, read_only=True)
+    with ExitStack() as stack:
+        tmp_out = stack.enter_context(replaced(out))
+        matrix = None
+        if vectors_out is not None:
+            tmp_vectors = stack.enter_context(replaced(vectors_out))
+            matrix = np.lib.format.open_memmap(tmp_vectors, mode="w+", dtype=np.float32, shape=(len(s), s.dimension))
+        write = _parquet_writer(tmp_out) if out.suffix == ".parquet" else _jsonl_writer(tmp_out)
+        row = 0
+        for got in chunks(s, with_vectors=matrix is not None):
+            write(got)
+            if matrix is not None:
+                matrix[row : row + len(got.ids)] = got.vectors
+            row += len(got.ids)
+        write(None)
+        if matrix is not None:
+            matrix.flush()
+    summary = {"exported": row, "records": str(out), "vectors": None if vectors_out is None else str(vectors_out)}
+    emit_json(summary) if as_json else key_values(f"exported {store}", summary.items())
+
+
+def _jsonl_writer(path: Path) -> Any:
+    f = open(path, "wb")  # noqa: SIM115 - closed by the final write(None)
+
+    def write(got: GetResult | None) -> None:
+        if got is None:
+            f.close()
+            return
+        f.writelines(orjson.dumps({"id": i, "metadata": m}) + b"\n" for i, m in zip(got.ids, got.metadata))
+
+    return write
+
+
+def _parquet_writer(path: Path) -> Any:
+    pq = pyarrow_parquet()
+    import pyarrow as pa
+
+    schema = pa.schema([("id", pa.int64()), ("metadata", pa.string())])
+    writer = pq.ParquetWriter(path, schema)
+
+    def write(got: GetResult | None) -> None:
+        if got is None:
+            writer.close()
+            return
+        text = [orjson.dumps(m).decode() for m in got.metadata]
+        writer.write_table(pa.table({"id": got.ids, "metadata": text}, schema=schema))
+
+    return write
+
+
+@click.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--index", "index_type", help="Index of the new store (default: SRC's).")
+@click.option("--metric", help="Metric of the new store (default: SRC's).")
+@param_option
+@json_option
+def migrate(src: Path, dst: Path, index_type: str | None, metric: str | None, params: tuple[str, ...], as_json: bool) -> None:
+    """Copy every record of the store SRC into a new store DST, optionally with another
+    index, metric or parameters.
+
+    SRC and DST are directories: the Milvus backend does not exist yet, so neither may be
+    a Milvus URI. DST must not exist or be empty. Ids and metadata are kept. Parameters
+    are SRC's when the index type stays, else the new index's defaults, unless given with
+    --param. A cosine store holds unit vectors: migrating it to another metric uses them.
+
+    \b
+    Examples:
+      parag migrate flat-store hnsw-store --index HNSW --param M=16
+      parag migrate old-store new-store --json
+    """
+    if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
+        raise NotAStoreError(f"{dst} exists and is not an empty directory: migrate writes a new store")
+    source = load_store(src, read_only=True)
+    same_index = index_type is None or index_type.lower() == source.index_type.lower()
+    config = {**(source.params if same_index else {}), **parse_params(params)}
+    target = FAISSVectorStore(source.dimension, index_type or source.index_type, metric or source.metric, **config)
+    for got in chunks(source, with_vectors=True):
+        target.add(got.vectors, got.metadata, ids=got.ids)
+    if len(target) != len(source):
+        raise InvalidArgumentError(f"copied {len(target)} records of {len(source)}")  # pragma: no cover
+    target.save(dst)
+    summary = {"source": str(src), "store": str(dst), "count": len(target), "index_type": target.index_type,
+               "metric": target.metric, "params": target.params}
+    emit_json(summary) if as_json else key_values(f"migrated {src} -> {dst}", summary.items())

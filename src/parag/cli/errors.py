@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -41,8 +42,27 @@ def one_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text} (a bug: please report it; PARAG_DEBUG=1 shows the traceback)"
 
 
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"parag: error: {message}", err=True)
+    sys.exit(code)
+
+
 class ParagGroup(click.Group):
-    """A click group whose subcommands fail with one line on stderr and a documented code."""
+    """A click group whose errors, usage errors included, are one line on stderr and exit
+    with a documented code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> NoReturn:
+        extra["standalone_mode"] = False  # errors are reported here, one line each
+        try:
+            code = super().main(args, prog_name, **extra)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            fail(exc.format_message(), exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            fail(one_line(KeyboardInterrupt()), INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else OK)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -52,5 +72,4 @@ class ParagGroup(click.Group):
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the whole point
             if os.environ.get("PARAG_DEBUG") and not isinstance(exc, KeyboardInterrupt):
                 raise
-            click.echo(f"parag: error: {one_line(exc)}", err=True)
-            ctx.exit(exit_code(exc))
+            fail(one_line(exc), exit_code(exc))

@@ -1,0 +1,158 @@
+"""Every ``parag`` subcommand through click's test runner, its ``--json`` output checked
+against independent answers: the input files, numpy brute force, and the library."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from parag.vectorstore import FAISSVectorStore
+from tests.cli_support import N, inputs, invoke, invoke_json, record  # noqa: F401 - inputs is a fixture
+from tests.conftest import oracle
+
+
+@pytest.fixture
+def built(inputs):
+    """A Flat L2 store built by ``parag build`` from records.jsonl."""
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy",
+           "--records", inputs["dir"] / "records.jsonl", "--batch-size", 64)
+    return inputs
+
+
+def test_build_stores_every_row_with_its_id_and_metadata(built):
+    store = FAISSVectorStore.load(built["store"])
+    assert store.ids() == built["ids"]
+    got = store.get(built["ids"], include_vectors=True)
+    assert got.metadata == [record(i) for i in range(N)]
+    np.testing.assert_array_equal(got.vectors, built["x"])
+
+
+def test_build_appends_with_generated_ids_and_flat_metadata(built):
+    summary = invoke_json("build", built["store"], "--vectors", built["dir"] / "vectors.npy",
+                          "--metadata", built["dir"] / "flat.jsonl")
+    assert summary["added"] == N and summary["count"] == 2 * N
+    store = FAISSVectorStore.load(built["store"])
+    new = store.ids()[N:]
+    assert new == list(range(1000 + N, 1000 + 2 * N))  # generated above every stored id
+    assert store.get(new).metadata == [record(i) for i in range(N)]
+
+
+def test_build_hnsw_cosine_with_params_and_documents_field(inputs):
+    summary = invoke_json("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy",
+                          "--records", inputs["dir"] / "flat.jsonl", "--documents-field", "tag",
+                          "--index", "hnsw", "--metric", "cosine", "--param", "M=8", "--param", "ef_search=20")
+    assert (summary["index_type"], summary["metric"]) == ("HNSW", "cosine")
+    assert summary["params"] == {"M": 8, "ef_construction": 40, "ef_search": 20}
+    assert FAISSVectorStore.load(inputs["store"]).get([0]).metadata == [record(0)]
+
+
+def test_search_matches_numpy_brute_force(built):
+    q = built["x"][:5] + 0.01
+    np.save(built["dir"] / "q.npy", q)
+    results = invoke_json("search", built["store"], "--vectors", built["dir"] / "q.npy", "-k", 7)
+    scores, rows = oracle(built["x"], q, 7, "L2")
+    for hits, want_rows, want_scores in zip(results, rows, scores):
+        assert [h["id"] for h in hits] == [built["ids"][r] for r in want_rows]
+        np.testing.assert_allclose([h["score"] for h in hits], want_scores, rtol=1e-4, atol=1e-4)
+        assert [h["metadata"] for h in hits] == [record(r) for r in want_rows]
+
+
+def test_search_single_vector_with_filter_and_like(built):
+    q = built["x"][10]
+    hits = invoke_json("search", built["store"], "--vector", json.dumps(q.tolist()), "-k", 4,
+                       "--filter", '{"tag": "a"}')
+    rows = [i for i in range(N) if record(i)["tag"] == "a"]
+    _, order = oracle(built["x"][rows], q, 4, "L2")
+    assert [h["id"] for h in hits] == [built["ids"][rows[r]] for r in order[0]]
+    like = invoke_json("search", built["store"], "--like", built["ids"][10], "-k", 3)
+    _, order = oracle(built["x"], q, 4, "L2")
+    assert [h["id"] for h in like] == [built["ids"][r] for r in order[0][1:]]  # itself left out
+
+
+def test_search_table_shows_ids_and_metadata(built):
+    out = invoke("search", built["store"], "--like", 1000, "-k", 2).stdout
+    assert "score" in out and '"tag"' in out
+
+
+def test_get_by_ids_and_by_filter(built):
+    got = invoke_json("get", built["store"], 1003, 1000, "--vectors")
+    assert [r["id"] for r in got] == [1003, 1000]
+    assert [r["metadata"] for r in got] == [record(3), record(0)]
+    np.testing.assert_allclose(got[0]["vector"], built["x"][3], rtol=1e-6)
+    selected = invoke_json("get", built["store"], "--filter", '{"$or": [{"tag": "a"}, {"n": {"$gte": 290}}]}')
+    want = [i for i in range(N) if record(i)["tag"] == "a" or i >= 290]
+    assert [r["id"] for r in selected] == [1000 + i for i in want]
+
+
+def test_delete_by_ids_and_filter_then_compact(built):
+    assert invoke_json("delete", built["store"], 1000, 1001)["deleted"] == 2
+    assert invoke_json("delete", built["store"], "--filter", '{"n": {"$lt": 10}}')["deleted"] == 8
+    assert invoke_json("delete", built["store"], 1000, "--missing-ok")["deleted"] == 0
+    store = FAISSVectorStore.load(built["store"])
+    assert store.ids() == built["ids"][10:]
+    assert invoke_json("info", built["store"])["deleted"] in (0, 10)  # Flat compacts itself at 10%
+    assert invoke_json("compact", built["store"])["count"] == N - 10
+    info = invoke_json("info", built["store"])
+    assert (info["count"], info["deleted"]) == (N - 10, 0)
+    assert FAISSVectorStore.load(built["store"]).get([1299]).metadata == [record(299)]
+
+
+def test_info_reports_configuration_counts_and_metadata_keys(built):
+    info = invoke_json("info", built["store"])
+    assert (info["dimension"], info["index_type"], info["metric"], info["count"]) == (8, "Flat", "L2", N)
+    assert info["format_version"] == 1 and info["disk_bytes"] > N * 8 * 4
+    assert info["metadata_keys"]["tag"]["types"] == ["string"]
+    assert info["metadata_keys"]["n"] == {"count": N, "types": ["int"], "examples": ["0", "1", "2"]}
+    assert "metadata keys" in invoke("info", built["store"]).stdout
+
+
+def test_tune_sets_and_saves_the_chosen_value(inputs):
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy", "--index", "HNSW")
+    dry = invoke_json("tune", inputs["store"], "--target-recall", 0.9, "--dry-run")
+    assert dry["param"] == "ef_search" and not dry["saved"] and dry["settings"]
+    assert FAISSVectorStore.load(inputs["store"]).params["ef_search"] == 64  # unchanged
+    np.save(inputs["dir"] / "q.npy", inputs["x"][:20] + 0.01)
+    result = invoke_json("tune", inputs["store"], "--queries", inputs["dir"] / "q.npy", "--target-recall", 0.9)
+    assert result["saved"] and result["recall"] >= 0.9
+    assert FAISSVectorStore.load(inputs["store"]).params["ef_search"] == result["value"]
+    assert "recall" in invoke("tune", inputs["store"], "--dry-run").stdout
+
+
+def test_tune_flat_store_has_nothing_to_tune(built):
+    assert invoke_json("tune", built["store"])["param"] is None
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_export_then_build_round_trips(built, suffix):
+    pytest.importorskip("pyarrow") if suffix == ".parquet" else None
+    out, vectors = built["dir"] / f"out{suffix}", built["dir"] / "out.npy"
+    assert invoke_json("export", built["store"], out, "--vectors", vectors)["exported"] == N
+    np.testing.assert_array_equal(np.load(vectors), built["x"])
+    copy = built["dir"] / "copy"
+    invoke("build", copy, "--vectors", vectors, "--records", out)
+    store = FAISSVectorStore.load(copy)
+    assert store.ids() == built["ids"] and store.get(built["ids"]).metadata == [record(i) for i in range(N)]
+
+
+def test_migrate_to_another_index_keeps_ids_metadata_and_vectors(built):
+    dst = built["dir"] / "hnsw"
+    summary = invoke_json("migrate", built["store"], dst, "--index", "HNSW", "--param", "M=8")
+    assert (summary["index_type"], summary["params"]["M"], summary["count"]) == ("HNSW", 8, N)
+    store = FAISSVectorStore.load(dst)
+    got = store.get(built["ids"], include_vectors=True)
+    assert store.ids() == built["ids"] and got.metadata == [record(i) for i in range(N)]
+    np.testing.assert_array_equal(got.vectors, built["x"])
+
+
+def test_verify_sound_store(built):
+    assert invoke_json("verify", built["store"]) == {"store": str(built["store"]), "sound": True, "problems": {}}
+
+
+def test_help_lists_every_subcommand_and_each_has_examples():
+    out = invoke("--help").stdout
+    commands = ["build", "info", "verify", "search", "get", "delete", "compact", "tune", "export", "migrate"]
+    assert all(c in out for c in commands) and "Exit codes" in out
+    for command in commands:
+        assert "Example" in invoke(command, "--help").stdout

@@ -55,7 +55,8 @@ def key_values(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
     t.add_column(style="bold")
     t.add_column()
     for name, value in pairs:
-        t.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+        shown = compact_json(value) if isinstance(value, (dict, list)) else value
+        t.add_row(name, f"{shown:.4f}" if isinstance(shown, float) else str(shown))
     console = stdout()
     console.print(f"[bold]{title}[/bold]")
     console.print(t)

@@ -117,10 +117,15 @@ def _objects(path: Path, skip_column: str | None) -> Iterator[tuple[str, Any]]:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
-            try:
-                yield f"{path}:{number}", orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidArgumentError(f"{path}:{number}: not valid JSON ({exc})") from None
+            where = f"{path}:{number}"
+            yield where, _parse(line, where)
+
+
+def _parse(text: str | bytes, where: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{where}: not valid JSON ({exc})") from None
 
 
 def _record(obj: dict[str, Any], where: str, id_field: str, documents_field: str | None) -> Record:
@@ -130,10 +135,7 @@ def _record(obj: dict[str, Any], where: str, id_field: str, documents_field: str
     if "metadata" in obj and set(obj) <= NESTED_KEYS | {id_field}:
         metadata = obj["metadata"] if obj["metadata"] is not None else {}
         if isinstance(metadata, str):  # a .parquet column of JSON text, as parag export writes
-            try:
-                metadata = orjson.loads(metadata)
-            except orjson.JSONDecodeError as exc:
-                raise InvalidArgumentError(f"{where}: 'metadata' is not valid JSON ({exc})") from None
+            metadata = _parse(metadata, f"{where}: 'metadata'")
         if not isinstance(metadata, dict):
             raise InvalidArgumentError(f"{where}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
         document = obj.get("document")

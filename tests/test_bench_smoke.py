@@ -42,3 +42,14 @@ def test_benchmark_harness_runs_end_to_end(tmp_path):
     report = (out / "benchmarks.md").read_text()
     for section in ("## Targets", "parag / raw FAISS, HNSW", "## Flat: the physical limit", "store.tune"):
         assert section in report
+
+
+def test_cli_build_benchmark_runs_on_tiny_data(tmp_path):
+    out = tmp_path / "cli.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "bench_cli.py"), "--rows", "500", "--dim", "8",
+               "--runs", "1", "--dir", str(tmp_path / "data"), "--out", str(out)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    raw = json.loads(out.read_text())
+    assert set(raw["runs"][0]) == {"cli", "library"}
+    assert "cli / library" in proc.stdout

@@ -17,6 +17,9 @@ import numpy.typing as npt
 
 import parag
 from parag import persistence
+from parag._faiss_header import check_index_file
+from parag._faiss_integrity import check_index_structure
+from parag._load_checks import check_metadata_lines, check_npy_header
 from parag._locks import RWLock
 from parag._slots import SlotMap, bitmap_selector
 from parag._validation import MAX_ID, as_ids, as_vectors, check_bool, check_k
@@ -640,6 +643,7 @@ def _restore(files: persistence.StoreFiles, mmap: bool) -> FAISSVectorStore:
     meta = _read_metadata(files, slot_ids)
     index = _read_index(files, mmap)
     _check_index(store, manifest, index, n_slots, files.describe("index"))
+    check_index_structure(index, files.describe("index"))
     store._index, store._slots, store._meta, store._next_id = index, slots, meta, next_id
     store._read_only = mmap
     return store
@@ -675,6 +679,7 @@ def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
     so a damaged header can neither allocate a huge array nor be read as another shape.
     """
     data, where = files.read("ids"), files.describe("ids")
+    check_npy_header(data, where)
     header = io.BytesIO(data)
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     try:
@@ -707,11 +712,13 @@ def _read_metadata(files: persistence.StoreFiles, slot_ids: np.ndarray) -> Metad
             f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
             f"{'no' if deleted[slot] else 'some'} metadata but id {int(slot_ids[slot])}"
         )
+    check_metadata_lines(lines, where)
     return MetadataStore.from_jsonl(data, len(slot_ids))
 
 
 def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:
     """The FAISS index; FAISS sees no byte that has not passed its check."""
+    check_index_file(files.handle("index"), files.size("index"), files.describe("index"))
     try:
         if mmap:
             # IO_FLAG_MMAP_IFC maps Flat and HNSW storage and IVF lists alike. Adding

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from parag import persistence
 from parag.vectorstore import FAISSVectorStore
 from tests.cli_support import N, inputs, invoke, invoke_json, record  # noqa: F401 - inputs is a fixture
 from tests.conftest import oracle
@@ -102,7 +103,7 @@ def test_delete_by_ids_and_filter_then_compact(built):
 def test_info_reports_configuration_counts_and_metadata_keys(built):
     info = invoke_json("info", built["store"])
     assert (info["dimension"], info["index_type"], info["metric"], info["count"]) == (8, "Flat", "L2", N)
-    assert info["format_version"] == 1 and info["disk_bytes"] > N * 8 * 4
+    assert info["format_version"] == persistence.FORMAT_VERSION and info["disk_bytes"] > N * 8 * 4
     assert info["metadata_keys"]["tag"]["types"] == ["string"]
     assert info["metadata_keys"]["n"] == {"count": N, "types": ["int"], "examples": ["0", "1", "2"]}
     assert "metadata keys" in invoke("info", built["store"]).stdout

@@ -123,18 +123,26 @@ def test_usage_errors(built):
 def test_corrupt_store_is_exit_4_and_verify_lists_problems_per_file(built):
     store = built["store"]
     files = {p.name.split(".")[0]: p for p in store.iterdir()}
-    data = bytearray(files["index"].read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    files["index"].write_bytes(bytes(data))
-    files["metadata"].write_bytes(files["metadata"].read_bytes()[:-5])
+    for role in ("index", "metadata"):
+        data = bytearray(files[role].read_bytes())
+        data[len(data) // 2] ^= 0x01
+        files[role].write_bytes(bytes(data))
     fails("search", store, "--like", 1000, code=4)
     fails("info", store, code=4)
     report = json.loads(invoke("verify", store, "--json", code=4).stdout)
     assert not report["sound"]
     assert set(report["problems"]) >= {files["index"].name, files["metadata"].name}
-    assert any("SHA-256" in p for p in report["problems"][files["index"].name])
+    assert any("corrupted" in p for p in report["problems"][files["index"].name])
     out = invoke("verify", store, code=4).stdout
     assert files["index"].name in out
+
+
+def test_truncated_file_is_exit_4_and_named(built):
+    metadata = next(built["store"].glob("metadata.*"))
+    metadata.write_bytes(metadata.read_bytes()[:-5])
+    report = json.loads(invoke("verify", built["store"], "--json", code=4).stdout)
+    assert list(report["problems"]) == [metadata.name]
+    assert "truncated" in report["problems"][metadata.name][0]
 
 
 def test_damaged_manifest_is_exit_4(built):

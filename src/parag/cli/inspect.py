@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
 from parag.cli.errors import CORRUPT
 from parag.cli.output import clip, compact_json, emit_json, key_values, progress, say, table
 from parag.cli.options import json_option, load_store, store_argument
+from parag import persistence
 from parag.errors import CorruptStoreError
 from parag.vectorstore import FAISSVectorStore
 
-MANIFEST = "manifest.json"  # docs/format.md: the one name every format version keeps
 EXAMPLES = 3  # distinct example values shown per metadata key
 CHUNK = 50_000  # records decoded at a time
 
@@ -31,7 +29,7 @@ def info(store: Path, sample: int | None, as_json: bool) -> None:
     metadata keys with their types and example values.
 
     The store is loaded (verified, memory-mapped) through parag's public API; the file
-    details come from its manifest.json (docs/format.md).
+    details come from its manifest (docs/format.md).
 
     \b
     Examples:
@@ -39,7 +37,8 @@ def info(store: Path, sample: int | None, as_json: bool) -> None:
       parag info my-store --sample 10000 --json
     """
     s = load_store(store, read_only=True)
-    manifest = orjson.loads((store / MANIFEST).read_bytes())
+    with persistence.load(store, verify=False) as files:  # the manifest, checked again
+        manifest = files.manifest
     sizes = {role: entry["size"] for role, entry in manifest["files"].items()}
     summary = {
         "store": str(store),
@@ -48,7 +47,7 @@ def info(store: Path, sample: int | None, as_json: bool) -> None:
         "count": len(s), "deleted": manifest["n_slots"] - manifest["count"], "next_id": manifest["next_id"],
         "format_version": manifest["format_version"], "written_by": manifest.get("parag_version"),
         "generation": manifest["generation"],
-        "disk_bytes": sum(sizes.values()) + (store / MANIFEST).stat().st_size,
+        "disk_bytes": sum(sizes.values()) + (store / persistence.MANIFEST).stat().st_size,
         # What a full load holds: the index as FAISS serialises it, the ids and the metadata
         # bytes (parag keeps metadata encoded); Python's per-record bookkeeping comes on top.
         "memory_estimate_bytes": sum(sizes.values()),
@@ -105,7 +104,7 @@ def verify(store: Path, as_json: bool) -> None:
     """Check a store: every checksum and every cross-check a load makes.
 
     Exit code 0 if the store is sound, 4 if it is damaged, 3 if there is no store. A
-    damaged store's files are then each checked on their own (size, SHA-256 of every
+    damaged store's files are then each checked on their own (size, checksum of every
     block), so --json lists the problems per file.
 
     \b
@@ -138,28 +137,22 @@ def verify(store: Path, as_json: bool) -> None:
 def _named_file(store: Path, message: str) -> str:
     """The store file a load's error message is about (the manifest if it names none)."""
     names = [p.name for p in store.iterdir() if p.name in message] if store.is_dir() else []
-    return max(names, key=len) if names else MANIFEST
+    return max(names, key=len) if names else persistence.MANIFEST
 
 
 def _file_problems(store: Path) -> dict[str, list[str]]:
-    """Each data file the manifest names, checked against its size and block digests."""
+    """Each data file checked on its own through parag.persistence (size, every block's
+    checksum), so that every damaged file is named, not only the first."""
     try:
-        files = orjson.loads((store / MANIFEST).read_bytes())["files"]
-        entries = [(e["name"], e["size"], e["block_size"], e["block_sha256"]) for e in files.values()]
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return {}  # the load's own message says what is wrong with the manifest
+        files = persistence.load(store, verify=True)
+    except CorruptStoreError as exc:  # the manifest, or a file's size: nothing more to read
+        message = " ".join(str(exc).split())
+        return {_named_file(store, message): [message]}
     problems: dict[str, list[str]] = {}
-    for name, size, block_size, digests in entries:
-        path = store / Path(name).name
-        if not path.is_file():
-            problems[name] = ["missing"]
-            continue
-        if path.stat().st_size != size:
-            problems.setdefault(name, []).append(f"{path.stat().st_size} bytes, the manifest says {size}")
-        with open(path, "rb") as f:
-            bad = [i for i, digest in enumerate(digests) if hashlib.sha256(f.read(block_size)).hexdigest() != digest]
-        if bad:
-            problems.setdefault(name, []).append(
-                f"{len(bad)} of {len(digests)} blocks of {block_size} bytes fail their SHA-256 (blocks {bad[:10]})"
-            )
+    with files:
+        for role, entry in files.manifest["files"].items():
+            try:
+                files.checked_path(role)
+            except CorruptStoreError as exc:
+                problems[entry["name"]] = [" ".join(str(exc).split())]
     return problems

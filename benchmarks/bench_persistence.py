@@ -10,8 +10,10 @@ vector (``{"doc": "doc-<i // 8>", "chunk": <i % 8>}``, ~30 bytes of JSON).
 The baseline is what a store without guarantees does: ``faiss.write_index`` of the same
 index object plus ``orjson.dumps`` of the same metadata list to a second file (no fsync,
 no checksum); its load is ``faiss.read_index`` plus ``orjson.loads``. parag's save hashes
-every byte (SHA-256) and fsyncs every file and the directory; its load checks every byte
-before FAISS parses it (``verify=True``), or only sizes (``verify=False``).
+every byte (XXH3-128) and fsyncs every file and the directory; its load checks every byte
+before FAISS parses it (``verify=True``), or only sizes (``verify=False``), and always walks
+the index file's size fields, checks one JSON object per metadata line and the index's
+internal references (docs/security.md).
 
 Every run times all the operations back to back, interleaved, with the page cache warm
 for both sides (nothing here drops caches: other people use this machine). The ratio of

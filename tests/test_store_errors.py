@@ -83,7 +83,7 @@ def test_error_hierarchy():
         cls = getattr(errors, name)
         assert issubclass(cls, ParagError)
         if cls is not ParagError:
-            assert any(b in cls.__mro__ for b in (ValueError, TypeError, KeyError, FileNotFoundError, OSError,
+            assert any(b in cls.__mro__ for b in (ValueError, TypeError, KeyError, FileNotFoundError, OSError, RuntimeError,
                                                    PermissionError, ImportError)), name
     assert issubclass(InvalidTypeError, TypeError) and issubclass(InvalidTypeError, ValueError)
     assert issubclass(DimensionMismatchError, ValueError)

@@ -1,4 +1,5 @@
-"""A reader-writer lock: many readers at once, or one writer alone."""
+"""A reader-writer lock: many readers at once, or one writer alone, and no deadlock from
+user code that calls back into the store (a callable filter runs under the read lock)."""
 
 from __future__ import annotations
 
@@ -6,45 +7,66 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from parag.errors import ReentrantWriteError
+
 
 class RWLock:
     """Readers share the lock; a writer waits for them and then holds it alone.
 
     A waiting writer blocks new readers, so a stream of searches cannot starve an ``add``.
-    Not re-entrant: a thread holding the lock must not take it again.
+    The lock knows which threads hold it, so that a thread calling back into the store
+    from inside a call never waits for itself:
+
+    * a thread that holds the lock may read again (at once, even while a writer waits:
+      the writer waits for that thread's outer call anyway);
+    * a thread that holds the lock may not write: that raises ReentrantWriteError instead
+      of waiting forever for its own read to end.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writer = False
+        self._readers: dict[int, int] = {}  # thread ident -> depth of its reads
+        self._writer: int | None = None
         self._writers_waiting = 0
 
     @contextmanager
     def read(self) -> Iterator[None]:
+        me = threading.get_ident()
         with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
+            if self._writer != me and me not in self._readers:
+                while self._writer is not None or self._writers_waiting:
+                    self._cond.wait()
+            self._readers[me] = self._readers.get(me, 0) + 1
         try:
             yield
         finally:
             with self._cond:
-                self._readers -= 1
-                if not self._readers:
+                depth = self._readers.pop(me) - 1
+                if depth:
+                    self._readers[me] = depth
+                elif not self._readers:
                     self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        me = threading.get_ident()
         with self._cond:
+            if self._writer == me or me in self._readers:
+                raise ReentrantWriteError(
+                    "the store cannot be changed from inside one of its own calls (e.g. by a callable "
+                    "filter during a search): it would wait forever for that call to end. Collect "
+                    "the changes and apply them after the call returns"
+                )
             self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
-            self._writers_waiting -= 1
-            self._writer = True
+            try:
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = me
         try:
             yield
         finally:
             with self._cond:
-                self._writer = False
+                self._writer = None
                 self._cond.notify_all()

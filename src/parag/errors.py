@@ -27,6 +27,8 @@ __all__ = [
     "MissingDependencyError",
     "StoreWriteError",
     "StoreReadError",
+    "ReentrantWriteError",
+    "UncopyableStoreError",
 ]
 
 
@@ -105,3 +107,11 @@ class StoreReadError(ParagError, OSError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class ReentrantWriteError(ParagError, RuntimeError):
+    """User code running inside a store call (a callable filter) tried to change that store."""
+
+
+class UncopyableStoreError(ParagError, TypeError):
+    """A store cannot be pickled (parag never pickles); save it and load it instead."""

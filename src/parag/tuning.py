@@ -198,6 +198,10 @@ def tune_store(
     target_recall, k = check_target(target_recall), check_k(k)
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
         raise InvalidArgumentError(f"n_samples must be a positive int, got {n_samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InvalidTypeError(f"seed must be an int, got {seed!r}")
+    if not 0 <= seed < 2**63:
+        raise InvalidArgumentError(f"seed must be an int from 0 to 2**63 - 1, got {seed}")
     q = None if queries is None else store._normalised(as_vectors(queries, store.dimension, "queries")[0], "queries")
     with store._lock.read():
         param = TUNABLE.get(store.index_type) if store.is_trained else None

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 import parag
 from parag import persistence
-from parag._faiss_header import check_index_file
+from parag._faiss_header import MAX_DIMENSION, check_index_file
 from parag._faiss_integrity import check_index_structure
 from parag._load_checks import check_metadata_lines, check_npy_header
 from parag._locks import RWLock
@@ -30,6 +30,7 @@ from parag.errors import (
     InvalidTypeError,
     NotAStoreError,
     ReadOnlyStoreError,
+    UncopyableStoreError,
 )
 from parag.metadata import Encoded, MetadataStore, encode_metadata
 from parag.vectorstore._faiss_index import (
@@ -115,8 +116,8 @@ class FAISSVectorStore(VectorStore):
     ) -> None:
         if isinstance(dimension, bool) or not isinstance(dimension, numbers.Integral):
             raise InvalidTypeError(f"dimension must be a positive int, got {dimension!r}")
-        if dimension <= 0:
-            raise InvalidArgumentError(f"dimension must be a positive int, got {dimension}")
+        if not 0 < dimension <= MAX_DIMENSION:
+            raise InvalidArgumentError(f"dimension must be an int from 1 to {MAX_DIMENSION} (FAISS's limit), got {dimension}")
         self._dimension = int(dimension)
         self._index_type, self._metric, self._params = parse_config(index_type, metric, params)
         self._index = new_index(self._index_type, self._dimension, self._metric, self._params)
@@ -167,6 +168,32 @@ class FAISSVectorStore(VectorStore):
         return (
             f"{type(self).__name__}(dimension={self._dimension}, index_type={self._index_type!r}, "
             f"metric={self._metric!r}{params}, count={len(self)}{state})"
+        )
+
+    # ----------------------------------------------------------------- copies
+
+    def __copy__(self) -> FAISSVectorStore:
+        """An independent store: ``copy.copy`` and ``copy.deepcopy`` both copy the index,
+        ids and metadata (sharing a FAISS index between two stores would let one change
+        the other)."""
+        with self._lock.read():
+            clone = object.__new__(type(self))
+            clone.__dict__.update(vars(self))
+            clone._index = faiss.clone_index(self._index)
+            clone._slots = SlotMap(self._slots.slot_ids.copy())
+            clone._meta = MetadataStore.from_jsonl(self._meta.to_jsonl(), self._slots.n_slots)
+            clone._params = dict(self._params)
+            clone._lock = RWLock()
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FAISSVectorStore:
+        return self.__copy__()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise UncopyableStoreError(
+            f"a {type(self).__name__} cannot be pickled: parag never pickles (loading a pickle can "
+            "run code). Save it with store.save(path) and load it with FAISSVectorStore.load(path), "
+            "or copy it in memory with copy.deepcopy(store)"
         )
 
     # ----------------------------------------------------------------- writing

@@ -157,3 +157,18 @@ def test_help_lists_every_subcommand_and_each_has_examples():
     assert all(c in out for c in commands) and "Exit codes" in out
     for command in commands:
         assert "Example" in invoke(command, "--help").stdout
+
+
+def test_build_from_one_parquet_file_with_a_vector_column(inputs):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": inputs["ids"], "vector": inputs["x"].tolist(),
+                      "tag": [record(i)["tag"] for i in range(N)], "n": list(range(N))})
+    pq.write_table(table, inputs["dir"] / "t.parquet")
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "t.parquet", "--records", inputs["dir"] / "t.parquet",
+           "--batch-size", 100)
+    store = FAISSVectorStore.load(inputs["store"])
+    got = store.get(inputs["ids"], include_vectors=True)
+    assert store.ids() == inputs["ids"] and got.metadata == [record(i) for i in range(N)]
+    np.testing.assert_array_equal(got.vectors, inputs["x"])

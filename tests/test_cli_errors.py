@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.cli_support import assert_one_line_error, inputs, invoke  # noqa: F401 - inputs is a fixture
+from tests.cli_support import N, assert_one_line_error, inputs, invoke  # noqa: F401 - inputs is a fixture
 
 
 @pytest.fixture
@@ -150,3 +150,14 @@ def test_damaged_manifest_is_exit_4(built):
     path.write_bytes(path.read_bytes().replace(b'"count"', b'"cOunt"'))
     report = json.loads(invoke("verify", built["store"], "--json", code=4).stdout)
     assert list(report["problems"]) == ["manifest.json"]
+
+
+def test_ids_from_two_places_is_usage(inputs):
+    np.save(inputs["dir"] / "ids.npy", np.arange(N))
+    fails("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy", "--records", inputs["dir"] / "records.jsonl",
+          "--ids", inputs["dir"] / "ids.npy", code=2)
+
+
+def test_non_numeric_query_is_exit_1(built):
+    assert "real numbers" in fails("search", built["store"], "--vector", '[1, 2, 3, 4, 5, 6, 7, "a"]', code=1)
+    fails("migrate", built["store"], built["store"], code=1)  # DST must be new

@@ -77,7 +77,11 @@ def build(
     with progress("adding", vectors.rows) as advance:
         for first, x in zip(itertools.count(0, batch_size), vectors.batches(batch_size)):
             batch = None if records is None else _take(records, len(x), first, vectors)
-            batch_ids = list(itertools.islice(ids, len(x))) if ids is not None else _record_ids(batch)
+            batch_ids = _record_ids(batch)
+            if ids is not None:
+                if batch_ids is not None:
+                    raise click.UsageError(f"the records carry ids ({batch[0].where}) and --ids gives them too: drop one")
+                batch_ids = list(itertools.islice(ids, len(x)))
             try:
                 target.add(x, None if batch is None else [r.metadata for r in batch], batch_ids)
             except ParagError as exc:

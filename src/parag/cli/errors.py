@@ -42,6 +42,9 @@ def one_line(exc: BaseException) -> str:
     return f"unexpected {type(exc).__name__}: {text} (a bug: please report it; PARAG_DEBUG=1 shows the traceback)"
 
 
+EPILOG = "Exit codes: 0 success, 1 error, 2 bad usage, 3 no store at the path, 4 damaged store, 130 interrupted."
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"parag: error: {message}", err=True)
     sys.exit(code)
@@ -63,6 +66,10 @@ class ParagGroup(click.Group):
         except (click.Abort, KeyboardInterrupt):
             fail(one_line(KeyboardInterrupt()), INTERRUPTED)
         sys.exit(code if isinstance(code, int) else OK)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.epilog = cmd.epilog or EPILOG  # every subcommand's --help ends with the exit codes
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

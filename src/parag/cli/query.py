@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 
 from parag.cli.options import JSONParam, filter_option, json_option, load_store, store_argument
 from parag.cli.output import emit_json, records_table
@@ -55,7 +54,7 @@ def search(
         hits = _hits(*s.search(query, k + 1, **extra))
         results = [[h for h in hits if h["id"] != like][:k]]
     else:
-        results = [_hits(*s.search(np.asarray(vector, dtype=np.float64), k, **extra))]
+        results = [_hits(*s.search(vector, k, **extra))]  # the store checks the numbers
     if as_json:
         emit_json(results if vectors_path is not None else results[0])
         return

@@ -15,7 +15,7 @@ import orjson
 from parag.cli.options import json_option, load_store, param_option, parse_params, store_argument
 from parag.cli.output import emit_json, key_values, progress
 from parag.cli.readers import pyarrow_parquet
-from parag.errors import InvalidArgumentError, NotAStoreError
+from parag.errors import InvalidArgumentError
 from parag.vectorstore import FAISSVectorStore, GetResult
 
 CHUNK = 50_000  # records read from the store at a time
@@ -135,7 +135,7 @@ def migrate(src: Path, dst: Path, index_type: str | None, metric: str | None, pa
       parag migrate old-store new-store --json
     """
     if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
-        raise NotAStoreError(f"{dst} exists and is not an empty directory: migrate writes a new store")
+        raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
     source = load_store(src, read_only=True)
     same_index = index_type is None or index_type.lower() == source.index_type.lower()
     config = {**(source.params if same_index else {}), **parse_params(params)}

@@ -78,3 +78,10 @@ def test_ctrl_c_during_build_leaves_the_old_store_loadable(inputs):
     assert "interrupted" in assert_one_line_error(stderr)
     assert (store / "manifest.json").read_bytes() == before
     assert FAISSVectorStore.load(store).ids() == inputs["ids"]
+
+
+def test_importing_the_cli_without_click_names_the_pip_command():
+    code = "import sys; sys.modules['click'] = None; import parag.cli"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "pip install 'parag[cli]'" in done.stderr
+    assert "MissingDependencyError" in done.stderr

@@ -64,7 +64,12 @@ class Vectors:
     def batches(self, size: int) -> Iterator[np.ndarray]:
         if self.path.suffix == ".parquet":
             for batch in self._parquet.iter_batches(batch_size=size, columns=[self.column]):
-                yield np.asarray(batch.column(0).to_pylist(), dtype=np.float32)
+                try:
+                    yield np.asarray(batch.column(0).to_pylist(), dtype=np.float32)
+                except (ValueError, TypeError) as exc:
+                    raise InvalidArgumentError(
+                        f"{self.path}: column {self.column!r} must hold lists of {self.dimension} numbers ({exc})"
+                    ) from None
             return
         for start in range(0, self.rows, size):
             yield np.asarray(self._array[start : start + size])  # only this slice is read

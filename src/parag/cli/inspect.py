@@ -61,6 +61,7 @@ def info(store: Path, sample: int | None, as_json: bool) -> None:
     shown["disk_bytes"] = _size(summary["disk_bytes"])
     shown["memory_estimate_bytes"] = f"≈ {_size(summary['memory_estimate_bytes'])}"
     key_values(f"store {store}", shown.items())
+    table("files", ["role", "name", "bytes"], [[r, f["name"], f["size"]] for r, f in summary["files"].items()])
     keys = summary["metadata_keys"]
     table("metadata keys", ["key", "records", "types", "examples"],
           [[k, v["count"], ", ".join(v["types"]), ", ".join(v["examples"])] for k, v in keys.items()])

@@ -1,23 +1,23 @@
-"""Turn a results directory (one JSON per job) into docs/benchmarks.md and the recall-QPS plots.
+"""Turn a results directory (one JSON per job and repeat) into docs/benchmarks.md and the
+recall-QPS plots.
 
 Every figure quoted is the median over the repeats of a job; every parag / raw FAISS ratio
-is computed within one repeat and the median of those ratios is quoted.
+is computed within one repeat and the median of those ratios is quoted. The report is
+generated from the results files alone: a figure it needs that a result lacks is a
+``ReportError``, never a default or a figure from elsewhere. A figure a worker recorded as
+``null`` (the system cannot do it: LlamaIndex has no filter, Chroma no save step) is "n/a".
 """
 
 from __future__ import annotations
 
-import datetime
 import json
-import platform
 import statistics
-import subprocess
 from collections import defaultdict
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 import numpy as np
+from bench_provenance import ReportError, describe, need, read_json
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = {
     "parag": "parag",
     "faiss": "raw FAISS",
@@ -44,6 +44,16 @@ FIGURES = [
     ("first_query_after_load_ms", "1st query after load ms", "{:.1f}"),
     ("disk_mb", "disk MB", "{:.1f}"),
 ]
+# Every figure the Targets table reads, per system (and "sweep" from HNSW jobs on the main
+# dataset): tests/test_bench_smoke.py checks that a quick run produces each of them.
+TARGET_FIGURES = {
+    "parag": ("same_index_batch_ratio", "same_index_single_ratio", "batch_s", "single_p50_ms", "build_s",
+              "rss_build_mb", "index_bytes_mb", "metadata_json_mb"),
+    "faiss": ("batch_s", "single_p50_ms", "build_s", "rss_build_mb"),
+    "hnswlib": (),
+}
+TARGET_SWEEPS = ("parag", "hnswlib")  # their HNSW recall-QPS curves give the hnswlib target
+INDEX_TYPES = ("Flat", "IVFFlat", "HNSW")
 INDEX_ORDER = {"Flat": 0, "IVFFlat": 1, "HNSW": 2}
 SYSTEM_ORDER = {s: i for i, s in enumerate(NAMES)}
 
@@ -63,18 +73,30 @@ def group(results: list[dict]) -> dict[tuple[str, str, str], list[dict]]:
     return groups
 
 
+def job_name(result: dict) -> str:
+    j = result["job"]
+    return f"{j['dataset']} {j['system']} {j['index_type']} r{j['repeat']}"
+
+
+def figure(result: dict, key: str) -> float | None:
+    """One figure of one result: a ReportError when the result lacks it."""
+    return need(result, key, job_name(result))
+
+
 def median(runs: list[dict], key: str) -> float | None:
-    values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
-    return statistics.median(values) if values else None
+    """The median over repeats; None when the worker recorded the figure as not supported."""
+    values = [figure(r, key) for r in runs]
+    return None if any(v is None for v in values) else statistics.median(values)
 
 
 def ratio(groups, dataset: str, index_type: str, key: str) -> float | None:
     """Median over repeats of parag's figure / raw FAISS's figure in the same repeat."""
     parag = {r["job"]["repeat"]: r for r in groups.get((dataset, "parag", index_type), [])}
     raw = {r["job"]["repeat"]: r for r in groups.get((dataset, "faiss", index_type), [])}
-    ratios = [parag[i][key] / raw[i][key] for i in parag.keys() & raw.keys()
-              if isinstance(parag[i].get(key), (int, float)) and raw[i].get(key)]
-    return statistics.median(ratios) if ratios else None
+    pairs = [(figure(parag[i], key), figure(raw[i], key)) for i in parag.keys() & raw.keys()]
+    if not pairs or any(a is None or not b for a, b in pairs):
+        return None
+    return statistics.median(a / b for a, b in pairs)
 
 
 def fmt(value: float | None, spec: str = "{:.2f}") -> str:
@@ -113,7 +135,7 @@ def median_curve(runs: list[dict]) -> list[dict]:
     """The sweep points, each the median over repeats."""
     by_value = defaultdict(list)
     for run in runs:
-        for p in run.get("sweep", []):
+        for p in (figure(run, "sweep") if run["job"].get("sweep") else []):
             by_value[p["value"]].append(p)
     return [{"value": v, "recall": statistics.median(p["recall"] for p in ps), "qps": statistics.median(p["qps"] for p in ps)}
             for v, ps in sorted(by_value.items())]
@@ -167,13 +189,13 @@ def curve_section(groups, dataset: str, out: Path) -> list[str]:
 def hnswlib_comparison(groups, dataset: str) -> tuple[float | None, float | None]:
     """parag QPS / hnswlib QPS at equal recall, at each of hnswlib's points that parag's
     curve spans, within one repeat: the min and the median over those points, each the
-    median over repeats."""
-    parag = {r["job"]["repeat"]: r.get("sweep") for r in groups.get((dataset, "parag", "HNSW"), [])}
-    other = {r["job"]["repeat"]: r.get("sweep") for r in groups.get((dataset, "hnswlib", "HNSW"), [])}
+    median over repeats (None: the curves do not overlap in recall)."""
+    parag = {r["job"]["repeat"]: figure(r, "sweep") for r in groups[(dataset, "parag", "HNSW")]}
+    other = {r["job"]["repeat"]: figure(r, "sweep") for r in groups[(dataset, "hnswlib", "HNSW")]}
     lows, mids = [], []
     for i in parag.keys() & other.keys():
         if not parag[i] or not other[i]:
-            continue
+            raise ReportError(f"{dataset} HNSW r{i}: parag's or hnswlib's recall-QPS sweep is empty")
         ratios = [qps / p["qps"] for p in other[i] if (qps := interpolate_qps(parag[i], p["recall"])) is not None]
         if ratios:
             lows.append(min(ratios))
@@ -181,75 +203,86 @@ def hnswlib_comparison(groups, dataset: str) -> tuple[float | None, float | None
     return (statistics.median(lows), statistics.median(mids)) if lows else (None, None)
 
 
-def same_index(groups, dataset: str, key: str) -> str:
-    """Per index type, the median over repeats of a same-index ratio measured by the parag job."""
-    parts = []
-    for it in ("Flat", "IVFFlat", "HNSW"):
-        value = median(groups.get((dataset, "parag", it), []), key)
-        if value is not None:
-            parts.append((it, value))
-    return parts
+def per_index(groups, dataset: str, key: str) -> str:
+    return ", ".join(f"{it} {ratio(groups, dataset, it, key):.2f}" for it in INDEX_TYPES)
 
 
-def per_index(groups, dataset: str, key: str, spec: str = "{:.2f}") -> str:
-    parts = [f"{it} {fmt(ratio(groups, dataset, it, key), spec)}" for it in ("Flat", "IVFFlat", "HNSW")
-             if ratio(groups, dataset, it, key) is not None]
-    return ", ".join(parts) or "n/a"
-
-
-def rss_ratios(groups, dataset: str, index_type: str) -> tuple[float | None, float | None]:
+def rss_ratios(groups, dataset: str, index_type: str) -> tuple[float, float]:
     """parag's RSS after build / (its FAISS index's serialized size + the metadata as JSON
     lines), and / (raw FAISS's RSS after building the same index in the same repeat + the
     metadata as JSON lines): medians over repeats."""
-    parag = {r["job"]["repeat"]: r for r in groups.get((dataset, "parag", index_type), []) if "index_bytes_mb" in r}
-    raw = {r["job"]["repeat"]: r for r in groups.get((dataset, "faiss", index_type), [])}
-    strict = [r["rss_build_mb"] / (r["index_bytes_mb"] + r["metadata_json_mb"]) for r in parag.values()]
-    vs_raw = [parag[i]["rss_build_mb"] / (raw[i]["rss_build_mb"] + parag[i]["metadata_json_mb"])
+    parag = {r["job"]["repeat"]: r for r in groups[(dataset, "parag", index_type)]}
+    raw = {r["job"]["repeat"]: r for r in groups[(dataset, "faiss", index_type)]}
+    strict = [figure(r, "rss_build_mb") / (figure(r, "index_bytes_mb") + figure(r, "metadata_json_mb"))
+              for r in parag.values()]
+    vs_raw = [figure(parag[i], "rss_build_mb") / (figure(raw[i], "rss_build_mb") + figure(parag[i], "metadata_json_mb"))
               for i in parag.keys() & raw.keys()]
-    return (statistics.median(strict) if strict else None, statistics.median(vs_raw) if vs_raw else None)
+    return statistics.median(strict), statistics.median(vs_raw)
 
 
-def targets(groups, main: str) -> list[str]:
-    def worst(dataset, key):
-        values = [ratio(groups, dataset, it, key) for it in ("Flat", "IVFFlat", "HNSW")]
-        values = [v for v in values if v is not None]
-        return max(values) if values else None
+def verdict(value: float | None, limit: float, below: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    return "**met**" if (value <= limit if below else value >= limit) else "**missed**"
 
-    def verdict(value, limit, below=True):
-        if value is None:
-            return "not measured"
-        return "**met**" if (value <= limit if below else value >= limit) else "**missed**"
 
+def targets(groups, failed: set[tuple[str, str, str]], main: str) -> list[str]:
+    """The Targets table. A target whose jobs were not in this run says so; one whose jobs
+    failed says so; every other figure comes from the results or raises ReportError."""
     add_set = "synthetic-100k" if any(k[0] == "synthetic-100k" for k in groups) else main
-    rss = {it: rss_ratios(groups, add_set, it) for it in ("Flat", "IVFFlat", "HNSW")}
-    rss_text = ", ".join(f"{it} {v:.2f}" + (f" ({w:.2f} against raw FAISS's RSS)" if w is not None else "")
-                         for it, (v, w) in rss.items() if v is not None) or "n/a"
-    rss_worst = max((v for v, _ in rss.values() if v is not None), default=None)
-    low, mid = hnswlib_comparison(groups, main)
-    scale = groups.get(("synthetic-1m", "parag", "HNSW"))
-    def same(key, limit):
-        parts = same_index(groups, main, key)
-        text = ", ".join(f"{it} {v:.2f}" for it, v in parts) or "n/a"
-        return text, verdict(max((v for _, v in parts), default=None), limit)
 
-    batch_text, batch_verdict = same("same_index_batch_ratio", 1.05)
-    single_text, single_verdict = same("same_index_single_ratio", 0.6)
-    if single_text == "n/a":  # results from before the same-index single-query pairing
-        single_text = f"separate processes: {per_index(groups, main, 'single_p50_ms')}"
-        single_verdict = verdict(worst(main, "single_p50_ms"), 0.6)
-    else:
-        single_text += f" (separate processes: {per_index(groups, main, 'single_p50_ms')})"
+    def missing(*jobs: tuple[str, str, str]) -> str | None:
+        if failed & set(jobs):
+            return "not measured: a job failed (see **Error** above)"
+        absent = [j for j in jobs if j not in groups]
+        return f"not run (this run has no {', '.join(' '.join(j) for j in absent)})" if absent else None
+
+    def both(dataset: str) -> list[tuple[str, str, str]]:
+        return [(dataset, system, it) for it in INDEX_TYPES for system in ("parag", "faiss")]
+
+    def same_index(key: str, limit: float, separate: str) -> tuple[str, str]:
+        if why := missing(*both(main)):
+            return why, "not run"
+        values = {it: median(groups[(main, "parag", it)], key) for it in INDEX_TYPES}
+        text = ", ".join(f"{it} {v:.2f}" for it, v in values.items())
+        return f"{text} (separate processes: {per_index(groups, main, separate)})", verdict(max(values.values()), limit)
+
+    def add_ratio() -> tuple[str, str]:
+        if why := missing(*both(add_set)):
+            return why, "not run"
+        worst = max(ratio(groups, add_set, it, "build_s") for it in INDEX_TYPES)
+        return per_index(groups, add_set, "build_s"), verdict(worst, 1.15)
+
+    def rss() -> tuple[str, str]:
+        if why := missing(*both(add_set)):
+            return why, "not run"
+        values = {it: rss_ratios(groups, add_set, it) for it in INDEX_TYPES}
+        text = ", ".join(f"{it} {v:.2f} ({w:.2f} against raw FAISS's RSS)" for it, (v, w) in values.items())
+        return text, verdict(max(v for v, _ in values.values()), 1.3)
+
+    def hnswlib() -> tuple[str, str]:
+        if why := missing((main, "parag", "HNSW"), (main, "hnswlib", "HNSW")):
+            return why, "not run"
+        low, mid = hnswlib_comparison(groups, main)
+        if low is None:
+            return "the recall-QPS curves do not overlap", "not measured"
+        return f"min {low:.2f}, median {mid:.2f}", verdict(low, 1.0, below=False)
+
+    def scale() -> tuple[str, str]:
+        if why := missing(("synthetic-1m", "parag", "HNSW")):
+            return why, "not run"
+        runs = groups[("synthetic-1m", "parag", "HNSW")]
+        return (f"build {median(runs, 'build_s'):.0f} s, p50 {median(runs, 'single_p50_ms'):.3f} ms, "
+                f"RSS +{median(runs, 'rss_build_mb'):,.0f} MB", "**met**")
+
     rows = [
-        ["batch search time, parag / raw FAISS, same index", "<= 1.05",
-         f"{batch_text} (separate processes: {per_index(groups, main, 'batch_s')})", batch_verdict],
-        ["single-query p50, parag / raw FAISS (default threads)", "<= 0.6", single_text, single_verdict],
-        [f"add with metadata ({add_set}), parag / raw FAISS add", "<= 1.15", per_index(groups, add_set, "build_s"), verdict(worst(add_set, "build_s"), 1.15)],
-        [f"store RSS / (raw index + metadata JSON) ({add_set})", "<= 1.3", rss_text, verdict(rss_worst, 1.3)],
-        [f"HNSW QPS at equal recall, parag / hnswlib ({main})", ">= 1 (at or above)",
-         "n/a" if low is None else f"min {low:.2f}, median {mid:.2f}", verdict(low, 1.0, below=False)],
-        ["1M x 384 HNSW: build, then 1,000 single queries", "completes",
-         "not run" if not scale else f"build {median(scale, 'build_s'):.0f} s, p50 {median(scale, 'single_p50_ms'):.3f} ms, "
-         f"RSS +{median(scale, 'rss_build_mb'):,.0f} MB", "**met**" if scale else "not run"],
+        ["batch search time, parag / raw FAISS, same index", "<= 1.05", *same_index("same_index_batch_ratio", 1.05, "batch_s")],
+        ["single-query p50, parag / raw FAISS (default threads), same index", "<= 0.6",
+         *same_index("same_index_single_ratio", 0.6, "single_p50_ms")],
+        [f"add with metadata ({add_set}), parag / raw FAISS add", "<= 1.15", *add_ratio()],
+        [f"store RSS / (raw index + metadata JSON) ({add_set})", "<= 1.3", *rss()],
+        [f"HNSW QPS at equal recall, parag / hnswlib ({main})", ">= 1 (at or above)", *hnswlib()],
+        ["1M x 384 HNSW: build, then 1,000 single queries", "completes", *scale()],
     ]
     return table(["target (issue 5)", "goal", f"measured ({main} unless named; ratios per index type)", "status"], rows) + [
         "",
@@ -266,7 +299,7 @@ def flat_limit(groups, bandwidth: dict) -> list[str]:
     for (dataset, system, index_type), runs in sorted(groups.items()):
         if index_type != "Flat" or system not in ("parag", "faiss"):
             continue
-        scanned = runs[0]["n"] * runs[0]["d"] * 4
+        scanned = figure(runs[0], "n") * figure(runs[0], "d") * 4
         single = scanned / (median(runs, "single_p50_ms") / 1e3) / 1e9
         batch = scanned * median(runs, "batch_qps") / 1e9
         cached = " (fits in the CPU caches)" if scanned < 32e6 else ""
@@ -286,9 +319,9 @@ def flat_limit(groups, bandwidth: dict) -> list[str]:
 def tune_section(groups) -> list[str]:
     rows = []
     for (dataset, system, index_type), runs in sorted(groups.items()):
-        tuned = [r["tune"] for r in runs if "tune" in r]
-        if not tuned:
+        if not runs[0]["job"].get("tune") or index_type == "Flat":  # a Flat store has nothing to tune
             continue
+        tuned = [figure(r, "tune") for r in runs]
         values = [t["value"] for t in tuned]
         rows.append([dataset, index_type, tuned[0]["param"], "/".join(map(str, values)),
                      f"{statistics.median(t['recall_tuning_queries'] for t in tuned):.3f}",
@@ -304,97 +337,76 @@ def scale_section(groups) -> list[str]:
         if dataset != "synthetic-1m":
             continue
         r = runs[0]
-        rows.append([NAMES[system], f"{r['n']:,} x {r['d']}", f"{r['build_s']:.0f}", f"{r['rss_build_mb']:,.0f}",
-                     f"{r['peak_build_mb']:,.0f}", f"{r['single_p50_ms']:.3f}", f"{r['single_p95_ms']:.3f}",
-                     f"{r['recall']:.3f}", f"{r['batch_qps']:,.0f}", fmt(r.get("filtered_1%_p50_ms"), "{:.2f}"),
-                     fmt(r.get("filtered_10%_p50_ms"), "{:.2f}"), f"{r['save_s']:.1f}", f"{r['load_s']:.1f}",
-                     f"{r['disk_mb']:,.0f}"])
+        rows.append([NAMES[system], f"{figure(r, 'n'):,} x {figure(r, 'd')}",
+                     *(fmt(figure(r, key), spec) for key, spec in SCALE_FIGURES)])
     return table(["system", "vectors", "build s", "RSS +MB", "peak +MB", "1,000 single queries: p50 ms", "p95 ms",
                   "recall@10", "batch QPS", "filtered 1% p50 ms", "filtered 10% p50 ms", "save s", "load s", "disk MB"], rows)
 
 
-def versions() -> str:
-    names = ["numpy", "faiss-cpu", "orjson", "hnswlib", "langchain-community", "langchain-core", "llama-index-core",
-             "llama-index-vector-stores-faiss", "chromadb", "matplotlib"]
-    found = []
-    for name in names:
-        try:
-            found.append(f"{name} {importlib_metadata.version(name)}")
-        except importlib_metadata.PackageNotFoundError:
-            pass
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True).stdout.strip()
-    return f"parag {commit}{' (+ uncommitted changes in src/)' if dirty else ''}, Python {platform.python_version()}, " + ", ".join(found)
+SCALE_FIGURES = [("build_s", "{:.0f}"), ("rss_build_mb", "{:,.0f}"), ("peak_build_mb", "{:,.0f}"),
+                 ("single_p50_ms", "{:.3f}"), ("single_p95_ms", "{:.3f}"), ("recall", "{:.3f}"), ("batch_qps", "{:,.0f}"),
+                 ("filtered_1%_p50_ms", "{:.2f}"), ("filtered_10%_p50_ms", "{:.2f}"), ("save_s", "{:.1f}"),
+                 ("load_s", "{:.1f}"), ("disk_mb", "{:,.0f}")]
 
 
-def src_state() -> str:
-    """The committed tree of src/ and whether it has uncommitted changes: what the run measured."""
-    git = ["git", "-C", str(ROOT)]
-    tree = subprocess.run([*git, "rev-parse", "HEAD:src"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "src"], capture_output=True, text=True).stdout.strip()
-    return tree + (" dirty" if dirty else "")
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) / 1e6 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
-    import os
-
-    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GB RAM, {platform.system()} {platform.release()}"
+def data_line(groups, datasets: list[str]) -> str:
+    """What each dataset of the run is, with its size as measured."""
+    what = {"debian-minilm": "MiniLM sentence embeddings of Debian package descriptions",
+            "siftsmall": "SIFT image descriptors", "fashion-mnist": "Fashion-MNIST pixels"}
+    parts = []
+    for dataset in datasets:
+        r = next(runs[0] for k, runs in groups.items() if k[0] == dataset)
+        kind = what.get(dataset, "**synthetic**: unit vectors in Gaussian clusters around random centres")
+        parts.append(f"{dataset} ({figure(r, 'n'):,} x {figure(r, 'd')}, {figure(r, 'metric')}; {kind})")
+    return "- **Data**: " + "; ".join(parts) + ". Real sets with their published ground truth, synthetic ones by exact search."
 
 
 def write(results: Path, out: Path) -> Path:
+    """Write ``out/benchmarks.md`` (and the plots) from the raw results in ``results``."""
     out.mkdir(parents=True, exist_ok=True)
-    run = json.loads((results / "run.json").read_text()) if (results / "run.json").exists() else {}
-    bandwidth = json.loads((results / "bandwidth.json").read_text())
+    run = read_json(results / "run.json")
+    bandwidth = read_json(results / "bandwidth.json")
     all_results = load_results(results)
     groups = group(all_results)
-    datasets = [d for d in run.get("datasets", sorted({k[0] for k in groups})) if any(k[0] == d for k in groups)]
+    failed = {(r["job"]["dataset"], r["job"]["system"], r["job"]["index_type"]) for r in all_results if "error" in r}
+    datasets = [d for d in run["datasets"] if any(k[0] == d for k in groups)]
     main = "debian-minilm" if "debian-minilm" in datasets else (datasets[0] if datasets else "")
-    loads = [r["loadavg_after"] for r in all_results if "loadavg_after" in r]
-    date = datetime.datetime.fromtimestamp(run.get("started", 0), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    loads = [figure(r, "loadavg_after") for r in all_results if "error" not in r]
+    scale = [d for d in ("synthetic-1m",) if any(k[0] == d for k in groups)]
     lines = [
         "# Benchmarks",
         "",
-        "_Generated by `./run bench` (benchmarks/run.py); do not edit by hand._",
+        "_Generated by `./run bench` (benchmarks/run.py) from the raw results named below; do not edit by hand._",
         "",
-        f"- **Date**: {date}; the run took {run.get('seconds', 0) / 60:.0f} min "
-        f"(`benchmarks/run.py {' '.join(run.get('argv', []))}`)",
-        f"- **Machine**: {run.get('machine') or machine()}; 1-min load average after each job: "
-        f"{min(loads, default=0):.1f}-{max(loads, default=0):.1f} (shared machine: timings are noisy, ratios are "
-        "taken within one repeat)",
-        f"- **Versions**: {run.get('versions') or versions()}",
+        *describe(run["provenance"], results),
+        f"- **Run**: `benchmarks/run.py {' '.join(run['argv'])}`, took {run['seconds'] / 60:.0f} min; 1-min load "
+        f"average after each job: {min(loads, default=0):.1f}-{max(loads, default=0):.1f} (shared machine: timings "
+        "are noisy, ratios are taken within one repeat)",
         f"- **Method**: each system in its own subprocess, one at a time, through its public API with precomputed "
         f"vectors and metadata `{{doc_id, source (100 values), year (10 values)}}`; k = 10; every figure is the "
-        f"median of {run.get('repeats', '?')} runs, ratios are medians of per-run ratios. Batch: all queries in one "
+        f"median of {run['repeats']} runs, ratios are medians of per-run ratios. Batch: all queries in one "
         "call, all threads (LangChain and LlamaIndex have no batch search: a loop). Single queries: one call per "
         "query. Filtered: `source == s7` (1%) and `year == 2020` (10%), recall against the exact top-10 among the "
         "matching vectors. RSS: resident memory of the process after the build minus before it (data already "
         "loaded). Raw FAISS keeps metadata in a Python list and saves it with `json`; its filtered search uses an "
         "`IDSelectorBatch` built outside the timing.",
-        "- **Data**: debian-minilm (58,940 x 384 MiniLM sentence embeddings, inner product), siftsmall (10,000 x "
-        "128, L2), fashion-mnist (60,000 x 784 pixels, L2), all with their ground truth; synthetic-100k and "
-        "synthetic-1m are **synthetic**: unit vectors in Gaussian clusters around 1,000 random centres (x 384, inner "
-        "product), ground truth by exact search.",
+        data_line(groups, datasets + scale),
     ]
-    if run.get("src_at_end", run.get("src")) != run.get("src"):
-        lines.append(f"- **Warning**: src/ changed during the run; at its end: {run['versions_at_end']}")
-    if run.get("skipped"):
+    if run["src_at_end"] != run["provenance"]["src"]:
+        lines.append(f"- **Warning**: src/ or benchmarks/ changed during the run (at its end: {run['src_at_end']})")
+    if run["skipped"]:
         lines.append(f"- **Not installed, skipped**: {', '.join(run['skipped'])}")
-    errors = [r for r in all_results if "error" in r]
-    for r in errors:
-        j = r["job"]
-        lines.append(f"- **Error** in {j['dataset']} {j['system']} {j['index_type']} r{j['repeat']}: {r['error'].splitlines()[0][:300]}")
-    lines += ["", "## Targets", "", *targets(groups, main), ""]
+    for r in all_results:
+        if "error" in r:
+            lines.append(f"- **Error** in {job_name(r)}: {r['error'].splitlines()[0][:300]}")
+    lines += ["", "## Targets", "", *targets(groups, failed, main), ""]
     lines += ["## Recall vs speed", "", *curve_section(groups, main, out)]
     for dataset in datasets:
         lines += [f"## {dataset}", "", *system_table(groups, dataset), ""]
     lines += ["## Flat: the physical limit", "", *flat_limit(groups, bandwidth), ""]
     lines += ["## `store.tune(queries, target_recall=0.95)`", "",
               "Tuned on the first half of the queries, checked on the other half (held out).", "", *tune_section(groups), ""]
-    if any(k[0] == "synthetic-1m" for k in groups):
+    if scale:
         lines += ["## Scale: 1M x 384 HNSW (synthetic)", "", *scale_section(groups), ""]
     report = out / "benchmarks.md"
     report.write_text("\n".join(lines) + "\n")

@@ -116,7 +116,8 @@ def measure(job: dict) -> dict:
     for selectivity, mask in masks.items():
         if hasattr(system, "prepare_filter"):
             system.prepare_filter(selectivity, mask)
-        if system.search_filtered(fq[0], k, selectivity) is None:
+        if system.search_filtered(fq[0], k, selectivity) is None:  # the system has no filter: n/a
+            out.update(dict.fromkeys(f"filtered_{selectivity}_{f}" for f in ("p50_ms", "recall", "returned")))
             continue
         seconds, found = latencies(system.search_filtered, fq, k, selectivity)
         truth = bench_data.filtered_truth(data, mask, fq, k)

@@ -1,11 +1,21 @@
 """parag against raw FAISS, hnswlib, LangChain, LlamaIndex and Chroma: the one benchmark command.
 
-    ./run bench                  the full run (~25 min on 2 cores): writes docs/benchmarks.md
-                                 and docs/bench-*.png, raw results in benchmarks/results/
-    ./run bench --quick          a few minutes, small query counts, no 1M run; writes to
-                                 benchmarks/results/quick/ (docs/ is left alone)
+    ./run bench                  the published run (~25 min on 2 cores): every suite; writes
+                                 docs/benchmarks.md, docs/bench-filters.md, docs/bench-persistence.md
+                                 and docs/bench-*.png, and their raw results in docs/bench-results/
+                                 (tracked: commit them with the reports)
+    ./run bench --quick          a few minutes: small query counts and sizes, no 1M run; reports and
+                                 raw results in benchmarks/results/quick/ (docs/ is left alone)
     ./run bench --datasets siftsmall,synthetic-100k --systems parag,faiss --repeats 1
-    ./run bench --report-only benchmarks/results/2026-11-24T1200    rewrite the report from saved results
+                                 a partial run: to benchmarks/results/<date>/ unless --out/--results
+    ./run bench --report-only docs/bench-results     rewrite the reports from saved raw results
+
+Suites (``--suites``, default all): ``systems`` (this file: every system on every dataset,
+report benchmarks.md), ``filters`` (bench_filters.py: filtered search against raw FAISS on the
+same index, bench-filters.md), ``persistence`` (bench_persistence.py: save/load against raw
+FAISS + orjson, bench-persistence.md). Every report is generated from the raw results alone
+and names the commit that produced them; a results directory is emptied of a previous run's
+files before a new run writes to it.
 
 Each (dataset, system, index type, repeat) runs in a subprocess of its own
 (``bench_worker.py``), one at a time, so memory figures are clean and nothing runs
@@ -25,6 +35,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -34,39 +45,48 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_data  # noqa: E402
 import bench_report  # noqa: E402
+from bench_provenance import PUBLISHED_RESULTS, QUICK_RESULTS, provenance, src_state  # noqa: E402
 from bench_systems import INDEX_TYPES, MODULES  # noqa: E402
 
 ROOT = HERE.parent
 MAIN_DATASET = "debian-minilm"  # competitors, sweeps: here
 SWEEPS = {"ef_search": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384], "nprobe": [1, 2, 4, 8, 16, 32, 64, 128]}
 ALL_SYSTEMS = list(INDEX_TYPES)
+SUITES = {"filters": "bench_filters.py", "persistence": "bench_persistence.py"}  # besides "systems"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small query counts, 1 repeat, no 1M run, output to benchmarks/results/quick")
+    p.add_argument("--suites", default="systems,filters,persistence", help="comma-separated, from systems,filters,persistence")
     p.add_argument("--datasets", help="comma-separated (default: the real sets present, and synthetic-100k)")
-    p.add_argument("--systems", default=",".join(ALL_SYSTEMS), help=f"comma-separated, from {','.join(ALL_SYSTEMS)}")
+    p.add_argument("--systems", help=f"comma-separated, from {','.join(ALL_SYSTEMS)} (default: all)")
     p.add_argument("--competitors-on", default=MAIN_DATASET, help="datasets (comma-separated) that the competitors also run on")
     p.add_argument("--repeats", type=int, help="runs per job; medians are quoted (default 3, quick 1)")
     p.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None, help="the 1M x 384 HNSW run (default: on, off with --quick)")
     p.add_argument("--scale-systems", default="parag", help="systems for the 1M run (default parag)")
     p.add_argument("--queries", type=int, help="batch queries per dataset (default 1000, quick 100)")
-    p.add_argument("--n-base", type=int, help="keep only the first N base vectors of every dataset (smoke tests)")
-    p.add_argument("--out", type=Path, help="where benchmarks.md and the plots go (default docs/, quick: the results dir)")
-    p.add_argument("--results", type=Path, help="where raw JSON results go (default benchmarks/results/<date>)")
-    p.add_argument("--report-only", type=Path, metavar="RESULTS", help="only rewrite the report from a results dir")
+    p.add_argument("--n-base", type=int, help="keep only the first N base vectors of every dataset, and use N vectors in the other suites (smoke tests)")
+    p.add_argument("--out", type=Path, help="where the reports and plots go (default docs/; quick or partial runs: the results dir)")
+    p.add_argument("--results", type=Path, help="where raw JSON results go (default docs/bench-results/; quick: "
+                   "benchmarks/results/quick/; partial runs: benchmarks/results/<date>/)")
+    p.add_argument("--report-only", type=Path, metavar="RESULTS", help="only rewrite the reports from a results dir")
     args = p.parse_args(argv)
+    # Only the full default run is published (docs/); any run that measures less writes elsewhere.
+    partial = args.quick or any(v is not None for v in (args.datasets, args.systems, args.repeats, args.scale,
+                                                        args.queries, args.n_base)) or args.suites != p.get_default("suites")
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.queries = args.queries or (100 if args.quick else 1000)
     args.scale = (not args.quick) if args.scale is None else args.scale
-    args.results = args.results or args.report_only or HERE / "results" / ("quick" if args.quick else stamp)
-    args.out = args.out or (args.results if args.quick else ROOT / "docs")
-    args.systems = args.systems.split(",")
-    unknown = set(args.systems) - set(ALL_SYSTEMS)
-    if unknown:
-        p.error(f"unknown systems {sorted(unknown)}; choose from {ALL_SYSTEMS}")
+    default_results = QUICK_RESULTS if args.quick else HERE / "results" / stamp if partial else PUBLISHED_RESULTS
+    args.results = args.results or args.report_only or default_results
+    args.out = args.out or (args.results if partial else ROOT / "docs")
+    args.suites = args.suites.split(",")
+    args.systems = args.systems.split(",") if args.systems else ALL_SYSTEMS
+    for name, chosen, valid in (("suites", args.suites, ["systems", *SUITES]), ("systems", args.systems, ALL_SYSTEMS)):
+        if set(chosen) - set(valid):
+            p.error(f"unknown {name} {sorted(set(chosen) - set(valid))}; choose from {valid}")
     default_sets = [d for d in bench_data.available() if d not in ("synthetic-1m", "tiny")]
     args.datasets = args.datasets.split(",") if args.datasets else default_sets
     args.competitors_on = args.competitors_on.split(",")
@@ -140,21 +160,34 @@ def measure_bandwidth(results: Path, mib: int) -> dict:
     return json.loads(out.read_text())
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.report_only:
-        bench_report.write(args.results, args.out)
-        return 0
-    args.results.mkdir(parents=True, exist_ok=True)
+def clear_previous(results: Path) -> None:
+    """Remove a previous run's raw results, so that a report never mixes two runs."""
+    for path in [*results.glob("*__*__*__r*.json"), results / "run.json", results / "bandwidth.json"]:
+        path.unlink(missing_ok=True)
+    for suite in SUITES:
+        shutil.rmtree(results / suite, ignore_errors=True)
+
+
+def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -> None:
+    """Run bench_filters.py / bench_persistence.py (or only rewrite its report) in a subprocess."""
+    command = [sys.executable, str(HERE / SUITES[suite]), "--out", str(args.out), "--results", str(args.results / suite)]
+    if report_only:
+        command.append("--report-only")
+    else:
+        command += (["--quick"] if args.quick else []) + (["--n", str(args.n_base)] if args.n_base else [])
+    print(f"\n{suite}: {' '.join(command[1:])}", flush=True)
+    subprocess.run(command, check=True)
+
+
+def run_systems(args: argparse.Namespace) -> Path:
     skipped = [s for s in args.systems if not installed(s)]
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)} (pip install -e '.[bench]')")
     args.systems = [s for s in args.systems if s not in skipped]
     for dataset in {*args.datasets, *(["synthetic-1m"] if args.scale else [])}:
         bench_data.load(dataset)  # generate synthetic data (and ground truth) before any timing
-    meta = {"argv": sys.argv[1:] if argv is None else argv, "started": time.time(), "skipped": skipped,
-            "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick,
-            "versions": bench_report.versions(), "src": bench_report.src_state(), "machine": bench_report.machine()}
+    meta = {"argv": sys.argv[1:] if args.argv is None else args.argv, "provenance": provenance(), "skipped": skipped,
+            "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick}
     meta["bandwidth"] = measure_bandwidth(args.results, 256 if args.quick else 1024)
     jobs = jobs_for(args)
     start = time.perf_counter()
@@ -164,10 +197,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {job['dataset']} {job['system']} {job['index_type']} r{job['repeat']}: "
               f"{one_line(result)} ({time.perf_counter() - t:.0f} s)", flush=True)
     meta["seconds"] = time.perf_counter() - start
-    meta["versions_at_end"], meta["src_at_end"] = bench_report.versions(), bench_report.src_state()
+    meta["src_at_end"] = src_state()
     (args.results / "run.json").write_text(json.dumps(meta, indent=1))
-    report = bench_report.write(args.results, args.out)
-    print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")
+    return bench_report.write(args.results, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.argv = argv
+    if args.report_only:
+        if (args.results / "run.json").exists():
+            print(f"written: {bench_report.write(args.results, args.out)}")
+        for suite in SUITES:
+            if (args.results / suite).is_dir():
+                run_suite(suite, args, report_only=True)
+        return 0
+    args.results.mkdir(parents=True, exist_ok=True)
+    clear_previous(args.results)
+    if "systems" in args.suites:
+        report = run_systems(args)
+        print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")
+    for suite in SUITES:
+        if suite in args.suites:
+            run_suite(suite, args)
     return 0
 
 

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from bench_provenance import ReportError, describe, need, read_json
+from bench_provenance import ROOT, ReportError, describe, need, read_json
 
 NAMES = {
     "parag": "parag",
@@ -37,6 +37,7 @@ FIGURES = [
     ("recall", "recall@10", "{:.3f}"),
     ("filtered_1%_p50_ms", "filtered 1% p50 ms", "{:.3f}"),
     ("filtered_1%_recall", "filtered 1% recall@10", "{:.3f}"),
+    ("filtered_1%_returned", "filtered 1% results per query", "{:.1f}"),
     ("filtered_10%_p50_ms", "filtered 10% p50 ms", "{:.3f}"),
     ("filtered_10%_recall", "filtered 10% recall@10", "{:.3f}"),
     ("save_s", "save s", "{:.3f}"),
@@ -226,9 +227,10 @@ def verdict(value: float | None, limit: float, below: bool = True) -> str:
     return "**met**" if (value <= limit if below else value >= limit) else "**missed**"
 
 
-def targets(groups, failed: set[tuple[str, str, str]], main: str) -> list[str]:
-    """The Targets table. A target whose jobs were not in this run says so; one whose jobs
-    failed says so; every other figure comes from the results or raises ReportError."""
+def target_rows(groups, failed: set[tuple[str, str, str]], main: str) -> list[list[str]]:
+    """The Targets table's rows: (target, goal, measured, status). A target whose jobs were
+    not in this run says so; one whose jobs failed says so; every other figure comes from
+    the results or raises ReportError."""
     add_set = "synthetic-100k" if any(k[0] == "synthetic-100k" for k in groups) else main
 
     def missing(*jobs: tuple[str, str, str]) -> str | None:
@@ -284,6 +286,11 @@ def targets(groups, failed: set[tuple[str, str, str]], main: str) -> list[str]:
         [f"HNSW QPS at equal recall, parag / hnswlib ({main})", ">= 1 (at or above)", *hnswlib()],
         ["1M x 384 HNSW: build, then 1,000 single queries", "completes", *scale()],
     ]
+    return rows
+
+
+def targets(groups, failed: set[tuple[str, str, str]], main: str) -> list[str]:
+    rows = target_rows(groups, failed, main)
     return table(["target (issue 5)", "goal", f"measured ({main} unless named; ratios per index type)", "status"], rows) + [
         "",
         "Search ratios are measured on the very same FAISS index object, parag and raw FAISS calls interleaved "
@@ -361,16 +368,83 @@ def data_line(groups, datasets: list[str]) -> str:
     return "- **Data**: " + "; ".join(parts) + ". Real sets with their published ground truth, synthetic ones by exact search."
 
 
-def write(results: Path, out: Path) -> Path:
-    """Write ``out/benchmarks.md`` (and the plots) from the raw results in ``results``."""
-    out.mkdir(parents=True, exist_ok=True)
+README = ROOT / "README.md"
+
+
+def summary(groups, failed: set[tuple[str, str, str]], main: str, run: dict) -> list[str]:
+    """The README's account of the published run (between its ``benchmarks summary``
+    markers): the targets, and the figures the README quotes, each with its dataset."""
+    prov = run["provenance"]
+    lines = [f"What the published run found ([docs/benchmarks.md](docs/benchmarks.md), generated from the raw results "
+             f"in [docs/bench-results/](docs/bench-results/), measured at commit `{prov['commit'][:10]}` on "
+             f"{prov['started'][:10]}; {run['repeats']} runs per figure, medians, ratios within a run):", ""]
+    lines += [f"- {name} (goal {goal}): {measured}: {status.strip('*')}." for name, goal, measured, status in
+              target_rows(groups, failed, main) if status != "not run"]
+    singles = [f"{it} {median(groups[(main, 'parag', it)], 'single_p50_ms'):.3f} ms at recall@10 "
+               f"{median(groups[(main, 'parag', it)], 'recall'):.3f}" for it in INDEX_TYPES if (main, "parag", it) in groups]
+    if singles:
+        lines.append(f"- Single-query p50 of parag's defaults on {main}: {', '.join(singles)}.")
+    for dataset in ("synthetic-100k", "synthetic-1m"):
+        if (dataset, "parag", "Flat") in groups:
+            runs = groups[(dataset, "parag", "Flat")]
+            lines.append(f"- A Flat query on {dataset} ({figure(runs[0], 'n'):,} x {figure(runs[0], 'd')}, synthetic): "
+                         f"p50 {median(runs, 'single_p50_ms'):.3f} ms.")
+    if (main, "langchain", "Flat") in groups:
+        runs = groups[(main, "langchain", "Flat")]
+        lines.append(f"- LangChain's FAISS on {main} returns {median(runs, 'filtered_1%_returned'):.1f} of 10 results at 1% "
+                     f"filter selectivity (recall@10 {median(runs, 'filtered_1%_recall'):.3f}), and pickles its docstore.")
+    if (main, "llamaindex", "Flat") in groups:
+        runs = groups[(main, "llamaindex", "Flat")]
+        lines.append(f"- LlamaIndex's FaissVectorStore peaks at +{median(runs, 'peak_build_mb'):.0f} MB of RSS to add "
+                     f"{figure(runs[0], 'n'):,} nodes of {main} (parag HNSW: +"
+                     f"{median(groups[(main, 'parag', 'HNSW')], 'peak_build_mb'):.0f} MB).")
+    if (main, "chroma", "HNSW") in groups:
+        chroma, ours = groups[(main, "chroma", "HNSW")], groups[(main, "parag", "HNSW")]
+        lines.append(f"- Chroma builds {main} in {median(chroma, 'build_s'):.1f} s and answers a query in "
+                     f"{median(chroma, 'single_p50_ms'):.3f} ms; parag HNSW in {median(ours, 'build_s'):.1f} s and "
+                     f"{median(ours, 'single_p50_ms'):.3f} ms.")
+    tuned = [(it, [figure(r, "tune") for r in groups[(main, "parag", it)]]) for it in ("HNSW", "IVFFlat")
+             if (main, "parag", it) in groups]
+    if tuned:
+        lines.append(f"- `store.tune(queries, target_recall=0.95)` on {main} picks " + " and ".join(
+            f"{t[0]['param']}={'/'.join(str(x['value']) for x in t)} (recall@10 on held-out queries "
+            f"{statistics.median(x['recall_held_out'] for x in t):.3f})" for _, t in tuned) + ".")
+    if ("synthetic-1m", "parag", "HNSW") in groups:
+        runs = groups[("synthetic-1m", "parag", "HNSW")]
+        lines.append(f"- 1M x 384 (synthetic) HNSW: built in {median(runs, 'build_s'):.0f} s with "
+                     f"+{median(runs, 'rss_build_mb'):,.0f} MB RSS; 1,000 single queries p50 "
+                     f"{median(runs, 'single_p50_ms'):.3f} ms at recall@10 {median(runs, 'recall'):.3f}.")
+    return lines
+
+
+def replace_block(path: Path, name: str, lines: list[str]) -> None:
+    """Replace the text between ``<!-- begin NAME -->`` and ``<!-- end NAME -->`` in ``path``."""
+    begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+    text = path.read_text()
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ReportError(f"{path} must hold the markers {begin} and {end} once each")
+    head, rest = text.split(begin)
+    path.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + rest.split(end)[1])
+
+
+def load(results: Path) -> tuple[dict, list[dict], dict, set, str]:
+    """(run.json, every result, groups, failed jobs, main dataset) of a results directory."""
     run = read_json(results / "run.json")
-    bandwidth = read_json(results / "bandwidth.json")
     all_results = load_results(results)
     groups = group(all_results)
     failed = {(r["job"]["dataset"], r["job"]["system"], r["job"]["index_type"]) for r in all_results if "error" in r}
     datasets = [d for d in run["datasets"] if any(k[0] == d for k in groups)]
     main = "debian-minilm" if "debian-minilm" in datasets else (datasets[0] if datasets else "")
+    return run, all_results, groups, failed, main
+
+
+def write(results: Path, out: Path) -> Path:
+    """Write ``out/benchmarks.md`` (and the plots) from the raw results in ``results``; for
+    the published report (``out`` is docs/), also the README's summary of it."""
+    out.mkdir(parents=True, exist_ok=True)
+    run, all_results, groups, failed, main = load(results)
+    bandwidth = read_json(results / "bandwidth.json")
+    datasets = [d for d in run["datasets"] if any(k[0] == d for k in groups)]
     loads = [figure(r, "loadavg_after") for r in all_results if "error" not in r]
     scale = [d for d in ("synthetic-1m",) if any(k[0] == d for k in groups)]
     lines = [
@@ -410,4 +484,6 @@ def write(results: Path, out: Path) -> Path:
         lines += ["## Scale: 1M x 384 HNSW (synthetic)", "", *scale_section(groups), ""]
     report = out / "benchmarks.md"
     report.write_text("\n".join(lines) + "\n")
+    if out.resolve() == (ROOT / "docs").resolve():
+        replace_block(README, "benchmarks summary", summary(groups, failed, main, run))
     return report

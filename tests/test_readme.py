@@ -1,28 +1,73 @@
-"""Every Python example and shell session in the README runs as written."""
+"""Every Python example and shell session in the README runs as written, and shows what it really returns.
+
+A statement whose comment is a Python literal, after ``#`` or ``# ->``, shows its value
+(``ids = store.add(...)  # -> [0, 1, 2]``, ``store.ids()  # [1, 2]``): the test asserts it.
+"""
 
 from __future__ import annotations
 
+import ast
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+RUNNABLE = [b for b in BLOCKS if "import" in b]
 
 
-def test_readme_has_examples():
+def shown_value(comment: str | None) -> tuple[bool, object]:
+    """(True, value) when a comment shows a value: a Python literal after ``#`` or ``# ->``."""
+    if comment is None:
+        return False, None
+    text = comment.lstrip("#").strip().removeprefix("->").strip()
+    try:
+        return True, ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return False, None
+
+
+def with_checks(block: str) -> tuple[ast.Module, int]:
+    """The block with an ``assert`` after every statement whose comment shows its value."""
+    comments = {tok.end[0]: tok.string for tok in tokenize.generate_tokens(io.StringIO(block).readline)
+                if tok.type == tokenize.COMMENT}
+    body, checks = [], 0
+    for stmt in ast.parse(block).body:
+        body.append(stmt)
+        shows, value = shown_value(comments.get(stmt.end_lineno))
+        if not shows:
+            continue
+        if isinstance(stmt, ast.Assign):
+            actual = ast.unparse(stmt.targets[0])
+        elif isinstance(stmt, ast.Expr):
+            actual = ast.unparse(stmt.value)
+        else:
+            raise AssertionError(f"README line {stmt.lineno}: a value shown on a {type(stmt).__name__}")
+        expr = lambda source: ast.parse(source, mode="eval").body  # noqa: E731
+        message = ast.BinOp(ast.Constant(f"README shows {value!r} for {actual}, got "), ast.Add(),
+                            ast.Call(ast.Name("repr", ast.Load()), [expr(actual)], []))
+        body.append(ast.Assert(ast.Compare(expr(actual), [ast.Eq()], [expr(repr(value))]), message))
+        checks += 1
+    return ast.fix_missing_locations(ast.Module(body=body, type_ignores=[])), checks
+
+
+def test_readme_has_examples_that_show_values():
     assert len(BLOCKS) >= 3
+    assert sum(with_checks(b)[1] for b in RUNNABLE) >= 3
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if "import" in b], ids=lambda b: b.splitlines()[0][:40])
-def test_readme_example_runs(block, tmp_path, monkeypatch):
+@pytest.mark.parametrize("block", RUNNABLE, ids=lambda b: b.splitlines()[0][:40])
+def test_readme_example_runs_and_returns_what_it_shows(block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples save to relative paths
-    exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    module, _ = with_checks(block)
+    exec(compile(module, str(README), "exec"), {"__name__": "readme"})
 
 
 def console_sessions() -> list[list[tuple[str, list[str]]]]:

@@ -1,0 +1,62 @@
+"""Every published benchmark figure is the one its committed raw results give.
+
+The reports in docs/ are generated from the raw results in docs/bench-results/; the README's
+benchmark summary is generated with docs/benchmarks.md. Here each is generated again from the
+committed raw results and compared with the committed text, so that a report edited by hand,
+regenerated without its raw results, or a README left behind by a new run, fails.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH, DOCS = ROOT / "benchmarks", ROOT / "docs"
+RESULTS = DOCS / "bench-results"
+pytestmark = pytest.mark.skipif(not BENCH.is_dir(), reason="benchmarks/ is not in this checkout")
+NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        yield lambda name: importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def readme_block(name: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"<!-- begin {name} -->\n")[1].split(f"<!-- end {name} -->")[0]
+
+
+@pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md")])
+def test_focused_reports_are_their_raw_results(bench, suite, report):
+    raw = RESULTS / suite / "results.json"
+    if not raw.exists():
+        pytest.skip(f"{raw.relative_to(ROOT)} is not committed yet")
+    module, provenance = bench(f"bench_{suite}"), bench("bench_provenance")
+    assert (DOCS / report).read_text() == module.report(provenance.read_json(raw), RESULTS / suite), (
+        f"docs/{report} differs from what its raw results give: "
+        f"python benchmarks/bench_{suite}.py --report-only regenerates it")
+
+
+def test_the_readme_summary_is_the_published_run(bench, tmp_path):
+    block = readme_block("benchmarks summary")
+    if (RESULTS / "run.json").exists():
+        bench_report = bench("bench_report")
+        run, _, groups, failed, main = bench_report.load(RESULTS)
+        expected = "\n".join(bench_report.summary(groups, failed, main, run)) + "\n"
+        assert block == expected, "./run bench --report-only docs/bench-results regenerates the README's summary"
+        bench_report.write(RESULTS, tmp_path)  # the report too (plots aside)
+        assert (tmp_path / "benchmarks.md").read_text() == (DOCS / "benchmarks.md").read_text()
+    else:  # the report of 2026-11-24, from before raw results were kept: quote it exactly
+        report = (DOCS / "benchmarks.md").read_text()
+        missing = [n for n in NUMBER.findall(block) if n not in report]
+        assert not missing, f"README figures not in docs/benchmarks.md: {missing}"

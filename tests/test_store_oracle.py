@@ -1,6 +1,7 @@
-"""FAISSVectorStore against the numpy brute-force oracle of conftest.
+"""FAISS index specifics against the numpy brute-force oracle of conftest (what every kind
+must do is in tests/conformance/test_oracle.py).
 
-Flat must be exact; IVFFlat and HNSW must reach recall@10 >= 0.95 at their default
+Flat must be exact under every alias; IVFFlat and HNSW must reach recall@10 >= 0.95 at their default
 parameters on the real data of ../shared/data (skipped when absent) and on generated
 clustered data (always run). An IVFFlat store answers exactly until it trains (at
 39 * nlist vectors) and never loses a vector because of training.
@@ -12,100 +13,19 @@ import numpy as np
 import pytest
 
 from parag.vectorstore import FAISSVectorStore
+from tests.checks import approx_recall, assert_clean, assert_exact, data
+from tests.checks import filled as fill
 from tests.conftest import clustered, load_dataset, oracle, recall_at_k
 
-INDEX_TYPES = ("Flat", "IVFFlat", "HNSW")
 METRICS = ("L2", "IP", "cosine")
-PADDING = 1e30  # FAISS pads missing results with +-3.4e38
-TOL = 1e-4
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def data(n: int, d: int, n_queries: int, seed: int = 0, centres: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Clustered base vectors and queries from the same clusters."""
-    x = clustered(n + n_queries, d, centres=centres, seed=seed)
-    return x[:n], x[n:]
-
-
-def as_batch(result, single: bool):
-    dist, ids, meta = result
-    return ([dist], [ids], [meta]) if single else (dist, ids, meta)
-
-
-def assert_clean(result, single: bool = True) -> None:
-    """No FAISS padding: no -1 id, no +-3.4e38 distance, plain Python types."""
-    for dist, ids, meta in zip(*as_batch(result, single)):
-        assert len(dist) == len(ids) == len(meta)
-        assert all(type(i) is int and i >= 0 for i in ids), ids
-        assert all(type(d) is float and abs(d) < PADDING for d in dist), dist
-        assert all(type(m) is dict for m in meta)
-
-
-def assert_exact(result, base: np.ndarray, base_ids, queries: np.ndarray, k: int, metric: str,
-                 tol: float = TOL) -> None:
-    """``result`` is a correct exact top-k of ``queries`` over ``base`` (whose rows have ids
-    ``base_ids``): the right scores to ``tol``, each id with its own true score, and the
-    oracle's ids as a set except where ties at the k-th score make the choice arbitrary."""
-    single = np.asarray(queries).ndim == 1
-    queries = np.atleast_2d(queries)
-    base_ids = list(base_ids)
-    n = len(base)
-    row_of = {i: r for r, i in enumerate(base_ids)}
-    scores, order = oracle(base, queries, n, metric)  # every row, best first
-    dists, idss, _ = as_batch(result, single)
-    assert len(dists) == len(idss) == len(queries)
-    for q in range(len(queries)):
-        got, dist = list(idss[q]), np.asarray(dists[q], np.float64)
-        want = scores[q, : min(k, n)]
-        assert len(got) == min(k, n), (len(got), k, n)
-        assert len(set(got)) == len(got), f"repeated ids {got}"
-        np.testing.assert_allclose(dist, want, rtol=tol, atol=tol, err_msg=f"query {q}: scores")
-        full = np.empty(n)
-        full[order[q]] = scores[q]
-        own = full[[row_of[i] for i in got]]
-        np.testing.assert_allclose(dist, own, rtol=tol, atol=tol, err_msg=f"query {q}: id/score")
-        if k >= n:
-            assert set(got) == set(base_ids)
-        else:
-            kth = want[-1]
-            sure = {base_ids[r] for r, s in zip(order[q][:k], want) if abs(s - kth) > tol * (1 + abs(kth))}
-            assert sure <= set(got), f"query {q}: missing {sure - set(got)}"
 
 
 def filled(index_type: str, metric: str, x: np.ndarray, batches=(1,), **params) -> FAISSVectorStore:
     """A store holding ``x`` (ids = row numbers), added in batches of the given sizes then the rest."""
-    store = FAISSVectorStore(x.shape[1], index_type, metric, **params)
-    start = 0
-    for size in [*batches, len(x)]:
-        part = x[start : start + size]
-        if len(part):
-            ids = store.add(part, [{"row": start + j} for j in range(len(part))])
-            assert ids == list(range(start, start + len(part)))
-            start += len(part)
-    assert len(store) == len(x)
-    return store
-
-
-def approx_recall(store: FAISSVectorStore, base: np.ndarray, queries: np.ndarray, metric: str, **kw) -> float:
-    _, ids, meta = store.search(queries, k=10, **kw)
-    for row_ids, row_meta in zip(ids, meta):
-        assert [m["row"] for m in row_meta] == row_ids
-    _, truth = oracle(base, queries, 10, metric)
-    return recall_at_k(ids, truth, 10)
+    return fill(FAISSVectorStore(x.shape[1], index_type, metric, **params), x, batches)
 
 
 # ----------------------------------------------------------------------------- Flat: exact
-
-
-@pytest.mark.parametrize("metric", METRICS)
-def test_flat_is_exact(metric):
-    x, q = data(800, 24, 30, seed=1)
-    store = filled("Flat", metric, x, batches=(1, 7, 250))
-    for k in (1, 10, 100):
-        assert_exact(store.search(q, k=k), x, range(len(x)), q, k, metric)
-    assert_exact(store.search(q[0], k=10), x, range(len(x)), q[0], 10, metric)
 
 
 @pytest.mark.parametrize("alias, metric", [("FlatL2", "L2"), ("FlatIP", "IP"), ("flat", "cosine"), ("FLAT", "IP")])
@@ -115,30 +35,6 @@ def test_flat_aliases_are_exact(alias, metric):
     assert store.index_type == "Flat" and store.metric == metric
     store.add(x)
     assert_exact(store.search(q, k=10), x, range(len(x)), q, 10, metric)
-
-
-@pytest.mark.parametrize("metric", METRICS)
-def test_flat_ties_compared_as_sets(metric):
-    rng = np.random.default_rng(3)
-    distinct = rng.standard_normal((40, 8)).astype(np.float32)
-    x = np.repeat(distinct, 3, axis=0)  # every vector three times: exact ties
-    store = filled("Flat", metric, x)
-    q = distinct[:5] + 0.01 * rng.standard_normal((5, 8)).astype(np.float32)
-    for k in (2, 3, 4, 7):
-        assert_exact(store.search(q, k=k), x, range(len(x)), q, k, metric)
-
-
-@pytest.mark.parametrize("metric", METRICS)
-def test_score_semantics(metric):
-    store = FAISSVectorStore(2, "Flat", metric)
-    store.add([[3.0, 4.0], [1.0, 0.0]])
-    dist, ids, _ = store.search([2.0, 0.0], k=2)
-    if metric == "L2":  # squared Euclidean distance, smaller first
-        assert ids == [1, 0] and dist == pytest.approx([1.0, 17.0])
-    elif metric == "IP":  # raw inner product, larger first
-        assert ids == [0, 1] and dist == pytest.approx([6.0, 2.0])
-    else:  # cosine similarity, larger first
-        assert ids == [1, 0] and dist == pytest.approx([1.0, 0.6])
 
 
 # ----------------------------------------------------------------------------- approximate indexes
@@ -293,81 +189,6 @@ def test_ivf_training_after_deletes_keeps_every_live_vector(metric):
         assert len(row) == 50 and not set(row) & set(dead)
 
 
-# ----------------------------------------------------------------------------- result shapes
-
-
-def make_store(index_type: str, metric: str, n: int = 300, d: int = 12, seed: int = 10, **params):
-    x, q = data(n, d, 5, seed=seed)
-    if index_type == "IVFFlat" and not params:
-        params = {"nlist": 4, "nprobe": 1}  # trains at 156 vectors
-    store = filled(index_type, metric, x, **params)
-    return store, x, q
-
-
-@pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
-def test_single_query_flat_lists_batch_lists_of_lists(index_type, metric):
-    store, x, q = make_store(index_type, metric)
-    dist, ids, meta = store.search(q[0], k=4)
-    assert isinstance(dist, list) and isinstance(ids, list) and isinstance(meta, list)
-    assert len(ids) == 4 and all(type(i) is int for i in ids)
-    assert [m["row"] for m in meta] == ids
-
-    batch = store.search(q, k=4)
-    assert batch.distances is batch[0] and batch.ids is batch[1] and batch.metadata is batch[2]
-    dist, ids, meta = batch
-    assert len(dist) == len(ids) == len(meta) == len(q)
-    for i, row in enumerate(ids):
-        assert isinstance(row, list) and len(row) == 4
-        single = store.search(q[i], k=4)
-        assert single.ids == row and single.distances == dist[i] and single.metadata == meta[i]
-
-    one_row = store.search(q[:1], k=4)  # 2-D with one row is still a batch
-    assert len(one_row.ids) == 1 and one_row.ids[0] == store.search(q[0], k=4).ids
-    # Any array-like: nested lists, float64, ints.
-    assert store.search(q[0].astype(np.float64).tolist(), k=4).ids == store.search(q[0], k=4).ids
-    assert len(store.search(np.ones(x.shape[1], dtype=np.int64), k=3).ids) == 3
-
-
-@pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
-def test_k_larger_than_store(index_type, metric):
-    store, x, q = make_store(index_type, metric, n=200)
-    for k in (200, 201, 10_000):
-        result = store.search(q, k=k)
-        assert_clean(result, single=False)
-        assert all(len(row) == 200 and set(row) == set(range(200)) for row in result.ids)
-        assert_exact(result, x, range(200), q, k, metric)
-    small = FAISSVectorStore(x.shape[1], index_type, metric)
-    small.add(x[:3])
-    result = small.search(q[0], k=10)
-    assert_clean(result)
-    assert sorted(result.ids) == [0, 1, 2]
-
-
-@pytest.mark.parametrize("metric", METRICS)
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
-def test_k_larger_than_store_with_deleted_vectors(index_type, metric):
-    store, x, q = make_store(index_type, metric, n=200)
-    dead = list(range(0, 200, 3))
-    store.delete(dead)
-    live = [i for i in range(200) if i % 3]
-    assert store.ids() == live
-    for k in (10, len(live), 500):
-        result = store.search(q, k=k)
-        assert_clean(result, single=False)
-        if k >= len(live) or index_type == "Flat":  # exhaustive: exact whatever the index
-            assert_exact(result, x[live], live, q, k, metric)
-        assert all(len(row) == min(k, len(live)) and not set(row) & set(dead) for row in result.ids)
-
-
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
-def test_empty_store_returns_empty_results(index_type):
-    store = FAISSVectorStore(4, index_type)
-    assert store.search([1, 2, 3, 4], k=5) == ([], [], [])
-    assert store.search([[1, 2, 3, 4], [4, 3, 2, 1]], k=5) == ([[], []], [[], []], [[], []])
-
-
 # ----------------------------------------------------------------------------- per-call overrides
 
 
@@ -397,34 +218,7 @@ def test_ef_search_override_is_per_call(metric):
     assert_clean(store.search(q, k=10, ef_search=1), single=False)
 
 
-# ----------------------------------------------------------------------------- metadata copies
-
-
-@pytest.mark.parametrize("index_type", INDEX_TYPES)
-def test_returned_and_given_metadata_are_copies(index_type):
-    store = FAISSVectorStore(3, index_type, "L2")
-    given = [{"name": "a", "tags": ["x", "y"], "nested": {"n": 1}}, {"name": "b", "tags": [], "nested": {}}]
-    store.add([[0, 0, 0], [5, 5, 5]], given)
-    given[0]["name"] = "changed by caller"
-    given[0]["tags"].append("z")
-
-    _, _, meta = store.search([0, 0, 0], k=1)
-    assert meta == [{"name": "a", "tags": ["x", "y"], "nested": {"n": 1}}]
-    meta[0]["name"] = "mutated"
-    meta[0]["tags"].append("q")
-    meta[0]["nested"]["n"] = 99
-    del meta[0]["tags"]
-
-    batch = store.search([[0, 0, 0]], k=2)
-    batch.metadata[0][0]["name"] = "mutated again"
-    got = store.get([0]).metadata
-    got[0]["name"] = "mutated by get"
-
-    assert store.search([0, 0, 0], k=2).metadata == [
-        {"name": "a", "tags": ["x", "y"], "nested": {"n": 1}},
-        {"name": "b", "tags": [], "nested": {}},
-    ]
-    assert store.get([0, 1]).metadata[0]["name"] == "a"
+# ----------------------------------------------------------------------------- IVF parameters
 
 
 @pytest.mark.parametrize("nlist", [1, 8, 63])

@@ -1,6 +1,9 @@
 """Real threads: 4 searching threads while writers add (and delete, update, upsert,
 compact, save) for a few seconds. No exception, no crash, and every result is one the
-store could have given in some state it passed through."""
+store could have given in some state it passed through.
+
+Each run takes seconds: these run over one kind per index type (IVF16 trains while the
+searches run) and one metric per kind, rotating, rather than every kind x metric."""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import random
 import threading
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 import pytest
 
-from parag.vectorstore import FAISSVectorStore
 from tests.conftest import clustered, oracle
 
 D = 16
@@ -21,7 +24,13 @@ BATCH = 10
 SECONDS = 3.0
 X = clustered(8_000, D, centres=30, seed=31)
 QUERIES = clustered(50, D, centres=30, seed=32)
-PARAMS = {"Flat": {}, "IVFFlat": {"nlist": 16, "nprobe": 4}, "HNSW": {"M": 16}}  # IVF trains at 624
+KINDS = ("Flat", "IVF16", "HNSW")  # IVF16 trains at 624 vectors, during the run
+METRICS = ("L2", "IP", "cosine")
+
+
+def rotating_metric(kind, shift: int) -> str:
+    """One metric per kind (a run takes seconds), each metric on some kind."""
+    return METRICS[(KINDS.index(kind.name) + shift) % len(METRICS)]
 
 
 def meta_of(i: int) -> dict:
@@ -70,7 +79,7 @@ class Recorder:
         assert not self.errors, "\n".join(self.errors)
 
 
-def reader(store: FAISSVectorStore, records: list, seed: int, ks: tuple[int, ...]):
+def reader(store: Any, records: list, seed: int, ks: tuple[int, ...]):
     rng = random.Random(seed)
 
     def loop():
@@ -104,9 +113,10 @@ def check_record(record, metric: str) -> list[tuple[list[int], list[int], list[f
     return rows
 
 
-@pytest.mark.parametrize("index_type, metric", [("Flat", "L2"), ("IVFFlat", "IP"), ("HNSW", "cosine")])
-def test_searches_during_adds(index_type, metric):
-    store = FAISSVectorStore(D, index_type, metric, **PARAMS[index_type])
+@pytest.mark.kinds(*KINDS)
+def test_searches_during_adds(make_store):
+    metric = rotating_metric(make_store, 0)
+    store = make_store(D, metric)
     store.add(X[:INITIAL], [meta_of(i) for i in range(INITIAL)])
     records: list = []
     added = [INITIAL]
@@ -132,8 +142,7 @@ def test_searches_during_adds(index_type, metric):
     assert len(store) == n and store.ids() == list(range(n))
     assert n >= INITIAL + 5 * BATCH, f"the writer hardly ran: {n}"
     assert len(records) >= 100, f"the readers hardly ran: {len(records)}"
-    if index_type == "IVFFlat":
-        assert store.is_trained, "the IVF store should have crossed 39 * nlist during the run"
+    make_store.expect_trained(store, n)  # IVF16 crossed 39 * nlist during the run
 
     exact_checks = 0
     for record in records:
@@ -144,7 +153,7 @@ def test_searches_during_adds(index_type, metric):
         for row_ids, _, row_dist in rows:
             assert any(len(row_ids) == min(k, c) for c in states), (len(row_ids), k, c0, c1)
             assert max(row_ids) < c1
-        if index_type == "Flat" and exact_checks < 80 and len(states) <= 3:
+        if make_store.exact and exact_checks < 80 and len(states) <= 3:
             exact_checks += 1
             for q, (row_ids, _, row_dist) in zip(qi, rows):
                 def exact_in(c):
@@ -154,17 +163,17 @@ def test_searches_during_adds(index_type, metric):
                     return np.allclose(row_dist, want[0], rtol=1e-4, atol=1e-4)
                 assert any(exact_in(c) for c in states), f"query {q} k={k}: not exact in any state {list(states)}"
 
-    # Afterwards the store answers exactly (every IVF list probed; HNSW searched wide).
-    extra = {"IVFFlat": {"nprobe": 16}, "HNSW": {"ef_search": 2048}}.get(index_type, {})
-    _, ids, _ = store.search(QUERIES, k=10, **extra)
+    # Afterwards the store answers exactly (or nearly, searched wide).
+    _, ids, _ = store.search(QUERIES, k=10, **make_store.wide)
     _, truth = oracle(X[:n], QUERIES, 10, metric)
     hits = np.mean([len(set(a) & set(b.tolist())) / 10 for a, b in zip(ids, truth)])
-    assert hits >= (1.0 if index_type != "HNSW" else 0.98)
+    assert hits >= (1.0 if make_store.exact else 0.98)
 
 
-@pytest.mark.parametrize("index_type, metric", [("Flat", "cosine"), ("IVFFlat", "L2"), ("HNSW", "L2")])
-def test_searches_during_adds_deletes_updates_and_saves(index_type, metric, tmp_path):
-    store = FAISSVectorStore(D, index_type, metric, **PARAMS[index_type])
+@pytest.mark.kinds(*KINDS)
+def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
+    metric = rotating_metric(make_store, 2)
+    store = make_store(D, metric)
     store.add(X[:INITIAL], [meta_of(i) for i in range(INITIAL)])  # never deleted: count >= INITIAL
     lock = threading.Lock()
     added_at: dict[int, int] = dict.fromkeys(range(INITIAL), 0)  # id -> ns before its add began
@@ -245,16 +254,15 @@ def test_searches_during_adds_deletes_updates_and_saves(index_type, metric, tmp_
     assert not set(deleted_at) & set(store.ids())
     got = store.get(live)
     assert [{"id": m["id"], "tag": m["tag"]} for m in got.metadata] == [meta_of(i) for i in live]
-    extra = {"IVFFlat": {"nprobe": 16}, "HNSW": {"ef_search": 2048}}.get(index_type, {})
-    _, ids, _ = store.search(QUERIES, k=10, **extra)
+    _, ids, _ = store.search(QUERIES, k=10, **make_store.wide)
     _, truth = oracle(X[live], QUERIES, 10, metric)
     truth_ids = [[live[r] for r in row] for row in truth]
     hits = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth_ids)])
-    assert hits >= (1.0 if index_type != "HNSW" else 0.98)
+    assert hits >= (1.0 if make_store.exact else 0.98)
     assert store.add(X[0]) == [next_row[0]]  # ids never reused
 
     # The last save is a consistent store.
-    saved = FAISSVectorStore.load(tmp_path / "store")
+    saved = make_store.load(tmp_path / "store")
     saved_ids = saved.ids()
     assert set(range(INITIAL)) <= set(saved_ids) and len(saved) == len(saved_ids)
     meta = saved.get(saved_ids).metadata

@@ -1,5 +1,5 @@
 """Property tests (issue 3): random interleavings of add / delete / upsert / update_metadata /
-compact / save+load on a Flat store, each followed by a random filtered search, equal a
+compact / save+load on every kind of store, each followed by a random filtered search, equal a
 pure-Python model and the numpy oracle. Failing calls (duplicate or unknown ids) must raise
 the documented error and change nothing.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,10 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parag.errors import DuplicateIdError, IdNotFoundError
-from parag.vectorstore import FAISSVectorStore
-from tests.lifecycle_model import Model, check_search, matches, single_thread_faiss  # noqa: F401 - a fixture
-
-pytestmark = pytest.mark.usefixtures("single_thread_faiss")
+from tests.lifecycle_model import Model, check_search, matches
 
 D = 4
 SEEDS = st.integers(0, 40)  # a small pool: equal vectors (ties) happen
@@ -90,7 +88,7 @@ OPS = st.one_of(
 # ----------------------------------------------------------------------------- the test
 
 
-def apply(store: FAISSVectorStore, model: Model, op: tuple, tmp: Path) -> FAISSVectorStore:
+def apply(store: Any, model: Model, op: tuple, tmp: Path) -> Any:
     """Apply ``op`` to the store and the model; check errors the model predicts."""
     kind = op[0]
     if kind == "add":
@@ -147,11 +145,11 @@ def apply(store: FAISSVectorStore, model: Model, op: tuple, tmp: Path) -> FAISSV
         store.compact()
     elif kind == "save_load":
         store.save(tmp / "s")
-        store = FAISSVectorStore.load(tmp / "s")
+        store = type(store).load(tmp / "s")
     return store
 
 
-def check_contents(store: FAISSVectorStore, model: Model) -> None:
+def check_contents(store: Any, model: Model) -> None:
     ids = model.ids()
     assert len(store) == len(ids)
     assert store.ids() == ids
@@ -170,32 +168,20 @@ LIFECYCLES = st.lists(OPS, min_size=1, max_size=14)
 SEARCHES = st.lists(st.tuples(SEEDS, st.integers(1, 12), st.one_of(st.none(), FILTERS)), min_size=1, max_size=14)
 
 
-@pytest.mark.parametrize("metric", ["L2", "cosine"])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# IVF1 trains once it holds 39 vectors (tombstones included) and then probes its only list:
+# exact before and after training, through deletes and compaction. HNSW goes through the
+# same interleavings (tombstones, compaction at half dead, round trips): never a hole, a
+# deleted id, a non-matching hit or a wrong score.
+@pytest.mark.kinds("Flat", "IVF1", "HNSW")
+@pytest.mark.parametrize("metric", ["L2", "IP", "cosine"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                  HealthCheck.function_scoped_fixture])
 @given(ops=LIFECYCLES, searches=SEARCHES)
-def test_random_lifecycle_matches_model(metric, ops, searches):
-    run_lifecycle(FAISSVectorStore(D, "Flat", metric), ops, searches)
+def test_random_lifecycle_matches_model(make_store, metric, ops, searches):
+    run_lifecycle(make_store(D, metric), ops, searches, exact=make_store.exact)
 
 
-@pytest.mark.parametrize("metric", ["L2", "IP"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(ops=LIFECYCLES, searches=SEARCHES)
-def test_random_lifecycle_ivf_training_matches_model(metric, ops, searches):
-    """IVFFlat with nlist=1 trains once it holds 39 vectors (tombstones included) and then
-    probes its only list: exact before and after training, through deletes and compaction."""
-    run_lifecycle(FAISSVectorStore(D, "IVFFlat", metric, nlist=1), ops, searches)
-
-
-@pytest.mark.parametrize("metric", ["L2", "cosine"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(ops=LIFECYCLES, searches=SEARCHES)
-def test_random_lifecycle_hnsw_never_wrong(metric, ops, searches):
-    """HNSW through the same interleavings (tombstones, compaction at half dead, round
-    trips): never a hole, a deleted id, a non-matching hit or a wrong score."""
-    run_lifecycle(FAISSVectorStore(D, "HNSW", metric), ops, searches, exact=False)
-
-
-def run_lifecycle(store: FAISSVectorStore, ops: list, searches: list, exact: bool = True) -> None:
+def run_lifecycle(store: Any, ops: list, searches: list, exact: bool = True) -> None:
     metric = store.metric
     model = Model(metric)
     kw = {"exact": exact, "min_recall": 0.0}
@@ -209,11 +195,11 @@ def run_lifecycle(store: FAISSVectorStore, ops: list, searches: list, exact: boo
             check_search(store, model, np.stack([vec(seed + 100), vec(seed + 200)]), k, spec, **kw)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=FILTERS, metas=st.lists(METADATA, min_size=1, max_size=30))
-def test_random_filters_match_model(spec, metas):
+def test_random_filters_match_model(make_store, spec, metas):
     """The filter language on its own: the set a filter selects equals the model's."""
-    store = FAISSVectorStore(D, "Flat")
+    store = make_store(D)
     store.add(np.stack([vec(i) for i in range(len(metas))]), metas)
     metas = [m or {} for m in metas]
     want = {i for i, m in enumerate(metas) if matches(m, spec)}

@@ -2,9 +2,9 @@
 
 - Each operator's meaning, on hand-written metadata with hand-written answers (numbers by
   value, True is not 1, $ne/$nin match a missing field, ranges on numbers and strings,
-  lists and dicts as whole values), on every index type, before and after deletes and a
+  lists and dicts as whole values), on every store kind, before and after deletes and a
   save/load round trip.
-- Every index type x metric, fresh and after a save/load round trip, at selectivities from
+- Every store kind x metric, fresh and after a save/load round trip, at selectivities from
   0.1% to 100%, with each operator and nested $and/$or/$not: exact indexes (Flat, and
   IVFFlat untrained or probing all its lists) equal the numpy oracle over the matching
   vectors (ids as sets where the k-th score ties, distances to 1e-4); IVFFlat (nlist 128)
@@ -21,24 +21,9 @@ import numpy as np
 import pytest
 
 from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError
-from parag.vectorstore import FAISSVectorStore
-from tests.lifecycle_model import (  # noqa: F401 - single_thread_faiss is a fixture
-    INDEX_CONFIGS,
-    METRICS,
-    N,
-    Model,
-    check_search,
-    dataset,
-    matches,
-    new_store,
-    rich_metadata,
-    single_thread_faiss,
-    snapshot,
-)
+from tests.conformance.kinds import WITH_APPROX_IVF
+from tests.lifecycle_model import METRICS, N, Model, check_search, dataset, matches, rich_metadata, snapshot
 
-pytestmark = pytest.mark.usefixtures("single_thread_faiss")
-
-CONFIGS = list(INDEX_CONFIGS)
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.25, 0.5, 1.0)
 
 # ----------------------------------------------------------------------------- semantics
@@ -108,10 +93,10 @@ SEMANTICS = [
 ]
 
 
-def semantic_store(config: str, metric: str = "L2") -> tuple[FAISSVectorStore, np.ndarray]:
+def semantic_store(make_store, metric: str = "L2") -> tuple:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((len(DOCS), 8)).astype(np.float32)
-    store = new_store(config, metric, dimension=8)
+    store = make_store(8, metric)
     store.add(x, DOCS)
     return store, x
 
@@ -122,12 +107,12 @@ def test_model_agrees_with_hand_written_answers(spec, want):
     assert {i for i, m in enumerate(DOCS) if matches(m, spec)} == want
 
 
-@pytest.mark.parametrize("config", CONFIGS)
-def test_operator_semantics(config, tmp_path):
-    store, x = semantic_store(config)
+@pytest.mark.kinds(*WITH_APPROX_IVF)
+def test_operator_semantics(make_store, tmp_path):
+    store, x = semantic_store(make_store)
     q = np.zeros(8, np.float32)
 
-    def found(s: FAISSVectorStore, spec) -> set[int]:
+    def found(s, spec) -> set[int]:
         dist, ids, meta = s.search(q, k=10, filter=spec)
         assert all(s.get([i]).metadata == [m] for i, m in zip(ids, meta))
         return set(ids)
@@ -142,13 +127,13 @@ def test_operator_semantics(config, tmp_path):
     for spec, _ in SEMANTICS:
         assert found(store, spec) == {i for i, m in docs.items() if matches(m, spec)}, spec
     store.save(tmp_path / "s")
-    loaded = FAISSVectorStore.load(tmp_path / "s")
+    loaded = make_store.load(tmp_path / "s")
     for spec, _ in SEMANTICS:
         assert found(loaded, spec) == {i for i, m in docs.items() if matches(m, spec)}, spec
 
 
-def test_callable_filter():
-    store, _ = semantic_store("Flat")
+def test_callable_filter(make_store):
+    store, _ = semantic_store(make_store)
     q = np.zeros(8)
     assert set(store.search(q, 10, filter=lambda m: m.get("year") == 2020).ids) == {0}
     assert set(store.search(q, 10, filter=lambda m: "tags" in m).ids) == {0, 1, 5}
@@ -160,8 +145,8 @@ def test_callable_filter():
     assert store.get([0]).metadata == [DOCS[0]]
 
 
-def test_filter_is_not_mutated_and_can_be_reused():
-    store, _ = semantic_store("Flat")
+def test_filter_is_not_mutated_and_can_be_reused(make_store):
+    store, _ = semantic_store(make_store)
     spec = {"$or": [{"source": {"$in": ["a"]}}, {"year": {"$gte": 2021}}]}
     frozen = repr(spec)
     first = store.search(np.zeros(8), 10, filter=spec)
@@ -196,10 +181,9 @@ BAD_FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("config", ["Flat", "HNSW"])
 @pytest.mark.parametrize("spec, culprit", BAD_FILTERS, ids=[repr(s) for s, _ in BAD_FILTERS])
-def test_malformed_filter(config, spec, culprit):
-    store, x = semantic_store(config)
+def test_malformed_filter(make_store, spec, culprit):
+    store, x = semantic_store(make_store)
     before = snapshot(store, x[:2], {"source": "a"})
     with pytest.raises(InvalidFilterError) as info:
         store.search(x[0], 3, filter=spec)
@@ -208,8 +192,8 @@ def test_malformed_filter(config, spec, culprit):
     assert snapshot(store, x[:2], {"source": "a"}) == before
 
 
-def test_malformed_filter_is_rejected_on_an_empty_store():
-    store = FAISSVectorStore(3)
+def test_malformed_filter_is_rejected_on_an_empty_store(make_store):
+    store = make_store(3)
     with pytest.raises(InvalidFilterError):
         store.search([1, 2, 3], 3, filter={"a": {"$bad": 1}})
     assert store.search([1, 2, 3], 3, filter={"a": 1}) == ([], [], [])
@@ -246,11 +230,13 @@ def filters_at(share: float, seed: int) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=None)
-def _built(config: str, metric: str):
+def _built(kind, metric: str):
+    """A store of N vectors with rich metadata, built once per kind and metric."""
     x, q = dataset(seed=3)
     meta = rich_metadata(x, seed=3)
-    store = new_store(config, metric)
+    store = kind(x.shape[1], metric)
     store.add(x, meta)
+    kind.expect_trained(store, N)
     model = Model(metric)
     model.add(range(N), x, meta)
     model.match_memo = _MEMO  # same metadata in every store: evaluate each filter once
@@ -265,15 +251,16 @@ def saved(tmp_path_factory):
     return tmp_path_factory.mktemp("filtered")
 
 
+@pytest.mark.kinds(*WITH_APPROX_IVF)
 @pytest.mark.parametrize("loaded", [False, True], ids=["fresh", "loaded"])
-@pytest.mark.parametrize("config, metric", [(c, m) for c in CONFIGS for m in METRICS])
-def test_filtered_search_at_every_selectivity(config, metric, loaded, saved):
-    store, model, q = _built(config, metric)
+@pytest.mark.parametrize("metric", METRICS)
+def test_filtered_search_at_every_selectivity(make_store, metric, loaded, saved):
+    store, model, q = _built(make_store, metric)
     if loaded:
-        path = saved / f"{config}-{metric}"
+        path = saved / f"{make_store.name}-{metric}"
         store.save(path)
-        store = FAISSVectorStore.load(path)
-    exact = INDEX_CONFIGS[config][2]
+        store = make_store.load(path)
+    exact = make_store.exact
     if exact:
         q = q[:8]  # each query is checked exactly: fewer suffice
     for n, share in enumerate(SELECTIVITIES):
@@ -288,10 +275,11 @@ def test_filtered_search_at_every_selectivity(config, metric, loaded, saved):
                 check_search(store, model, q[0], 10, spec, exact=exact)
 
 
-@pytest.mark.parametrize("config, metric", [(c, m) for c in CONFIGS for m in METRICS])
-def test_filters_on_other_fields(config, metric):
+@pytest.mark.kinds(*WITH_APPROX_IVF)
+@pytest.mark.parametrize("metric", METRICS)
+def test_filters_on_other_fields(make_store, metric):
     """Filters on strings, floats, bools vs ints, nulls, lists, missing keys."""
-    store, model, q = _built(config, metric)
+    store, model, q = _built(make_store, metric)
     specs = [
         {"source": "s07"},
         {"source": {"$in": [f"s{i:02d}" for i in range(10)]}},
@@ -312,7 +300,7 @@ def test_filters_on_other_fields(config, metric):
         {"side": "neg"},
         {"source": "nope"},
     ]
-    exact = INDEX_CONFIGS[config][2]
+    exact = make_store.exact
     if exact:
         q = q[:8]
     for spec in specs:
@@ -320,25 +308,26 @@ def test_filters_on_other_fields(config, metric):
     check_search(store, model, q[:5], 10, lambda m: m["year"] == 2020 and m.get("lang") == "en", exact=exact)
 
 
-@pytest.mark.parametrize("config, metric", [(c, m) for c in CONFIGS for m in METRICS])
-def test_filtered_search_at_large_k(config, metric):
-    store, model, q = _built(config, metric)
-    exact = INDEX_CONFIGS[config][2]
+@pytest.mark.kinds(*WITH_APPROX_IVF)
+@pytest.mark.parametrize("metric", METRICS)
+def test_filtered_search_at_large_k(make_store, metric):
+    store, model, q = _built(make_store, metric)
+    exact = make_store.exact
     for share in (0.001, 0.01, 0.25):
         check_search(store, model, q[:5], 60, {"rank": {"$lt": round(share * N)}}, exact=exact,
                      min_recall=0.95 if exact or share < 0.1 else 0.8)
 
 
-@pytest.mark.parametrize(
-    "config, override",
-    [("HNSW", {"ef_search": 1}), ("HNSW", {"ef_search": 8}), ("IVF128", {"nprobe": 1}), ("IVF16", {"nprobe": 1})],
-)
-@pytest.mark.parametrize("metric", ["L2", "cosine"])
-def test_no_holes_with_starved_search_parameters(config, override, metric):
-    """With tiny ef_search / nprobe the ANN search finds too few allowed vectors: the store
-    must still return min(k, matches) results, all matching, each with its true score."""
-    store, model, q = _built(config, metric)
-    for share in (0.25, 0.5, 1.0):
-        for spec in filters_at(share, seed=7)[:4]:
-            check_search(store, model, q, 10, spec, exact=False, min_recall=0.0, **override)
-    check_search(store, model, q, 50, None, exact=False, min_recall=0.0, **override)
+@pytest.mark.kinds("IVF16", "IVF128", "HNSW")
+@pytest.mark.parametrize("metric", METRICS)
+def test_no_holes_with_starved_search_parameters(make_store, metric):
+    """With tiny ef_search / nprobe (each kind's ``starved`` overrides) the ANN search finds
+    too few allowed vectors: the store must still return min(k, matches) results, all
+    matching, each with its true score."""
+    store, model, q = _built(make_store, metric)
+    assert make_store.starved
+    for override in make_store.starved:
+        for share in (0.25, 0.5, 1.0):
+            for spec in filters_at(share, seed=7)[:4]:
+                check_search(store, model, q, 10, spec, exact=False, min_recall=0.0, **override)
+        check_search(store, model, q, 50, None, exact=False, min_recall=0.0, **override)

@@ -1,0 +1,140 @@
+"""Checks shared by the conformance suite and the FAISS-specific tests: results against
+the numpy brute-force oracle of conftest, and errors against what the contract promises."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from parag.errors import ParagError
+from tests.conftest import clustered, oracle, recall_at_k
+
+# The store the error tests fail calls on: N vectors of dimension D.
+D = 8
+N = 200  # IVF4 trains at 156
+QUERIES = clustered(6, D, seed=99)
+
+PADDING = 1e30  # FAISS pads missing results with +-3.4e38
+TOL = 1e-4
+
+
+def data(n: int, d: int, n_queries: int, seed: int = 0, centres: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered base vectors and queries from the same clusters."""
+    x = clustered(n + n_queries, d, centres=centres, seed=seed)
+    return x[:n], x[n:]
+
+
+def as_batch(result, single: bool):
+    dist, ids, meta = result
+    return ([dist], [ids], [meta]) if single else (dist, ids, meta)
+
+
+def assert_clean(result, single: bool = True) -> None:
+    """No FAISS padding: no -1 id, no +-3.4e38 distance, plain Python types."""
+    for dist, ids, meta in zip(*as_batch(result, single)):
+        assert len(dist) == len(ids) == len(meta)
+        assert all(type(i) is int and i >= 0 for i in ids), ids
+        assert all(type(d) is float and abs(d) < PADDING for d in dist), dist
+        assert all(type(m) is dict for m in meta)
+
+
+def assert_exact(result, base: np.ndarray, base_ids, queries: np.ndarray, k: int, metric: str,
+                 tol: float = TOL) -> None:
+    """``result`` is a correct exact top-k of ``queries`` over ``base`` (whose rows have ids
+    ``base_ids``): the right scores to ``tol``, each id with its own true score, and the
+    oracle's ids as a set except where ties at the k-th score make the choice arbitrary."""
+    single = np.asarray(queries).ndim == 1
+    queries = np.atleast_2d(queries)
+    base_ids = list(base_ids)
+    n = len(base)
+    row_of = {i: r for r, i in enumerate(base_ids)}
+    scores, order = oracle(base, queries, n, metric)  # every row, best first
+    dists, idss, _ = as_batch(result, single)
+    assert len(dists) == len(idss) == len(queries)
+    for q in range(len(queries)):
+        got, dist = list(idss[q]), np.asarray(dists[q], np.float64)
+        want = scores[q, : min(k, n)]
+        assert len(got) == min(k, n), (len(got), k, n)
+        assert len(set(got)) == len(got), f"repeated ids {got}"
+        np.testing.assert_allclose(dist, want, rtol=tol, atol=tol, err_msg=f"query {q}: scores")
+        full = np.empty(n)
+        full[order[q]] = scores[q]
+        own = full[[row_of[i] for i in got]]
+        np.testing.assert_allclose(dist, own, rtol=tol, atol=tol, err_msg=f"query {q}: id/score")
+        if k >= n:
+            assert set(got) == set(base_ids)
+        else:
+            kth = want[-1]
+            sure = {base_ids[r] for r, s in zip(order[q][:k], want) if abs(s - kth) > tol * (1 + abs(kth))}
+            assert sure <= set(got), f"query {q}: missing {sure - set(got)}"
+
+
+def filled(store, x: np.ndarray, batches=(1,)):
+    """``store`` (empty) after adding ``x`` (ids = row numbers) in batches of the given
+    sizes, then the rest."""
+    start = 0
+    for size in [*batches, len(x)]:
+        part = x[start : start + size]
+        if len(part):
+            ids = store.add(part, [{"row": start + j} for j in range(len(part))])
+            assert ids == list(range(start, start + len(part)))
+            start += len(part)
+    assert len(store) == len(x)
+    return store
+
+
+def approx_recall(store, base: np.ndarray, queries: np.ndarray, metric: str, **kw) -> float:
+    _, ids, meta = store.search(queries, k=10, **kw)
+    for row_ids, row_meta in zip(ids, meta):
+        assert [m["row"] for m in row_meta] == row_ids
+    _, truth = oracle(base, queries, 10, metric)
+    return recall_at_k(ids, truth, 10)
+
+
+def check_raises(call, cls, builtin, name):
+    """``call()`` raises ``cls``, a ParagError that is also ``builtin``, with a message that
+    matches the regex ``name`` (the argument it names), and no numpy warning on the way."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(cls) as info:
+            call()
+    e = info.value
+    assert isinstance(e, ParagError) and isinstance(e, builtin), type(e).__mro__
+    assert re.search(name, str(e)), f"message {str(e)!r} does not name {name!r}"
+    return e
+
+
+def errors_store(store, expect_trained=None):
+    """``store`` (empty, dimension D) after adding N vectors with metadata and deleting two:
+    tombstones, and the highest id gone (the next generated id is still N)."""
+    x = clustered(N, D, seed=1)
+    assert store.add(x, [{"i": i, "tags": ["a", str(i)]} for i in range(N)]) == list(range(N))
+    store.delete([3, N - 1])
+    if expect_trained is not None:
+        expect_trained(store, N)
+    return store
+
+
+def snapshot(s) -> tuple:
+    """Everything observable about an error-test store."""
+    ids = s.ids()
+    return (
+        len(s), ids, s.search(QUERIES, k=7), s.search(QUERIES[0], k=N + 5),
+        s.get(ids).metadata, s.params, s.is_trained, repr(s),
+    )
+
+
+def assert_unchanged(s, before: tuple) -> None:
+    assert snapshot(s) == before
+    # No id was consumed by the failed call.
+    assert s.add(np.full(D, 0.5), {"new": True}) == [N]
+
+
+def load_both_ways(store, path, cls, builtin, name) -> None:
+    """Loading ``path`` fails the same way through the class and the instance form."""
+    check_raises(lambda: type(store).load(path), cls, builtin, name)
+    check_raises(lambda: store.load(path), cls, builtin, name)
+    check_raises(lambda: store.load(str(path)), cls, builtin, name)

@@ -1,0 +1,100 @@
+"""The stores the conformance suite runs over: one :class:`StoreKind` per configuration.
+
+Every test in ``tests/conformance/`` takes the ``make_store`` fixture (see ``conftest.py``)
+and runs once per kind in :data:`DEFAULT_KINDS` (or the kinds its ``kinds`` marker names).
+A new backend joins the suite by adding its kinds to :data:`KINDS`: a factory for an empty
+store and the capabilities it declares. Tests read only the public store API, plus the
+optional white-box hooks a kind declares (``held``), which hold every backend-specific
+detail the suite checks in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from parag.vectorstore import FAISSVectorStore
+from parag.vectorstore.faiss_store import COMPACT_AT_DEAD_SHARE
+
+
+@dataclass(frozen=True, eq=False)  # hashable by identity: a cache key
+class StoreKind:
+    """One backend configuration; calling it builds an empty store.
+
+    Attributes
+    ----------
+    name : the test id.
+    store_class : the store's class (its ``load`` reads a saved store back).
+    build : ``(dimension, metric) -> store``, an empty store.
+    exact : its default searches return the exact top-k (checked against the oracle).
+    trains_at : the number of vectors (tombstones included) at which ``is_trained`` turns
+        True; ``None`` when the kind needs no training (``is_trained`` is always True).
+    held : the number of vector slots the index holds, tombstones included (white box:
+        the compaction checks); ``None`` when the backend does not expose it.
+    compact_at : share of dead slots above which a delete compacts (with ``held``).
+    starved : per-search overrides under which an approximate search finds too few
+        allowed vectors (the store must still return complete results).
+    wide : per-search overrides under which an approximate kind searches (nearly)
+        exhaustively.
+    """
+
+    name: str
+    store_class: type = field(repr=False)
+    build: Callable[[int, str], Any] = field(repr=False)
+    exact: bool
+    trains_at: int | None = None
+    held: Callable[[Any], int] | None = field(default=None, repr=False)
+    compact_at: float | None = None
+    starved: tuple[dict[str, int], ...] = ()
+    wide: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, dimension: int, metric: str = "L2") -> Any:
+        return self.build(dimension, metric)
+
+    def load(self, path: Any) -> Any:
+        """The store saved at ``path``, read back by this kind's class."""
+        return self.store_class.load(path)
+
+    def expect_trained(self, store: Any, slots: int) -> None:
+        """``store.is_trained`` is what this kind promises after ``slots`` vectors."""
+        if self.trains_at is not None:
+            assert store.is_trained == (slots >= self.trains_at), (self.name, slots)
+
+
+def _faiss(name: str, index_type: str, params: dict[str, int], exact: bool, *,
+           trains_at: int | None = None, starved: tuple[dict[str, int], ...] = (),
+           wide: dict[str, int] | None = None) -> StoreKind:
+    return StoreKind(
+        name=name,
+        store_class=FAISSVectorStore,
+        build=lambda dimension, metric: FAISSVectorStore(dimension, index_type, metric, **params),
+        exact=exact,
+        trains_at=trains_at,
+        held=lambda store: store._index.ntotal,  # white box: FAISS slots, tombstones included
+        compact_at=COMPACT_AT_DEAD_SHARE[index_type],
+        starved=starved,
+        wide=wide or {},
+    )
+
+
+KINDS: dict[str, StoreKind] = {k.name: k for k in (
+    _faiss("Flat", "Flat", {}, True),
+    # nlist 256 needs 9,984 vectors: stays untrained, answering exactly from a flat index
+    _faiss("IVF-untrained", "IVFFlat", {}, True, trains_at=39 * 256),
+    # trained at 39 * 4 = 156 vectors; its default nprobe (min(64, nlist)) probes every
+    # list, so its answers must be exact too
+    _faiss("IVF4", "IVFFlat", {"nlist": 4}, True, trains_at=39 * 4, starved=({"nprobe": 1},)),
+    # the same at 624 vectors (the threads tests train it while searches run)
+    _faiss("IVF16", "IVFFlat", {"nlist": 16}, True, trains_at=39 * 16, starved=({"nprobe": 1},)),
+    # trained at 4,992: probes 64 of 128 lists (only the 5,000-vector tests train it)
+    _faiss("IVF128", "IVFFlat", {"nlist": 128}, False, trains_at=39 * 128, starved=({"nprobe": 1},),
+           wide={"nprobe": 128}),
+    # one list: trains at 39 vectors, then probes it: exact before and after training
+    _faiss("IVF1", "IVFFlat", {"nlist": 1}, True, trains_at=39),
+    _faiss("HNSW", "HNSW", {}, False, starved=({"ef_search": 1}, {"ef_search": 8}), wide={"ef_search": 2048}),
+)}
+
+# Every FAISS index type, IVF both before and after training.
+DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW")
+# The 5,000-vector tests add the approximate IVF.
+WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")

@@ -12,7 +12,7 @@ Both sides start a fresh Python process, build a Flat (or --index) store of the 
 ids and metadata, and save it to a directory:
 
 * ``cli``: ``parag build STORE --vectors X.npy --records R.jsonl`` (reads --batch-size rows
-  at a time: the .npy memory-mapped, the .jsonl line by line, one ``add`` per batch);
+  at a time, .npy and .jsonl alike, one ``add`` per batch);
 * ``library``: ``np.load`` of the whole array, every line parsed into a list, one
   ``store.add(x, metadata, ids)`` call, ``store.save``.
 

@@ -161,3 +161,12 @@ def test_ids_from_two_places_is_usage(inputs):
 def test_non_numeric_query_is_exit_1(built):
     assert "real numbers" in fails("search", built["store"], "--vector", '[1, 2, 3, 4, 5, 6, 7, "a"]', code=1)
     fails("migrate", built["store"], built["store"], code=1)  # DST must be new
+
+
+def test_truncated_or_object_npy_is_exit_1(inputs):
+    data = (inputs["dir"] / "vectors.npy").read_bytes()
+    (inputs["dir"] / "cut.npy").write_bytes(data[:-100])
+    assert "cut.npy" in fails("build", inputs["store"], "--vectors", inputs["dir"] / "cut.npy", code=1)
+    np.save(inputs["dir"] / "objects.npy", np.array([[{"a": 1}]], dtype=object), allow_pickle=True)
+    assert "objects.npy" in fails("build", inputs["store"], "--vectors", inputs["dir"] / "objects.npy", code=1)
+    assert not inputs["store"].exists()

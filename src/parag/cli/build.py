@@ -22,7 +22,7 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.command()
 @store_argument
 @click.option("--vectors", "vectors_path", required=True, type=input_file,
-              help="Vectors: a 2-D .npy array (read memory-mapped), or a .parquet file with a list column.")
+              help="Vectors: a 2-D .npy array (read in batches), or a .parquet file with a list column.")
 @click.option("--records", "records_path", type=input_file,
               help="One record per vector row (.jsonl or .parquet): {\"id\": 7, \"metadata\": {...}}, or a flat "
                    "object whose fields other than the id are the metadata.")

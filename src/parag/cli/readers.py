@@ -1,4 +1,4 @@
-"""Reading build inputs in batches: vectors from ``.npy`` (memory-mapped) or ``.parquet``,
+"""Reading build inputs in batches: vectors from ``.npy`` or ``.parquet``,
 records from ``.jsonl`` (line by line) or ``.parquet``. Nothing is read whole, so inputs
 larger than RAM stream through. A bad record names its file and line (or row)."""
 
@@ -33,7 +33,7 @@ def pyarrow_parquet() -> Any:
 
 
 class Vectors:
-    """The rows of a ``.npy`` file (memory-mapped) or of a ``.parquet`` list column."""
+    """The rows of a ``.npy`` file or of a ``.parquet`` list column, read in batches."""
 
     def __init__(self, path: Path, column: str = "vector") -> None:
         self.path = path
@@ -46,16 +46,8 @@ class Vectors:
             first = next(self._parquet.iter_batches(batch_size=1, columns=[column]), None)
             self.dimension = len(first.column(0)[0]) if first is not None and first.num_rows else 0
             return
-        try:
-            self._array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
-        if self._array.ndim != 2 or self._array.dtype.kind not in "fiu":
-            raise InvalidArgumentError(
-                f"{path}: expected a 2-D array of numbers (rows x dimension), got shape "
-                f"{self._array.shape} of {self._array.dtype}"
-            )
-        self.rows, self.dimension = self._array.shape
+        self._npy = NpyFile(path, "a 2-D array of numbers (rows x dimension)", ndim=2, kinds="fiu")
+        self.rows, self.dimension = self._npy.shape
 
     def read(self) -> np.ndarray:
         """Every row at once (for small files such as queries)."""
@@ -72,19 +64,40 @@ class Vectors:
                     ) from None
             return
         for start in range(0, self.rows, size):
-            yield np.asarray(self._array[start : start + size])  # only this slice is read
+            yield self._npy.rows(start, min(size, self.rows - start))
 
 
 def read_ids(path: Path) -> Iterator[int]:
     """Ids from an ``.npy`` array of non-negative ints, one per vector row."""
-    try:
-        ids = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
-    if ids.ndim != 1 or ids.dtype.kind not in "iu":
-        raise InvalidArgumentError(f"{path}: ids must be a 1-D array of ints, got shape {ids.shape} of {ids.dtype}")
-    for start in range(0, len(ids), 65536):
-        yield from ids[start : start + 65536].tolist()
+    ids = NpyFile(path, "ids: a 1-D array of ints", ndim=1, kinds="iu")
+    for start in range(0, ids.shape[0], 65536):
+        yield from ids.rows(start, min(65536, ids.shape[0] - start)).tolist()
+
+
+class NpyFile:
+    """A ``.npy`` array read some rows at a time with plain file reads. (A memory map would
+    do too, but the pages it reads count as the process's memory until the OS evicts them.)"""
+
+    def __init__(self, path: Path, what: str, *, ndim: int, kinds: str) -> None:
+        try:  # numpy parses and checks the header; no object arrays (allow_pickle=False)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
+        if array.ndim != ndim or array.dtype.kind not in kinds:
+            raise InvalidArgumentError(f"{path}: expected {what}, got shape {array.shape} of {array.dtype}")
+        if not array.flags.c_contiguous:
+            raise InvalidArgumentError(f"{path}: the array is in Fortran order; save np.ascontiguousarray(x) instead")
+        self.path, self.shape, self.dtype = path, array.shape, array.dtype
+        self._offset = array.offset if isinstance(array, np.memmap) else 0
+        self._row = int(np.prod(self.shape[1:]))
+
+    def rows(self, start: int, n: int) -> np.ndarray:
+        with open(self.path, "rb") as f:
+            f.seek(self._offset + start * self._row * self.dtype.itemsize)
+            data = np.fromfile(f, self.dtype, count=n * self._row)
+        if data.size != n * self._row:
+            raise InvalidArgumentError(f"{self.path}: the file is shorter than its header says (truncated?)")
+        return data.reshape((n, *self.shape[1:]))
 
 
 def read_records(

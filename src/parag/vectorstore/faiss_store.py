@@ -776,7 +776,7 @@ def _check_index(
         (index.metric_type != FAISS_METRIC[store.metric], f"its metric differs from the manifest's {store.metric!r}"),
         (index.ntotal != n_slots, f"it holds {index.ntotal} vectors, the manifest says {n_slots}"),
     ]
-    if is_ivf(index):
+    if is_ivf(index) and isinstance(index, expected_type):  # nlist only once the class is right
         problems += [
             (index.nlist != store.params["nlist"], f"it has {index.nlist} lists, the manifest says {store.params['nlist']}"),
             (index.direct_map.no(), "it has no direct map (vectors could not be reconstructed)"),

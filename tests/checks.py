@@ -138,3 +138,34 @@ def load_both_ways(store, path, cls, builtin, name) -> None:
     check_raises(lambda: type(store).load(path), cls, builtin, name)
     check_raises(lambda: store.load(path), cls, builtin, name)
     check_raises(lambda: store.load(str(path)), cls, builtin, name)
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def meta_for(i: int) -> dict:
+    return {
+        "i": i, "text": f"doc {i} — ünïcödé ✓", "score": i / 7, "flag": i % 2 == 0, "none": None,
+        "nested": {"list": [i, "x", 1.5, [True]], "empty": {}}, "big": 2**53 + i,
+    }
+
+
+def build_round_trip_store(store, n: int = 400):
+    """``store`` (empty) with tombstones, an explicit id, the highest generated id deleted;
+    and its live vectors (id -> vector) and ids."""
+    x = clustered(n, store.dimension, seed=21, centres=12)
+    store.add(x[:1], [meta_for(0)])
+    store.add(x[1 : n - 1], [meta_for(i) for i in range(1, n - 1)])
+    store.add(x[n - 1], meta_for(n - 1), ids=[5000])  # explicit id: next id becomes 5001
+    store.add(np.ones(store.dimension), {"last": True})  # id 5001
+    dead = [7, 8, 100, 5001]
+    store.delete(dead)
+    live = [i for i in range(n - 1) if i not in dead] + [5000]
+    vectors = {i: x[i] for i in range(n - 1) if i not in dead} | {5000: x[n - 1]}
+    assert store.ids() == live
+    return store, vectors, live
+
+
+def exact_over(result, vectors: dict, queries, k, metric) -> None:
+    """Batch ``result`` is an exact top-k over ``vectors`` (id -> vector), ties as sets."""
+    assert_exact(result, np.stack(list(vectors.values())), list(vectors), queries, k, metric)

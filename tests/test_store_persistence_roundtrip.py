@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from parag.vectorstore import FAISSVectorStore
-from tests.conformance.test_persistence import D, build, exact_over
+from tests.checks import build_round_trip_store as build
+from tests.checks import exact_over
 from tests.conftest import clustered
 
+D = 16
 INDEX_TYPES = ("Flat", "IVFFlat", "HNSW")
 METRICS = ("L2", "IP", "cosine")
 CASES = [(t, m, {}) for t in INDEX_TYPES for m in METRICS] + [

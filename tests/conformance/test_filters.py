@@ -16,11 +16,13 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 import pytest
 
 from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError
+from parag.filters import MAX_DEPTH
 from tests.conformance.kinds import WITH_APPROX_IVF
 from tests.lifecycle_model import METRICS, N, Model, check_search, dataset, matches, rich_metadata, snapshot
 
@@ -190,6 +192,41 @@ def test_malformed_filter(make_store, spec, culprit):
     assert isinstance(info.value, (ParagError, ValueError, InvalidArgumentError))
     assert culprit in str(info.value), str(info.value)
     assert snapshot(store, x[:2], {"source": "a"}) == before
+
+
+def nested_not(depth: int) -> dict:
+    spec: dict = {"year": 2020}
+    for _ in range(depth):
+        spec = {"$not": spec}
+    return spec
+
+
+# Issue 10: what once escaped as RecursionError or OverflowError.
+RUNAWAY_FILTERS = {
+    "10,000 nested $not": (nested_not(10_000), rf"\$not.*{MAX_DEPTH}"),
+    "nesting one past the limit": (nested_not(MAX_DEPTH + 1), rf"\$not.*{MAX_DEPTH}"),
+    "int beyond float range": ({"year": {"$gt": 10**400}}, r"\$gt.*float range"),
+    "negative int beyond float range": ({"score": {"$lte": -(10**309)}}, r"\$lte.*float range"),
+    "NaN bound": ({"year": {"$gte": float("nan")}}, r"\$gte.*NaN"),
+}
+
+
+@pytest.mark.parametrize("case", RUNAWAY_FILTERS, ids=list(RUNAWAY_FILTERS))
+def test_runaway_filter(make_store, case):
+    spec, message = RUNAWAY_FILTERS[case]
+    store, x = semantic_store(make_store)
+    before = snapshot(store, x[:2], {"source": "a"})
+    with pytest.raises(InvalidFilterError) as info:
+        store.search(x[:2], 3, filter=spec)
+    assert isinstance(info.value, ValueError) and re.search(message, str(info.value)), str(info.value)
+    assert snapshot(store, x[:2], {"source": "a"}) == before
+    # At the limit, nesting is fine: an even number of $not is the filter itself.
+    depth = MAX_DEPTH - MAX_DEPTH % 2
+    assert found_ids(store, nested_not(depth)) == {i for i, m in enumerate(DOCS) if matches(m, {"year": 2020})}
+
+
+def found_ids(store, spec) -> set[int]:
+    return set(store.search(np.zeros(8, np.float32), k=len(DOCS), filter=spec).ids)
 
 
 def test_malformed_filter_is_rejected_on_an_empty_store(make_store):

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from parag.errors import DuplicateIdError, IdNotFoundError
 from tests.lifecycle_model import Model, check_search, matches
+from tests.strategies import FILTERS, METADATA
 
 D = 4
 SEEDS = st.integers(0, 40)  # a small pool: equal vectors (ties) happen
@@ -28,51 +29,6 @@ def vec(seed: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- strategies
-
-VALUES = st.one_of(
-    st.integers(0, 3),
-    st.sampled_from([0.0, 1.0, 2.5]),
-    st.booleans(),
-    st.none(),
-    st.sampled_from(["a", "b", "c"]),
-    st.lists(st.sampled_from(["x", "y"]), max_size=2),
-)
-METADATA = st.one_of(
-    st.none(),
-    st.fixed_dictionaries(
-        {},
-        optional={"g": VALUES, "s": st.sampled_from(["a", "b", "c"]), "t": st.lists(st.sampled_from(["x", "y"]), max_size=2)},
-    ),
-)
-FIELDS = st.sampled_from(["g", "s", "t", "nope"])
-RANGE_OPERANDS = st.one_of(st.integers(-1, 4), st.sampled_from([0.5, 2.5]), st.sampled_from(["a", "b", "c"]))
-
-
-def _field_ops() -> st.SearchStrategy:
-    single = st.one_of(
-        st.tuples(st.sampled_from(["$eq", "$ne"]), VALUES),
-        st.tuples(st.sampled_from(["$gt", "$gte", "$lt", "$lte"]), RANGE_OPERANDS),
-        st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(VALUES, max_size=3)),
-        st.tuples(st.just("$exists"), st.booleans()),
-    )
-    ops = st.lists(single, min_size=1, max_size=2, unique_by=lambda t: t[0]).map(dict)
-    return st.one_of(ops, ops.map(lambda d: {"$not": d}))
-
-
-LEAF = st.one_of(
-    st.builds(lambda f, v: {f: v}, FIELDS, VALUES),  # implicit $eq
-    st.builds(lambda f, ops: {f: ops}, FIELDS, _field_ops()),
-)
-FILTERS = st.recursive(
-    LEAF,
-    lambda inner: st.one_of(
-        st.builds(lambda xs: {"$and": xs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda xs: {"$or": xs}, st.lists(inner, min_size=1, max_size=3)),
-        st.builds(lambda x: {"$not": x}, inner),
-        st.builds(lambda a, b: {**a, **b}, inner, inner),  # several keys: all must hold
-    ),
-    max_leaves=6,
-)
 
 OPS = st.one_of(
     st.tuples(st.just("add"), st.lists(st.tuples(SEEDS, METADATA), min_size=1, max_size=10),

@@ -9,34 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.checks import assert_exact
+from tests.checks import build_round_trip_store as build
+from tests.checks import exact_over, meta_for
 from tests.conftest import clustered, oracle, recall_at_k
 
 D = 16
 METRICS = ("L2", "IP", "cosine")
-
-
-def meta_for(i: int) -> dict:
-    return {
-        "i": i, "text": f"doc {i} — ünïcödé ✓", "score": i / 7, "flag": i % 2 == 0, "none": None,
-        "nested": {"list": [i, "x", 1.5, [True]], "empty": {}}, "big": 2**53 + i,
-    }
-
-
-def build(store, n: int = 400):
-    """``store`` (empty) with tombstones, an explicit id, the highest generated id deleted;
-    and its live vectors (id -> vector) and ids."""
-    x = clustered(n, D, seed=21, centres=12)
-    store.add(x[:1], [meta_for(0)])
-    store.add(x[1 : n - 1], [meta_for(i) for i in range(1, n - 1)])
-    store.add(x[n - 1], meta_for(n - 1), ids=[5000])  # explicit id: next id becomes 5001
-    store.add(np.ones(D), {"last": True})  # id 5001
-    dead = [7, 8, 100, 5001]
-    store.delete(dead)
-    live = [i for i in range(n - 1) if i not in dead] + [5000]
-    vectors = {i: x[i] for i in range(n - 1) if i not in dead} | {5000: x[n - 1]}
-    assert store.ids() == live
-    return store, vectors, live
 
 
 def state(store, queries: np.ndarray) -> tuple:
@@ -47,11 +25,6 @@ def state(store, queries: np.ndarray) -> tuple:
         len(store), ids, got.metadata, got.vectors.tobytes(), repr(store),
         store.search(queries, k=10), store.search(queries[0], k=len(store) + 3),
     )
-
-
-def exact_over(result, vectors: dict, queries, k, metric) -> None:
-    """Batch ``result`` is an exact top-k over ``vectors`` (id -> vector), ties as sets."""
-    assert_exact(result, np.stack(list(vectors.values())), list(vectors), queries, k, metric)
 
 
 @pytest.mark.parametrize("metric", METRICS)

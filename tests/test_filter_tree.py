@@ -1,0 +1,151 @@
+"""The filter language as data (issue 8, item 6): :func:`parag.filters.parse` gives the
+documented tree, immutable; :func:`parag.filters.evaluate` over metadata columns agrees with
+the independent model of ``tests/lifecycle_model.py``; runaway nesting and numbers beyond
+float range are InvalidFilterErrors (issue 10). The language through a store, on every
+kind: tests/conformance/test_filters.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parag.errors import InvalidFilterError, ParagError
+from parag.filters import MAX_DEPTH, And, Compare, Exists, In, Not, Or, Predicate, evaluate, parse
+from parag.metadata import MetadataStore, encode_metadata
+from tests.lifecycle_model import matches
+from tests.strategies import FILTERS, METADATA
+
+TREES = [
+    ({"a": 1}, Compare("a", "$eq", 1)),
+    ({"a": {"$eq": [1, 2]}}, Compare("a", "$eq", [1, 2])),
+    ({"a": {"$ne": None}}, Not(Compare("a", "$eq", None))),
+    ({"a": {"$gte": 2, "$lt": "z"}}, And((Compare("a", "$gte", 2), Compare("a", "$lt", "z")))),
+    ({"a": {"$in": [1, "x"]}}, In("a", (1, "x"))),
+    ({"a": {"$nin": []}}, Not(In("a", ()))),
+    ({"a": {"$exists": True}}, Exists("a")),
+    ({"a": {"$exists": False}}, Not(Exists("a"))),
+    ({"a": {"$not": {"$gt": 5}}}, Not(Compare("a", "$gt", 5))),
+    ({"a": 1, "b": 2}, And((Compare("a", "$eq", 1), Compare("b", "$eq", 2)))),
+    ({"$or": [{"a": 1}, {"$not": {"b": 2}}]}, Or((Compare("a", "$eq", 1), Not(Compare("b", "$eq", 2))))),
+    ({"$and": [{"a": 1}]}, Compare("a", "$eq", 1)),
+    ({}, And(())),
+]
+
+
+@pytest.mark.parametrize("spec, tree", TREES, ids=[repr(s) for s, _ in TREES])
+def test_parse_gives_the_documented_tree(spec, tree):
+    assert parse(spec) == tree
+
+
+def test_trees_are_immutable_and_the_filter_untouched():
+    spec = {"$or": [{"a": {"$in": [1, 2]}}, {"b": 1}]}
+    tree = parse(spec)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tree.parts = ()  # type: ignore[misc]
+    assert isinstance(tree.parts, tuple) and isinstance(tree.parts[0].values, tuple)
+    assert spec == {"$or": [{"a": {"$in": [1, 2]}}, {"b": 1}]}
+    fn = len
+    assert parse(fn) == Predicate(fn)
+
+
+def meta_of(dicts: list) -> MetadataStore:
+    meta = MetadataStore()
+    meta.append(encode_metadata(dicts, len(dicts)))
+    return meta
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=FILTERS, metas=st.lists(METADATA, min_size=1, max_size=30))
+def test_evaluate_agrees_with_the_model(spec, metas):
+    dicts = [m or {} for m in metas]
+    mask = evaluate(parse(spec), meta_of(dicts))
+    assert mask.dtype == bool and mask.shape == (len(dicts),)
+    assert mask.tolist() == [matches(m, spec) for m in dicts]
+
+
+def test_evaluate_after_updates_and_deletes():
+    meta = meta_of([{"a": 1}, {"a": 2}, {"b": 1}])
+    tree = parse({"$or": [{"a": {"$gte": 2}}, {"b": {"$exists": True}}]})
+    assert evaluate(tree, meta).tolist() == [False, True, True]
+    meta.set([0], encode_metadata([{"a": 5}], 1))
+    meta.kill([2])
+    assert evaluate(tree, meta).tolist() == [True, True, False]
+    assert evaluate(parse({"a": {"$ne": 5}}), meta).tolist() == [False, True, True]  # a deleted slot lacks "a"
+
+
+def test_a_hand_built_tree_evaluates_and_a_foreign_object_is_refused():
+    meta = meta_of([{"a": 1}, {"a": 2}])
+    assert evaluate(Or((Compare("a", "$lt", 2), Exists("zz"))), meta).tolist() == [True, False]
+    with pytest.raises(InvalidFilterError, match="not a filter node"):
+        evaluate({"a": 1}, meta)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- issue 10
+
+
+def nested_not(depth: int) -> dict:
+    spec: dict = {"a": 1}
+    for _ in range(depth):
+        spec = {"$not": spec}
+    return spec
+
+
+def nested_field_not(depth: int) -> dict:
+    cond: dict = {"$eq": 1}
+    for _ in range(depth):
+        cond = {"$not": cond}
+    return {"a": cond}
+
+
+def nested_or(depth: int) -> dict:
+    spec: dict = {"a": 1}
+    for _ in range(depth):
+        spec = {"$or": [spec, {"b": 2}]}
+    return spec
+
+
+@pytest.mark.parametrize("build", [nested_not, nested_field_not, nested_or])
+def test_nesting_is_limited_by_max_depth(build):
+    meta = meta_of([{"a": 1, "b": 0}, {"a": 0, "b": 0}])
+    want = [True, False] if MAX_DEPTH % 2 == 0 or build is nested_or else [False, True]
+    assert evaluate(parse(build(MAX_DEPTH)), meta).tolist() == want  # the limit itself is fine
+    for depth in (MAX_DEPTH + 1, 10_000, sys.getrecursionlimit() * 3):
+        with pytest.raises(InvalidFilterError) as info:
+            parse(build(depth))
+        assert isinstance(info.value, ParagError) and isinstance(info.value, ValueError)
+        assert str(MAX_DEPTH) in str(info.value) and len(str(info.value)) < 300
+
+
+@pytest.mark.parametrize("op", ["$gt", "$gte", "$lt", "$lte"])
+@pytest.mark.parametrize("bound", [10**400, -(10**309)])
+def test_range_bounds_beyond_float_range(op, bound):
+    with pytest.raises(InvalidFilterError, match=rf"\{op}.*float range") as info:
+        parse({"x": {op: bound}})
+    assert isinstance(info.value, ValueError)
+    # Within range: fine, and exact against the model.
+    meta = meta_of([{"x": 1.5e308}, {"x": -1}, {"x": "s"}])
+    assert evaluate(parse({"x": {op: 10**308}}), meta).tolist() == [
+        matches({"x": v}, {"x": {op: 10**308}}) for v in (1.5e308, -1, "s")]
+
+
+def test_nan_bound_and_huge_equality_values():
+    with pytest.raises(InvalidFilterError, match="NaN"):
+        parse({"x": {"$lt": float("nan")}})
+    meta = meta_of([{"x": 1}, {}])
+    # Equality with an int no metadata can hold (JSON metadata ints are 64-bit) matches nothing.
+    assert evaluate(parse({"x": {"$in": [10**400, 1]}}), meta).tolist() == [True, False]
+    assert evaluate(parse({"x": {"$ne": 10**400}}), meta).tolist() == [True, True]
+
+
+def test_deeply_nested_values_are_invalid_filters():
+    value: list = []
+    for _ in range(5_000):
+        value = [value]
+    with pytest.raises(InvalidFilterError, match=r"\$eq"):
+        parse({"x": value})
+    assert np.array_equal(evaluate(parse({"x": [[[1]]]}), meta_of([{"x": [[[1]]]}, {"x": [[1]]}])), [True, False])

@@ -27,7 +27,7 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="One record per vector row (.jsonl or .parquet): {\"id\": 7, \"metadata\": {...}}, or a flat "
                    "object whose fields other than the id are the metadata.")
 @click.option("--metadata", "metadata_path", type=input_file,
-              help="One metadata object per vector row (.jsonl or .parquet); ids are generated.")
+              help="One metadata object per vector row (.jsonl or .parquet); ids from --ids, or generated.")
 @click.option("--ids", "ids_path", type=input_file, help="Ids: a 1-D .npy array of non-negative ints, one per row.")
 @click.option("--id-field", default="id", show_default=True, help="The id's field in --records.")
 @click.option("--documents-field", metavar="NAME",

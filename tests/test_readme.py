@@ -7,7 +7,9 @@ A statement whose comment is a Python literal, after ``#`` or ``# ->``, shows it
 from __future__ import annotations
 
 import ast
+import importlib.util
 import io
+import json
 import os
 import re
 import shlex
@@ -99,3 +101,15 @@ def test_readme_shell_session_runs(session, tmp_path):
         output = [line.rstrip() for line in done.stdout.splitlines()]
         for line in shown:
             assert line.rstrip() in output, (command, line, done.stdout)
+
+
+def test_readme_quotes_the_cli_benchmark_reports():
+    """The build-throughput tables in the README are the report of the committed raw results."""
+
+    spec = importlib.util.spec_from_file_location("bench_cli", README.parent / "benchmarks" / "bench_cli.py")
+    bench_cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_cli)
+    raws = sorted((README.parent / "docs").glob("bench-cli-*.json"))
+    assert raws
+    for raw in raws:
+        assert bench_cli.report(json.loads(raw.read_text())) in README.read_text(), raw.name

@@ -49,6 +49,11 @@ def test_trees_are_immutable_and_the_filter_untouched():
         tree.parts = ()  # type: ignore[misc]
     assert isinstance(tree.parts, tuple) and isinstance(tree.parts[0].values, tuple)
     assert spec == {"$or": [{"a": {"$in": [1, 2]}}, {"b": 1}]}
+    listed = {"tags": {"$in": [["x"], {"k": [1]}]}}
+    tree = parse(listed)
+    listed["tags"]["$in"][0].append("y")
+    listed["tags"]["$in"][1]["k"].append(2)
+    assert tree == In("tags", (["x"], {"k": [1]}))  # the tree kept its own copy
     fn = len
     assert parse(fn) == Predicate(fn)
 

@@ -4,8 +4,9 @@ A filter is parsed once per search (:func:`parse`) into a small immutable tree, 
 evaluated (:func:`evaluate`) by numpy over the store's metadata columns into a boolean mask
 over its slots; the search takes the true top-k among the slots the mask allows (a
 pre-filter): see ``FAISSVectorStore.search``. Another backend reuses the parser, its checks
-and its error messages, and translates the tree into its own expression language: one
-function per node class of :mod:`parag.filters.parse` (whose docstring has a sketch).
+and its error messages, and translates the tree into its own expression language in a
+module beside these two (say ``parag/filters/milvus.py``): one function per node class of
+:mod:`parag.filters.parse`, whose docstring has a sketch.
 
 The language::
 

@@ -39,6 +39,7 @@ A translator walks the tree, e.g. to a SQL-like string:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -215,7 +216,8 @@ def _json_value(value: Any, where: str) -> Any:
         value_key(value)  # the check: a value metadata could hold
     except TypeError:
         raise InvalidFilterError(f"{where} must be a JSON value, got {type(value).__name__}") from None
-    return value
+    # A list or dict is copied: the tree must not change when the caller's filter does.
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
 
 
 def _range_bound(value: Any, where: str) -> int | float | str:

@@ -2,7 +2,8 @@
 
 A test that takes ``make_store`` runs once per kind of :data:`kinds.DEFAULT_KINDS`; the
 marker ``@pytest.mark.kinds("Flat", "HNSW")`` narrows (or widens) the list, where a test is
-slow or needs data large enough to train a kind. ``make_store(dimension, metric)`` returns
+slow or needs data large enough to train a kind, and ``@pytest.mark.needs("persistent")``
+keeps the kinds that declare every capability named. ``make_store(dimension, metric)`` returns
 an empty store; ``make_store.exact`` and the other capabilities are those of
 :class:`kinds.StoreKind`.
 """
@@ -17,12 +18,15 @@ from tests.lifecycle_model import single_thread_faiss  # noqa: F401 - a fixture,
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kinds(*names): the store kinds a conformance test runs over")
+    config.addinivalue_line("markers", "needs(*capabilities): only the kinds that declare them all")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "make_store" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("kinds")
         names = marker.args if marker else DEFAULT_KINDS
+        needs = [c for m in metafunc.definition.iter_markers("needs") for c in m.args]
+        names = [n for n in names if all(getattr(KINDS[n], c) for c in needs)]
         metafunc.parametrize("make_store", [KINDS[n] for n in names], ids=list(names), indirect=True)
 
 

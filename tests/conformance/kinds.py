@@ -3,7 +3,8 @@
 Every test in ``tests/conformance/`` takes the ``make_store`` fixture (see ``conftest.py``)
 and runs once per kind in :data:`DEFAULT_KINDS` (or the kinds its ``kinds`` marker names).
 A new backend joins the suite by adding its kinds to :data:`KINDS`: a factory for an empty
-store and the capabilities it declares. Tests read only the public store API, plus the
+store and the capabilities it declares (a test that needs one, e.g. ``exact`` or
+``persistent``, runs only over the kinds that declare it). Tests read only the public store API, plus the
 optional white-box hooks a kind declares (``held``), which hold every backend-specific
 detail the suite checks in one place.
 """
@@ -27,6 +28,7 @@ class StoreKind:
     store_class : the store's class (its ``load`` reads a saved store back).
     build : ``(dimension, metric) -> store``, an empty store.
     exact : its default searches return the exact top-k (checked against the oracle).
+    persistent : it saves to a directory and loads back (``store.save``, ``cls.load``).
     trains_at : the number of vectors (tombstones included) at which ``is_trained`` turns
         True; ``None`` when the kind needs no training (``is_trained`` is always True).
     held : the number of vector slots the index holds, tombstones included (white box:
@@ -42,6 +44,7 @@ class StoreKind:
     store_class: type = field(repr=False)
     build: Callable[[int, str], Any] = field(repr=False)
     exact: bool
+    persistent: bool = True
     trains_at: int | None = None
     held: Callable[[Any], int] | None = field(default=None, repr=False)
     compact_at: float | None = None

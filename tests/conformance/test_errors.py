@@ -222,6 +222,7 @@ def test_unknown_ids(store):
 # ----------------------------------------------------------------------------- load / save
 
 
+@pytest.mark.needs("persistent")
 def test_load_missing_directory(store, tmp_path):
     before = snapshot(store)
     missing = tmp_path / "does" / "not" / "exist"
@@ -230,6 +231,7 @@ def test_load_missing_directory(store, tmp_path):
     assert_unchanged(store, before)
 
 
+@pytest.mark.needs("persistent")
 def test_load_non_store_directory(store, tmp_path):
     before = snapshot(store)
     empty = tmp_path / "empty"
@@ -251,6 +253,7 @@ def test_load_non_store_directory(store, tmp_path):
     assert_unchanged(store, before)
 
 
+@pytest.mark.needs("persistent")
 def test_save_into_foreign_directory(store, tmp_path):
     before = snapshot(store)
     foreign = tmp_path / "mine"
@@ -276,6 +279,7 @@ def test_huge_finite_values_are_valid_and_raise_no_numpy_warning(make_store, met
     assert len(s) == 3
 
 
+@pytest.mark.needs("persistent")
 @pytest.mark.parametrize("path", [123, None, ["dir"]])
 def test_save_and_load_reject_a_path_that_is_not_a_path(make_store, path):
     store = make_store(4)

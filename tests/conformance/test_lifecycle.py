@@ -157,6 +157,7 @@ def check_update_metadata(store, model, q, exact: bool, rng) -> None:
 
 
 @pytest.mark.kinds(*WITH_APPROX_IVF)
+@pytest.mark.needs("persistent")
 @pytest.mark.parametrize("metric", METRICS)
 def test_lifecycle_survives_save_load(make_store, metric, tmp_path):
     store, model, x, q = filled(make_store, metric)

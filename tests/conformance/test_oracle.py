@@ -11,10 +11,9 @@ import pytest
 from tests.checks import assert_clean, assert_exact, data, filled
 
 METRICS = ("L2", "IP", "cosine")
-EXACT_KINDS = ("Flat", "IVF-untrained", "IVF4")
 
 
-@pytest.mark.kinds(*EXACT_KINDS)
+@pytest.mark.needs("exact")
 @pytest.mark.parametrize("metric", METRICS)
 def test_exact_kinds_are_exact(make_store, metric):
     x, q = data(800, 24, 30, seed=1)
@@ -25,7 +24,7 @@ def test_exact_kinds_are_exact(make_store, metric):
     assert_exact(store.search(q[0], k=10), x, range(len(x)), q[0], 10, metric)
 
 
-@pytest.mark.kinds(*EXACT_KINDS)
+@pytest.mark.needs("exact")
 @pytest.mark.parametrize("metric", METRICS)
 def test_ties_compared_as_sets(make_store, metric):
     rng = np.random.default_rng(3)

@@ -13,6 +13,8 @@ from tests.checks import build_round_trip_store as build
 from tests.checks import exact_over, meta_for
 from tests.conftest import clustered, oracle, recall_at_k
 
+pytestmark = pytest.mark.needs("persistent")
+
 D = 16
 METRICS = ("L2", "IP", "cosine")
 

@@ -235,11 +235,11 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
 
     for r in range(4):
         rec.spawn(reader(store, records, seed=100 + r, ks=(1, 10, 60, INITIAL)))
-    for loop in (add_loop, delete_loop, update_loop, save_loop):
+    for loop in (add_loop, delete_loop, update_loop, *([save_loop] if make_store.persistent else [])):
         rec.spawn(loop)
     rec.run(SECONDS)
 
-    assert len(records) >= 100 and saves[0] >= 2 and deleted_at
+    assert len(records) >= 100 and deleted_at and (saves[0] >= 2 or not make_store.persistent)
     for record in records:
         qi, single, k, c0, c1, t0, t1 = record[:7]
         for row_ids, _, _ in check_record(record, metric):
@@ -261,6 +261,8 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
     assert hits >= (1.0 if make_store.exact else 0.98)
     assert store.add(X[0]) == [next_row[0]]  # ids never reused
 
+    if not make_store.persistent:
+        return
     # The last save is a consistent store.
     saved = make_store.load(tmp_path / "store")
     saved_ids = saved.ids()

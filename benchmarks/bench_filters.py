@@ -102,7 +102,7 @@ def measure(n: int, n_queries: int, k: int) -> dict:
         store.add(x, metadata)
         build_s = time.perf_counter() - t
         unfiltered_ms, _ = latencies_ms(lambda q: store.search(q, k=k), queries)
-        index = store._index  # the same FAISS object parag searches: slots == row numbers
+        index = store.faiss_index  # the same FAISS object parag searches: slots == row numbers
         rows = {}
         for label, make in FILTERS.items():
             spec, mask = make(meta_cols)

@@ -107,7 +107,7 @@ class NoFsync:
 
 def run_once(store: FAISSVectorStore, meta: list[dict[str, Any]], folder: Path) -> dict[str, float]:
     raw_index, raw_meta, store_dir = folder / "raw.faiss", folder / "raw-meta.json", folder / "store"
-    index = store._index
+    index = store.faiss_index
 
     def raw_save() -> None:
         faiss.write_index(index, str(raw_index))

@@ -167,7 +167,7 @@ def same_index(store, queries: np.ndarray, k: int, n_single: int, repeats: int) 
     """parag against raw FAISS searching the very same FAISS index object (with its default
     OpenMP threads), interleaved in one process: the overhead ratios least disturbed by a
     noisy machine. Batch: median of per-pair time ratios; single: ratio of the p50s."""
-    index = store._index
+    index = store.faiss_index
     pairs = [(lambda: store.search(queries, k)), (lambda: index.search(queries, k))]
     batch = []
     for i in range(repeats):
@@ -191,7 +191,7 @@ def parag_extras(system, data, k: int, tune: bool) -> dict:
     import faiss
 
     store = system.store
-    extras = {"index_bytes_mb": len(faiss.serialize_index(store._index)) / 1e6}
+    extras = {"index_bytes_mb": len(faiss.serialize_index(store.faiss_index)) / 1e6}
     if tune and store.index_type != "Flat":
         half = len(data.queries) // 2
         t, result = timed(store.tune, data.queries[:half], 0.95, k)

@@ -600,12 +600,18 @@ def test_a_save_committed_during_a_load_is_read_whole(saved: tuple[FAISSVectorSt
 
 
 @pytest.mark.parametrize("options", [{}, {"verify": False}, {"mmap": True}])
-def test_files_deleted_after_a_load_opened_them(saved: tuple[FAISSVectorStore, Path], options: dict) -> None:
+def test_files_deleted_after_a_load_opened_them(
+    saved: tuple[FAISSVectorStore, Path], options: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once opened, a load reads its generation even if a save deletes it meanwhile."""
-    from parag.vectorstore.faiss_store import _restore
-
     store, path = saved
-    with persistence.load(path, verify=options.get("verify", True)) as files:
+    real_load = persistence.load
+
+    def load_then_race(p: Path, verify: bool = True) -> persistence.StoreFiles:
+        files = real_load(p, verify=verify)
         make_store(seed=1).save(path)  # commits and deletes the files just opened
         assert not (path / files.manifest["files"]["index"]["name"]).exists()
-        assert snapshot(_restore(files, mmap=options.get("mmap", False))) == snapshot(store)
+        return files
+
+    monkeypatch.setattr(persistence, "load", load_then_race)
+    assert snapshot(FAISSVectorStore.load(path, **options)) == snapshot(store)

@@ -64,6 +64,10 @@ class SlotMap:
         view.flags.writeable = False
         return view
 
+    def ids_at(self, slots: np.ndarray) -> np.ndarray:
+        """The ids of ``slots`` (a new array, of any shape)."""
+        return self._ids.view[slots]
+
     def __contains__(self, id_: int) -> bool:
         return id_ in self._id_to_slot
 

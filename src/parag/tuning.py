@@ -1,6 +1,7 @@
 """Auto-tuning: the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat) that reaches a recall.
 
-:meth:`parag.FAISSVectorStore.tune` calls :func:`tune_store`. It measures recall@k of the
+:meth:`parag.FAISSVectorStore.tune` calls :func:`tune` under the store's write lock, so
+nothing changes the store between the measurement and the new setting. It measures recall@k of the
 store's own search (tombstones and all) against its exact search over the live vectors, one
 query at a time, for increasing values of the index's search parameter (the ladder
 1, 2, 3, 4, 6, 8, 12, 16, 24... from :func:`candidates`), stops at the first value whose
@@ -18,24 +19,13 @@ from __future__ import annotations
 import numbers
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import as_vectors, check_k
 from parag.errors import InvalidArgumentError, InvalidTypeError
-from parag.vectorstore._faiss_index import exact_index, search_parameters, threads_for
-
-if TYPE_CHECKING:
-    import faiss
-
-    from parag.vectorstore.faiss_store import FAISSVectorStore
-
-# The search parameter tuned for each index type, and the largest HNSW ef_search tried
-# (IVF goes up to nlist, which is exact).
-TUNABLE = {"HNSW": "ef_search", "IVFFlat": "nprobe"}
-MAX_EF_SEARCH = 4096
+from parag.vectorstore._faiss_state import FAISSState
 
 
 class Setting(NamedTuple):
@@ -177,74 +167,44 @@ def choose(settings: Sequence[Setting], target_recall: float) -> Setting:
     return reaching[0] if reaching else max(settings, key=lambda s: (s.recall, -s.value))
 
 
-def set_default(index: faiss.Index, param: str, value: int) -> None:
-    """Make ``value`` the index's own ``ef_search`` / ``nprobe`` (saved with it)."""
-    if param == "ef_search":
-        index.hnsw.efSearch = value
-    else:
-        index.nprobe = value
-
-
-def tune_store(
-    store: FAISSVectorStore,
-    queries: npt.ArrayLike | None = None,
-    target_recall: float = 0.95,
-    k: int = 10,
-    *,
-    n_samples: int = 200,
-    seed: int = 0,
+def tune(
+    state: FAISSState, queries: np.ndarray | None, target_recall: float, k: int, n_samples: int, seed: int
 ) -> TuneResult:
-    """Tune ``store`` in place; see :meth:`parag.FAISSVectorStore.tune`."""
-    target_recall, k = check_target(target_recall), check_k(k)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-        raise InvalidArgumentError(f"n_samples must be a positive int, got {n_samples!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InvalidTypeError(f"seed must be an int, got {seed!r}")
-    if not 0 <= seed < 2**63:
-        raise InvalidArgumentError(f"seed must be an int from 0 to 2**63 - 1, got {seed}")
-    q = None if queries is None else store._normalised(as_vectors(queries, store.dimension, "queries")[0], "queries")
-    with store._lock.read():
-        param = TUNABLE.get(store.index_type) if store.is_trained else None
-        if param is None:
-            return TuneResult(None, None, 1.0, True, [])
-        q, own = _queries(store, q, n_samples, seed)
-        # A sampled query finds itself: search one more and drop it.
-        extra = 0 if own is None else 1
-        k = min(k, store._slots.n_live - extra)
-        if k < 1:
-            raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
-        truth = _exact_slots(store, q, k + extra)
-        truth = truth if own is None else drop_self(truth, own, k)
+    """Tune ``state`` in place (its caller holds the store's write lock).
 
-        def search(i: int, value: int) -> np.ndarray:
-            slots = store._search_slots(q[i : i + 1], k + extra, {param: value})[1]
-            return slots[0] if own is None else drop_self(slots, own[i : i + 1], k)[0]
+    ``queries`` are checked and normalised already; None samples ``n_samples`` stored vectors.
+    See :meth:`parag.FAISSVectorStore.tune`.
+    """
+    param = state.kind.tunable if state.is_trained else None
+    if param is None:
+        return TuneResult(None, None, 1.0, True, [])
+    q, own = _queries(state, queries, n_samples, seed)
+    # A sampled query finds itself: search one more and drop it.
+    extra = 0 if own is None else 1
+    k = min(k, state.slots.n_live - extra)
+    if k < 1:
+        raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
+    truth = state.exact_slots(q, k + extra)
+    truth = truth if own is None else drop_self(truth, own, k)
 
-        first, last = (1, store._index.nlist) if param == "nprobe" else (k, MAX_EF_SEARCH)
-        settings = sweep(search, truth, candidates(first, last), target_recall)
+    def search(i: int, value: int) -> np.ndarray:
+        slots = state.search_slots(q[i : i + 1], k + extra, {param: value})[1]
+        return slots[0] if own is None else drop_self(slots, own[i : i + 1], k)[0]
+
+    settings = sweep(search, truth, candidates(*state.kind.tune_range(k)), target_recall)
     best = choose(settings, target_recall)
-    with store._lock.write():
-        store._params[param] = best.value
-        set_default(store._index, param, best.value)
+    state.set_search_default(param, best.value)
     return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings)
 
 
 def _queries(
-    store: FAISSVectorStore, q: np.ndarray | None, n_samples: int, seed: int
+    state: FAISSState, q: np.ndarray | None, n_samples: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The queries, and the slots they were sampled from (None when the caller gave them)."""
-    if not store._slots.n_live:
+    if not state.slots.n_live:
         raise InvalidArgumentError("the store is empty: add vectors before tuning it")
     if q is not None:
         return q, None
-    live = np.flatnonzero(store._slots.live_mask())
+    live = np.flatnonzero(state.slots.live_mask())
     own = np.sort(np.random.default_rng(seed).choice(live, min(n_samples, len(live)), replace=False))
-    return store._index.reconstruct_batch(own), own
-
-
-def _exact_slots(store: FAISSVectorStore, q: np.ndarray, k: int) -> np.ndarray:
-    """The true top-k live slots of each query, by the store's exact search."""
-    index, overrides = exact_index(store._index)
-    params = search_parameters(index, store._slots.live_selector(), overrides)
-    with threads_for(len(q), index.ntotal):
-        return index.search(q, k, params=params)[1]
+    return state.vectors(own), own

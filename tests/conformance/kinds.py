@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from parag.vectorstore import FAISSVectorStore
-from parag.vectorstore.faiss_store import COMPACT_AT_DEAD_SHARE
+from parag.vectorstore.kinds import KINDS as INDEX_KINDS
 
 
 @dataclass(frozen=True, eq=False)  # hashable by identity: a cache key
@@ -73,8 +73,8 @@ def _faiss(name: str, index_type: str, params: dict[str, int], exact: bool, *,
         build=lambda dimension, metric: FAISSVectorStore(dimension, index_type, metric, **params),
         exact=exact,
         trains_at=trains_at,
-        held=lambda store: store._index.ntotal,  # white box: FAISS slots, tombstones included
-        compact_at=COMPACT_AT_DEAD_SHARE[index_type],
+        held=lambda store: store.faiss_index.ntotal,  # white box: FAISS slots, tombstones included
+        compact_at=INDEX_KINDS[index_type].compact_at,
         starved=starved,
         wide=wide or {},
     )

@@ -1,16 +1,25 @@
-"""The API every parag vector store shares, whatever engine is underneath."""
+"""The contract every parag vector store implements, whatever engine is underneath.
+
+:class:`VectorStore` declares the whole public API; :class:`SearchResult` and
+:class:`GetResult` are what its reads return. A backend subclasses it and implements every
+abstract method with these signatures and these semantics, and joins the conformance suite
+by adding a store factory to the tests.
+"""
 
 from __future__ import annotations
 
 import abc
-import functools
-from collections.abc import Callable
-from typing import Any, Generic, NamedTuple, TypeVar
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-T = TypeVar("T")
+from parag.errors import UncopyableStoreError
+
+#: One metadata dict per vector, a single dict for a single vector, or None for ``{}``.
+Metadata = list[dict[str, Any] | None] | dict[str, Any] | None
+S = TypeVar("S", bound="VectorStore")
 
 
 class SearchResult(NamedTuple):
@@ -25,18 +34,13 @@ class SearchResult(NamedTuple):
     metadata: list[Any]
 
 
-class hybridmethod(Generic[T]):
-    """A method that receives the class when called on the class, the instance otherwise.
+class GetResult(NamedTuple):
+    """What :meth:`VectorStore.get` returns: ids, their metadata, and their vectors
+    (an ``(n, dimension)`` float32 array with ``include_vectors=True``, else None)."""
 
-    ``Store.load(path)`` builds a new store; ``store.load(path)`` loads into ``store``.
-    """
-
-    def __init__(self, func: Callable[..., T]) -> None:
-        self.func = func
-        functools.update_wrapper(self, func)  # type: ignore[arg-type]
-
-    def __get__(self, obj: Any, cls: type) -> Callable[..., T]:
-        return functools.partial(self.func, cls if obj is None else obj)
+    ids: list[int]
+    metadata: list[dict[str, Any]]
+    vectors: np.ndarray | None
 
 
 class VectorStore(abc.ABC):
@@ -44,7 +48,12 @@ class VectorStore(abc.ABC):
 
     Scores: with metric ``"L2"`` the squared Euclidean distance (smaller is closer); with
     ``"IP"`` the inner product and with ``"cosine"`` the cosine similarity (larger is closer).
+    Every method validates its input first and raises a :class:`parag.ParagError` that names
+    the bad argument; a call that raises leaves the store as it was. Reads may run in many
+    threads at once; writes run alone.
     """
+
+    # ----------------------------------------------------------------- properties
 
     @property
     @abc.abstractmethod
@@ -56,6 +65,16 @@ class VectorStore(abc.ABC):
     def metric(self) -> str:
         """``"L2"``, ``"IP"`` or ``"cosine"``."""
 
+    @property
+    @abc.abstractmethod
+    def params(self) -> dict[str, int]:
+        """The engine's parameters in force (a copy)."""
+
+    @property
+    @abc.abstractmethod
+    def read_only(self) -> bool:
+        """True when writes raise ReadOnlyStoreError."""
+
     @abc.abstractmethod
     def __len__(self) -> int:
         """Number of vectors in the store."""
@@ -64,33 +83,64 @@ class VectorStore(abc.ABC):
     def __contains__(self, id_: object) -> bool:
         """Whether a vector with this id is stored."""
 
-    @abc.abstractmethod
-    def add(
-        self,
-        vectors: npt.ArrayLike,
-        metadata: list[dict[str, Any] | None] | dict[str, Any] | None = None,
-        ids: npt.ArrayLike | None = None,
-    ) -> list[int]:
-        """Add vectors (one 1-D or many 2-D) with optional metadata and ids; return their ids."""
+    def __deepcopy__(self, memo: dict[int, Any]) -> VectorStore:
+        return self.__copy__()
+
+    def __copy__(self) -> VectorStore:
+        """An independent store (``copy.copy`` and ``copy.deepcopy`` alike)."""
+        raise NotImplementedError
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise UncopyableStoreError(
+            f"a {type(self).__name__} cannot be pickled: parag never pickles (loading a pickle can "
+            f"run code). Save it with store.save(path) and load it with {type(self).__name__}.load(path), "
+            "or copy it in memory with copy.deepcopy(store)"
+        )
+
+    # ----------------------------------------------------------------- writing
 
     @abc.abstractmethod
-    def search(self, query: npt.ArrayLike, k: int = 10, **kwargs: Any) -> SearchResult:
-        """The ``k`` nearest stored vectors to a query (1-D) or to each of a batch (2-D)."""
+    def add(self, vectors: npt.ArrayLike, metadata: Metadata = None, ids: npt.ArrayLike | None = None) -> list[int]:
+        """Add vectors (one 1-D or many 2-D) with optional metadata and new ids; return their ids."""
+
+    @abc.abstractmethod
+    def upsert(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, metadata: Metadata = None) -> list[int]:
+        """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
+
+    @abc.abstractmethod
+    def update_metadata(self, ids: npt.ArrayLike, metadata: Metadata) -> None:
+        """Replace the metadata of stored ids (the vectors stay); all ids must exist."""
 
     @abc.abstractmethod
     def delete(self, ids: npt.ArrayLike, *, missing_ok: bool = False) -> int:
         """Remove vectors by id; return how many were removed."""
 
+    # ----------------------------------------------------------------- reading
+
     @abc.abstractmethod
-    def get(
-        self, ids: npt.ArrayLike, *, include_vectors: bool = False
-    ) -> list[dict[str, Any]] | tuple[list[dict[str, Any]], np.ndarray]:
-        """Metadata of ``ids`` (and their vectors with ``include_vectors=True``)."""
+    def search(
+        self, query: npt.ArrayLike, k: int = 10, *, filter: Any = None  # noqa: A002
+    ) -> SearchResult:
+        """The ``k`` nearest stored vectors to a query (1-D) or to each of a batch (2-D),
+        among those whose metadata matches ``filter`` (see :mod:`parag.filters`).
+        Backends may take keyword-only search parameters too (``ef_search``, ``nprobe``)."""
+
+    @abc.abstractmethod
+    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
+        """Metadata (and, with ``include_vectors``, the vectors) of ``ids``, in order."""
 
     @abc.abstractmethod
     def ids(self) -> list[int]:
         """Every stored id, in insertion order."""
 
+    # ----------------------------------------------------------------- persistence
+
     @abc.abstractmethod
-    def save(self, path: str) -> None:
+    def save(self, path: str | Path) -> None:
         """Write the store to the directory ``path``."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls: type[S], path: str | Path) -> S:
+        """A store read back from the directory ``path`` (backends may also load into an
+        instance: ``store.load(path)``)."""

@@ -1,0 +1,205 @@
+"""The mutable state of a FAISSVectorStore and the operations that keep it consistent.
+
+:class:`FAISSState` holds the FAISS index, the slot map (slot <-> id, tombstones), the
+metadata of every slot and the next id to generate, and changes them together: append,
+kill, compact. It also runs searches over the live slots. It does no input checking and no
+locking: :class:`~parag.vectorstore.FAISSVectorStore` checks every argument first and calls
+these methods under its lock, so a state is only ever seen whole.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+
+from parag._slots import SlotMap, bitmap_selector
+from parag._validation import MAX_ID
+from parag.errors import InvalidArgumentError
+from parag.metadata import Encoded, MetadataStore
+from parag.vectorstore.kinds import IndexKind
+
+# Below this many (queries x stored vectors), about a millisecond of work, a search or add
+# runs on one OpenMP thread: starting the others would cost more than they save.
+PARALLEL_MIN_WORK = 1_000_000
+
+
+class FAISSState:
+    """Index, slots, metadata and next id of one store, and their joint operations."""
+
+    def __init__(
+        self,
+        kind: IndexKind,
+        index: faiss.Index | None = None,
+        slots: SlotMap | None = None,
+        meta: MetadataStore | None = None,
+        next_id: int = 0,
+        read_only: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.index = kind.new_index() if index is None else index
+        self.slots = SlotMap() if slots is None else slots
+        self.meta = MetadataStore() if meta is None else meta
+        self.next_id = next_id
+        self.read_only = read_only
+
+    def copy(self) -> FAISSState:
+        """An independent copy: index, ids, metadata and parameters."""
+        kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params))
+        slots = SlotMap(self.slots.slot_ids.copy())
+        meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
+        return FAISSState(kind, faiss.clone_index(self.index), slots, meta, self.next_id, self.read_only)
+
+    @property
+    def is_trained(self) -> bool:
+        return self.kind.is_trained(self.index)
+
+    # ----------------------------------------------------------------- writing
+
+    def add(self, x: np.ndarray, ids: np.ndarray | None, encoded: Encoded) -> np.ndarray:
+        """Add vectors under ``ids`` (None: generated ones); return the ids."""
+        if ids is None:
+            if self.next_id + len(x) > MAX_ID:
+                raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
+            ids = np.arange(self.next_id, self.next_id + len(x), dtype=np.int64)
+        else:
+            self.slots.check_new(ids)
+        self.append(x, ids, encoded)
+        return ids
+
+    def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded) -> None:
+        """Add vectors under ``ids``, replacing those of ids already stored."""
+        present = np.asarray([i for i in ids.tolist() if i in self.slots], np.int64)
+        self.append(x, ids, encoded, replacing=self.slots.slots_of(present))
+
+    def delete(self, ids: np.ndarray, missing_ok: bool) -> int:
+        """Delete the vectors of ``ids`` (unknown ids: IdNotFoundError, or skipped with
+        ``missing_ok``); return how many were deleted."""
+        if missing_ok:
+            ids = np.asarray([i for i in ids.tolist() if i in self.slots], np.int64)
+        self.kill(self.slots.slots_of(ids))
+        return len(ids)
+
+    def append(
+        self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, replacing: np.ndarray | None = None
+    ) -> None:
+        """Add vectors under new slots, killing the ``replacing`` slots (an upsert)."""
+        with threads_for(len(x), self.index.ntotal + len(x)):
+            self.index.add(x)
+        if replacing is not None and len(replacing):
+            self.slots.kill(replacing)
+            self.meta.kill(replacing.tolist())
+        self.slots.append(ids)
+        self.meta.append(encoded)
+        self.next_id = max(self.next_id, int(ids.max()) + 1)
+        self.index = self.kind.after_add(self.index, self.slots)
+        self._compact_if_needed()
+
+    def kill(self, slots: np.ndarray) -> None:
+        """Delete the vectors at ``slots`` (tombstones until compaction)."""
+        self.slots.kill(slots)
+        self.meta.kill(slots.tolist())
+        self._compact_if_needed()
+
+    def compact(self) -> None:
+        """Rebuild the index without the dead slots and renumber the rest."""
+        if not self.slots.n_dead:
+            return
+        keep = self.slots.live_mask()
+        self.index = self.kind.rebuild(self.index, keep)
+        self.slots.compact()
+        self.meta.keep(keep)
+
+    def _compact_if_needed(self) -> None:
+        if self.slots.n_dead > self.kind.compact_at * self.slots.n_slots:
+            self.compact()
+
+    def set_search_default(self, name: str, value: int) -> None:
+        """Make ``value`` the search parameter's default (what ``tune`` chose)."""
+        self.kind.set_default(self.index, name, value)
+
+    # ----------------------------------------------------------------- reading
+
+    def vectors(self, slots: np.ndarray) -> np.ndarray:
+        """The stored vectors at ``slots`` (copies)."""
+        return self.index.reconstruct_batch(slots)
+
+    def search_slots(
+        self, q: np.ndarray, k: int, overrides: dict[str, int], allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distances and slots of the top-k live vectors for each query row.
+
+        ``allowed`` is a filter's mask over slots (None: every live slot). k is cut to the
+        number of vectors allowed, so every row is complete.
+        """
+        slots, kind, index = self.slots, self.kind, self.index
+        n = slots.n_live
+        if allowed is not None:
+            if slots.n_dead:
+                allowed &= slots.live_mask()
+            n = int(np.count_nonzero(allowed))
+            if n == slots.n_live:
+                allowed = None  # the filter excludes nothing: search as if unfiltered
+        k = min(k, n)
+        if k == 0:
+            return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
+        if allowed is None:
+            sel = slots.live_selector()
+            if len(q) == 1 and not kind.splits_one_query(index):
+                # FAISS runs this search on the calling thread alone: no OpenMP setting to
+                # change (and restore) on the path every single-query search takes.
+                return self._search(q, k, sel, overrides)
+        with threads_for(len(q), index.ntotal):
+            if allowed is None:
+                return self._search(q, k, sel, overrides)
+            if n <= kind.exact_filter_limit(slots.n_live):
+                return kind.subset_search(index, q, k, np.flatnonzero(allowed))
+            sel, _bits = bitmap_selector(allowed)
+            return self._search(q, k, sel, kind.widened(index, overrides, n / slots.n_live, k))
+
+    def _search(
+        self, q: np.ndarray, k: int, sel: faiss.IDSelector | None, overrides: dict[str, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The index's top-k among the slots ``sel`` allows, exact where it found fewer than k."""
+        kind, index = self.kind, self.index
+        distances, found = index.search(q, k, params=kind.search_parameters(index, sel, overrides))
+        # An approximate index may find fewer than k allowed vectors (tombstones, filters,
+        # few probed lists): answer those queries exactly rather than leave holes.
+        # (A single query checks its last hit as a scalar: a numpy reduction costs 2 us.)
+        if found[0, -1] < 0 if len(found) == 1 else found[:, -1].min() < 0:
+            short = found[:, -1] < 0
+            with threads_for(int(short.sum()), index.ntotal):
+                distances[short], found[short] = kind.exact_search(index, q[short], k, sel)
+        return distances, found
+
+    def exact_slots(self, q: np.ndarray, k: int) -> np.ndarray:
+        """The true top-k live slots of each query row, by exhaustive search."""
+        with threads_for(len(q), self.index.ntotal):
+            return self.kind.exact_search(self.index, q, k, self.slots.live_selector())[1]
+
+
+class threads_for:
+    """Use OpenMP threads only for work big enough to gain from them (a context manager).
+
+    One query gains nothing from OpenMP and, on a busy machine, loses several-fold waiting
+    for the other threads (faiss#2823); so do small batches over small stores. So: never
+    more threads than queries, and one thread while queries x stored vectors is below
+    PARALLEL_MIN_WORK. The setting is per calling thread, so concurrent searches do not
+    disturb each other; it is restored afterwards, and left alone when already right.
+    (A class, not a generator: it runs on every search, and costs a third as much.)
+    """
+
+    __slots__ = ("_wanted", "_before")
+
+    def __init__(self, n_queries: int, n_vectors: int) -> None:
+        self._wanted = 1 if n_queries * n_vectors < PARALLEL_MIN_WORK else n_queries
+        self._before = 0
+
+    def __enter__(self) -> None:
+        before = faiss.omp_get_max_threads()
+        if self._wanted < before:
+            self._before = before
+            faiss.omp_set_num_threads(self._wanted)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._before:
+            faiss.omp_set_num_threads(self._before)

@@ -1,0 +1,193 @@
+"""The files of a saved FAISSVectorStore: what the manifest says and how each file is checked.
+
+:mod:`parag.persistence` writes and reads the generic container (data files committed by an
+atomically replaced, checksummed manifest). This module fills it for a FAISS store: the
+manifest body (configuration and counts) and three data files, ``index`` (FAISS's own
+format), ``ids`` (the id of each slot, ``.npy`` int64, -1 for a deleted slot) and
+``metadata`` (one JSON line per slot, ``null`` for a deleted slot); and, on load, reads them
+back into a :class:`FAISSState`, cross-checking every count against every other. The full
+layout is in ``docs/format.md``.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+import parag.persistence as persistence
+from parag._faiss_header import check_index_file
+from parag._faiss_integrity import check_index_structure
+from parag._load_checks import check_metadata_lines, check_npy_header
+from parag._slots import SlotMap
+from parag._version import __version__
+from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError
+from parag.metadata import MetadataStore
+from parag.vectorstore._faiss_state import FAISSState
+from parag.vectorstore.kinds import FAISS_METRIC, IndexKind, configure
+
+#: The manifest's ``kind``: which class wrote the store.
+STORE_KIND = "FAISSVectorStore"
+
+
+def save(path: str | Path, state: FAISSState) -> None:
+    """Write ``state`` to the store directory ``path`` (see :func:`parag.persistence.save`)."""
+    kind, index, meta = state.kind, state.index, state.meta
+    body = {
+        "kind": STORE_KIND,
+        "parag_version": __version__,
+        "dimension": kind.dimension,
+        "index_type": kind.name,
+        "metric": kind.metric,
+        "params": kind.params,
+        "count": state.slots.n_live,
+        "n_slots": state.slots.n_slots,
+        "next_id": state.next_id,
+        "trained": state.is_trained,
+    }
+    slot_ids = np.ascontiguousarray(state.slots.slot_ids)
+    persistence.save(
+        path,
+        body,
+        {
+            "index": ("faiss", lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))),
+            "ids": ("npy", lambda f: np.save(f, slot_ids, allow_pickle=False)),
+            "metadata": ("jsonl", lambda f: f.write(meta.to_jsonl())),
+        },
+    )
+
+
+def load(path: str | Path, *, verify: bool, mmap: bool) -> FAISSState:
+    """The state saved at ``path``, or a parag error saying what is wrong and where."""
+    with persistence.load(path, verify=verify) as files:
+        return restore(files, mmap)
+
+
+def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
+    """Build a state from the files of a checked manifest, or raise CorruptStoreError.
+
+    The small files are read first, so counts that disagree are reported before the big
+    index is parsed; every count is then checked against every other.
+    """
+    manifest = files.manifest
+    missing = {"index", "ids", "metadata"} - set(manifest["files"])
+    if missing:
+        raise CorruptStoreError(f"the manifest of store {str(files.path)!r} lists no {sorted(missing)} file")
+    kind = _configured(manifest)
+    n_slots, count, next_id = _counts(manifest)
+    slot_ids = _read_slot_ids(files, n_slots)
+    slots = SlotMap(slot_ids)
+    if slots.n_live != count or slots.has_duplicates() or (slots.n_live and int(slot_ids.max()) >= next_id):
+        raise CorruptStoreError(
+            f"{files.describe('ids')} disagrees with the manifest: it holds {slots.n_live} distinct "
+            f"live ids (largest {int(slot_ids.max(initial=-1))}); the manifest says {count}, all below {next_id}"
+        )
+    meta = _read_metadata(files, slot_ids)
+    index = _read_index(files, mmap)
+    _check_index(kind, bool(manifest.get("trained")), index, n_slots, files.describe("index"))
+    check_index_structure(index, files.describe("index"))
+    # The manifest is the record of the configuration: its search parameters rule.
+    kind.apply_defaults(index)
+    return FAISSState(kind, index, slots, meta, next_id, read_only=mmap)
+
+
+def _configured(manifest: dict[str, Any]) -> IndexKind:
+    """The manifest's configuration, checked as the constructor checks it."""
+    if manifest.get("kind") != STORE_KIND:
+        raise NotAStoreError(f"the store holds a {manifest.get('kind')!r}, not a {STORE_KIND}")
+    try:
+        return configure(manifest["dimension"], manifest["index_type"], manifest["metric"], dict(manifest["params"]))
+    except (KeyError, TypeError, ValueError, InvalidArgumentError) as e:
+        raise CorruptStoreError(f"the manifest's configuration is invalid: {e}") from None
+
+
+def _counts(manifest: dict[str, Any]) -> tuple[int, int, int]:
+    """The manifest's ``n_slots``, ``count`` and ``next_id``, checked to be plausible."""
+    values = [manifest.get(name) for name in ("n_slots", "count", "next_id")]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise CorruptStoreError(f"the manifest's counts are invalid: n_slots, count, next_id = {values}")
+    n_slots, count, next_id = values
+    if count > n_slots:
+        raise CorruptStoreError(f"the manifest is inconsistent: count {count} > n_slots {n_slots}")
+    return n_slots, count, next_id
+
+
+def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
+    """The ids file: a little-endian int64 ``.npy`` vector of ``n_slots`` entries.
+
+    Parsed by hand (header, then exactly the bytes expected) rather than by ``np.load``,
+    so a damaged header can neither allocate a huge array nor be read as another shape.
+    """
+    data, where = files.read("ids"), files.describe("ids")
+    check_npy_header(data, where)
+    header = io.BytesIO(data)
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        shape, fortran_order, dtype = readers[np.lib.format.read_magic(header)](header)
+    except (ValueError, KeyError, SyntaxError, EOFError) as e:
+        raise CorruptStoreError(f"{where} is not a valid .npy file: {e!r}") from None
+    if dtype != np.dtype("<i8") or fortran_order or shape != (n_slots,):
+        raise CorruptStoreError(
+            f"{where} holds a {dtype} array of shape {shape}, expected int64 ({n_slots},) as the manifest says"
+        )
+    if len(data) - header.tell() != 8 * n_slots:
+        raise CorruptStoreError(f"{where} has {len(data) - header.tell()} bytes of ids, expected {8 * n_slots}")
+    slot_ids = np.frombuffer(data, "<i8", n_slots, header.tell()).astype(np.int64)  # a writable copy
+    if n_slots and slot_ids.min() < -1:
+        raise CorruptStoreError(f"{where} holds negative ids other than -1 (the mark of a deleted slot)")
+    return slot_ids
+
+
+def _read_metadata(files: persistence.StoreFiles, slot_ids: np.ndarray) -> MetadataStore:
+    """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots."""
+    data, where = files.read("metadata"), files.describe("metadata")
+    lines = data.split(b"\n") if data else []
+    if len(lines) != len(slot_ids):
+        raise CorruptStoreError(f"{where} has {len(lines)} lines, the ids file {len(slot_ids)} slots")
+    deleted = np.fromiter((line == b"null" for line in lines), bool, len(lines))
+    disagree = np.flatnonzero(deleted != (slot_ids == -1))
+    if len(disagree):
+        slot = int(disagree[0])
+        raise CorruptStoreError(
+            f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
+            f"{'no' if deleted[slot] else 'some'} metadata but id {int(slot_ids[slot])}"
+        )
+    check_metadata_lines(lines, where)
+    return MetadataStore.from_jsonl(data, len(slot_ids))
+
+
+def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:
+    """The FAISS index; FAISS sees no byte that has not passed its check."""
+    check_index_file(files.handle("index"), files.size("index"), files.describe("index"))
+    try:
+        if mmap:
+            # IO_FLAG_MMAP_IFC maps Flat and HNSW storage and IVF lists alike. Adding
+            # IO_FLAG_MMAP would make FAISS refuse IVF indexes ("mmap only supported for
+            # File objects"), and it maps nothing IO_FLAG_MMAP_IFC does not.
+            return faiss.read_index(files.checked_path("index"), faiss.IO_FLAG_MMAP_IFC)
+        if not files.verify:
+            return faiss.read_index(files.checked_path("index"))
+        with files.stream("index") as stream:
+            return faiss.read_index(faiss.PyCallbackIOReader(stream.read, stream.block_size))
+    except (RuntimeError, MemoryError) as e:
+        message = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        raise CorruptStoreError(f"FAISS cannot read the {files.describe('index')}: {message}") from None
+
+
+def _check_index(kind: IndexKind, trained: bool, index: faiss.Index, n_slots: int, where: str) -> None:
+    """Raise CorruptStoreError unless ``index`` is what the manifest describes."""
+    expected = kind.expected_type(trained)
+    if not isinstance(index, expected):
+        raise CorruptStoreError(
+            f"{where} disagrees with the manifest: it holds a {type(index).__name__}, expected {expected.__name__}"
+        )
+    problems = [
+        (index.d != kind.dimension, f"its dimension is {index.d}, the manifest says {kind.dimension}"),
+        (index.metric_type != FAISS_METRIC[kind.metric], f"its metric differs from the manifest's {kind.metric!r}"),
+        (index.ntotal != n_slots, f"it holds {index.ntotal} vectors, the manifest says {n_slots}"),
+    ]
+    for message in [m for bad, m in problems if bad] + kind.load_problems(index):
+        raise CorruptStoreError(f"{where} disagrees with the manifest: {message}")

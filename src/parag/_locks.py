@@ -29,23 +29,9 @@ class RWLock:
         self._writer: int | None = None
         self._writers_waiting = 0
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        me = threading.get_ident()
-        with self._cond:
-            if self._writer != me and me not in self._readers:
-                while self._writer is not None or self._writers_waiting:
-                    self._cond.wait()
-            self._readers[me] = self._readers.get(me, 0) + 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                depth = self._readers.pop(me) - 1
-                if depth:
-                    self._readers[me] = depth
-                elif not self._readers:
-                    self._cond.notify_all()
+    def read(self) -> _Reading:
+        """``with lock.read():`` holds the lock shared for the block."""
+        return _Reading(self)
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -70,3 +56,31 @@ class RWLock:
             with self._cond:
                 self._writer = None
                 self._cond.notify_all()
+
+
+class _Reading:
+    """A shared hold of an RWLock (a class rather than a generator: every search takes one)."""
+
+    __slots__ = ("_lock", "_me")
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        lock, me = self._lock, threading.get_ident()
+        self._me = me
+        with lock._cond:
+            readers = lock._readers
+            if me not in readers and lock._writer != me:
+                while lock._writer is not None or lock._writers_waiting:
+                    lock._cond.wait()
+            readers[me] = readers.get(me, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self._lock
+        with lock._cond:
+            depth = lock._readers.pop(self._me) - 1
+            if depth:
+                lock._readers[self._me] = depth
+            elif not lock._readers:
+                lock._cond.notify_all()

@@ -117,18 +117,13 @@ class FAISSVectorStore(VectorStore):
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self.params.items())
-        state = "" if self.is_trained else ", trained=False"
         return (
-            f"{type(self).__name__}(dimension={self.dimension}, index_type={self.index_type!r}, "
-            f"metric={self.metric!r}{params}, count={len(self)}{state})"
+            f"{type(self).__name__}(dimension={self.dimension}, index_type={self.index_type!r}, metric={self.metric!r}"
+            f"{params}, count={len(self)}{'' if self.is_trained else ', trained=False'})"
         )
 
-    # ----------------------------------------------------------------- copies
-
     def __copy__(self) -> FAISSVectorStore:
-        """An independent store: ``copy.copy`` and ``copy.deepcopy`` both copy the index,
-        ids and metadata (sharing a FAISS index between two stores would let one change
-        the other)."""
+        """An independent store (``copy.copy`` and ``copy.deepcopy``): index, ids, metadata copied."""
         with self._lock.read():
             return self._with_state(self._state.copy())
 

@@ -84,6 +84,8 @@ def test_fewer_or_more_records_or_ids_than_rows(inputs):
                                    "--metadata", inputs["dir"] / "flat.jsonl", code=1)
     np.save(inputs["dir"] / "ids.npy", np.arange(2))
     assert "ids has 2 items" in fails("build", inputs["store"], "--vectors", vectors, "--ids", inputs["dir"] / "ids.npy", code=1)
+    np.save(inputs["dir"] / "many.npy", np.arange(N + 1))
+    assert "more ids" in fails("build", inputs["store"], "--vectors", vectors, "--ids", inputs["dir"] / "many.npy", code=1)
     assert not inputs["store"].exists()
 
 

@@ -84,11 +84,12 @@ def build(
                 batch_ids = list(itertools.islice(ids, len(x)))
             try:
                 target.add(x, None if batch is None else [r.metadata for r in batch], batch_ids)
-            except ParagError as exc:
-                raise type(exc)(f"{vectors_path} rows {first}-{first + len(x) - 1}: {exc}") from None
+            except ParagError as exc:  # say which rows; every such error means bad input (exit code 1)
+                raise InvalidArgumentError(f"{vectors_path} rows {first}-{first + len(x) - 1}: {exc}") from exc
             advance(len(x))
-    if records is not None and next(records, None) is not None:
-        raise InvalidArgumentError(f"{records_path or metadata_path} has more records than {vectors_path} has rows ({vectors.rows})")
+    for leftover, path, what in ((records, records_path or metadata_path, "records"), (ids, ids_path, "ids")):
+        if leftover is not None and next(leftover, None) is not None:
+            raise InvalidArgumentError(f"{path} has more {what} than {vectors_path} has rows ({vectors.rows})")
     target.save(store)
     summary = {
         "store": str(store), "added": len(target) - before, "count": len(target),

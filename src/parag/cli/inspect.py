@@ -116,7 +116,7 @@ def verify(store: Path, as_json: bool) -> None:
     problems: dict[str, list[str]] = {}
     try:
         with progress("verifying", None):
-            load_store(store)
+            load_store(store, read_only=True)  # mapped: checked whole, without holding it in RAM
     except CorruptStoreError as exc:
         problems = _file_problems(store)
         load_problem = " ".join(str(exc).split())

@@ -60,3 +60,26 @@ def test_the_readme_summary_is_the_published_run(bench, tmp_path):
         report = (DOCS / "benchmarks.md").read_text()
         missing = [n for n in NUMBER.findall(block) if n not in report]
         assert not missing, f"README figures not in docs/benchmarks.md: {missing}"
+
+
+def test_format_md_quotes_the_persistence_report():
+    if not (RESULTS / "persistence" / "results.json").exists():
+        pytest.skip("docs/bench-results/persistence/results.json is not committed yet")
+    def rows(text: str) -> dict[str, list[str]]:
+        return {cells[0]: cells[1:] for line in text.splitlines() if line.startswith("| ")
+                for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+
+    timings, memory = map(rows, (DOCS / "bench-persistence.md").read_text().split("RSS growth"))
+    cost = (DOCS / "format.md").read_text().split("## Cost")[1].split("\n## ")[0]
+    operations = {"save (checksums + fsync)": "parag save", "load, `verify=True`": "parag load",
+                  "load, `verify=False`": "parag load, verify=False", "load, `mmap=True` (verify)": "parag load, mmap",
+                  "load, `mmap=True, verify=False`": "parag load, mmap, verify=False"}
+    quoted = {k: v for k, v in rows(cost).items() if k in operations}
+    assert set(quoted) == set(operations)
+    for operation, (parag, raw, ratio) in quoted.items():
+        key = operations[operation]
+        base = "raw save" if "save" in key else "raw load"
+        assert (parag, raw, ratio) == (f"{timings[key][0]} s", f"{timings[base][0]} s",
+                                       timings[key][1].replace("x", "×")), operation
+    for how in ("raw read_index", "raw read_index, mmap", "parag load", "parag load, mmap"):
+        assert f"{memory[how][0]} MB" in cost, how

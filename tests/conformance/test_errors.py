@@ -77,8 +77,10 @@ def test_upsert_bad_vectors(store, case):
 
 def test_zero_vector_with_cosine(store):
     before = snapshot(store)
-    if store.metric != "cosine":
-        store.add(np.zeros(D))  # fine for L2 / IP
+    if store.metric != "cosine":  # fine for L2 / IP: stored as it is
+        [new] = store.add(np.zeros(D))
+        assert len(store) == before[0] + 1 and store.ids() == [*before[1], new]
+        assert store.get([new], include_vectors=True).vectors.tolist() == [[0.0] * D]
         return
     check_raises(lambda: store.add(np.vstack([np.ones(D), np.zeros(D)])), InvalidArgumentError, ValueError,
                  r"vectors row 1")

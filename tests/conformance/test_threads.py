@@ -274,3 +274,29 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
     if metric == "cosine":
         want = want / np.linalg.norm(want, axis=1, keepdims=True)
     np.testing.assert_allclose(vectors, want, rtol=1e-5, atol=1e-6)
+
+
+def test_two_searches_run_at_the_same_time(make_store):
+    """Searches share the store: the first holds its search open (in its filter) until the
+    second, from another thread, is inside its own."""
+    store = make_store(D)
+    store.add(X[:50], [meta_of(i) for i in range(50)])
+    first_inside, second_inside = threading.Event(), threading.Event()
+    overlapped: list[bool] = []
+
+    def first(meta: dict) -> bool:  # called once per vector: waits on the first call only
+        if not overlapped:
+            first_inside.set()
+            overlapped.append(second_inside.wait(timeout=5))
+        return True
+
+    def second(meta: dict) -> bool:
+        second_inside.set()
+        return True
+
+    thread = threading.Thread(target=lambda: store.search(QUERIES[0], k=3, filter=first))
+    thread.start()
+    assert first_inside.wait(timeout=10)
+    store.search(QUERIES[1], k=3, filter=second)
+    thread.join()
+    assert overlapped and all(overlapped)

@@ -158,6 +158,7 @@ def test_hnsw_graph(tmp_path: Path, damage: str) -> None:
         (b'"text"', "holds a str"),
         (b"{", "line 1"),
         (b"[" * 5000 + b"]" * 5000, "line 1"),
+        (b" null", "null spelled"),
     ],
 )
 @pytest.mark.parametrize("verify", [True, False])

@@ -35,8 +35,13 @@ def check_metadata_lines(lines: list[bytes], where: str) -> None:
             values = orjson.loads(b"[" + b",".join(chunk) + b"]")
         except orjson.JSONDecodeError:
             values = None
-        if values is None or len(values) != len(chunk) or not all(
-            type(v) is dict or (v is None and line == b"null") for v, line in zip(values, chunk)
+        # Counted, not looped over in Python: every value a dict or None, and a None only
+        # where the line is exactly "null" (" null" also decodes to None).
+        if (
+            values is None
+            or len(values) != len(chunk)
+            or not set(map(type, values)) <= {dict, type(None)}
+            or values.count(None) != chunk.count(b"null")
         ):
             _raise_for_first_bad_line(chunk, start, where)
 
@@ -50,6 +55,8 @@ def _raise_for_first_bad_line(chunk: list[bytes], start: int, where: str) -> Non
         else:
             if type(value) is dict or line == b"null":
                 continue
+            if value is None:
+                raise CorruptStoreError(f'{where}: line {start + offset + 1} is null spelled {line[:40]!r}, not "null"')
             problem = f"holds a {type(value).__name__}, not a JSON object"
         raise CorruptStoreError(f"{where}: line {start + offset + 1} {problem}")
     raise CorruptStoreError(f"{where}: a line holds more than one JSON value")  # joined, they decode apart

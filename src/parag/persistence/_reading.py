@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
+import mmap
 import os
-import queue
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -14,10 +11,6 @@ from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
 from parag.persistence._safe_open import open_regular
-from parag.persistence._writing import BlockHasher
-
-_READ_AHEAD = 4  # blocks a verified stream may hold ready (16 MiB)
-_READ_CHUNK = 1 << 20  # reads that check a file in place go through one 1 MiB buffer
 
 
 def load(path: Path, verify: bool = True) -> StoreFiles:
@@ -82,7 +75,7 @@ class StoreFiles:
         return int(self.manifest["files"][role]["size"])
 
     def handle(self, role: str) -> BinaryIO:
-        """The open file (for parsers that seek; nothing read through it is checked)."""
+        """The open file, for reads that need no check (the size fields of a header)."""
         return self._handles[role]
 
     def read(self, role: str) -> bytes:
@@ -96,10 +89,12 @@ class StoreFiles:
         return data
 
     def checked_path(self, role: str) -> str:
-        """A path that opens exactly the file opened here, after checking all of it.
+        """A path that opens exactly the file opened here, after checking all of it (with
+        ``verify``): the whole file passes its checksums before a parser reads a byte.
 
-        For parsers that need a path (a FAISS memory map). On Linux it is
-        ``/proc/self/fd/N``, which still opens this file if a later save has deleted it.
+        For parsers that read a path (FAISS reads it directly, with one copy, or maps
+        it). On Linux it is ``/proc/self/fd/N``, which still opens this file if a later
+        save has deleted it.
         """
         f, info = self._handles[role], self.manifest["files"][role]
         if self.verify:
@@ -107,34 +102,24 @@ class StoreFiles:
         by_fd = f"/proc/self/fd/{f.fileno()}"
         return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
 
-    @contextmanager
-    def stream(self, role: str) -> Iterator[VerifiedStream]:
-        """A reader of the file whose every byte is checked before :meth:`VerifiedStream.read`
-        returns it (with ``verify``; without, the bytes are only counted)."""
-        stream = VerifiedStream(self, role)
-        try:
-            yield stream
-        finally:
-            stream.close()
-
     def check_block(self, role: str, i: int, data: memoryview | bytes, expected: str) -> None:
         if self.checksum.hex(data) != expected:
             raise self._block_error(role, i)
 
     def _check_whole(self, role: str) -> None:
-        """Hash the file through one small reusable buffer (a mapped load must not fill RAM)."""
+        """Hash the file in place through a read-only memory map: no copy, and the pages
+        stay the page cache's (a mapped load must not fill RAM)."""
         f, info = self._handles[role], self.manifest["files"][role]
-        hasher = BlockHasher(info["block_size"], self.checksum.new)
-        buffer, size = bytearray(_READ_CHUNK), 0
-        f.seek(0)
-        while n := f.readinto(buffer):
-            hasher.update(memoryview(buffer)[:n])
-            size += n
-        if size != info["size"]:
-            raise CorruptStoreError(f"{self.describe(role)} has {size} bytes, the manifest says {info['size']}")
-        for i, (got, expected) in enumerate(zip(hasher.finish(), info[self.checksum.blocks_key])):
-            if got != expected:
-                raise self._block_error(role, i)
+        digests = info[self.checksum.blocks_key]
+        if os.fstat(f.fileno()).st_size != info["size"]:
+            raise CorruptStoreError(f"{self.describe(role)} changed size while it was being loaded")
+        if not info["size"]:
+            return
+        block = info["block_size"]
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            for i, expected in enumerate(digests):
+                with view[i * block : (i + 1) * block] as part:
+                    self.check_block(role, i, part, expected)
 
     def _block_error(self, role: str, i: int) -> CorruptStoreError:
         info = self.manifest["files"][role]
@@ -144,86 +129,6 @@ class StoreFiles:
             f"{self.describe(role)} fails its {self.checksum.name} check in bytes {start}-{end} "
             f"(block {i}): the file is corrupted"
         )
-
-
-class VerifiedStream:
-    """Sequential reads of one data file, block by block, each block checked before use.
-
-    A background thread reads and hashes up to :data:`_READ_AHEAD` blocks ahead of the
-    consumer (file reads and hashing release the GIL), so checking overlaps with parsing.
-    The consumer never sees a byte of a block before that block has passed its check.
-    """
-
-    def __init__(self, files: StoreFiles, role: str) -> None:
-        self._files, self._role = files, role
-        self.block_size: int = files.manifest["files"][role]["block_size"]
-        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=_READ_AHEAD)
-        self._stop = threading.Event()
-        self._block = memoryview(b"")
-        self._pos = 0
-        self._at_end = False
-        self._thread = threading.Thread(target=self._produce, name="parag-verify", daemon=True)
-        self._thread.start()
-
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` checked bytes: the rest of the current block at most, b"" at the end.
-
-        Returning less than asked is allowed (FAISS asks again for the rest), and it lets
-        every block but the first go to FAISS whole, as the very bytes object that was
-        read and hashed, without a copy.
-        """
-        if self._pos == len(self._block) and not self._next_block():
-            return b""
-        if self._pos == 0 and n >= len(self._block):
-            self._pos = len(self._block)
-            return self._block.obj  # type: ignore[return-value]
-        take = min(n, len(self._block) - self._pos)
-        self._pos += take
-        return self._block[self._pos - take : self._pos].tobytes()
-
-    def close(self) -> None:
-        """Stop the reading thread (whether or not the file was read to its end)."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)  # unblock a thread waiting to put
-            except queue.Empty:
-                pass
-        self._thread.join()
-
-    def _next_block(self) -> bool:
-        if self._at_end:
-            return False
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        self._block, self._pos, self._at_end = memoryview(item), 0, not item
-        return not self._at_end
-
-    def _produce(self) -> None:
-        files, role = self._files, self._role
-        f, info = files.handle(role), files.manifest["files"][role]
-        try:
-            for i, expected in enumerate(info[files.checksum.blocks_key]):
-                start = i * self.block_size
-                length = min(self.block_size, info["size"] - start)
-                data = read_at(f, start, length, files.describe(role))
-                if files.verify:
-                    files.check_block(role, i, data, expected)
-                if not self._put(data):
-                    return
-            self._put(b"")  # end of file
-        except BaseException as e:  # handed to the consumer, which raises it
-            self._put(e)
-
-    def _put(self, item: bytes | BaseException) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                pass
-        return False
 
 
 def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:

@@ -168,10 +168,7 @@ def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:
             # IO_FLAG_MMAP would make FAISS refuse IVF indexes ("mmap only supported for
             # File objects"), and it maps nothing IO_FLAG_MMAP_IFC does not.
             return faiss.read_index(files.checked_path("index"), faiss.IO_FLAG_MMAP_IFC)
-        if not files.verify:
-            return faiss.read_index(files.checked_path("index"))
-        with files.stream("index") as stream:
-            return faiss.read_index(faiss.PyCallbackIOReader(stream.read, stream.block_size))
+        return faiss.read_index(files.checked_path("index"))
     except (RuntimeError, MemoryError) as e:
         message = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         raise CorruptStoreError(f"FAISS cannot read the {files.describe('index')}: {message}") from None

@@ -615,3 +615,21 @@ def test_files_deleted_after_a_load_opened_them(
 
     monkeypatch.setattr(persistence, "load", load_then_race)
     assert snapshot(FAISSVectorStore.load(path, **options)) == snapshot(store)
+
+
+@pytest.mark.parametrize("role", ["index", "ids", "metadata"])
+def test_files_checked_on_a_background_thread(saved: tuple[FAISSVectorStore, Path], monkeypatch: pytest.MonkeyPatch, role: str) -> None:
+    """Large files are hashed on a background thread (every file here): damage is still caught,
+    and a load that fails early stops that thread before it returns."""
+    import threading
+
+    store, path = saved
+    monkeypatch.setattr(persistence._reading, "_BACKGROUND_FROM", 0)
+    assert snapshot(FAISSVectorStore.load(path)) == snapshot(store)
+    target = data_file(path, role)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    target.write_bytes(data)
+    error = load_error(path)
+    assert type(error) is CorruptStoreError and "fails its xxh3-128 check" in str(error)
+    assert not [t for t in threading.enumerate() if t.name == "parag-verify"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import mmap
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -11,6 +13,8 @@ from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
 from parag.persistence._safe_open import open_regular
+
+_BACKGROUND_FROM = 1 << 24  # files of 16 MiB and more are checked on a background thread
 
 
 def load(path: Path, verify: bool = True) -> StoreFiles:
@@ -56,6 +60,14 @@ class StoreFiles:
         self.verify = verify
         self.checksum: Checksum = checksum_of(manifest)
         self._handles = handles
+        self._stop = threading.Event()
+        # Large files are hashed on another thread from the moment they are opened, while
+        # the small ones are read and parsed (xxhash releases the GIL).
+        self._checks = {
+            role: _Background(self._check_whole, role)
+            for role, info in manifest["files"].items()
+            if verify and info["size"] >= _BACKGROUND_FROM
+        }
 
     def __enter__(self) -> StoreFiles:
         return self
@@ -64,6 +76,9 @@ class StoreFiles:
         self.close()
 
     def close(self) -> None:
+        self._stop.set()
+        for check in self._checks.values():
+            check.wait()
         for f in self._handles.values():
             f.close()
 
@@ -97,7 +112,9 @@ class StoreFiles:
         save has deleted it.
         """
         f, info = self._handles[role], self.manifest["files"][role]
-        if self.verify:
+        if role in self._checks:
+            self._checks[role].result()
+        elif self.verify:
             self._check_whole(role)
         by_fd = f"/proc/self/fd/{f.fileno()}"
         return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
@@ -118,6 +135,8 @@ class StoreFiles:
         block = info["block_size"]
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
             for i, expected in enumerate(digests):
+                if self._stop.is_set():
+                    raise CorruptStoreError(f"{self.describe(role)} was not checked: the load was abandoned")
                 with view[i * block : (i + 1) * block] as part:
                     self.check_block(role, i, part, expected)
 
@@ -129,6 +148,29 @@ class StoreFiles:
             f"{self.describe(role)} fails its {self.checksum.name} check in bytes {start}-{end} "
             f"(block {i}): the file is corrupted"
         )
+
+
+class _Background:
+    """``fn(*args)`` on a daemon thread; :meth:`result` waits and re-raises what it raised."""
+
+    def __init__(self, fn: Callable[..., None], *args: Any) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), name="parag-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to result()
+            self._error = e
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> None:
+        self.wait()
+        if self._error is not None:
+            raise self._error
 
 
 def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:

@@ -44,3 +44,6 @@ def oracle(base: np.ndarray, queries: np.ndarray, k: int, metric: str) -> tuple[
 
 def recall_at_k(found: list[list[int]], truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
+
+
+from tests.milvus_support import milvus, milvus_server_session  # noqa: E402, F401 - fixtures

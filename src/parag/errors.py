@@ -29,6 +29,12 @@ __all__ = [
     "StoreReadError",
     "ReentrantWriteError",
     "UncopyableStoreError",
+    "ServerConnectionError",
+    "ServerAuthenticationError",
+    "ServerError",
+    "CollectionMismatchError",
+    "UnsupportedOperationError",
+    "VerificationError",
 ]
 
 
@@ -115,3 +121,28 @@ class ReentrantWriteError(ParagError, RuntimeError):
 
 class UncopyableStoreError(ParagError, TypeError):
     """A store cannot be pickled (parag never pickles); save it and load it instead."""
+
+
+class ServerConnectionError(ParagError, ConnectionError):
+    """A vector database server (Milvus) cannot be reached: wrong address, down, or too slow."""
+
+
+class ServerAuthenticationError(ParagError, PermissionError):
+    """The server refused the credentials (a wrong or missing token)."""
+
+
+class ServerError(ParagError, RuntimeError):
+    """The server failed a request that parag checked first; the message has the server's words."""
+
+
+class CollectionMismatchError(InvalidArgumentError):
+    """An existing server-side collection has another configuration (dimension, metric, index,
+    id kind) than the store asked for, or is not a parag collection."""
+
+
+class UnsupportedOperationError(ParagError, NotImplementedError):
+    """This backend does not offer the operation (e.g. save/load on a server-side store)."""
+
+
+class VerificationError(ParagError, RuntimeError):
+    """A check after a bulk operation (``parag.migrate``) found the result incomplete."""

@@ -32,6 +32,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def make_store(request: pytest.FixtureRequest) -> StoreKind:
+    if request.param.server:
+        request.getfixturevalue("milvus")  # the server, or a skip where it cannot start
     return request.param
 
 

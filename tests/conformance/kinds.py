@@ -38,6 +38,7 @@ class StoreKind:
         allowed vectors (the store must still return complete results).
     wide : per-search overrides under which an approximate kind searches (nearly)
         exhaustively.
+    server : the kind needs the session's Milvus server (the ``milvus`` fixture).
     """
 
     name: str
@@ -50,6 +51,7 @@ class StoreKind:
     compact_at: float | None = None
     starved: tuple[dict[str, int], ...] = ()
     wide: dict[str, int] = field(default_factory=dict)
+    server: bool = False
 
     def __call__(self, dimension: int, metric: str = "L2") -> Any:
         return self.build(dimension, metric)
@@ -80,6 +82,25 @@ def _faiss(name: str, index_type: str, params: dict[str, int], exact: bool, *,
     )
 
 
+def _milvus(name: str, index_type: str, params: dict[str, int], exact: bool, *,
+            starved: tuple[dict[str, int], ...] = (), wide: dict[str, int] | None = None) -> StoreKind:
+    from parag.vectorstore import MilvusVectorStore
+    from tests.milvus_support import POOL
+
+    return StoreKind(
+        name=name,
+        store_class=MilvusVectorStore,
+        build=lambda dimension, metric: POOL.store(dimension, index_type, metric, **params),
+        exact=exact,
+        starved=starved,
+        wide=wide or {},
+        # The server persists a collection as it is written: save/load raise
+        # UnsupportedOperationError (tests/test_milvus.py), so the round trips do not apply.
+        persistent=False,
+        server=True,
+    )
+
+
 KINDS: dict[str, StoreKind] = {k.name: k for k in (
     _faiss("Flat", "Flat", {}, True),
     # nlist 256 needs 9,984 vectors: stays untrained, answering exactly from a flat index
@@ -95,9 +116,14 @@ KINDS: dict[str, StoreKind] = {k.name: k for k in (
     # one list: trains at 39 vectors, then probes it: exact before and after training
     _faiss("IVF1", "IVFFlat", {"nlist": 1}, True, trains_at=39),
     _faiss("HNSW", "HNSW", {}, False, starved=({"ef_search": 1}, {"ef_search": 8}), wide={"ef_search": 2048}),
+    # A real Milvus server (tests/milvus_server.py): FLAT is exact, HNSW approximate.
+    _milvus("Milvus-Flat", "Flat", {}, True),
+    _milvus("Milvus-HNSW", "HNSW", {"M": 16}, False, starved=({"ef_search": 1},), wide={"ef_search": 2048}),
 )}
 
 # Every FAISS index type, IVF both before and after training.
-DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW")
+MILVUS_KINDS = ("Milvus-Flat", "Milvus-HNSW")
+# Milvus-HNSW joins the tests that check approximate search (WITH_APPROX_IVF, starved ones).
+DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW", "Milvus-Flat")
 # The 5,000-vector tests add the approximate IVF.
-WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
+WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128", "Milvus-HNSW")

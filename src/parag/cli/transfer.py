@@ -16,6 +16,7 @@ from parag.cli.options import json_option, load_store, param_option, parse_param
 from parag.cli.output import emit_json, key_values, progress
 from parag.cli.readers import pyarrow_parquet
 from parag.errors import InvalidArgumentError
+from parag.migration import migrate as parag_migrate
 from parag.vectorstore import FAISSVectorStore, GetResult
 
 CHUNK = 50_000  # records read from the store at a time
@@ -114,37 +115,65 @@ def _parquet_writer(path: Path) -> Any:
 
 
 @click.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
+@click.argument("src")
+@click.argument("dst")
 @click.option("--index", "index_type", help="Index of the new store (default: SRC's).")
 @click.option("--metric", help="Metric of the new store (default: SRC's).")
+@click.option("--token", envvar="MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); default $MILVUS_TOKEN.")
 @param_option
 @json_option
-def migrate(src: Path, dst: Path, index_type: str | None, metric: str | None, params: tuple[str, ...], as_json: bool) -> None:
+def migrate(src: str, dst: str, index_type: str | None, metric: str | None, token: str | None,
+            params: tuple[str, ...], as_json: bool) -> None:
     """Copy every record of the store SRC into a new store DST, optionally with another
     index, metric or parameters.
 
-    SRC and DST are directories: the Milvus backend does not exist yet, so neither may be
-    a Milvus URI. DST must not exist or be empty. Ids and metadata are kept. Parameters
-    are SRC's when the index type stays, else the new index's defaults, unless given with
+    SRC and DST are store directories or Milvus collections, written as the server's URI
+    with the collection after '#' (default collection: parag), e.g.
+    http://127.0.0.1:19530#docs. A DST directory must not exist or be empty; a DST
+    collection is created, or must have the same configuration. Ids and metadata are kept;
+    copying is idempotent (upsert), so an interrupted migrate can be rerun. Parameters are
+    SRC's when the index type stays, else the new index's defaults, unless given with
     --param. A cosine store holds unit vectors: migrating it to another metric uses them.
 
     \b
     Examples:
       parag migrate flat-store hnsw-store --index HNSW --param M=16
-      parag migrate old-store new-store --json
+      parag migrate my-store http://127.0.0.1:19530#docs --token root:Milvus
+      parag migrate https://xyz.zillizcloud.com#docs backup-store --json
     """
-    if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
-        raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
-    source = load_store(src, read_only=True)
+    if _milvus_address(src) is None:
+        source: Any = load_store(Path(src), read_only=True)
+    else:
+        uri, collection = _milvus_address(src)  # type: ignore[misc]
+        source = _milvus().open(collection, uri=uri, token=token)
     same_index = index_type is None or index_type.lower() == source.index_type.lower()
     config = {**(source.params if same_index else {}), **parse_params(params)}
-    target = FAISSVectorStore(source.dimension, index_type or source.index_type, metric or source.metric, **config)
-    for got in chunks(source, with_vectors=True):
-        target.add(got.vectors, got.metadata, ids=got.ids)
-    if len(target) != len(source):
-        raise InvalidArgumentError(f"copied {len(target)} records of {len(source)}")  # pragma: no cover
-    target.save(dst)
-    summary = {"source": str(src), "store": str(dst), "count": len(target), "index_type": target.index_type,
+    shape = (source.dimension, index_type or source.index_type, metric or source.metric)
+    address = _milvus_address(dst)
+    if address is None:
+        dst_path = Path(dst)
+        if dst_path.exists() and not (dst_path.is_dir() and not any(dst_path.iterdir())):
+            raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
+        target: Any = FAISSVectorStore(*shape, **config)
+    else:
+        target = _milvus()(*shape, uri=address[0], token=token, collection=address[1], **config)
+    count = parag_migrate(source, target, progress=not as_json)
+    if address is None:
+        target.save(dst_path)
+    summary = {"source": src, "store": dst, "count": count, "index_type": target.index_type,
                "metric": target.metric, "params": target.params}
     emit_json(summary) if as_json else key_values(f"migrated {src} -> {dst}", summary.items())
+
+
+def _milvus_address(text: str) -> tuple[str, str] | None:
+    """``(uri, collection)`` for 'http(s)://host:port#collection'; None for a directory."""
+    if not text.startswith(("http://", "https://")):
+        return None
+    uri, _, collection = text.partition("#")
+    return uri, collection or "parag"
+
+
+def _milvus() -> Any:
+    from parag.vectorstore import MilvusVectorStore
+
+    return MilvusVectorStore

@@ -1,0 +1,131 @@
+"""MilvusVectorStore beyond the conformance suite: the server's bad inputs (unreachable, wrong
+token, a collection of another configuration), filters that cannot be translated or try to
+inject, save/load (not offered), and parag.migrate / `parag migrate` both ways. Runs on the
+session's real Milvus server (tests/milvus_server.py); skipped where it cannot start."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import parag
+from parag.errors import (
+    CollectionMismatchError,
+    DuplicateIdError,
+    InvalidFilterError,
+    ParagError,
+    ServerAuthenticationError,
+    ServerConnectionError,
+    UnsupportedOperationError,
+)
+from parag.vectorstore import FAISSVectorStore
+from tests.conftest import clustered, oracle
+from tests.milvus_server import free_port
+from tests.milvus_support import POOL
+
+pytest.importorskip("pymilvus")
+from parag.vectorstore import MilvusVectorStore  # noqa: E402
+
+
+def test_unreachable_server_is_a_connection_error():
+    start = time.monotonic()
+    with pytest.raises(ServerConnectionError) as caught:
+        MilvusVectorStore(4, uri=f"http://127.0.0.1:{free_port()}", timeout=1, collection="x")
+    assert isinstance(caught.value, ConnectionError) and isinstance(caught.value, ParagError)
+    assert "127.0.0.1" in str(caught.value) and time.monotonic() - start < 20
+
+
+def test_wrong_token_is_refused(milvus):
+    with pytest.raises(ServerAuthenticationError, match="token"):
+        MilvusVectorStore(4, uri=milvus.uri, token="root:wrong", collection="never_made")
+    store = POOL.store(4, "Flat", "L2")
+    assert "never_made" not in store._client.list_collections()  # white box: nothing created
+
+
+def test_collection_of_another_configuration_is_refused(milvus):
+    store = POOL.store(6, "HNSW", "cosine", M=16)
+    store.add(np.ones((2, 6)))
+    name = store.collection
+    for dimension, index_type, metric, params in [(7, "HNSW", "cosine", {"M": 16}), (6, "HNSW", "L2", {"M": 16}),
+                                                  (6, "Flat", "cosine", {}), (6, "HNSW", "cosine", {"M": 8})]:
+        with pytest.raises(CollectionMismatchError, match=name):
+            MilvusVectorStore(dimension, index_type, metric, uri=milvus.uri, token=milvus.token, collection=name, **params)
+    again = MilvusVectorStore.open(name, uri=milvus.uri, token=milvus.token)
+    assert (again.dimension, again.index_type, again.metric, again.params["M"]) == (6, "HNSW", "cosine", 16)
+    assert again.ids() == [0, 1] and again.add(np.ones(6)) == [2]  # generated ids go on
+
+
+def test_filters_are_escaped_and_untranslatable_ones_refused(milvus):
+    store = POOL.store(2, "Flat", "L2")
+    tricky = ['x" or 1==1 or "', "back\\slash", "quote'single", "new\nline", "é ü 中文", '\\" or id >= 0 or "']
+    store.add(np.arange(2 * len(tricky) + 2).reshape(-1, 2), [{"s": t} for t in tricky] + [{"s": "plain"}, {}])
+    for i, t in enumerate(tricky):
+        assert store.search([0, 0], k=20, filter={"s": t}).ids == [i], t
+        assert store.search([0, 0], k=20, filter={"s": {"$in": [t]}}).ids == [i], t
+        assert sorted(store.search([0, 0], k=20, filter={"s": {"$ne": t}}).ids) == [j for j in range(8) if j != i]
+    assert store.search([0, 0], k=20, filter={'we"ird key': 1}).ids == []
+    for bad in [lambda m: True, {"s": None}, {"s": {"a": 1}}, {"s": {"$in": [None]}}]:
+        with pytest.raises(InvalidFilterError):
+            store.search([0, 0], k=3, filter=bad)
+    assert len(store) == 8
+
+
+def test_duplicate_add_is_refused_and_nothing_written(milvus):
+    store = POOL.store(3, "HNSW", "L2", M=16)
+    store.add(np.eye(3), ids=[5, 6, 7])
+    with pytest.raises(DuplicateIdError, match="7"):
+        store.add(np.ones((2, 3)), ids=[8, 7])
+    assert store.ids() == [5, 6, 7] and 8 not in store
+
+
+def test_save_and_load_are_not_offered(milvus, tmp_path):
+    store = POOL.store(3, "Flat", "L2")
+    for call in (lambda: store.save(tmp_path / "s"), lambda: MilvusVectorStore.load(tmp_path / "s"),
+                 lambda: store.load(tmp_path / "s")):
+        with pytest.raises(UnsupportedOperationError, match="migrate"):
+            call()
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "cosine"])
+def test_scores_equal_faiss(milvus, metric):
+    x, q = clustered(300, 16, seed=3), clustered(5, 16, seed=4)
+    faiss_store = FAISSVectorStore(16, "Flat", metric)
+    milvus_store = POOL.store(16, "Flat", metric)
+    faiss_store.add(x)
+    parag.migrate(faiss_store, milvus_store, batch_size=128, progress=False)
+    a, b = faiss_store.search(q, k=10), milvus_store.search(q, k=10)
+    np.testing.assert_allclose(a.distances, b.distances, atol=1e-4, rtol=1e-5)
+    _, truth = oracle(x, q, 10, metric)
+    assert b.ids == truth.tolist()
+
+
+def test_migrate_both_ways_idempotent(milvus, tmp_path):
+    from click.testing import CliRunner
+
+    from parag.cli import main
+
+    x = clustered(500, 8, seed=5)
+    source = FAISSVectorStore(8, "HNSW", "cosine", M=16)
+    source.add(x, [{"n": i, "even": i % 2 == 0} for i in range(500)])
+    source.delete([0, 499])
+    dest = POOL.store(8, "HNSW", "cosine", M=16)
+    assert parag.migrate(source, dest, batch_size=100, progress=False) == 498
+    assert parag.migrate(source, dest, batch_size=1000, progress=False) == 498  # rerun: nothing doubled
+    assert len(dest) == 498 and dest.ids() == source.ids()
+    assert dest.get([7, 8]).metadata == [{"n": 7, "even": False}, {"n": 8, "even": True}]
+    back = FAISSVectorStore(8, "HNSW", "cosine", M=16)
+    parag.migrate(dest, back, progress=False)
+    got, want = back.get(source.ids(), include_vectors=True), source.get(source.ids(), include_vectors=True)
+    assert got.metadata == want.metadata and np.allclose(got.vectors, want.vectors, atol=1e-6)
+    # The command line: a directory into a collection and back.
+    source.save(tmp_path / "src")
+    url = f"{milvus.uri}#cli_copy"
+    run = CliRunner().invoke(main, ["migrate", str(tmp_path / "src"), url, "--token", milvus.token, "--json"])
+    assert run.exit_code == 0, run.output
+    run = CliRunner().invoke(main, ["migrate", url, str(tmp_path / "dst"), "--token", milvus.token, "--json"])
+    assert run.exit_code == 0, run.output
+    assert FAISSVectorStore.load(tmp_path / "dst").ids() == source.ids()
+    MilvusVectorStore.open("cli_copy", uri=milvus.uri, token=milvus.token).drop()

@@ -60,7 +60,7 @@ def test_collection_of_another_configuration_is_refused(milvus):
 def test_filters_are_escaped_and_untranslatable_ones_refused(milvus):
     store = POOL.store(2, "Flat", "L2")
     tricky = ['x" or 1==1 or "', "back\\slash", "quote'single", "new\nline", "é ü 中文", '\\" or id >= 0 or "']
-    store.add(np.arange(2 * len(tricky) + 2).reshape(-1, 2), [{"s": t} for t in tricky] + [{"s": "plain"}, {}])
+    store.add(np.arange(2 * (len(tricky) + 2)).reshape(-1, 2), [{"s": t} for t in tricky] + [{"s": "plain"}, {}])
     for i, t in enumerate(tricky):
         assert store.search([0, 0], k=20, filter={"s": t}).ids == [i], t
         assert store.search([0, 0], k=20, filter={"s": {"$in": [t]}}).ids == [i], t
@@ -103,9 +103,7 @@ def test_scores_equal_faiss(milvus, metric):
 
 
 def test_migrate_both_ways_idempotent(milvus, tmp_path):
-    from click.testing import CliRunner
-
-    from parag.cli import main
+    from tests.cli_support import invoke
 
     x = clustered(500, 8, seed=5)
     source = FAISSVectorStore(8, "HNSW", "cosine", M=16)
@@ -123,9 +121,7 @@ def test_migrate_both_ways_idempotent(milvus, tmp_path):
     # The command line: a directory into a collection and back.
     source.save(tmp_path / "src")
     url = f"{milvus.uri}#cli_copy"
-    run = CliRunner().invoke(main, ["migrate", str(tmp_path / "src"), url, "--token", milvus.token, "--json"])
-    assert run.exit_code == 0, run.output
-    run = CliRunner().invoke(main, ["migrate", url, str(tmp_path / "dst"), "--token", milvus.token, "--json"])
-    assert run.exit_code == 0, run.output
+    invoke("migrate", tmp_path / "src", url, "--token", milvus.token, "--json")
+    invoke("migrate", url, tmp_path / "dst", "--token", milvus.token, "--json")
     assert FAISSVectorStore.load(tmp_path / "dst").ids() == source.ids()
     MilvusVectorStore.open("cli_copy", uri=milvus.uri, token=milvus.token).drop()

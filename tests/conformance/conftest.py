@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance.kinds import DEFAULT_KINDS, KINDS, StoreKind
+from tests.conformance.kinds import DEFAULT_KINDS, KINDS, MILVUS_KINDS, MILVUS_MODULES, StoreKind
 from tests.lifecycle_model import single_thread_faiss  # noqa: F401 - a fixture, used below
 
 
@@ -25,6 +25,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "make_store" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("kinds")
         names = marker.args if marker else DEFAULT_KINDS
+        if metafunc.module.__name__.rsplit(".", 1)[-1] in MILVUS_MODULES:
+            names = (*names, *MILVUS_KINDS)
         needs = [c for m in metafunc.definition.iter_markers("needs") for c in m.args]
         names = [n for n in names if all(getattr(KINDS[n], c) for c in needs)]
         metafunc.parametrize("make_store", [KINDS[n] for n in names], ids=list(names), indirect=True)

@@ -122,8 +122,12 @@ KINDS: dict[str, StoreKind] = {k.name: k for k in (
 )}
 
 # Every FAISS index type, IVF both before and after training.
-MILVUS_KINDS = ("Milvus-Flat", "Milvus-HNSW")
-# Milvus-HNSW joins the tests that check approximate search (WITH_APPROX_IVF, starved ones).
-DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW", "Milvus-Flat")
+# Every FAISS index type, IVF both before and after training.
+DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW")
 # The 5,000-vector tests add the approximate IVF.
-WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128", "Milvus-HNSW")
+WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
+# The Milvus kinds join every test of these modules (see conftest.py). Not yet the others:
+# filters on null or object values have no exact Milvus expression (InvalidFilterError),
+# which the filter and lifecycle tests use; see docs/milvus.md.
+MILVUS_KINDS = ("Milvus-Flat",)
+MILVUS_MODULES = ("test_errors",)

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from parag._validation import MAX_ID, as_ids, as_vectors, check_bool, check_choice, check_k
+from parag._hybrid import hybridmethod
+from parag._validation import MAX_ID, as_ids, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
 from parag.errors import (
     CollectionMismatchError,
     DuplicateIdError,
@@ -45,7 +46,7 @@ from parag.errors import (
 )
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
-from parag.vectorstore.base import SearchResult, VectorStore, hybridmethod
+from parag.vectorstore.base import GetResult, SearchResult, VectorStore
 from parag.vectorstore.milvus_filters import to_expression
 
 INDEX_TYPES = {"flat": "Flat", "ivfflat": "IVFFlat", "ivf_flat": "IVFFlat", "hnsw": "HNSW"}
@@ -184,9 +185,12 @@ class MilvusVectorStore(VectorStore):
         return (f"MilvusVectorStore(dimension={self._dimension}, index_type={self._index_type!r}, "
                 f"metric={self._metric!r}, uri={self._uri!r}, collection={self._name!r}{params})")
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
+    def __copy__(self) -> MilvusVectorStore:
         raise UncopyableStoreError("a MilvusVectorStore holds a server connection and cannot be pickled or copied; "
                                    "open the same collection again with MilvusVectorStore.open(collection, uri=...)")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.__copy__()
 
     def close(self) -> None:
         """Close the connection (the collection stays on the server)."""
@@ -208,7 +212,7 @@ class MilvusVectorStore(VectorStore):
         """Add vectors (one 1-D or many 2-D) with metadata; ids as in FAISSVectorStore.add."""
         x, _ = as_vectors(vectors, self._dimension)
         dicts = encode_metadata(metadata, len(x)).dicts
-        given = None if ids is None else self._ids_for(ids, len(x))
+        given = None if ids is None else as_ids(ids, count=len(x))
         x = self._normalised(x, "vectors")
         with self._write_lock:
             if given is None:
@@ -231,7 +235,7 @@ class MilvusVectorStore(VectorStore):
     ) -> list[int]:
         """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
         x, _ = as_vectors(vectors, self._dimension)
-        new_ids = self._ids_for(ids, len(x))
+        new_ids = as_ids(ids, count=len(x))
         dicts = encode_metadata(metadata, len(x)).dicts
         x = self._normalised(x, "vectors")
         with self._write_lock:
@@ -295,10 +299,8 @@ class MilvusVectorStore(VectorStore):
         meta = [[m for _, _, m in r] for r in rows]
         return SearchResult(dist[0], ids[0], meta[0]) if single else SearchResult(dist, ids, meta)
 
-    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> Any:
+    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
         """``GetResult(ids, metadata, vectors)`` of ``ids`` in the order asked (all must exist)."""
-        from parag.vectorstore import GetResult
-
         targets = as_ids(ids, unique=False)
         check_bool(include_vectors, "include_vectors")
         rows = self._rows(np.unique(targets), ["meta", "vector"] if include_vectors else ["meta"])
@@ -376,24 +378,8 @@ class MilvusVectorStore(VectorStore):
             seqs.append(max(r["seq"] for r in page))
         return max(ids) + 1, max(seqs) + 1
 
-    def _ids_for(self, ids: npt.ArrayLike, n: int) -> np.ndarray:
-        given = as_ids(ids)
-        if len(given) != n:
-            raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
-        return given
-
     def _normalised(self, x: np.ndarray, name: str) -> np.ndarray:
-        if self._metric != "cosine":
-            return x
-        with np.errstate(over="ignore"):
-            norms = np.linalg.norm(x, axis=1, keepdims=True)
-        if not (norms.all() and np.isfinite(norms).all()):
-            row = int(np.flatnonzero((norms == 0) | ~np.isfinite(norms))[0])
-            raise InvalidArgumentError(
-                f"{name} row {row} has length {norms[row, 0]} in float32: its cosine similarity "
-                "is undefined (all zeros) or cannot be computed (too large); scale it first"
-            )
-        return x / norms
+        return unit_rows(x, name) if self._metric == "cosine" else x
 
     def _write(self, send: Any, ids: np.ndarray, x: np.ndarray, dicts: list, seqs: np.ndarray | None = None) -> None:
         """Insert or upsert rows, a batch per request; the caller holds the write lock."""
@@ -498,12 +484,7 @@ def _check_params(index_type: str, params: dict[str, Any]) -> dict[str, int]:
         )
     checked = {}
     for name, (default, low, high, _) in table.items():
-        value = params.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise InvalidTypeError(f"{name} must be an int from {low} to {high}, got {value!r}")
-        if not low <= value <= high:
-            raise InvalidArgumentError(f"{name} must be an int from {low} to {high}, got {value}")
-        checked[name] = int(value)
+        checked[name] = check_int(params.get(name, default), name, low, high)
     return checked
 
 
@@ -522,7 +503,13 @@ def _connect(uri: Any, token: Any, timeout: Any, db_name: Any) -> Any:
 
 def _server_error(e: Exception, where: str) -> Exception:
     text = str(getattr(e, "message", "") or e)
-    lowered = text.lower()
+    causes, cause = [], e.__cause__ or e.__context__
+    while cause is not None and len(causes) < 5:  # pymilvus wraps gRPC's UNAUTHENTICATED
+        causes.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    lowered = " ".join([text, *causes]).lower()
+    if "unauthenticated" in lowered or "auth check failure" in lowered:
+        return ServerAuthenticationError(f"{where} refused the credentials; check the token ('user:password' or an API key)")
     if any(w in lowered for w in ("auth", "credential", "password", "token", "unauthenticated", "permission")):
         return ServerAuthenticationError(f"{where} refused the credentials: {text}; check the token ('user:password' or an API key)")
     if any(w in lowered for w in ("connect", "unavailable", "deadline", "timeout", "timed out")):

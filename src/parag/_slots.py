@@ -101,6 +101,11 @@ class SlotMap:
             self._lookup.update(zip(ids.tolist(), range(first, first + len(ids))))
         self._selector = None
 
+    def append_dead(self, n: int) -> None:
+        """Add ``n`` dead slots (vectors a failed add left in an index that cannot remove them)."""
+        self._ids.append(np.full(n, _DEAD, np.int64))
+        self._selector = None
+
     def kill(self, slots: np.ndarray) -> None:
         """Mark ``slots`` dead: their ids are gone, the slots stay until compaction."""
         if self._lookup is not None:

@@ -9,6 +9,8 @@ these methods under its lock, so a state is only ever seen whole.
 
 from __future__ import annotations
 
+import warnings
+
 import faiss
 import numpy as np
 
@@ -82,17 +84,50 @@ class FAISSState:
     def append(
         self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, replacing: np.ndarray | None = None
     ) -> None:
-        """Add vectors under new slots, killing the ``replacing`` slots (an upsert)."""
-        with threads_for(len(x), self.index.ntotal + len(x)):
-            self.index.add(x)
+        """Add vectors under new slots, killing the ``replacing`` slots (an upsert).
+
+        What can fail (FAISS's add, an IVF index's training) runs before the slots, metadata
+        and next id change; when it raises, the vectors FAISS took are taken out again and
+        the store is as it was. A compaction the write triggers comes after, on its own.
+        """
+        n_before = self.index.ntotal
+        try:
+            with threads_for(len(x), n_before + len(x)):
+                self.index.add(x)
+            index = self._after_add(ids, replacing)
+        except BaseException:
+            self._forget_from(n_before)
+            raise
         if replacing is not None and len(replacing):
             self.slots.kill(replacing)
             self.meta.kill(replacing.tolist())
         self.slots.append(ids)
         self.meta.append(encoded)
         self.next_id = max(self.next_id, int(ids.max()) + 1)
-        self.index = self.kind.after_add(self.index, self.slots)
+        self.index = index
         self._compact_if_needed()
+
+    def _after_add(self, ids: np.ndarray, replacing: np.ndarray | None) -> faiss.Index:
+        """The index once ``ids`` hold the new slots: an untrained IVF index trains when it
+        then holds enough live vectors. The slots themselves are not changed yet."""
+        if self.is_trained:
+            return self.index
+        slot_ids = np.concatenate([self.slots.slot_ids, ids])
+        if replacing is not None and len(replacing):
+            slot_ids[replacing] = -1
+        return self.kind.after_add(self.index, SlotMap(slot_ids))
+
+    def _forget_from(self, n_slots: int) -> None:
+        """Undo a failed add: the vectors the index holds beyond slot ``n_slots`` are removed
+        (a Flat index), or else kept as tombstones that no search or count sees."""
+        extra = self.index.ntotal - n_slots
+        if extra <= 0:
+            return
+        if isinstance(self.index, faiss.IndexFlat):
+            self.index.remove_ids(faiss.IDSelectorRange(n_slots, self.index.ntotal))
+        else:  # HNSW cannot remove vectors; an IVF index with a direct map cannot either
+            self.slots.append_dead(extra)
+            self.meta.append(Encoded([None] * extra, [None] * extra))
 
     def kill(self, slots: np.ndarray) -> None:
         """Delete the vectors at ``slots`` (tombstones until compaction)."""
@@ -101,17 +136,25 @@ class FAISSState:
         self._compact_if_needed()
 
     def compact(self) -> None:
-        """Rebuild the index without the dead slots and renumber the rest."""
+        """Rebuild the index without the dead slots and renumber the rest. The new index is
+        complete before anything changes: a rebuild that fails leaves the store as it was."""
         if not self.slots.n_dead:
             return
         keep = self.slots.live_mask()
-        self.index = self.kind.rebuild(self.index, keep)
+        index = self.kind.rebuild(self.index, keep)
         self.slots.compact()
         self.meta.keep(keep)
+        self.index = index
 
     def _compact_if_needed(self) -> None:
         if self.slots.n_dead > self.kind.compact_at * self.slots.n_slots:
-            self.compact()
+            try:
+                self.compact()
+            except (MemoryError, RuntimeError) as e:
+                # The write itself is complete; its tombstones wait for the next compaction.
+                warnings.warn(f"parag: compacting the index after this write failed ({e!r}); the deleted "
+                              "vectors stay as tombstones until a later write or compact() succeeds",
+                              RuntimeWarning, stacklevel=4)
 
     def set_search_default(self, name: str, value: int) -> None:
         """Make ``value`` the search parameter's default (what ``tune`` chose)."""

@@ -72,10 +72,14 @@ class IVFFlat(IndexKind):
         if not self.is_trained(index):
             return super().rebuild(index, keep)
         vectors = index.reconstruct_n(0, index.ntotal)[keep]
-        index.reset()  # keeps the trained quantizer and the direct map
+        # A new index around a copy of the trained quantizer: the old one stays whole until
+        # the new one is complete, so a rebuild that fails changes nothing.
+        fresh = faiss.IndexIVFFlat(faiss.clone_index(index.quantizer), index.d, index.nlist, index.metric_type)
+        self.apply_defaults(fresh)
+        fresh.make_direct_map(True)
         if len(vectors):
-            index.add(vectors)
-        return index
+            fresh.add(vectors)
+        return fresh
 
     def search_parameters(
         self, index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, int]

@@ -1,0 +1,146 @@
+"""A write that fails inside FAISS or while encoding leaves the store exactly as it was.
+
+Faults are injected into real FAISS: the ``add`` or ``train`` of the FAISS index class a
+store uses is replaced, for one call, by one that does part of the work (or none) and then
+raises, as FAISS does when it runs out of memory. After the failed call, ``len``, ``ids()``,
+``get``, searches (filtered too) and the next generated id are what they were, and the store
+keeps working.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import faiss
+import numpy as np
+import pytest
+
+from parag.errors import InvalidMetadataError
+from parag.vectorstore import FAISSVectorStore
+
+D = 8
+RNG = np.random.default_rng(0)
+QUERIES = RNG.standard_normal((5, D)).astype(np.float32)
+# index_type, params, the FAISS class the store's index is once it holds 200 vectors
+KINDS = {
+    "Flat": ({}, faiss.IndexFlat),
+    "HNSW": ({"M": 8}, faiss.IndexHNSWFlat),
+    "IVFFlat": ({"nlist": 4}, faiss.IndexIVFFlat),  # trained (4 x 39 <= 200 vectors)
+}
+
+
+def make_store(index_type: str, n: int = 200, deleted: tuple[int, ...] = ()) -> FAISSVectorStore:
+    params, _ = KINDS[index_type]
+    store = FAISSVectorStore(D, index_type, **params)
+    store.add(RNG.standard_normal((n, D)), [{"n": i, "even": i % 2 == 0} for i in range(n)])
+    if deleted:
+        store.delete(list(deleted))  # tombstones: searches go through a selector
+    return store
+
+
+def state(store: FAISSVectorStore) -> tuple:
+    """Everything a user can observe, except the next generated id (see next_id)."""
+    ids = store.ids()
+    return (len(store), ids, store.get(ids, include_vectors=True).metadata,
+            store.get(ids, include_vectors=True).vectors.tobytes(), store.is_trained,
+            store.search(QUERIES, k=7), store.search(QUERIES, k=7, filter={"even": True}))
+
+
+def next_id(store: FAISSVectorStore) -> int:
+    """The id the next ``add`` generates (found on a copy, so the store is not changed)."""
+    import copy
+
+    return copy.deepcopy(store).add(np.zeros(D))[0]
+
+
+@contextlib.contextmanager
+def failing(cls: type, method: str, error: BaseException, keep: int = 0) -> Iterator[None]:
+    """``cls.method`` does its work on the first ``keep`` rows, then raises ``error``."""
+    real = getattr(cls, method)
+
+    def broken(self, x, *args, **kwargs):
+        if keep:
+            real(self, x[:keep], *args, **kwargs)
+        raise error
+
+    setattr(cls, method, broken)
+    try:
+        yield
+    finally:
+        setattr(cls, method, real)
+
+
+def assert_fails_cleanly(store: FAISSVectorStore, write, error: type[BaseException],
+                         fault: contextlib.AbstractContextManager = contextlib.nullcontext()) -> None:
+    """``write()`` raises ``error`` (with ``fault`` injected) and changes nothing."""
+    before, expected_id = state(store), next_id(store)
+    with fault, pytest.raises(error):
+        write()
+    assert state(store) == before
+    assert next_id(store) == expected_id
+    # and it still works: a write, then searches that find what it wrote under its ids
+    x = RNG.standard_normal((3, D)).astype(np.float32)
+    new = store.add(x, [{"n": -1, "even": True}] * 3)
+    assert new == list(range(expected_id, expected_id + 3)) and len(store) == before[0] + 3
+    assert np.allclose(store.get(new, include_vectors=True).vectors, x)
+    assert [ids[0] for ids in store.search(x, k=1).ids] == new
+    assert all(len(ids) == 7 for ids in store.search(QUERIES, k=7, filter={"even": True}).ids)
+
+
+@pytest.mark.parametrize("deleted", [(), (3, 5)], ids=["no tombstones", "tombstones"])
+@pytest.mark.parametrize("keep", [0, 2], ids=["nothing added", "part added"])
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_faiss_add_that_raises_changes_nothing(index_type, keep, deleted):
+    store = make_store(index_type, deleted=deleted)
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((5, D)), [{"n": 0}] * 5), MemoryError,
+                         failing(KINDS[index_type][1], "add", MemoryError("injected"), keep))
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_faiss_add_that_raises_during_an_upsert_changes_nothing(index_type):
+    store = make_store(index_type)
+    assert_fails_cleanly(store, lambda: store.upsert([0, 1, 1000], RNG.standard_normal((3, D))), RuntimeError,
+                         failing(KINDS[index_type][1], "add", RuntimeError("injected"), keep=1))
+
+
+def test_training_that_runs_out_of_memory_changes_nothing():
+    store = FAISSVectorStore(D, "IVFFlat", nlist=4)  # trains at 156 live vectors
+    store.add(RNG.standard_normal((100, D)), [{"n": i, "even": i % 2 == 0} for i in range(100)])
+    assert not store.is_trained
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((100, D))), MemoryError,
+                         failing(faiss.IndexIVFFlat, "train", MemoryError("injected")))
+    store.add(RNG.standard_normal((100, D)))
+    assert store.is_trained and len(store) == 203
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_metadata_that_fails_to_encode_changes_nothing(index_type):
+    store = make_store(index_type)
+    bad = [{"n": 1}, {"n": 2**70}, {"n": 3}]  # the second does not fit JSON's 64-bit ints
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((3, D)), bad), InvalidMetadataError)
+    assert_fails_cleanly(store, lambda: store.upsert([0, 1, 2], RNG.standard_normal((3, D)), bad), InvalidMetadataError)
+    assert_fails_cleanly(store, lambda: store.update_metadata([0, 1, 2], bad), InvalidMetadataError)
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_compaction_that_fails_changes_nothing(index_type):
+    store = make_store(index_type, deleted=(3, 5))
+    cls = KINDS[index_type][1]
+    assert_fails_cleanly(store, store.compact, MemoryError, failing(cls, "add", MemoryError("injected")))
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_delete_whose_compaction_fails_is_still_done(index_type):
+    # Crossing the deleted share rebuilds the index; when that fails, the delete itself is
+    # still complete and consistent (the deleted vectors stay as tombstones), and it says so.
+    store = make_store(index_type, deleted=(3, 5))
+    cls = KINDS[index_type][1]
+    doomed = store.ids()[: len(store) * 6 // 10]
+    with failing(cls, "add", MemoryError("injected")), pytest.warns(RuntimeWarning, match="compact"):
+        assert store.delete(doomed) == len(doomed)
+    live = [i for i in range(200) if i not in (3, 5) and i not in doomed]
+    assert store.ids() == live and len(store) == len(live)
+    assert not set(np.ravel(store.search(QUERIES, k=7).ids)) & set(doomed)
+    store.compact()
+    assert store.ids() == live

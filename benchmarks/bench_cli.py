@@ -19,7 +19,9 @@ ids and metadata, and save it to a directory:
 Wall time is the whole process (imports included), rows/s = rows / wall, and peak RSS the
 process's maximum resident set (``wait4``'s ``ru_maxrss``). Runs alternate the two sides;
 the table quotes medians, and the cli/library ratios are taken within each run. Raw results
-go to --out as JSON.
+(with the commit, versions and machine: bench_provenance) go to --out as JSON; the published
+ones are docs/bench-results/cli/*.json, whose tables the README quotes (tests/test_readme.py
+checks that they agree).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -86,6 +87,8 @@ def measure(argv: list[str]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from bench_provenance import provenance  # beside this script
+
     vectors, records = make_inputs(args.dir, args.rows, args.dim)
     store = args.dir / "store"
     sides = {
@@ -106,8 +109,7 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "cli build", "rows": args.rows, "dim": args.dim, "index": args.index,
         "batch_size": args.batch_size, "input_mb": {"npy": vectors.stat().st_size / 2**20, "jsonl": records.stat().st_size / 2**20},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "runs": runs,
+        "provenance": provenance(), "runs": runs,
     }
 
 
@@ -118,7 +120,8 @@ def report(raw: dict) -> str:
     ratio = {k: statistics.median(r["cli"][k] / r["library"][k] for r in runs) for k in runs[0]["cli"]}
     lines = [
         f"Build of {raw['rows']:,} x {raw['dim']} float32 rows ({raw['index']}, .npy {raw['input_mb']['npy']:.0f} MB "
-        f"+ .jsonl {raw['input_mb']['jsonl']:.0f} MB), {len(runs)} runs, medians, {raw['date']}:",
+        f"+ .jsonl {raw['input_mb']['jsonl']:.0f} MB), {len(runs)} runs, medians; commit "
+        f"{raw['provenance']['commit'][:10]}, {raw['provenance']['machine']}:",
         "",
         "| | wall s | rows/s | peak RSS MB |",
         "|---|---|---|---|",
@@ -138,13 +141,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/parag-bench-cli"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cli.json")
+    parser.add_argument("--out", type=Path, help="Raw results file (default: benchmarks/results/cli/INDEX-ROWSxDIM.json).")
     parser.add_argument("--report", type=Path, metavar="RAW.json", help="Print the table of saved results and exit.")
     args = parser.parse_args()
     if args.report:
         print(report(json.loads(args.report.read_text())))
         return
     raw = run(args)
+    args.out = args.out or ROOT / "benchmarks" / "results" / "cli" / f"{args.index.lower()}-{args.rows}x{args.dim}.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(raw, indent=2) + "\n")
     print(report(raw))

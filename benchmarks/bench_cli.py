@@ -2,7 +2,8 @@
 
     flock /tmp/parag-bench.lock python benchmarks/bench_cli.py                 # 1M x 384, 3 runs
     flock /tmp/parag-bench.lock python benchmarks/bench_cli.py --rows 100000 --runs 1
-    python benchmarks/bench_cli.py --report docs/bench-cli.json               # the table again
+    python benchmarks/bench_cli.py --report RAW.json                           # its table again
+    python benchmarks/bench_cli.py --readme      # README <- tables of docs/bench-results/cli/*.json
 
 Input: ROWS synthetic float32 vectors in a ``.npy`` file (Gaussian clusters, fixed seed) and
 one record per row in a ``.jsonl`` file, ``{"id": i, "metadata": {"doc": "doc-<i // 8>",
@@ -40,6 +41,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAG = Path(sys.executable).with_name("parag")
+PUBLISHED = ROOT / "docs" / "bench-results" / "cli"
 
 LIBRARY = """
 import sys, numpy as np, orjson
@@ -133,6 +135,11 @@ def report(raw: dict) -> str:
     return "\n".join(lines)
 
 
+def published(results: Path = PUBLISHED) -> str:
+    """The README's block: the report of every published raw results file."""
+    return "\n\n".join(report(json.loads(f.read_text())) for f in sorted(results.glob("*.json"))) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -143,7 +150,14 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/parag-bench-cli"))
     parser.add_argument("--out", type=Path, help="Raw results file (default: benchmarks/results/cli/INDEX-ROWSxDIM.json).")
     parser.add_argument("--report", type=Path, metavar="RAW.json", help="Print the table of saved results and exit.")
+    parser.add_argument("--readme", action="store_true", help="Write the published results' tables into README.md and exit.")
     args = parser.parse_args()
+    if args.readme:
+        readme = ROOT / "README.md"
+        before, rest = readme.read_text().split("<!-- begin cli benchmark -->\n")
+        after = rest.split("<!-- end cli benchmark -->")[1]
+        readme.write_text(f"{before}<!-- begin cli benchmark -->\n{published()}<!-- end cli benchmark -->{after}")
+        return
     if args.report:
         print(report(json.loads(args.report.read_text())))
         return

@@ -2,8 +2,9 @@
 
 A filter is parsed once per search (:func:`parse`) into a small immutable tree, then
 evaluated (:func:`evaluate`) by numpy over the store's metadata columns into a boolean mask
-over its slots; the search takes the true top-k among the slots the mask allows (a
-pre-filter): see ``FAISSVectorStore.search``. Another backend reuses the parser, its checks
+over its slots; the search takes the top-k among the slots the mask allows (a
+pre-filter: exact on Flat and for narrow filters, as approximate as the index for broad
+ones on HNSW / IVF): see ``FAISSVectorStore.search``. Another backend reuses the parser, its checks
 and its error messages, and translates the tree into its own expression language in a
 module beside these two (say ``parag/filters/milvus.py``): one function per node class of
 :mod:`parag.filters.parse`, whose docstring has a sketch.

@@ -270,8 +270,11 @@ class FAISSVectorStore(VectorStore):
             Hits per query. Fewer come back only when fewer than ``k`` vectors match.
         filter : dict or callable, optional
             Only vectors whose metadata matches (see :mod:`parag.filters`), e.g.
-            ``{"source": "a", "year": {"$gte": 2020}}``. A pre-filter: the result is the
+            ``{"source": "a", "year": {"$gte": 2020}}``. A pre-filter: the result is a
             top-k among the matching vectors, never a top-k that lost its non-matching hits.
+            It is the exact one on a Flat store and for a filter that matches few vectors
+            (searched exhaustively); a broad filter on HNSW / IVF is searched through the
+            index, with ``ef_search`` / ``nprobe`` widened, and is as approximate as it.
         nprobe, ef_search : int, optional
             Override the index's parameter for this call only (IVFFlat / HNSW).
 

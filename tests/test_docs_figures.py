@@ -84,8 +84,3 @@ def test_format_md_quotes_the_persistence_report():
     for how in ("raw read_index", "raw read_index, mmap", "parag load", "parag load, mmap"):
         assert f"{memory[how][0]} MB" in cost, how
 
-
-@pytest.mark.parametrize("raw", sorted(DOCS.glob("bench-cli-*.json")), ids=lambda p: p.name)
-def test_readme_build_throughput_tables_are_their_raw_results(bench, raw):
-    table = bench("bench_cli").report(bench("bench_provenance").read_json(raw)).strip()
-    assert table in (ROOT / "README.md").read_text(), f"README's table differs from bench_cli.py --report {raw.name}"

@@ -9,11 +9,14 @@
 - One query uses one OpenMP thread (a batch uses them all): observed as the threads of a
   fresh process.
 - A store is read by the block size its manifest names, not the one parag writes today.
+- The docstring examples in src/ run with the suite (as doctests).
 """
 
 from __future__ import annotations
 
+import doctest
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ import pytest
 from tests.conftest import clustered, oracle
 from tests.crafting import data_file, manifest_of, reseal
 
+import parag.vectorstore.faiss_store as faiss_store
 import parag.vectorstore.kinds.base as kinds_base
 from parag.errors import CorruptStoreError
 from parag.vectorstore import FAISSVectorStore
@@ -170,3 +174,10 @@ def test_a_store_hashed_in_other_blocks_loads_by_its_manifest(tmp_path):
     index.write_bytes(bytes(data))
     with pytest.raises(CorruptStoreError, match=r"bytes 12288-16383 \(block 3\)"):
         FAISSVectorStore.load(tmp_path / "s")
+
+
+def test_the_docstring_examples_are_collected_as_doctests():
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    testpaths = re.search(r"^testpaths = \[(.*)\]", pyproject, re.M).group(1)
+    assert '"src"' in testpaths and "--doctest-modules" in pyproject
+    assert any(t.examples for t in doctest.DocTestFinder().find(faiss_store))  # there is something to run

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from parag import FAISSVectorStore
-from parag._faiss_integrity import check_index_structure
+from parag._faiss_integrity import check_hnsw_structure
 from parag.errors import CorruptStoreError
 from tests.crafting import data_file, reseal
 
@@ -54,7 +54,7 @@ HUGE_CLAIM = """
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # FAISS allocating 3 GiB would fail here
 from parag import FAISSVectorStore
-from parag._faiss_integrity import check_index_structure
+from parag._faiss_integrity import check_hnsw_structure
 from parag.errors import CorruptStoreError
 try:
     FAISSVectorStore.load(sys.argv[1])
@@ -142,7 +142,7 @@ def test_hnsw_graph(tmp_path: Path, damage: str) -> None:
     fresh.add(np.random.default_rng(0).standard_normal((300, D)).astype(np.float32))
     change(fresh)  # damaged in memory, where no FAISS reader checks it
     with pytest.raises(CorruptStoreError, match=words):
-        check_index_structure(fresh, "index file")
+        check_hnsw_structure(fresh, "index file")
 
 
 # --------------------------------------------------------------------------- the small files

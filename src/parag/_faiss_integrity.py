@@ -3,7 +3,8 @@
 FAISS trusts the ids in an IVF index's lists, its direct map and an HNSW graph's neighbour
 lists; a crafted file with an id out of range makes searches read outside arrays or fail
 late with a foreign exception. These checks run on the parsed index, over views of FAISS's
-own arrays (no copies of the vectors), before a store is built around it.
+own arrays (no copies of the vectors), before a store is built around it. Each index kind
+calls the check for its index (``IndexKind.check_structure``).
 """
 
 from __future__ import annotations
@@ -14,20 +15,13 @@ import numpy as np
 from parag.errors import CorruptStoreError
 
 
-def check_index_structure(index: faiss.Index, where: str) -> None:
-    """Raise CorruptStoreError naming ``where`` unless ``index``'s references are consistent."""
-    if isinstance(index, faiss.IndexIVF):
-        _check_ivf(index, where)
-    elif isinstance(index, faiss.IndexHNSW):
-        _check_hnsw(index, where)
-
-
 def _fail(where: str, problem: str) -> CorruptStoreError:
     return CorruptStoreError(f"{where} is not a consistent FAISS index: {problem}")
 
 
-def _check_ivf(index: faiss.IndexIVF, where: str) -> None:
-    """Every slot in exactly one list, and the direct map says where."""
+def check_ivf_structure(index: faiss.IndexIVF, where: str) -> None:
+    """Raise CorruptStoreError naming ``where`` unless every slot is in exactly one list, and
+    the direct map says where."""
     n, lists = index.ntotal, index.invlists
     if index.direct_map.type != faiss.DirectMap.Array:
         raise _fail(where, "its direct map is not an array (parag always keeps one)")
@@ -51,8 +45,9 @@ def _check_ivf(index: faiss.IndexIVF, where: str) -> None:
         raise _fail(where, "its direct map disagrees with its inverted lists")
 
 
-def _check_hnsw(index: faiss.IndexHNSW, where: str) -> None:
-    """Levels, offsets and neighbour ids in range; the entry point on the top level."""
+def check_hnsw_structure(index: faiss.IndexHNSW, where: str) -> None:
+    """Raise CorruptStoreError naming ``where`` unless levels, offsets and neighbour ids are in
+    range and the entry point is on the top level."""
     hnsw, n = index.hnsw, index.ntotal
     levels = faiss.vector_to_array(hnsw.levels)
     offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)

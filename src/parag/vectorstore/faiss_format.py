@@ -20,7 +20,6 @@ import numpy as np
 
 import parag.persistence as persistence
 from parag._faiss_header import check_index_file
-from parag._faiss_integrity import check_index_structure
 from parag._load_checks import check_metadata_lines, check_npy_header
 from parag._slots import SlotMap
 from parag._version import __version__
@@ -88,7 +87,7 @@ def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
     meta = _read_metadata(files, slot_ids)
     index = _read_index(files, mmap)
     _check_index(kind, bool(manifest.get("trained")), index, n_slots, files.describe("index"))
-    check_index_structure(index, files.describe("index"))
+    kind.check_structure(index, files.describe("index"))
     # The manifest is the record of the configuration: its search parameters rule.
     kind.apply_defaults(index)
     return FAISSState(kind, index, slots, meta, next_id, read_only=mmap)

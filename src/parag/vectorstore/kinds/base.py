@@ -167,6 +167,10 @@ class IndexKind:
         """The FAISS class a saved index of this kind is (``trained`` as the manifest says)."""
         return faiss.IndexFlat
 
+    def check_structure(self, index: faiss.Index, where: str) -> None:
+        """Raise CorruptStoreError unless the loaded index's internal references hold (what
+        FAISS does not check when it reads a file)."""
+
     def load_problems(self, index: faiss.Index) -> list[str]:
         """What is wrong with a loaded index of the expected type, beyond dimension, metric
         and count (empty: nothing)."""

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import faiss
 
+from parag._faiss_integrity import check_hnsw_structure
 from parag._validation import Param
 from parag.vectorstore.kinds.base import WIDEN_POWER, IndexKind
 
@@ -65,4 +66,7 @@ class HNSW(IndexKind):
 
     def expected_type(self, trained: bool) -> type:
         return faiss.IndexHNSWFlat
+
+    def check_structure(self, index: faiss.Index, where: str) -> None:
+        check_hnsw_structure(index, where)
 

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import faiss
 import numpy as np
 
+from parag._faiss_integrity import check_ivf_structure
 from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
@@ -123,6 +124,10 @@ class IVFFlat(IndexKind):
 
     def expected_type(self, trained: bool) -> type:
         return faiss.IndexIVFFlat if trained else faiss.IndexFlat
+
+    def check_structure(self, index: faiss.Index, where: str) -> None:
+        if self.is_trained(index):
+            check_ivf_structure(index, where)
 
     def load_problems(self, index: faiss.Index) -> list[str]:
         if not self.is_trained(index):

@@ -123,9 +123,7 @@ class FAISSState:
         extra = self.index.ntotal - n_slots
         if extra <= 0:
             return
-        if isinstance(self.index, faiss.IndexFlat):
-            self.index.remove_ids(faiss.IDSelectorRange(n_slots, self.index.ntotal))
-        else:  # HNSW cannot remove vectors; an IVF index with a direct map cannot either
+        if not self.kind.remove_tail(self.index, n_slots):
             self.slots.append_dead(extra)
             self.meta.append(Encoded([None] * extra, [None] * extra))
 

@@ -108,6 +108,12 @@ class IndexKind:
         """The index to keep after an add (a kind that trains on its first vectors swaps it)."""
         return index
 
+    def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
+        """Remove the vectors beyond slot ``n_slots`` (a failed add's); False when the index
+        cannot remove vectors (they then stay as tombstones)."""
+        index.remove_ids(faiss.IDSelectorRange(n_slots, index.ntotal))
+        return True
+
     def storage(self, index: faiss.Index) -> faiss.Index:
         """The index that holds the vectors themselves, in slot order."""
         return index

@@ -40,6 +40,9 @@ class HNSW(IndexKind):
     def apply_defaults(self, index: faiss.Index) -> None:
         index.hnsw.efSearch = self.params["ef_search"]
 
+    def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
+        return False  # a graph cannot remove vectors
+
     def storage(self, index: faiss.Index) -> faiss.Index:
         return faiss.downcast_index(index.storage)
 

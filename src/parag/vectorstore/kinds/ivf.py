@@ -69,6 +69,10 @@ class IVFFlat(IndexKind):
         _add_exactly_sized(ivf, vectors)  # every slot, dead ones too, so slot numbers stay the same
         return ivf
 
+    def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
+        # An IVF index with a direct map cannot remove vectors; the flat one it starts as can.
+        return not self.is_trained(index) and super().remove_tail(index, n_slots)
+
     def rebuild(self, index: faiss.Index, keep: np.ndarray) -> faiss.Index:
         if not self.is_trained(index):
             return super().rebuild(index, keep)

@@ -25,6 +25,7 @@ NAMES = {
     "langchain": "LangChain FAISS",
     "llamaindex": "LlamaIndex FaissVectorStore",
     "chroma": "Chroma",
+    "milvus": "parag on Milvus",
 }
 # (key, column title, format) of the main tables.
 FIGURES = [

@@ -374,6 +374,67 @@ class Chroma(System):
         return "Chroma PersistentClient (its HNSW defaults)"
 
 
+class Milvus(System):
+    """parag's MilvusVectorStore on a local Milvus 2.3.5 standalone server (PyPI's ``milvus``),
+    started by the adapter on 127.0.0.1 (tests/milvus_server.py) and stopped at exit; HNSW
+    with parag's parameters. The build includes the flush that seals and indexes the rows."""
+
+    name = "milvus"
+    saves = False
+
+    def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
+        super().__init__(d, metric, index_type, n)
+        import atexit
+        import contextlib
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests/
+        from tests.milvus_server import milvus_server
+
+        from parag.vectorstore import MilvusVectorStore
+
+        self._stack = contextlib.ExitStack()
+        atexit.register(self._stack.close)
+        self.server = self._stack.enter_context(milvus_server())
+        self.params = {"HNSW": HNSW, "IVFFlat": ivf_params(n), "Flat": {}}[index_type]
+        self.open = lambda: MilvusVectorStore(d, index_type, metric, uri=self.server.uri, token=self.server.token,
+                                              collection="bench", **self.params)
+        self.store = self.open()
+        self.sweep_param = {"HNSW": "ef_search", "IVFFlat": "nprobe"}.get(index_type)
+        self.overrides: dict[str, int] = {}
+
+    def build(self, x, metadata):
+        self.store.add(x, metadata)
+        self.store.flush()
+
+    def search_batch(self, q, k):
+        return np.asarray(self.store.search(q, k, **self.overrides).ids)
+
+    def search_one(self, q, k):
+        return self.store.search(q, k).ids
+
+    def search_filtered(self, q, k, selectivity):
+        from bench_data import FILTERS
+
+        return self.store.search(q, k, filter=FILTERS[selectivity]).ids
+
+    def save(self, path):
+        pass  # the server persists as it goes
+
+    def saved_path(self) -> Path:
+        return self.server.directory
+
+    def load(self, path):
+        self.store = self.open()  # reopen the collection
+
+    def set_search_param(self, value):
+        self.overrides = {self.sweep_param: value}
+
+    def describe(self):
+        return f"parag MilvusVectorStore {self.index_type} (Milvus 2.3.5 server) " + " ".join(
+            f"{k}={v}" for k, v in self.params.items())
+
+
 SYSTEMS: dict[str, type[System]] = {
     "parag": Parag,
     "faiss": RawFaiss,
@@ -381,6 +442,7 @@ SYSTEMS: dict[str, type[System]] = {
     "langchain": LangChain,
     "llamaindex": LlamaIndex,
     "chroma": Chroma,
+    "milvus": Milvus,
 }
 # Which index types each system runs (the others are fixed by what the system is).
 INDEX_TYPES = {
@@ -390,6 +452,7 @@ INDEX_TYPES = {
     "langchain": ("Flat",),
     "llamaindex": ("Flat",),
     "chroma": ("HNSW",),
+    "milvus": ("HNSW",),
 }
 # The Python module each needs (for a clean "not installed" skip).
 MODULES = {
@@ -399,4 +462,5 @@ MODULES = {
     "langchain": "langchain_community",
     "llamaindex": "llama_index.vector_stores.faiss",
     "chroma": "chromadb",
+    "milvus": "milvus",
 }

@@ -38,6 +38,8 @@ class StoreKind:
         allowed vectors (the store must still return complete results).
     wide : per-search overrides under which an approximate kind searches (nearly)
         exhaustively.
+    json_filters : filters may compare with null and object (dict) values; where not
+        (Milvus), such filters raise InvalidFilterError.
     server : the kind needs the session's Milvus server (the ``milvus`` fixture).
     """
 
@@ -52,6 +54,7 @@ class StoreKind:
     starved: tuple[dict[str, int], ...] = ()
     wide: dict[str, int] = field(default_factory=dict)
     server: bool = False
+    json_filters: bool = True
 
     def __call__(self, dimension: int, metric: str = "L2") -> Any:
         return self.build(dimension, metric)
@@ -98,6 +101,7 @@ def _milvus(name: str, index_type: str, params: dict[str, int], exact: bool, *,
         # UnsupportedOperationError (tests/test_milvus.py), so the round trips do not apply.
         persistent=False,
         server=True,
+        json_filters=False,
     )
 
 
@@ -130,4 +134,4 @@ WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
 # filters on null or object values have no exact Milvus expression (InvalidFilterError),
 # which the filter and lifecycle tests use; see docs/milvus.md.
 MILVUS_KINDS = ("Milvus-Flat",)
-MILVUS_MODULES = ("test_errors",)
+MILVUS_MODULES = ("test_errors", "test_filters", "test_oracle", "test_lifecycle")

@@ -66,8 +66,9 @@ def test_delete_then_search(make_store, metric):
         assert not any(i in store for i in batch.tolist())
     # A deleted vector as the query: its id never comes back, even at distance 0.
     check_search(store, model, x[order[:20]], 10, exact=make_store.exact, deleted=deleted)
-    held = make_store.held(store)
-    assert len(store) <= held <= len(store) / (1 - make_store.compact_at) + 1
+    if make_store.held is not None:
+        held = make_store.held(store)
+        assert len(store) <= held <= len(store) / (1 - make_store.compact_at) + 1
     gone = order[:30].tolist()
     filters = [
         {"rank": {"$lt": 5}},
@@ -211,6 +212,7 @@ def test_lifecycle_survives_save_load(make_store, metric, tmp_path):
 
 
 @pytest.mark.kinds(*WITH_APPROX_IVF)
+@pytest.mark.needs("held")  # white box: counts the index's slots
 @pytest.mark.parametrize("metric", ["L2", "cosine"])
 def test_delete_large_share(make_store, metric):
     """Delete 30%, 45%, 60% then 95% of the vectors: exact on Flat, recall >= 0.95 on HNSW

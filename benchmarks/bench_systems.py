@@ -374,16 +374,17 @@ class Chroma(System):
         return "Chroma PersistentClient (its HNSW defaults)"
 
 
-class Milvus(System):
+class Milvus(Parag):
     """parag's MilvusVectorStore on a local Milvus 2.3.5 standalone server (PyPI's ``milvus``),
-    started by the adapter on 127.0.0.1 (tests/milvus_server.py) and stopped at exit; HNSW
-    with parag's parameters. The build includes the flush that seals and indexes the rows."""
+    started by the adapter on 127.0.0.1 (tests/milvus_server.py) and stopped at exit; the same
+    index parameters as parag. The build includes the flush that seals and indexes the rows.
+    RSS figures are the client's only (the server is another process)."""
 
     name = "milvus"
     saves = False
 
     def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
-        super().__init__(d, metric, index_type, n)
+        System.__init__(self, d, metric, index_type, n)
         import atexit
         import contextlib
         import sys
@@ -393,30 +394,19 @@ class Milvus(System):
 
         from parag.vectorstore import MilvusVectorStore
 
-        self._stack = contextlib.ExitStack()
-        atexit.register(self._stack.close)
-        self.server = self._stack.enter_context(milvus_server())
+        stack = contextlib.ExitStack()
+        atexit.register(stack.close)
+        self.server = stack.enter_context(milvus_server())
         self.params = {"HNSW": HNSW, "IVFFlat": ivf_params(n), "Flat": {}}[index_type]
         self.open = lambda: MilvusVectorStore(d, index_type, metric, uri=self.server.uri, token=self.server.token,
                                               collection="bench", **self.params)
         self.store = self.open()
         self.sweep_param = {"HNSW": "ef_search", "IVFFlat": "nprobe"}.get(index_type)
-        self.overrides: dict[str, int] = {}
+        self.overrides = {}
 
     def build(self, x, metadata):
         self.store.add(x, metadata)
         self.store.flush()
-
-    def search_batch(self, q, k):
-        return np.asarray(self.store.search(q, k, **self.overrides).ids)
-
-    def search_one(self, q, k):
-        return self.store.search(q, k).ids
-
-    def search_filtered(self, q, k, selectivity):
-        from bench_data import FILTERS
-
-        return self.store.search(q, k, filter=FILTERS[selectivity]).ids
 
     def save(self, path):
         pass  # the server persists as it goes
@@ -427,12 +417,8 @@ class Milvus(System):
     def load(self, path):
         self.store = self.open()  # reopen the collection
 
-    def set_search_param(self, value):
-        self.overrides = {self.sweep_param: value}
-
     def describe(self):
-        return f"parag MilvusVectorStore {self.index_type} (Milvus 2.3.5 server) " + " ".join(
-            f"{k}={v}" for k, v in self.params.items())
+        return "parag MilvusVectorStore (Milvus 2.3.5 server) " + super().describe().removeprefix("parag ")
 
 
 SYSTEMS: dict[str, type[System]] = {

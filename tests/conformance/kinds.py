@@ -130,8 +130,8 @@ KINDS: dict[str, StoreKind] = {k.name: k for k in (
 DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW")
 # The 5,000-vector tests add the approximate IVF.
 WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
-# The Milvus kinds join every test of these modules (see conftest.py). Not yet the others:
-# filters on null or object values have no exact Milvus expression (InvalidFilterError),
-# which the filter and lifecycle tests use; see docs/milvus.md.
+# The Milvus kinds join every test of these modules (see conftest.py). The other modules
+# declare what does not apply (persistent, held, json_filters) but have not passed on the
+# server yet: adding a module here is the next step (docs/milvus.md, Tests).
 MILVUS_KINDS = ("Milvus-Flat",)
-MILVUS_MODULES = ("test_errors", "test_filters", "test_oracle", "test_lifecycle")
+MILVUS_MODULES = ("test_errors",)

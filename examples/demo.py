@@ -7,7 +7,8 @@ Debian packages and 20 questions such as "play chess against the computer", all 
 beforehand with the all-MiniLM-L6-v2 sentence model, so no model is needed here.
 
 The demo
-  1. builds an HNSW store with cosine similarity, keeping each description as metadata,
+  1. builds an HNSW store with cosine similarity: each package's name is its vector's id
+     (a string id) and its description the vector's document,
   2. asks it the 20 questions and prints the best 3 packages for each,
   3. saves the store to a temporary directory and loads it back,
   4. asks the loaded store the same questions and checks the answers are identical
@@ -39,13 +40,13 @@ def read_jsonl(path: Path) -> list[dict]:
 def ask(store: FAISSVectorStore, queries: np.ndarray) -> tuple[list, list[float]]:
     """Search for each question on its own, as an application answering users would.
 
-    Returns the answers (one ``(scores, ids, metadata)`` per question) and the seconds
-    each search took.
+    Returns the answers (one list of records ``{"id", "score", "document", "metadata"}``
+    per question) and the seconds each search took.
     """
     answers, seconds = [], []
     for query in queries:
         start = time.perf_counter()
-        answers.append(store.search(query, k=K))
+        answers.append(store.search(query, k=K).records())
         seconds.append(time.perf_counter() - start)
     return answers, seconds
 
@@ -71,7 +72,7 @@ def main() -> int:
     # ------------------------------------------------------------------ 2. build the store
     start = time.perf_counter()
     store = FAISSVectorStore(dimension=vectors.shape[1], index_type="HNSW", metric="cosine")
-    store.add(vectors, metadata=[{"package": t["package"], "text": t["text"]} for t in texts])
+    store.add(vectors, ids=[t["package"] for t in texts], documents=[t["text"] for t in texts])
     build_s = time.perf_counter() - start
     params = ", ".join(f"{name}={value}" for name, value in store.params.items())
     print(f"Built an {store.index_type} store ({store.metric}, {params}) of {len(store):,} vectors in {build_s:.2f} s\n")
@@ -79,11 +80,11 @@ def main() -> int:
     # ------------------------------------------------------------------ 3. ask the questions
     answers, search_s = ask(store, queries)
     print(f"Top {K} answers (score = cosine similarity, 1 is identical meaning):\n")
-    for question, (scores, _ids, metadata) in zip(questions, answers):
+    for question, hits in zip(questions, answers):
         print(f'  "{question}"')
-        name_width = max(len(m["package"]) for m in metadata)
-        for score, meta in zip(scores, metadata):
-            line = f"    {score:.3f}  {meta['package']:<{name_width}}  {meta['text']}"
+        name_width = max(len(hit["id"]) for hit in hits)
+        for hit in hits:
+            line = f"    {hit['score']:.3f}  {hit['id']:<{name_width}}  {hit['document']}"
             print(clip(line, width))
         print()
 
@@ -101,7 +102,7 @@ def main() -> int:
         print(f"Saved the store to a temporary directory ({size_mb:.1f} MB) and loaded it back.\n")
 
     # ------------------------------------------------------------------ 5. ask again and compare
-    # Identical means the same ids, the same scores to the last bit and the same metadata.
+    # Identical means the same ids, the same scores to the last bit, the same documents.
     again, _ = ask(loaded, queries)
     print("The loaded store's answers, compared with the first ones:")
     question_width = max(map(len, questions))
@@ -110,7 +111,7 @@ def main() -> int:
         same = before == after
         if not same:
             different.append(question)
-        packages = ", ".join(m["package"] for m in after.metadata)
+        packages = ", ".join(hit["id"] for hit in after)
         print(clip(f"  {'same' if same else 'DIFFERENT'}  {question:<{question_width}}  {packages}", width))
     if different:
         print(f"\nFAILED: the loaded store answers {len(different)} of {len(questions)} questions differently")

@@ -1,10 +1,11 @@
 """An independent model of a vector store for the lifecycle and filter tests.
 
-:class:`Model` keeps what a store should hold (id -> vector as given, metadata) in plain
-Python, :func:`matches` evaluates the filter language of :mod:`parag.filters` from its
-documentation (not from its code), and the ``check_*`` helpers compare a store's search
-results with a numpy brute force over the live vectors that match a filter. Nothing here
-reads the store's internals or its own search output to build the expected answer.
+:class:`Model` keeps what a store should hold (id -> vector as given, metadata, document) in
+plain Python, with int or str ids, :func:`matches` evaluates the filter language of
+:mod:`parag.filters` from its documentation (not from its code), and the ``check_*`` helpers
+compare a store's search results with a numpy brute force over the live vectors that match a
+filter. Nothing here reads the store's internals or its own search output to build the
+expected answer.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _key(v: Any) -> tuple:
     if isinstance(v, bool):
         return ("bool", v)
     if _is_number(v):
-        return ("number", float(v))
+        return ("number", v)  # Python compares ints and floats exactly: 2**53 + 1 != 2.0**53
     if isinstance(v, (list, dict)):
         return ("json", json.dumps(v, sort_keys=True))
     return (type(v).__name__, v)
@@ -140,8 +141,31 @@ def _operator(meta: dict[str, Any], field: str, op: str, operand: Any) -> bool:
             return False
         if isinstance(operand, str):
             return isinstance(value, str) and _RANGES[op](value, operand)
-        return _is_number(value) and _RANGES[op](value, operand)
+        return _is_number(value) and _RANGES[op](value, operand)  # exact for ints of any size
+    if op in ("$contains", "$all", "$any"):  # list fields only: any other value never matches
+        if not isinstance(value, list):
+            return False
+        held = {_key(v) for v in value}
+        if op == "$contains":
+            return _key(operand) in held
+        wanted = [_key(o) for o in operand]
+        return all(w in held for w in wanted) if op == "$all" else any(w in held for w in wanted)
     raise AssertionError(f"the model does not know {op}")
+
+
+def _document(document: str | None, condition: dict[str, Any]) -> bool:
+    """The ``$document`` key: substring tests on the vector's document (None: no document).
+    ``$not_contains`` is the negation of ``$contains``, so it matches a missing document."""
+    for op, text in condition.items():
+        if op == "$contains":
+            ok = document is not None and text in document
+        elif op == "$not_contains":
+            ok = document is None or text not in document
+        else:
+            raise AssertionError(f"the model does not know $document {op}")
+        if not ok:
+            return False
+    return True
 
 
 _KEY_SETS: dict[int, tuple[Any, frozenset]] = {}
@@ -155,19 +179,22 @@ def _key_set(operand: Any) -> frozenset:
     return hit[1]
 
 
-def matches(meta: dict[str, Any], spec: Any) -> bool:
-    """Whether ``meta`` matches the filter ``spec`` (a dict or a callable)."""
+def matches(meta: dict[str, Any], spec: Any, document: str | None = None) -> bool:
+    """Whether a vector with metadata ``meta`` and ``document`` matches the filter ``spec``
+    (a dict, or a callable of the metadata, alone or as a branch of ``$and`` / ``$or``)."""
     if spec is None:
         return True
     if callable(spec) and not isinstance(spec, dict):
         return bool(spec(meta))
     for key, value in spec.items():
         if key == "$and":
-            ok = all(matches(meta, s) for s in value)
+            ok = all(matches(meta, s, document) for s in value)
         elif key == "$or":
-            ok = any(matches(meta, s) for s in value)
+            ok = any(matches(meta, s, document) for s in value)
         elif key == "$not":
-            ok = not matches(meta, value)
+            ok = not matches(meta, value, document)
+        elif key == "$document":
+            ok = _document(document, value)
         else:
             ok = _field(meta, key, value)
         if not ok:
@@ -179,36 +206,45 @@ def matches(meta: dict[str, Any], spec: Any) -> bool:
 
 
 class Model:
-    """What the store should hold: id -> (vector as given, metadata), in ids() order."""
+    """What the store should hold: id -> (vector as given, metadata, document), in ids() order.
+
+    Ids are ints or strs (one kind per model, as per store); ``next_id`` follows int ids only.
+    """
 
     def __init__(self, metric: str) -> None:
         self.metric = metric
-        self.vectors: dict[int, np.ndarray] = {}
-        self.meta: dict[int, dict[str, Any]] = {}
+        self.vectors: dict[Any, np.ndarray] = {}
+        self.meta: dict[Any, dict[str, Any]] = {}
+        self.documents: dict[Any, str | None] = {}
         self.next_id = 0
-        self.ever: set[int] = set()
+        self.ever: set[Any] = set()
         self.match_memo: dict[str, np.ndarray] | None = None
         self._touch()
 
-    def add(self, ids, vectors, metadata) -> None:
+    def add(self, ids, vectors, metadata, documents=None) -> None:
         self._touch()
-        for i, v, m in zip(ids, vectors, metadata):
+        documents = [None] * len(ids) if documents is None else documents
+        for i, v, m, d in zip(ids, vectors, metadata, documents, strict=True):
             assert i not in self.vectors
+            assert not self.ever or type(i) is type(next(iter(self.ever))), "one id kind per store"
             self.vectors[i] = np.array(v, np.float32)
             self.meta[i] = dict(m)
+            self.documents[i] = d
             self.ever.add(i)
-            self.next_id = max(self.next_id, i + 1)
+            if isinstance(i, int):
+                self.next_id = max(self.next_id, i + 1)
 
     def delete(self, ids) -> None:
         self._touch()
         for i in ids:
-            del self.vectors[i], self.meta[i]
+            del self.vectors[i], self.meta[i], self.documents[i]
 
-    def upsert(self, ids, vectors, metadata) -> None:
-        for i, v, m in zip(ids, vectors, metadata):
+    def upsert(self, ids, vectors, metadata, documents=None) -> None:
+        for i in ids:
             self.vectors.pop(i, None)  # an upsert moves the id to the newest slot
             self.meta.pop(i, None)
-        self.add(ids, vectors, metadata)
+            self.documents.pop(i, None)
+        self.add(ids, vectors, metadata, documents)
 
     def update_metadata(self, ids, metadata) -> None:
         self._touch()
@@ -216,8 +252,14 @@ class Model:
             assert i in self.meta
             self.meta[i] = dict(m)
 
-    def ids(self) -> list[int]:
+    def ids(self) -> list[Any]:
         return list(self.vectors)
+
+    def where(self, spec: Any = None, limit: int | None = None, offset: int = 0) -> list[Any]:
+        """Ids matching ``spec``, oldest first, ``offset`` skipped, at most ``limit``: what
+        ``get(filter=spec, limit=limit, offset=offset)`` returns."""
+        found = [i for i in self.vectors if matches(self.meta[i], spec, self.documents[i])]
+        return found[offset:] if limit is None else found[offset : offset + limit]
 
     def _touch(self) -> None:
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -237,14 +279,17 @@ class Model:
         """(ids of the live vectors matching ``spec``, their vectors as float64, normalised for
         cosine), cached until the next change. ``match_memo`` (a dict), when set, shares the
         matching ids between models holding the same metadata."""
-        key = None if callable(spec) and not isinstance(spec, dict) else json.dumps(spec, sort_keys=True)
+        try:  # a filter holding a callable cannot be a cache key
+            key = json.dumps(spec, sort_keys=True)
+        except TypeError:
+            key = None
         if key is not None and key in self._cache:
             return self._cache[key]
         memo = self.match_memo
         if key is not None and memo is not None and key in memo:
             ids = memo[key]
         else:
-            ids = np.array([i for i in self.vectors if matches(self.meta[i], spec)], np.int64)
+            ids = np.array(self.where(spec))
             if key is not None and memo is not None:
                 memo[key] = ids
         row, b = self._matrix()
@@ -309,11 +354,12 @@ def check_search(
         got = idss[qi]
         assert len(got) == len(dists[qi]) == want_n, f"query {qi}: {len(got)} results, expected min({k}, {len(ids)})"
         assert len(set(got)) == len(got), f"query {qi}: repeated ids {got}"
-        assert all(type(i) is int for i in got) and all(type(d) is float for d in dists[qi])
+        assert all(type(i) is type(model_id) for i in got for model_id in ids[:1].tolist())
+        assert all(type(d) is float for d in dists[qi])
         assert metas[qi] == [model.meta.get(i) for i in got], f"query {qi}: metadata does not belong to its id"
     if not want_n:
         return 1.0
-    got = np.array(idss, np.int64)  # (n_queries, want_n)
+    got = np.array(idss, ids.dtype)  # (n_queries, want_n)
     dist = np.array(dists, np.float64)
     assert not set(got.ravel().tolist()) & set(deleted), f"deleted ids {set(got.ravel().tolist()) & set(deleted)}"
     order = np.argsort(ids)
@@ -345,15 +391,16 @@ def check_search(
 
 def snapshot(store: Any, queries: np.ndarray, spec: Any = None) -> tuple:
     """Everything observable about a store, to check that a failed call changed nothing:
-    len, ids(), get() of every id with vectors, and search results with and without ``spec``."""
+    len, ids(), get() of every id with vectors and documents, and search results (as
+    records) with and without ``spec``."""
     ids = store.ids()
     got = store.get(ids, include_vectors=True) if ids else None
     return (
         len(store),
         ids,
-        None if got is None else (got.ids, got.metadata, got.vectors.tobytes()),
-        store.search(queries, 10),
-        store.search(queries, 10, filter=spec),
+        None if got is None else (got.ids, got.metadata, got.documents, got.vectors.tobytes()),
+        store.search(queries, 10).records(),
+        store.search(queries, 10, filter=spec).records(),
     )
 
 

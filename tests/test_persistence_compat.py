@@ -1,8 +1,9 @@
-"""Stores saved in format version 1 load and answer exactly as they did, forever.
+"""Stores saved in format versions 1 and 3 load and answer exactly as they did, forever.
 
-The fixtures under ``tests/fixtures/store_v1/`` were written once by
-``tests/fixtures/make_store_v1.py`` and are never regenerated: if a change to parag breaks
-this test, the change must migrate old stores, not the fixtures be rewritten.
+The fixtures under ``tests/fixtures/store_v<N>/`` were written once by
+``tests/fixtures/make_store_v<N>.py`` and are never regenerated: if a change to parag breaks
+this test, the change must migrate old stores, not the fixtures be rewritten. Version 3
+adds string ids and documents; a version-1 store has int ids and no documents.
 """
 
 from __future__ import annotations
@@ -16,28 +17,30 @@ import orjson
 import pytest
 
 from parag import FAISSVectorStore
-from parag.errors import ReadOnlyStoreError
+from parag.errors import InvalidTypeError, ReadOnlyStoreError
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "store_v1"
-EXPECTED = orjson.loads((FIXTURES / "expected.json").read_bytes())
-NAMES = sorted(EXPECTED["stores"])
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+VERSIONS = {1: "store_v1", 3: "store_v3"}
+EXPECTED = {v: orjson.loads((FIXTURES / d / "expected.json").read_bytes()) for v, d in VERSIONS.items()}
+CASES = [(v, name) for v, e in EXPECTED.items() for name in sorted(e["stores"])]
 
 
-@pytest.fixture(params=NAMES)
+@pytest.fixture(params=CASES, ids=lambda c: f"v{c[0]}-{c[1]}")
 def fixture_copy(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict]:
     """A copy of one fixture store (loading creates a lock file: keep the repository clean)."""
-    copy = tmp_path / request.param
-    shutil.copytree(FIXTURES / request.param, copy)
-    return copy, EXPECTED["stores"][request.param]
+    version, name = request.param
+    copy = tmp_path / name
+    shutil.copytree(FIXTURES / VERSIONS[version] / name, copy)
+    return copy, {**EXPECTED[version]["stores"][name], "filters": EXPECTED[version].get("filters", [])}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_fixture_bytes_are_the_committed_ones(name: str) -> None:
-    folder = FIXTURES / name
+@pytest.mark.parametrize("version, name", CASES)
+def test_fixture_bytes_are_the_committed_ones(version: int, name: str) -> None:
+    folder = FIXTURES / VERSIONS[version] / name
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-    assert files == EXPECTED["stores"][name]["files_sha256"]
+    assert files == EXPECTED[version]["stores"][name]["files_sha256"]
     manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    assert manifest["format_version"] == EXPECTED["format_version"] == 1
+    assert manifest["format_version"] == EXPECTED[version]["format_version"] == version
 
 
 def assert_answers(store: FAISSVectorStore, expected: dict) -> None:
@@ -56,13 +59,20 @@ def assert_answers(store: FAISSVectorStore, expected: dict) -> None:
     # Distances may differ in the last bits between CPUs (SIMD paths); the queries were
     # chosen so that no two of their top scores are within 1e-3 of each other.
     np.testing.assert_allclose(result.distances, expected["result_distances"], rtol=1e-5, atol=1e-5)
+    no_documents = [None] * len(expected["ids"])  # version 1: none
+    assert got.documents == expected.get("documents", no_documents)
+    if "result_documents" in expected:
+        assert result.documents == expected["result_documents"]
+    for spec, ids in zip(expected["filters"], expected.get("filtered_ids", [])):
+        assert store.get(filter=spec).ids == ids
 
 
 def test_loads_and_answers_as_recorded(fixture_copy: tuple[Path, dict]) -> None:
     path, expected = fixture_copy
     store = FAISSVectorStore.load(path)
     assert_answers(store, expected)
-    assert store.add(np.ones(expected["dimension"], np.float32)) == [expected["next_id"]]
+    new = store.add(np.ones(expected["dimension"], np.float32))
+    assert new == [expected["next_id"]] if "next_id" in expected else len(new[0]) == 32  # int or uuid hex
 
 
 @pytest.mark.parametrize("options", [{"verify": False}, {"mmap": True}])
@@ -79,3 +89,15 @@ def test_resaved_by_this_version_answers_alike(fixture_copy: tuple[Path, dict], 
     path, expected = fixture_copy
     FAISSVectorStore.load(path).save(tmp_path / "resaved")
     assert_answers(FAISSVectorStore.load(tmp_path / "resaved"), expected)
+
+
+def test_a_v1_store_is_an_int_store_without_documents(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "store_v1" / "flat_ip", tmp_path / "v1")
+    store = FAISSVectorStore.load(tmp_path / "v1")
+    ids = store.ids()
+    assert store.get(ids[:3]).documents == [None, None, None]
+    with pytest.raises(InvalidTypeError, match="ids must be ints"):
+        store.add(np.ones(store.dimension), ids=["a"])
+    store.add(np.ones(store.dimension), documents="new")
+    store.save(tmp_path / "v1")
+    assert FAISSVectorStore.load(tmp_path / "v1").get(filter={"$document": {"$contains": "new"}}).ids == [max(ids) + 1]

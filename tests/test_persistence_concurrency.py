@@ -136,7 +136,7 @@ def test_two_threads_saving_to_one_path(tmp_path: Path) -> None:
     assert loaded.ids() == ids
     expected, got = saved[0].get(ids, include_vectors=True), loaded.get(ids, include_vectors=True)
     assert got.metadata == expected.metadata and np.array_equal(got.vectors, expected.vectors)
-    assert len(list((tmp_path / "s").iterdir())) == 5  # manifest, 3 data files, lock: no leftovers
+    assert len(list((tmp_path / "s").iterdir())) == 6  # manifest, 4 data files, lock: no leftovers
 
 
 SAVER = """

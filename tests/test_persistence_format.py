@@ -107,12 +107,13 @@ def test_manifest_fields(saved: tuple[FAISSVectorStore, Path]) -> None:
     manifest = manifest_of(path)
     assert set(manifest) == {
         "checksum", "checksum_algorithm", "count", "dimension", "files", "format", "format_version",
-        "generation", "index_type", "kind", "metric", "n_slots", "next_id", "params", "parag_version", "trained",
+        "generation", "id_kind", "index_type", "kind", "metric", "n_slots", "next_id", "params", "parag_version",
+        "trained",
     }
-    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 2, "FAISSVectorStore")
+    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 3, "FAISSVectorStore")
     assert manifest["checksum_algorithm"] == "xxh3-128"
-    assert (manifest["count"], manifest["n_slots"], manifest["next_id"]) == (297, 300, 300)
-    assert set(manifest["files"]) == {"index", "ids", "metadata"}
+    assert (manifest["count"], manifest["n_slots"], manifest["next_id"], manifest["id_kind"]) == (297, 300, 300, "int")
+    assert set(manifest["files"]) == {"index", "ids", "metadata", "documents"}
     for role, info in manifest["files"].items():
         data = (path / info["name"]).read_bytes()
         assert info["name"].startswith(role + ".000001-")
@@ -182,10 +183,10 @@ def test_truncated_manifest(saved: tuple[FAISSVectorStore, Path], size: Any) -> 
 
 def test_manifest_of_a_newer_format(saved: tuple[FAISSVectorStore, Path]) -> None:
     _, path = saved
-    reseal(path, {"format_version": 3, "parag_version": "9.0.0", "something_new": [1, 2]})
+    reseal(path, {"format_version": 4, "parag_version": "9.0.0", "something_new": [1, 2]})
     error = load_error(path)
     assert isinstance(error, UnsupportedFormatError)
-    assert "format version 3" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
+    assert "format version 4" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", 1.0, None, True])
@@ -431,7 +432,7 @@ def test_verify_false_skips_hashing_but_not_sizes(saved: tuple[FAISSVectorStore,
     assert unverified >= 1  # the manifest's own checksum is always checked
     calls.clear()
     FAISSVectorStore.load(path)
-    assert len(calls) - unverified == 3  # one block per data file
+    assert len(calls) - unverified == 4  # one block per data file
     monkeypatch.undo()
 
     meta = data_file(path, "metadata")

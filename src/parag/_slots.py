@@ -2,7 +2,7 @@
 
 parag never hands its own ids to FAISS. Every vector gets a *slot*, the sequential label
 FAISS gives it on ``add`` (0, 1, 2, ...), and this map translates between slots and the ids
-users see. Deleting a vector only marks its slot dead (a tombstone) because HNSW cannot
+users see (ints or strings, one kind per map: see :mod:`parag._ids`). Deleting a vector only marks its slot dead (a tombstone) because HNSW cannot
 remove vectors; searches skip dead slots through a FAISS ``IDSelectorBitmap``, and
 :meth:`SlotMap.compact` renumbers the live slots once the index is rebuilt without the dead.
 """
@@ -13,27 +13,30 @@ import faiss
 import numpy as np
 
 from parag._arrays import GrowableArray
+from parag._ids import INT_IDS, IdKind
 from parag.errors import DuplicateIdError, IdNotFoundError
 
-_DEAD = -1
+_DEAD = -1  # a dead slot in a list of slots (slots are always ints)
 
 
 class SlotMap:
-    """Slot -> id (an int64 array, -1 for a dead slot) and id -> slot (a dict)."""
+    """Slot -> id (an array of the ids' kind: int64 with -1, or strings with "" for a dead
+    slot) and id -> slot (a dict)."""
 
-    def __init__(self, slot_ids: np.ndarray | None = None) -> None:
-        self._ids = GrowableArray(np.int64, _DEAD, slot_ids)
-        self._n_live = int(np.count_nonzero(self._ids.view != _DEAD))
-        self._lookup: dict[int, int] | None = None
+    def __init__(self, slot_ids: np.ndarray | None = None, kind: IdKind = INT_IDS) -> None:
+        self.kind = kind
+        self._ids = GrowableArray(kind.dtype, kind.dead, slot_ids)
+        self._n_live = int(np.count_nonzero(self._ids.view != kind.dead))
+        self._lookup: dict[int | str, int] | None = None
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
 
     @property
-    def _id_to_slot(self) -> dict[int, int]:
+    def _id_to_slot(self) -> dict[int | str, int]:
         """id -> slot, built on first use. Searching needs only slot -> id, so a store loaded
         just to be searched (memory-mapped, say) is spared the dict's ~100 bytes per vector."""
         lookup = self._lookup
         if lookup is None:
-            live = np.flatnonzero(self._slot_ids != _DEAD)
+            live = np.flatnonzero(self._slot_ids != self.kind.dead)
             lookup = self._lookup = dict(zip(self._slot_ids[live].tolist(), live.tolist()))
         return lookup
 
@@ -60,7 +63,7 @@ class SlotMap:
 
     @property
     def slot_ids(self) -> np.ndarray:
-        """Read-only view: the id of each slot, -1 where the slot is dead."""
+        """Read-only view: the id of each slot, the kind's dead id (-1 or "") where the slot is dead."""
         view = self._slot_ids.view()
         view.flags.writeable = False
         return view
@@ -69,11 +72,11 @@ class SlotMap:
         """The ids of ``slots`` (a new array, of any shape)."""
         return self._ids.view[slots]
 
-    def __contains__(self, id_: int) -> bool:
+    def __contains__(self, id_: int | str) -> bool:
         return id_ in self._id_to_slot
 
     def live_ids(self) -> np.ndarray:
-        return self._slot_ids[self._slot_ids != _DEAD]
+        return self._slot_ids[self._slot_ids != self.kind.dead]
 
     def check_new(self, ids: np.ndarray) -> None:
         """Raise DuplicateIdError if any of ``ids`` is already stored."""
@@ -103,7 +106,7 @@ class SlotMap:
 
     def append_dead(self, n: int) -> None:
         """Add ``n`` dead slots (vectors a failed add left in an index that cannot remove them)."""
-        self._ids.append(np.full(n, _DEAD, np.int64))
+        self._ids.append(None, count=n)  # the fill value: the kind's dead id
         self._selector = None
 
     def kill(self, slots: np.ndarray) -> None:
@@ -111,14 +114,14 @@ class SlotMap:
         if self._lookup is not None:
             for i in self._slot_ids[slots].tolist():
                 del self._lookup[i]
-        self._slot_ids[slots] = _DEAD
+        self._slot_ids[slots] = self.kind.dead
         self._n_live -= len(slots)
         self._selector = None
 
     def compact(self) -> np.ndarray:
         """Drop dead slots and renumber the rest; returns the keep-mask over old slots."""
-        keep = self._slot_ids != _DEAD
-        self.__init__(self._slot_ids[keep])  # type: ignore[misc]
+        keep = self._slot_ids != self.kind.dead
+        self.__init__(self._slot_ids[keep], self.kind)  # type: ignore[misc]
         return keep
 
     def live_selector(self) -> faiss.IDSelector | None:
@@ -135,7 +138,7 @@ class SlotMap:
 
     def live_mask(self) -> np.ndarray:
         """A new boolean array: True for each live slot."""
-        return self._slot_ids != _DEAD
+        return self._slot_ids != self.kind.dead
 
 
 def bitmap_selector(mask: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:

@@ -101,12 +101,12 @@ def _plain(values: Iterable[Any]) -> bool:
 
 class MetadataStore:
     """Metadata of every slot, as JSON bytes (None for a deleted slot), plus the
-    :class:`Columns` that filters read, built on the first filtered search and kept up to
-    date from then on."""
+    :class:`Columns` that filters read: a key's column is built the first time a filter
+    names the key, and kept up to date from then on. Keys no filter names never get one."""
 
     def __init__(self, blobs: list[bytes | None] | None = None) -> None:
         self._blobs: list[bytes | None] = blobs if blobs is not None else []
-        self._columns: Columns | None = None
+        self._columns = Columns(len(self._blobs))
         self._columns_lock = threading.Lock()  # concurrent searches may race to build them
 
     def __len__(self) -> int:
@@ -114,8 +114,7 @@ class MetadataStore:
 
     def append(self, encoded: Encoded) -> None:
         self._blobs.extend(encoded.blobs)
-        if self._columns is not None:
-            self._columns.append(encoded.dicts)
+        self._columns.append(encoded.dicts)
 
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
         """Fresh dicts for ``slots``: the caller may change them freely."""
@@ -140,28 +139,27 @@ class MetadataStore:
     def set(self, slots: list[int], encoded: Encoded) -> None:
         for s, b in zip(slots, encoded.blobs):
             self._blobs[s] = b
-        if self._columns is not None:
-            self._columns.put(slots, encoded.dicts)
+        self._columns.put(slots, encoded.dicts)
 
     def kill(self, slots: list[int]) -> None:
         for s in slots:
             self._blobs[s] = None
-        if self._columns is not None:
-            self._columns.put(slots, [None] * len(slots))
+        self._columns.put(slots, [None] * len(slots))
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""
         self._blobs = [b for b, k in zip(self._blobs, mask.tolist()) if k]
-        if self._columns is not None:
-            self._columns.keep(mask)
+        self._columns.keep(mask)
 
-    def columns(self) -> Columns:
-        """The metadata as columns (built from the JSON on first use)."""
+    def columns(self, keys: Iterable[str]) -> Columns:
+        """The columns, with one for each of ``keys`` (those missing are built together, in
+        one pass over the JSON)."""
         with self._columns_lock:
-            if self._columns is None:
-                columns = Columns()
-                columns.append([None if b is None else orjson.loads(b) for b in self._blobs])
-                self._columns = columns
+            missing = [key for key in keys if self._columns.get(key) is None]
+            if missing:
+                dicts = [None if b is None else orjson.loads(b) for b in self._blobs]
+                for key in missing:
+                    self._columns.build(key, dicts)
             return self._columns
 
     def to_jsonl(self) -> bytes:
@@ -195,8 +193,10 @@ class Column:
     """The values of one metadata key, by slot, in the forms filters need.
 
     ``codes`` gives each slot the code of its value (-1: the key is absent), ``vocab`` maps a
-    :func:`value_key` to its code, and ``numbers`` holds numeric values as float64 (NaN
-    where the value is not a number) for range comparisons.
+    :func:`value_key` to its code and ``values[code]`` is that value; ``numbers`` holds
+    numeric values as float64 (NaN where the value is not a number) for range comparisons
+    (exact ones resolve float64 ties through ``values``). ``elements`` maps the key of each
+    element of a list value to the slots whose list holds it (for ``$contains``).
     """
 
     def __init__(self, n_slots: int) -> None:
@@ -205,6 +205,9 @@ class Column:
         self.numbers = GrowableArray(np.float64, np.nan)
         self.numbers.append(None, count=n_slots)
         self.vocab: dict[tuple[str, Any], int] = {}
+        self.values: list[Any] = []
+        self.elements: dict[tuple[str, Any], set[int]] = {}
+        self._slot_elements: dict[int, set[tuple[str, Any]]] = {}
         self._string_ranks: tuple[int, list[str], np.ndarray] | None = None
 
     def string_ranks(self) -> tuple[list[str], np.ndarray]:
@@ -221,24 +224,72 @@ class Column:
 
     def put(self, slots: list[int], values: list[Any]) -> None:
         vocab = self.vocab
-        codes = [vocab.setdefault(value_key(v), len(vocab)) for v in values]
+        codes = []
+        for v in values:
+            key = value_key(v)
+            code = vocab.get(key)
+            if code is None:
+                code = vocab[key] = len(self.values)
+                self.values.append(v)
+            codes.append(code)
         numbers = [
             float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values
         ]
         self.codes.view[slots] = codes
         self.numbers.view[slots] = numbers
+        self._drop_elements(slots)
+        for slot, v in zip(slots, values):
+            if type(v) is list and v:
+                keys = self._slot_elements[slot] = {value_key(e) for e in v}
+                for key in keys:
+                    self.elements.setdefault(key, set()).add(slot)
+
+    def clear(self, slots: list[int]) -> None:
+        """The key is absent from ``slots``."""
+        self.codes.view[slots] = -1
+        self.numbers.view[slots] = np.nan
+        self._drop_elements(slots)
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the slots where ``mask`` is False and renumber the rest in order."""
+        self.codes.keep(mask)
+        self.numbers.keep(mask)
+        renumber = np.cumsum(mask) - 1
+        kept = {int(renumber[s]): keys for s, keys in self._slot_elements.items() if mask[s]}
+        self._slot_elements, self.elements = kept, {}
+        for slot, keys in kept.items():
+            for key in keys:
+                self.elements.setdefault(key, set()).add(slot)
+
+    def _drop_elements(self, slots: list[int]) -> None:
+        if not self._slot_elements:
+            return
+        for slot in slots:
+            for key in self._slot_elements.pop(slot, ()):
+                holders = self.elements[key]
+                holders.discard(slot)
+                if not holders:
+                    del self.elements[key]
 
 
 class Columns:
-    """One :class:`Column` per metadata key: what filters are evaluated on, with no per-query
-    pass over the metadata."""
+    """A :class:`Column` for each metadata key filters have named: what filters are evaluated
+    on, with no per-query pass over the metadata."""
 
     def __init__(self, n_slots: int = 0) -> None:
         self.n_slots = n_slots
         self._columns: dict[str, Column] = {}
 
     def get(self, key: str) -> Column | None:
+        """The key's column, or None if it has not been built."""
         return self._columns.get(key)
+
+    def build(self, key: str, dicts: list[dict[str, Any] | None]) -> None:
+        """A column for ``key`` from the metadata of every slot."""
+        column = Column(self.n_slots)
+        slots = [s for s, d in enumerate(dicts) if d is not None and key in d]
+        column.put(slots, [dicts[s][key] for s in slots])  # type: ignore[index]
+        self._columns[key] = column
 
     def append(self, dicts: list[dict[str, Any] | None]) -> None:
         """Columns for new slots at the end."""
@@ -252,25 +303,13 @@ class Columns:
     def put(self, slots: Iterable[int], dicts: list[dict[str, Any] | None]) -> None:
         """Set the values of ``slots`` to those of ``dicts`` (None: no values)."""
         slots = list(slots)
-        for column in self._columns.values():
-            column.codes.view[slots] = -1
-            column.numbers.view[slots] = np.nan
-        by_key: dict[str, tuple[list[int], list[Any]]] = {}
-        for slot, d in zip(slots, dicts):
-            for key, value in (d or {}).items():
-                entry = by_key.get(key)
-                if entry is None:
-                    entry = by_key[key] = ([], [])
-                entry[0].append(slot)
-                entry[1].append(value)
-        for key, (key_slots, values) in by_key.items():
-            column = self._columns.get(key)
-            if column is None:
-                column = self._columns[key] = Column(self.n_slots)
-            column.put(key_slots, values)
+        for key, column in self._columns.items():
+            column.clear(slots)
+            present = [(s, d[key]) for s, d in zip(slots, dicts) if d is not None and key in d]
+            if present:
+                column.put([s for s, _ in present], [v for _, v in present])
 
     def keep(self, mask: np.ndarray) -> None:
         for column in self._columns.values():
-            column.codes.keep(mask)
-            column.numbers.keep(mask)
+            column.keep(mask)
         self.n_slots = int(mask.sum())

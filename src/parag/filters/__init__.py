@@ -14,15 +14,22 @@ The language::
     {"source": "a"}                          equality (also {"source": {"$eq": "a"}})
     {"year": {"$gte": 2020, "$lt": 2024}}    several operators on one field: all must hold
     {"source": "a", "year": 2024}            several fields: all must hold
+    {"tags": {"$contains": "faiss"}}         a list field holds a value ($all / $any: a list of them)
+    {"$document": {"$contains": "FAISS"}}    the vector's document holds a substring ($not_contains)
     {"$or": [{...}, {...}]}, {"$and": [...]}, {"$not": {...}}
+    {"$and": [{"source": "a"}, lambda meta: ...]}   a callable as one branch
     {"year": {"$not": {"$gt": 2020}}}
 
-Field operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $not``. Numbers compare by
-value (``1 == 1.0``, but ``True`` is not ``1``), ranges apply to numbers or to strings
-(lexicographically, e.g. ISO dates), lists and dicts compare as whole values. As in
-MongoDB, ``$ne`` and ``$nin`` also match vectors that lack the field. ``$and``, ``$or`` and
-``$not`` nest at most :data:`MAX_DEPTH` levels. A callable ``filter=lambda meta: ...`` is
-accepted too; it decodes every vector's metadata per search, so it is far slower.
+Field operators: ``$eq $ne $gt $gte $lt $lte $in $nin $exists $not $contains $all $any``.
+Numbers compare by value, exactly (``1 == 1.0``, ``2**53 + 1 > 2**53``, but ``True`` is not
+``1``), ranges apply to numbers or to strings (lexicographically, e.g. ISO dates), lists and
+dicts compare as whole values. As in MongoDB, ``$ne`` and ``$nin`` also match vectors that
+lack the field. ``$contains`` / ``$all`` / ``$any`` match only list values (their elements
+compared like values). ``$document`` is reserved for the document: ``$contains`` and
+``$not_contains`` take a string; ``$not_contains`` also matches a vector without a document.
+``$and``, ``$or`` and ``$not`` nest at most :data:`MAX_DEPTH` levels. A callable
+``filter=lambda meta: ...`` is accepted too, alone or as a branch of ``$and`` / ``$or``; it
+decodes every vector's metadata per search, so it is far slower.
 
 Examples
 --------
@@ -34,6 +41,9 @@ And(parts=(Compare(field='year', op='$gte', value=2020), In(field='lang', values
 >>> meta.append(encode_metadata([{"year": 2021, "lang": "en"}, {"year": 2019, "lang": "fr"}, {}], 3))
 >>> evaluate(tree, meta)
 array([ True, False, False])
+
+The metadata columns a filter reads are built the first time a filter names their key:
+metadata that no filter names (a long text, say) is never turned into columns.
 """
 
 from parag.filters.numpy_eval import compile_filter, evaluate
@@ -41,7 +51,10 @@ from parag.filters.parse import (
     COMPARISONS,
     MAX_DEPTH,
     And,
+    DOCUMENT,
     Compare,
+    Contains,
+    DocumentContains,
     Exists,
     Filter,
     In,
@@ -49,10 +62,11 @@ from parag.filters.parse import (
     Not,
     Or,
     Predicate,
+    fields,
     parse,
 )
 
 __all__ = [
-    "COMPARISONS", "MAX_DEPTH", "And", "Compare", "Exists", "Filter", "In", "Node", "Not", "Or", "Predicate",
-    "compile_filter", "evaluate", "parse",
+    "COMPARISONS", "DOCUMENT", "MAX_DEPTH", "And", "Compare", "Contains", "DocumentContains", "Exists", "Filter", "In",
+    "Node", "Not", "Or", "Predicate", "compile_filter", "evaluate", "fields", "parse",
 ]

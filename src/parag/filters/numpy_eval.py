@@ -1,8 +1,10 @@
 """Evaluate a filter tree (:mod:`parag.filters.parse`) over a store's metadata with numpy.
 
-Field nodes read :class:`parag.metadata.Columns` (per-key value codes and numbers), so a
-filter costs a few numpy operations over the slots, never a Python pass over the metadata;
-only a :class:`~parag.filters.parse.Predicate` decodes every vector's metadata.
+Field nodes read :class:`parag.metadata.Columns` (per-key value codes, numbers and list
+elements), built for the fields the tree names only, so a filter costs a few numpy
+operations over the slots, never a Python pass over the metadata; a
+:class:`~parag.filters.parse.DocumentContains` reads the documents, and only a
+:class:`~parag.filters.parse.Predicate` decodes every vector's metadata.
 """
 
 from __future__ import annotations
@@ -10,80 +12,124 @@ from __future__ import annotations
 import bisect
 import operator
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
+from parag.documents import DocumentStore
 from parag.errors import InvalidFilterError
-from parag.filters.parse import And, Compare, Exists, Filter, In, Node, Not, Or, Predicate, parse
-from parag.metadata import Column, MetadataStore, value_key
+from parag.filters.parse import (
+    And,
+    Compare,
+    Contains,
+    DocumentContains,
+    Exists,
+    Filter,
+    In,
+    Node,
+    Not,
+    Or,
+    Predicate,
+    fields,
+    parse,
+)
+from parag.metadata import Column, Columns, MetadataStore, value_key
 
 _RANGES = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
 
 
-def compile_filter(spec: Filter) -> Callable[[MetadataStore], np.ndarray]:
-    """Parse ``spec`` once; return a function from metadata to the mask :func:`evaluate` gives.
+class _Scope(NamedTuple):
+    """What a tree is evaluated on: the metadata (with the columns of the tree's fields)
+    and the documents (None: no vector has one)."""
+
+    n: int
+    meta: MetadataStore
+    columns: Columns
+    docs: DocumentStore | None
+
+
+def compile_filter(spec: Filter) -> Callable[..., np.ndarray]:
+    """Parse ``spec`` once; return a function from metadata (and documents) to the mask
+    :func:`evaluate` gives.
 
     Examples
     --------
     >>> from parag.metadata import MetadataStore, encode_metadata
     >>> meta = MetadataStore()
-    >>> meta.append(encode_metadata([{"year": 2023}, {"year": 2024}, {}], 3))
+    >>> meta.append(encode_metadata([{"year": 2023}, {"year": 2024}, {"tags": ["a"]}], 3))
     >>> compile_filter({"year": {"$gte": 2024}})(meta)
     array([False,  True, False])
+    >>> compile_filter({"$or": [{"tags": {"$contains": "a"}}, lambda m: m.get("year") == 2023]})(meta)
+    array([ True, False,  True])
     """
     tree = parse(spec)
-    return lambda meta: evaluate(tree, meta)
+    return lambda meta, docs=None: evaluate(tree, meta, docs)
 
 
-def evaluate(node: Node, meta: MetadataStore) -> np.ndarray:
-    """A boolean mask over the slots of ``meta``: True where the metadata matches ``node``.
+def evaluate(node: Node, meta: MetadataStore, docs: DocumentStore | None = None) -> np.ndarray:
+    """A boolean mask over the slots of ``meta``: True where the metadata (and document)
+    matches ``node``.
 
-    Deleted slots have no fields: they match only where absence does (``Not``), so callers
-    combine the mask with the live slots. A :class:`Predicate` that raises is reported as an
-    InvalidFilterError.
+    Deleted slots have no fields and no document: they match only where absence does
+    (``Not``), so callers combine the mask with the live slots. A :class:`Predicate` that
+    raises is reported as an InvalidFilterError.
     """
+    return _evaluate(node, _Scope(len(meta), meta, meta.columns(fields(node)), docs))
+
+
+def _evaluate(node: Node, scope: _Scope) -> np.ndarray:
     match node:
         case And(parts):
-            result = np.ones(len(meta), bool)
+            result = np.ones(scope.n, bool)
             for part in parts:
-                result &= evaluate(part, meta)
+                result &= _evaluate(part, scope)
             return result
         case Or(parts):
-            result = np.zeros(len(meta), bool)
+            result = np.zeros(scope.n, bool)
             for part in parts:
-                result |= evaluate(part, meta)
+                result |= _evaluate(part, scope)
             return result
         case Not(part):
-            return ~evaluate(part, meta)
+            return ~_evaluate(part, scope)
         case Compare(field, "$eq", value):
-            return _equal(meta, field, [value_key(value)])
+            return _equal(scope, field, [value_key(value)])
         case Compare(field, op, value):
-            return _in_range(meta, field, op, value)
+            return _in_range(scope, field, op, value)
         case In(field, values):
-            return _equal(meta, field, [value_key(v) for v in values])
+            return _equal(scope, field, [value_key(v) for v in values])
         case Exists(field):
-            column = meta.columns().get(field)
-            return np.zeros(len(meta), bool) if column is None else column.codes.view >= 0
+            return scope.columns.get(field).codes.view >= 0  # type: ignore[union-attr]
+        case Contains(field, values, every):
+            return _holding(scope, field, [value_key(v) for v in values], every)
+        case DocumentContains(text):
+            return np.zeros(scope.n, bool) if scope.docs is None else scope.docs.contains(text)
         case Predicate(function):
-            return _predicate(meta, function)
+            return _predicate(scope.meta, function)
     raise InvalidFilterError(f"{node!r} is not a filter node; build filters with parag.filters.parse")
 
 
-def _equal(meta: MetadataStore, field: str, keys: list) -> np.ndarray:
-    column = meta.columns().get(field)
-    codes = [] if column is None else [column.vocab[k] for k in keys if k in column.vocab]
+def _equal(scope: _Scope, field: str, keys: list) -> np.ndarray:
+    column: Column = scope.columns.get(field)  # type: ignore[assignment]
+    codes = [column.vocab[k] for k in keys if k in column.vocab]
     if not codes:
-        return np.zeros(len(meta), bool)
-    assert column is not None
+        return np.zeros(scope.n, bool)
     if len(codes) == 1:
         return column.codes.view == codes[0]
     return np.isin(column.codes.view, codes)
 
 
-def _in_range(meta: MetadataStore, field: str, op: str, bound: int | float | str) -> np.ndarray:
-    column: Column | None = meta.columns().get(field)
-    if column is None:
-        return np.zeros(len(meta), bool)
+def _holding(scope: _Scope, field: str, keys: list, every: bool) -> np.ndarray:
+    """Slots whose list value holds every one (or any) of the element ``keys``."""
+    elements = scope.columns.get(field).elements  # type: ignore[union-attr]
+    holders = [elements.get(k, set()) for k in keys]
+    slots = set.intersection(*holders) if every else set().union(*holders)
+    result = np.zeros(scope.n, bool)
+    result[np.fromiter(slots, np.int64, len(slots))] = True
+    return result
+
+
+def _in_range(scope: _Scope, field: str, op: str, bound: int | float | str) -> np.ndarray:
+    column: Column = scope.columns.get(field)  # type: ignore[assignment]
     if isinstance(bound, str):
         strings, ranks = column.string_ranks()
         low, high = {
@@ -93,8 +139,16 @@ def _in_range(meta: MetadataStore, field: str, op: str, bound: int | float | str
             "$lte": (0, bisect.bisect_right(strings, bound)),
         }[op]
         return (ranks >= low) & (ranks < high)  # non-strings have rank -1
+    compare, rounded, numbers = _RANGES[op], float(bound), column.numbers.view
     with np.errstate(invalid="ignore"):
-        return _RANGES[op](column.numbers.view, float(bound))  # NaN (not a number) compares False
+        result = compare(numbers, rounded)  # NaN (not a number) compares False
+    # Rounding to float64 is monotonic, so only values that round to the bound's float can
+    # be ordered wrongly (ints beyond 2**53): decide those exactly, by their own value.
+    ties = np.flatnonzero(numbers == rounded)
+    if len(ties):
+        values = column.values
+        result[ties] = [compare(values[c], bound) for c in column.codes.view[ties].tolist()]
+    return result
 
 
 def _predicate(meta: MetadataStore, function: Callable) -> np.ndarray:

@@ -6,11 +6,13 @@ The tree is what evaluators read: :mod:`parag.filters.numpy_eval` evaluates it o
 store's metadata columns, and a backend with its own expression language translates it, one
 function per node class, without knowing the dict syntax (a sketch follows).
 
-The tree is normalised to seven node classes: ``$ne`` becomes ``Not(Compare("$eq"))``,
-``$nin`` ``Not(In)``, ``{"$exists": False}`` ``Not(Exists)``, several keys or operators in
-one dict an ``And`` (a single part stands alone), and a callable filter a ``Predicate``. As in
-MongoDB, a field that a vector lacks matches no comparison, ``In`` or ``Exists`` (so
-``$ne`` and ``$nin`` match it).
+The tree is normalised to nine node classes: ``$ne`` becomes ``Not(Compare("$eq"))``,
+``$nin`` ``Not(In)``, ``{"$exists": False}`` ``Not(Exists)``, ``$contains`` / ``$all`` /
+``$any`` a ``Contains``, ``{"$document": {"$contains": t}}`` a ``DocumentContains`` (and
+``$not_contains`` its ``Not``), several keys or operators in one dict an ``And`` (a single
+part stands alone), and a callable filter (alone, or as a branch of ``$and`` / ``$or``) a
+``Predicate``. As in MongoDB, a field that a vector lacks matches no comparison, ``In``,
+``Contains`` or ``Exists`` (so ``$ne`` and ``$nin`` match it).
 
 Examples
 --------
@@ -32,6 +34,8 @@ A translator walks the tree, e.g. to a SQL-like string:
 ...             return f"{field} in {list(values)!r}"
 ...         case Exists(field):
 ...             return f"exists({field})"
+...         case Contains(field, values, every):
+...             return f"{field} {'contains all of' if every else 'contains any of'} {list(values)!r}"
 ...     raise ValueError(f"{node!r} has no translation")  # e.g. a Predicate
 >>> to_text(parse({"$or": [{"lang": {"$in": ["en", "fr"]}}, {"year": {"$lt": 2000}}]}))
 "(lang in ['en', 'fr'] or year < 2000)"
@@ -56,7 +60,11 @@ MAX_DEPTH = 100
 #: The comparison operators of :class:`Compare`, with their usual symbols.
 COMPARISONS = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
-_FIELD_OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not"]
+_FIELD_OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not", "$contains", "$all",
+                    "$any"]
+#: The reserved key of a filter on the vector's document, and its operators.
+DOCUMENT = "$document"
+_DOCUMENT_OPERATORS = ("$contains", "$not_contains")
 
 #: The type of a search's ``filter=`` argument: a dict of the language, or a function.
 Filter = Union[dict[str, Any], Callable[[dict[str, Any]], Any]]
@@ -113,6 +121,24 @@ class Exists:
 
 
 @dataclass(frozen=True)
+class Contains:
+    """The field's value is a list holding every one (``every``) or at least one of
+    ``values``, elements compared as ``$eq`` compares; any other value holds nothing."""
+
+    field: str
+    values: tuple[Any, ...]
+    every: bool
+
+
+@dataclass(frozen=True)
+class DocumentContains:
+    """The vector's document contains ``text`` (case-sensitive; a vector without a
+    document does not)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Predicate:
     """A Python function of a vector's metadata dict (truthy: it matches). Only the numpy
     evaluator runs these; another engine cannot."""
@@ -120,7 +146,7 @@ class Predicate:
     function: Callable[[dict[str, Any]], Any]
 
 
-Node = Union[And, Or, Not, Compare, In, Exists, Predicate]
+Node = Union[And, Or, Not, Compare, In, Exists, Contains, DocumentContains, Predicate]
 
 
 def parse(spec: Filter) -> Node:
@@ -142,9 +168,45 @@ def parse(spec: Filter) -> Node:
     ...
     parag.errors.InvalidFilterError: filter['year']['$in'] must be a list of values, got int
     """
-    if callable(spec) and not isinstance(spec, dict):
+    if _is_function(spec):
         return Predicate(spec)
     return _parse(spec, "filter", 0)
+
+
+def fields(node: Node) -> frozenset[str]:
+    """The metadata fields a tree reads (what an evaluator needs columns for).
+
+    Examples
+    --------
+    >>> sorted(fields(parse({"$or": [{"a": 1}, {"b": {"$contains": 2}}], "$document": {"$contains": "x"}})))
+    ['a', 'b']
+    """
+    match node:
+        case And(parts) | Or(parts):
+            return frozenset().union(*map(fields, parts))
+        case Not(part):
+            return fields(part)
+        case Compare(field) | In(field) | Exists(field) | Contains(field):
+            return frozenset((field,))
+    return frozenset()
+
+
+def _is_function(spec: Any) -> bool:
+    return callable(spec) and not isinstance(spec, dict)
+
+
+def _parse_document(condition: Any, where: str) -> Node:
+    if not isinstance(condition, dict) or not condition:
+        raise InvalidFilterError(f"{where} must be a dict such as {{'$contains': 'text'}}")
+    parts: list[Node] = []
+    for op, text in condition.items():
+        if op not in _DOCUMENT_OPERATORS:
+            raise InvalidFilterError(f"unknown operator {op!r} in {where}; valid: {', '.join(_DOCUMENT_OPERATORS)}")
+        if not isinstance(text, str):
+            raise InvalidFilterError(f"{where}[{op!r}] must be a string, got {type(text).__name__}")
+        node = DocumentContains(text)
+        parts.append(node if op == "$contains" else Not(node))
+    return _all(tuple(parts))
 
 
 def _parse(spec: Any, where: str, depth: int) -> Node:
@@ -158,13 +220,19 @@ def _parse(spec: Any, where: str, depth: int) -> Node:
         if key in ("$and", "$or"):
             if not isinstance(value, list) or not value:
                 raise InvalidFilterError(f"{where}[{key!r}] must be a non-empty list of filters")
-            subs = tuple(_parse(v, f"{where}[{key!r}][{i}]", depth + 1) for i, v in enumerate(value))
+            subs = tuple(
+                Predicate(v) if _is_function(v) else _parse(v, f"{where}[{key!r}][{i}]", depth + 1)
+                for i, v in enumerate(value)
+            )
             parts.append(_all(subs) if key == "$and" else Or(subs))
         elif key == "$not":
             parts.append(Not(_parse(value, f"{where}['$not']", depth + 1)))
+        elif key == DOCUMENT:
+            parts.append(_parse_document(value, f"{where}[{key!r}]"))
         elif key.startswith("$"):
             raise InvalidFilterError(
-                f"unknown operator {key!r} in {where}; at the top level use $and, $or, $not, or a field name"
+                f"unknown operator {key!r} in {where}; at the top level use $and, $or, $not, $document, "
+                "or a field name"
             )
         else:
             parts.append(_parse_field(key, value, f"{where}[{key!r}]", depth))
@@ -192,6 +260,12 @@ def _parse_operator(field: str, op: str, operand: Any, where: str, depth: int) -
         return node if op == "$in" else Not(node)
     if op in COMPARISONS:
         return Compare(field, op, _range_bound(operand, where))
+    if op == "$contains":
+        return Contains(field, (_json_value(operand, where),), True)
+    if op in ("$all", "$any"):
+        if not isinstance(operand, (list, tuple, set, frozenset)) or not operand:
+            raise InvalidFilterError(f"{where} must be a non-empty list of values, got {operand!r}"[:300])
+        return Contains(field, tuple(_json_value(v, f"{where}[{i}]") for i, v in enumerate(operand)), op == "$all")
     if op == "$exists":
         if not isinstance(operand, bool):
             raise InvalidFilterError(f"{where} must be True or False, got {operand!r}")

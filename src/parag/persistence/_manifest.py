@@ -20,7 +20,7 @@ from parag.errors import CorruptStoreError, NotAStoreError, UnsupportedFormatErr
 
 MANIFEST = "manifest.json"
 FORMAT = "parag-store"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: string ids and documents (docs/format.md, "Versions")
 MAX_BLOCK_SIZE = 1 << 30
 MAX_MANIFEST_BYTES = 1 << 26  # 64 MiB: a manifest lists ~50 bytes per 4 MiB block
 # Names parag writes: data files with a generation tag, and manifests being written.

@@ -1,8 +1,8 @@
 """The mutable state of a FAISSVectorStore and the operations that keep it consistent.
 
 :class:`FAISSState` holds the FAISS index, the slot map (slot <-> id, tombstones), the
-metadata of every slot and the next id to generate, and changes them together: append,
-kill, compact. It also runs searches over the live slots. It does no input checking and no
+metadata and document of every slot and the next id to generate, and changes them together:
+append, kill, compact. It also runs searches over the live slots. It does no input checking and no
 locking: :class:`~parag.vectorstore.FAISSVectorStore` checks every argument first and calls
 these methods under its lock, so a state is only ever seen whole.
 """
@@ -10,12 +10,15 @@ these methods under its lock, so a state is only ever seen whole.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import faiss
 import numpy as np
 
+from parag._ids import INT_IDS, STR_IDS, check_kind, generated_str_ids
 from parag._slots import SlotMap, bitmap_selector
 from parag._validation import MAX_ID
+from parag.documents import DocumentStore
 from parag.errors import InvalidArgumentError
 from parag.metadata import Encoded, MetadataStore
 from parag.vectorstore.kinds import IndexKind
@@ -26,7 +29,7 @@ PARALLEL_MIN_WORK = 1_000_000
 
 
 class FAISSState:
-    """Index, slots, metadata and next id of one store, and their joint operations."""
+    """Index, slots, metadata, documents and next id of one store, and their joint operations."""
 
     def __init__(
         self,
@@ -36,20 +39,23 @@ class FAISSState:
         meta: MetadataStore | None = None,
         next_id: int = 0,
         read_only: bool = False,
+        docs: DocumentStore | None = None,
     ) -> None:
         self.kind = kind
         self.index = kind.new_index() if index is None else index
         self.slots = SlotMap() if slots is None else slots
         self.meta = MetadataStore() if meta is None else meta
+        self.docs = DocumentStore([None] * self.slots.n_slots) if docs is None else docs
         self.next_id = next_id
         self.read_only = read_only
 
     def copy(self) -> FAISSState:
-        """An independent copy: index, ids, metadata and parameters."""
+        """An independent copy: index, ids, metadata, documents and parameters."""
         kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params))
-        slots = SlotMap(self.slots.slot_ids.copy())
+        slots = SlotMap(self.slots.slot_ids.copy(), self.slots.kind)
         meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
-        return FAISSState(kind, faiss.clone_index(self.index), slots, meta, self.next_id, self.read_only)
+        docs = DocumentStore(self.docs.get_many(list(range(self.slots.n_slots))))
+        return FAISSState(kind, faiss.clone_index(self.index), slots, meta, self.next_id, self.read_only, docs)
 
     @property
     def is_trained(self) -> bool:
@@ -57,32 +63,75 @@ class FAISSState:
 
     # ----------------------------------------------------------------- writing
 
-    def add(self, x: np.ndarray, ids: np.ndarray | None, encoded: Encoded) -> np.ndarray:
-        """Add vectors under ``ids`` (None: generated ones); return the ids."""
+    def add(self, x: np.ndarray, ids: np.ndarray | None, encoded: Encoded, docs: list[str | None]) -> np.ndarray:
+        """Add vectors under ``ids`` (None: generated ones); return the ids. The first ids a
+        store holds fix its kind (ints or strings)."""
         if ids is None:
-            if self.next_id + len(x) > MAX_ID:
-                raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
-            ids = np.arange(self.next_id, self.next_id + len(x), dtype=np.int64)
+            ids = self._generated_ids(len(x))
         else:
+            self._adopt_kind(ids, "ids")
             self.slots.check_new(ids)
-        self.append(x, ids, encoded)
+        self.append(x, ids, encoded, docs)
         return ids
 
-    def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded) -> None:
+    def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, docs: list[str | None]) -> None:
         """Add vectors under ``ids``, replacing those of ids already stored."""
-        present = np.asarray([i for i in ids.tolist() if i in self.slots], np.int64)
-        self.append(x, ids, encoded, replacing=self.slots.slots_of(present))
+        self._adopt_kind(ids, "ids")
+        present = ids[self._stored(ids)]
+        self.append(x, ids, encoded, docs, replacing=self.slots.slots_of(present))
 
     def delete(self, ids: np.ndarray, missing_ok: bool) -> int:
         """Delete the vectors of ``ids`` (unknown ids: IdNotFoundError, or skipped with
         ``missing_ok``); return how many were deleted."""
+        self.check_kind(ids, "ids")
         if missing_ok:
-            ids = np.asarray([i for i in ids.tolist() if i in self.slots], np.int64)
+            ids = ids[self._stored(ids)]
         self.kill(self.slots.slots_of(ids))
         return len(ids)
 
+    def delete_matching(self, compiled: Callable[..., np.ndarray]) -> int:
+        """Delete the vectors a filter matches; return how many were deleted."""
+        slots = np.flatnonzero(self.matching(compiled))
+        self.kill(slots)
+        return len(slots)
+
+    def check_kind(self, ids: np.ndarray, name: str) -> None:
+        """Raise InvalidTypeError unless ``ids`` are of the store's kind (a store that has
+        never held an id takes either)."""
+        if not self._kind_open():
+            check_kind(ids, self.slots.kind, name)
+
+    def _adopt_kind(self, ids: np.ndarray, name: str) -> None:
+        """Check ``ids`` against the store's kind; a store that has never held an id takes
+        the kind of the first ids it is given."""
+        self.check_kind(ids, name)
+        if self._kind_open() and ids.dtype == STR_IDS.dtype:
+            self.slots = SlotMap(kind=STR_IDS)
+
+    def _kind_open(self) -> bool:
+        return self.slots.n_slots == 0 and self.next_id == 0 and self.slots.kind is INT_IDS
+
+    def _generated_ids(self, n: int) -> np.ndarray:
+        """``n`` new ids of the store's kind: ints above every id ever held, or uuid4 hex."""
+        if self.slots.kind is STR_IDS:
+            ids = generated_str_ids(n)
+            self.slots.check_new(ids)  # 122 random bits: a clash is never expected, but cheap to rule out
+            return ids
+        if self.next_id + n > MAX_ID:
+            raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
+        return np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+
+    def _stored(self, ids: np.ndarray) -> np.ndarray:
+        """A mask over ``ids``: those stored."""
+        return np.asarray([i in self.slots for i in ids.tolist()], bool)
+
     def append(
-        self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, replacing: np.ndarray | None = None
+        self,
+        x: np.ndarray,
+        ids: np.ndarray,
+        encoded: Encoded,
+        docs: list[str | None],
+        replacing: np.ndarray | None = None,
     ) -> None:
         """Add vectors under new slots, killing the ``replacing`` slots (an upsert).
 
@@ -101,9 +150,12 @@ class FAISSState:
         if replacing is not None and len(replacing):
             self.slots.kill(replacing)
             self.meta.kill(replacing.tolist())
+            self.docs.kill(replacing.tolist())
         self.slots.append(ids)
         self.meta.append(encoded)
-        self.next_id = max(self.next_id, int(ids.max()) + 1)
+        self.docs.append(docs)
+        if self.slots.kind is INT_IDS:
+            self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.index = index
         self._compact_if_needed()
 
@@ -114,8 +166,8 @@ class FAISSState:
             return self.index
         slot_ids = np.concatenate([self.slots.slot_ids, ids])
         if replacing is not None and len(replacing):
-            slot_ids[replacing] = -1
-        return self.kind.after_add(self.index, SlotMap(slot_ids))
+            slot_ids[replacing] = self.slots.kind.dead
+        return self.kind.after_add(self.index, SlotMap(slot_ids, self.slots.kind))
 
     def _forget_from(self, n_slots: int) -> None:
         """Undo a failed add: the vectors the index holds beyond slot ``n_slots`` are removed
@@ -126,11 +178,13 @@ class FAISSState:
         if not self.kind.remove_tail(self.index, n_slots):
             self.slots.append_dead(extra)
             self.meta.append(Encoded([None] * extra, [None] * extra))
+            self.docs.append([None] * extra)
 
     def kill(self, slots: np.ndarray) -> None:
         """Delete the vectors at ``slots`` (tombstones until compaction)."""
         self.slots.kill(slots)
         self.meta.kill(slots.tolist())
+        self.docs.kill(slots.tolist())
         self._compact_if_needed()
 
     def compact(self) -> None:
@@ -142,6 +196,7 @@ class FAISSState:
         index = self.kind.rebuild(self.index, keep)
         self.slots.compact()
         self.meta.keep(keep)
+        self.docs.keep(keep)
         self.index = index
 
     def _compact_if_needed(self) -> None:
@@ -159,6 +214,13 @@ class FAISSState:
         self.kind.set_default(self.index, name, value)
 
     # ----------------------------------------------------------------- reading
+
+    def matching(self, compiled: Callable[..., np.ndarray]) -> np.ndarray:
+        """A mask over slots: the live ones ``compiled`` (a filter) allows."""
+        allowed = compiled(self.meta, self.docs)
+        if self.slots.n_dead:
+            allowed &= self.slots.live_mask()
+        return allowed
 
     def vectors(self, slots: np.ndarray) -> np.ndarray:
         """The stored vectors at ``slots`` (copies)."""

@@ -15,36 +15,134 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from parag._ids import Ids
 from parag.errors import UncopyableStoreError
 
 #: One metadata dict per vector, a single dict for a single vector, or None for ``{}``.
 Metadata = list[dict[str, Any] | None] | dict[str, Any] | None
+#: One document (str, or None for none) per vector, or a single str for a single vector.
+Documents = list[str | None] | str | None
 S = TypeVar("S", bound="VectorStore")
 
 
-class SearchResult(NamedTuple):
-    """What :meth:`VectorStore.search` returns; unpacks as ``dist, ids, metadata``.
+class _WithDocuments:
+    """A result's ``documents``: an attribute beside the tuple's three fields, so that the
+    result still unpacks to three parts."""
 
-    For one query, three lists of the same length, best hit first. For a batch of queries,
-    three lists with one such list per query.
-    """
+    documents: list[Any] | None
 
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (*self, self.documents)  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, documents={self.documents!r})"
+
+
+class _Hits(NamedTuple):
     distances: list[Any]
     ids: list[Any]
-    metadata: list[Any]
+    metadata: list[Any] | None
 
 
-class GetResult(NamedTuple):
-    """What :meth:`VectorStore.get` returns: ids, their metadata, and their vectors
-    (an ``(n, dimension)`` float32 array with ``include_vectors=True``, else None)."""
+class SearchResult(_WithDocuments, _Hits):
+    """What :meth:`VectorStore.search` returns; unpacks as ``dist, ids, metadata``.
 
-    ids: list[int]
-    metadata: list[dict[str, Any]]
+    For one query, lists of the same length, best hit first. For a batch of queries, one
+    such list per query. ``documents`` (an attribute, not a fourth part: unpacking gives
+    three) holds each hit's document, None where it has none. ``metadata`` / ``documents``
+    are None when the search's ``include`` left them out. :meth:`records` gives rows.
+    """
+
+    def __new__(
+        cls, distances: list[Any], ids: list[Any], metadata: list[Any] | None, documents: list[Any] | None = None
+    ) -> SearchResult:
+        self = super().__new__(cls, distances, ids, metadata)
+        self.documents = documents
+        return self
+
+    def records(self) -> list[Any]:
+        """The hits as dicts ``{"id", "score", "document", "metadata"}``, best first: a list
+        for one query, a list of such lists for a batch.
+
+        Examples
+        --------
+        >>> SearchResult([0.5], ["a"], [{"p": 1}], ["text"]).records()
+        [{'id': 'a', 'score': 0.5, 'document': 'text', 'metadata': {'p': 1}}]
+        """
+        batch = bool(self.ids) and isinstance(self.ids[0], list)
+        if not batch:
+            return _records(self.ids, self.distances, self.metadata, self.documents)
+        return [
+            _records(ids, dist, _row(self.metadata, q), _row(self.documents, q))
+            for q, (ids, dist) in enumerate(zip(self.ids, self.distances))
+        ]
+
+
+class _Rows(NamedTuple):
+    ids: list[Any]
+    metadata: list[dict[str, Any]] | None
     vectors: np.ndarray | None
 
 
+class GetResult(_WithDocuments, _Rows):
+    """What :meth:`VectorStore.get` returns; unpacks as ``ids, metadata, vectors``.
+
+    ``vectors`` is an ``(n, dimension)`` float32 array with ``include_vectors=True``, else
+    None. ``documents`` (an attribute) holds each id's document, None where it has none.
+    ``metadata`` / ``documents`` are None when ``include`` left them out. :meth:`records`
+    gives rows.
+    """
+
+    def __new__(
+        cls,
+        ids: list[Any],
+        metadata: list[dict[str, Any]] | None,
+        vectors: np.ndarray | None,
+        documents: list[Any] | None = None,
+    ) -> GetResult:
+        self = super().__new__(cls, ids, metadata, vectors)
+        self.documents = documents
+        return self
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts ``{"id", "document", "metadata"}`` (and ``"vector"`` when vectors
+        were asked for).
+
+        Examples
+        --------
+        >>> GetResult(["a"], [{"p": 1}], None, ["text"]).records()
+        [{'id': 'a', 'document': 'text', 'metadata': {'p': 1}}]
+        """
+        rows = _records(self.ids, None, self.metadata, self.documents)
+        if self.vectors is not None:
+            for row, vector in zip(rows, self.vectors):
+                row["vector"] = vector
+        return rows
+
+
+def _row(values: list[Any] | None, q: int) -> list[Any] | None:
+    return None if values is None else values[q]
+
+
+def _records(
+    ids: list[Any], scores: list[float] | None, metadata: list[Any] | None, documents: list[Any] | None
+) -> list[dict[str, Any]]:
+    """One dict per id; a part that was not included is None in every row."""
+    n = len(ids)
+    columns = {
+        "id": ids,
+        "score": scores,
+        "document": [None] * n if documents is None else documents,
+        "metadata": [None] * n if metadata is None else metadata,
+    }
+    if scores is None:
+        del columns["score"]
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
 class VectorStore(abc.ABC):
-    """A collection of vectors, each with an int id and a metadata dict, searchable by similarity.
+    """A collection of vectors, each with an id (all ints or all strings), a metadata dict and
+    an optional document (its text), searchable by similarity.
 
     Scores: with metric ``"L2"`` the squared Euclidean distance (smaller is closer); with
     ``"IP"`` the inner product and with ``"cosine"`` the cosine similarity (larger is closer).
@@ -100,20 +198,27 @@ class VectorStore(abc.ABC):
     # ----------------------------------------------------------------- writing
 
     @abc.abstractmethod
-    def add(self, vectors: npt.ArrayLike, metadata: Metadata = None, ids: npt.ArrayLike | None = None) -> list[int]:
-        """Add vectors (one 1-D or many 2-D) with optional metadata and new ids; return their ids."""
+    def add(
+        self, vectors: npt.ArrayLike, metadata: Metadata = None, ids: Ids | None = None, documents: Documents = None
+    ) -> list[int] | list[str]:
+        """Add vectors (one 1-D or many 2-D) with optional metadata, new ids and documents;
+        return their ids."""
 
     @abc.abstractmethod
-    def upsert(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, metadata: Metadata = None) -> list[int]:
-        """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
+    def upsert(
+        self, ids: Ids, vectors: npt.ArrayLike, metadata: Metadata = None, documents: Documents = None
+    ) -> list[int] | list[str]:
+        """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
+        already stored."""
 
     @abc.abstractmethod
-    def update_metadata(self, ids: npt.ArrayLike, metadata: Metadata) -> None:
+    def update_metadata(self, ids: Ids, metadata: Metadata) -> None:
         """Replace the metadata of stored ids (the vectors stay); all ids must exist."""
 
     @abc.abstractmethod
-    def delete(self, ids: npt.ArrayLike, *, missing_ok: bool = False) -> int:
-        """Remove vectors by id; return how many were removed."""
+    def delete(self, ids: Ids | None = None, *, filter: Any = None, missing_ok: bool = False) -> int:  # noqa: A002
+        """Remove vectors by id, or those matching ``filter`` (exactly one of the two); return
+        how many were removed."""
 
     # ----------------------------------------------------------------- reading
 
@@ -122,15 +227,26 @@ class VectorStore(abc.ABC):
         self, query: npt.ArrayLike, k: int = 10, *, filter: Any = None  # noqa: A002
     ) -> SearchResult:
         """The ``k`` nearest stored vectors to a query (1-D) or to each of a batch (2-D),
-        among those whose metadata matches ``filter`` (see :mod:`parag.filters`).
-        Backends may take keyword-only search parameters too (``ef_search``, ``nprobe``)."""
+        among those whose metadata (or document) matches ``filter`` (see :mod:`parag.filters`).
+        Backends may take keyword-only search parameters too (``ef_search``, ``nprobe``,
+        ``include``)."""
 
     @abc.abstractmethod
-    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
-        """Metadata (and, with ``include_vectors``, the vectors) of ``ids``, in order."""
+    def get(
+        self,
+        ids: Ids | None = None,
+        *,
+        filter: Any = None,  # noqa: A002
+        limit: int | None = None,
+        offset: int = 0,
+        include_vectors: bool = False,
+    ) -> GetResult:
+        """Metadata and documents (and, with ``include_vectors``, the vectors) of ``ids`` in
+        order, of the vectors matching ``filter``, or of every vector; a page of them with
+        ``limit`` / ``offset``."""
 
     @abc.abstractmethod
-    def ids(self) -> list[int]:
+    def ids(self) -> list[int] | list[str]:
         """Every stored id, in insertion order."""
 
     # ----------------------------------------------------------------- persistence

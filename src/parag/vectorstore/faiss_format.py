@@ -2,11 +2,13 @@
 
 :mod:`parag.persistence` writes and reads the generic container (data files committed by an
 atomically replaced, checksummed manifest). This module fills it for a FAISS store: the
-manifest body (configuration and counts) and three data files, ``index`` (FAISS's own
-format), ``ids`` (the id of each slot, ``.npy`` int64, -1 for a deleted slot) and
-``metadata`` (one JSON line per slot, ``null`` for a deleted slot); and, on load, reads them
-back into a :class:`FAISSState`, cross-checking every count against every other. The full
-layout is in ``docs/format.md``.
+manifest body (configuration, counts, the kind of ids) and four data files, ``index``
+(FAISS's own format), ``ids`` (the id of each slot: ``.npy`` int64 with -1 for a deleted
+slot, or for string ids one JSON string per line with ``null`` for a deleted slot),
+``metadata`` (one JSON line per slot, ``null`` for a deleted slot) and ``documents`` (one
+JSON string or ``null`` per slot); and, on load, reads them back into a
+:class:`FAISSState`, cross-checking every count against every other. Stores of format
+versions 1 and 2 have int ids and no documents file. The full layout is in ``docs/format.md``.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ import numpy as np
 import parag.persistence as persistence
 from parag._faiss_header import check_index_file
 from parag._load_checks import check_metadata_lines, check_npy_header
+from parag._ids import ID_KINDS, INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, IdKind
+from parag._jsonl import dump_strings, load_strings
 from parag._slots import SlotMap
 from parag._version import __version__
+from parag.documents import DocumentStore
 from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError
 from parag.metadata import MetadataStore
 from parag.vectorstore._faiss_state import FAISSState
@@ -30,11 +35,13 @@ from parag.vectorstore.kinds import FAISS_METRIC, IndexKind, configure
 
 #: The manifest's ``kind``: which class wrote the store.
 STORE_KIND = "FAISSVectorStore"
+#: The first format version with ``id_kind`` and a ``documents`` file.
+RECORDS_FORMAT = 3
 
 
 def save(path: str | Path, state: FAISSState) -> None:
     """Write ``state`` to the store directory ``path`` (see :func:`parag.persistence.save`)."""
-    kind, index, meta = state.kind, state.index, state.meta
+    kind, index, meta, docs = state.kind, state.index, state.meta, state.docs
     body = {
         "kind": STORE_KIND,
         "parag_version": __version__,
@@ -46,15 +53,21 @@ def save(path: str | Path, state: FAISSState) -> None:
         "n_slots": state.slots.n_slots,
         "next_id": state.next_id,
         "trained": state.is_trained,
+        "id_kind": state.slots.kind.name,
     }
     slot_ids = np.ascontiguousarray(state.slots.slot_ids)
+    if state.slots.kind is INT_IDS:
+        ids_file = ("npy", lambda f: np.save(f, slot_ids, allow_pickle=False))
+    else:  # a deleted slot's "" is null
+        ids_file = ("jsonl", lambda f: f.write(dump_strings(i or None for i in slot_ids.tolist())))
     persistence.save(
         path,
         body,
         {
             "index": ("faiss", lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))),
-            "ids": ("npy", lambda f: np.save(f, slot_ids, allow_pickle=False)),
+            "ids": ids_file,
             "metadata": ("jsonl", lambda f: f.write(meta.to_jsonl())),
+            "documents": ("jsonl", lambda f: f.write(docs.to_jsonl())),
         },
     )
 
@@ -72,25 +85,28 @@ def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
     index is parsed; every count is then checked against every other.
     """
     manifest = files.manifest
-    missing = {"index", "ids", "metadata"} - set(manifest["files"])
+    records = manifest["format_version"] >= RECORDS_FORMAT
+    roles = {"index", "ids", "metadata"} | ({"documents"} if records else set())
+    missing = roles - set(manifest["files"])
     if missing:
         raise CorruptStoreError(f"the manifest of store {str(files.path)!r} lists no {sorted(missing)} file")
     kind = _configured(manifest)
     n_slots, count, next_id = _counts(manifest)
-    slot_ids = _read_slot_ids(files, n_slots)
-    slots = SlotMap(slot_ids)
-    if slots.n_live != count or slots.has_duplicates() or (slots.n_live and int(slot_ids.max()) >= next_id):
-        raise CorruptStoreError(
-            f"{files.describe('ids')} disagrees with the manifest: it holds {slots.n_live} distinct "
-            f"live ids (largest {int(slot_ids.max(initial=-1))}); the manifest says {count}, all below {next_id}"
-        )
-    meta = _read_metadata(files, slot_ids)
+    id_kind = ID_KINDS.get(manifest.get("id_kind")) if records else INT_IDS  # type: ignore[arg-type]
+    if id_kind is None:
+        raise CorruptStoreError(f"the manifest's id_kind is {manifest.get('id_kind')!r}, not 'int' or 'str'")
+    slots = _read_slots(files, id_kind, n_slots, count, next_id)
+    meta = _read_metadata(files, slots)
+    if records:
+        docs = DocumentStore.from_jsonl(files.read("documents"), slots.live_mask(), files.describe("documents"))
+    else:
+        docs = DocumentStore([None] * n_slots)
     index = _read_index(files, mmap)
     _check_index(kind, bool(manifest.get("trained")), index, n_slots, files.describe("index"))
     kind.check_structure(index, files.describe("index"))
     # The manifest is the record of the configuration: its search parameters rule.
     kind.apply_defaults(index)
-    return FAISSState(kind, index, slots, meta, next_id, read_only=mmap)
+    return FAISSState(kind, index, slots, meta, next_id, read_only=mmap, docs=docs)
 
 
 def _configured(manifest: dict[str, Any]) -> IndexKind:
@@ -112,6 +128,32 @@ def _counts(manifest: dict[str, Any]) -> tuple[int, int, int]:
     if count > n_slots:
         raise CorruptStoreError(f"the manifest is inconsistent: count {count} > n_slots {n_slots}")
     return n_slots, count, next_id
+
+
+def _read_slots(files: persistence.StoreFiles, kind: IdKind, n_slots: int, count: int, next_id: int) -> SlotMap:
+    """The ids file as a SlotMap, checked against the manifest's counts."""
+    where = files.describe("ids")
+    if kind is INT_IDS:
+        slot_ids = _read_slot_ids(files, n_slots)
+        slots = SlotMap(slot_ids)
+        largest = int(slot_ids.max(initial=-1))
+        if slots.n_live != count or slots.has_duplicates() or (slots.n_live and largest >= next_id):
+            raise CorruptStoreError(
+                f"{where} disagrees with the manifest: it holds {slots.n_live} distinct "
+                f"live ids (largest {largest}); the manifest says {count}, all below {next_id}"
+            )
+        return slots
+    names = load_strings(files.read("ids"), n_slots, where)
+    bad = next((s for s, i in enumerate(names) if i is not None and not 0 < len(i) <= MAX_STR_ID_LENGTH), None)
+    if bad is not None:
+        raise CorruptStoreError(f"{where} holds an empty or over-long id on slot {bad}")
+    slots = SlotMap(np.array([i or "" for i in names], STR_IDS.dtype), STR_IDS)
+    if slots.n_live != count or slots.has_duplicates():
+        raise CorruptStoreError(
+            f"{where} disagrees with the manifest: it holds {len(set(names) - {None})} distinct "
+            f"live ids; the manifest says {count}"
+        )
+    return slots
 
 
 def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
@@ -140,22 +182,22 @@ def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
     return slot_ids
 
 
-def _read_metadata(files: persistence.StoreFiles, slot_ids: np.ndarray) -> MetadataStore:
+def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataStore:
     """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots."""
-    data, where = files.read("metadata"), files.describe("metadata")
+    data, where, live = files.read("metadata"), files.describe("metadata"), slots.live_mask()
     lines = data.split(b"\n") if data else []
-    if len(lines) != len(slot_ids):
-        raise CorruptStoreError(f"{where} has {len(lines)} lines, the ids file {len(slot_ids)} slots")
+    if len(lines) != len(live):
+        raise CorruptStoreError(f"{where} has {len(lines)} lines, the ids file {len(live)} slots")
     deleted = np.fromiter((line == b"null" for line in lines), bool, len(lines))
-    disagree = np.flatnonzero(deleted != (slot_ids == -1))
+    disagree = np.flatnonzero(deleted == live)
     if len(disagree):
         slot = int(disagree[0])
         raise CorruptStoreError(
             f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
-            f"{'no' if deleted[slot] else 'some'} metadata but id {int(slot_ids[slot])}"
+            f"{'no' if deleted[slot] else 'some'} metadata but id {slots.slot_ids[slot].item()!r}"
         )
     check_metadata_lines(lines, where)
-    return MetadataStore.from_jsonl(data, len(slot_ids))
+    return MetadataStore.from_jsonl(data, len(live))
 
 
 def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:

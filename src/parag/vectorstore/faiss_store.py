@@ -1,4 +1,5 @@
-"""FAISSVectorStore: a vector store on FAISS that keeps ids and metadata in step with the index.
+"""FAISSVectorStore: a vector store on FAISS that keeps ids, metadata and documents in step
+with the index.
 
 The index types are ``"Flat"`` (exact), ``"IVFFlat"`` and ``"HNSW"`` (approximate); the
 metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
@@ -7,7 +8,7 @@ metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,26 @@ import parag.tuning as tuning
 import parag.vectorstore.faiss_format as faiss_format
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
-from parag._validation import as_ids, as_vectors, check_bool, check_int, check_k, unit_rows
-from parag.errors import ReadOnlyStoreError
+from parag._ids import Ids, as_store_ids
+from parag._validation import as_vectors, check_bool, check_int, check_k, unit_rows
+from parag.documents import check_documents
+from parag.errors import InvalidArgumentError, InvalidTypeError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
 from parag.metadata import encode_metadata
 from parag.vectorstore._faiss_state import FAISSState
-from parag.vectorstore.base import GetResult, Metadata, SearchResult, VectorStore
+from parag.vectorstore.base import Documents, GetResult, Metadata, SearchResult, VectorStore
 from parag.vectorstore.kinds import configure
 
 __all__ = ["FAISSVectorStore", "GetResult"]
 
+# What search and get may return besides ids (and scores): ``include=`` picks among these.
+INCLUDABLE = ("metadata", "documents")
+_EVERYTHING = frozenset(INCLUDABLE)
+
 
 class FAISSVectorStore(VectorStore):
-    """A FAISS index whose vectors carry int ids and JSON metadata, saved to a directory.
+    """A FAISS index whose vectors carry ids (ints or strings), JSON metadata and documents,
+    saved to a directory.
 
     Parameters
     ----------
@@ -52,6 +60,10 @@ class FAISSVectorStore(VectorStore):
 
     Notes
     -----
+    Ids are all ints or all strings, fixed by the first ids the store holds (ids given to
+    ``add`` or ``upsert``; ``add`` without ids makes an int store). A string store generates
+    ``uuid4().hex`` ids; string ids are non-empty and at most 512 characters.
+
     Thread safety: any number of threads may call ``search``, ``get``, ``len`` and ``save``
     at once; ``add``, ``delete``, ``upsert``, ``update_metadata``, ``compact`` and ``load``
     wait for them and run alone.
@@ -113,7 +125,9 @@ class FAISSVectorStore(VectorStore):
         return self._state.slots.n_live
 
     def __contains__(self, id_: object) -> bool:
-        return isinstance(id_, numbers.Integral) and not isinstance(id_, bool) and int(id_) in self._state.slots
+        if isinstance(id_, bool) or not isinstance(id_, (numbers.Integral, str)):
+            return False
+        return (int(id_) if isinstance(id_, numbers.Integral) else id_) in self._state.slots
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self.params.items())
@@ -129,7 +143,13 @@ class FAISSVectorStore(VectorStore):
 
     # ----------------------------------------------------------------- writing
 
-    def add(self, vectors: npt.ArrayLike, metadata: Metadata = None, ids: npt.ArrayLike | None = None) -> list[int]:
+    def add(
+        self,
+        vectors: npt.ArrayLike,
+        metadata: Metadata = None,
+        ids: Ids | None = None,
+        documents: Documents = None,
+    ) -> list[int] | list[str]:
         """Add one vector (1-D) or many (2-D); return their ids.
 
         Parameters
@@ -139,9 +159,14 @@ class FAISSVectorStore(VectorStore):
         metadata : list of dict, dict or None
             One JSON-serialisable dict per vector (a single dict for a single vector).
             None, or a None item, stores ``{}``.
-        ids : array-like of int, optional
-            Non-negative, unique, not yet stored. By default ids are generated from 0 upward,
-            above every id the store has ever held, and never reused.
+        ids : ints or strings, optional
+            Unique, not yet stored, of the store's kind: non-negative ints, or non-empty
+            strings of at most 512 characters. By default an int store generates ids from 0
+            upward, above every id it has ever held, never reused; a string store generates
+            ``uuid4().hex`` strings.
+        documents : list of str or None, or a str for a single vector, optional
+            The text of each vector (None: none). Returned by ``get`` and ``search``,
+            matched by ``{"$document": {"$contains": ...}}`` filters; not metadata.
 
         Examples
         --------
@@ -150,50 +175,80 @@ class FAISSVectorStore(VectorStore):
         [0, 1]
         >>> store.add([2, 2], {"tag": "c"}, ids=[10])
         [10]
+        >>> docs = FAISSVectorStore(dimension=2)
+        >>> docs.add([[0, 1], [1, 0]], ids=["guide.md#0", "guide.md#1"], documents=["Install", "Use"])
+        ['guide.md#0', 'guide.md#1']
         """
         x, _ = as_vectors(vectors, self.dimension)
         encoded = encode_metadata(metadata, len(x))
-        given = None if ids is None else as_ids(ids, count=len(x))
+        docs = check_documents(documents, len(x))
+        given = None if ids is None else _ids_for(ids, len(x))
         x = self._normalised(x, "vectors")
         with self._writing() as state:
-            return state.add(x, given, encoded).tolist()
+            return state.add(x, given, encoded, docs).tolist()
 
-    def delete(self, ids: npt.ArrayLike, *, missing_ok: bool = False) -> int:
-        """Delete vectors by id; return how many were deleted.
+    def delete(
+        self,
+        ids: Ids | None = None,
+        *,
+        filter: Filter | None = None,  # noqa: A002 - the name every vector store uses
+        missing_ok: bool = False,
+    ) -> int:
+        """Delete vectors by id, or those matching a filter; return how many were deleted.
 
-        An unknown id is an error (and nothing is deleted) unless ``missing_ok=True``.
-        Deleted ids never come back in results and are never reused by generated ids.
+        Give exactly one of ``ids`` and ``filter``. An unknown id is an error (and nothing is
+        deleted) unless ``missing_ok=True``. Deleted ids never come back in results and are
+        never reused by generated ids.
 
         Examples
         --------
         >>> store = FAISSVectorStore(dimension=2)
-        >>> store.add([[0, 1], [1, 0]])
-        [0, 1]
+        >>> store.add([[0, 1], [1, 0], [1, 1]], [{"src": "a"}, {"src": "b"}, {"src": "a"}])
+        [0, 1, 2]
         >>> store.delete([0])
+        1
+        >>> store.delete(filter={"src": "a"})
         1
         >>> store.ids()
         [1]
         """
-        targets = as_ids(ids)
+        if (ids is None) == (filter is None):
+            raise InvalidArgumentError(
+                "delete needs exactly one of ids (the ids to delete) and filter (delete what matches), "
+                f"got {'neither' if ids is None else 'both'}"
+            )
         check_bool(missing_ok, "missing_ok")
+        targets = None if ids is None else as_store_ids(ids, None)
+        matching = None if filter is None else compile_filter(filter)
         with self._writing() as state:
+            if matching is not None:
+                return state.delete_matching(matching)
             return state.delete(targets, missing_ok)
 
-    def upsert(self, ids: npt.ArrayLike, vectors: npt.ArrayLike, metadata: Metadata = None) -> list[int]:
-        """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
+    def upsert(
+        self,
+        ids: Ids,
+        vectors: npt.ArrayLike,
+        metadata: Metadata = None,
+        documents: Documents = None,
+    ) -> list[int] | list[str]:
+        """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
+        already stored."""
         x, _ = as_vectors(vectors, self.dimension)
-        new_ids = as_ids(ids, count=len(x))
+        new_ids = _ids_for(ids, len(x))
         encoded = encode_metadata(metadata, len(x))
+        docs = check_documents(documents, len(x))
         x = self._normalised(x, "vectors")
         with self._writing() as state:
-            state.upsert(x, new_ids, encoded)
+            state.upsert(x, new_ids, encoded, docs)
         return new_ids.tolist()
 
-    def update_metadata(self, ids: npt.ArrayLike, metadata: Metadata) -> None:
-        """Replace the metadata of stored ids (the vectors stay); all ids must exist."""
-        targets = as_ids(ids)
+    def update_metadata(self, ids: Ids, metadata: Metadata) -> None:
+        """Replace the metadata of stored ids (the vectors and documents stay); all ids must exist."""
+        targets = as_store_ids(ids, None)
         encoded = encode_metadata(metadata, len(targets))
         with self._writing() as state:
+            state.check_kind(targets, "ids")
             state.meta.set(state.slots.slots_of(targets).tolist(), encoded)
 
     def compact(self) -> None:
@@ -260,6 +315,7 @@ class FAISSVectorStore(VectorStore):
         filter: Filter | None = None,  # noqa: A002 - the name every vector store uses
         nprobe: int | None = None,
         ef_search: int | None = None,
+        include: Sequence[str] = INCLUDABLE,
     ) -> SearchResult:
         """The ``k`` nearest vectors to one query, or to each query of a batch.
 
@@ -269,66 +325,113 @@ class FAISSVectorStore(VectorStore):
         k : int
             Hits per query. Fewer come back only when fewer than ``k`` vectors match.
         filter : dict or callable, optional
-            Only vectors whose metadata matches (see :mod:`parag.filters`), e.g.
-            ``{"source": "a", "year": {"$gte": 2020}}``. A pre-filter: the result is a
+            Only vectors whose metadata (or document) matches (see :mod:`parag.filters`),
+            e.g. ``{"source": "a", "year": {"$gte": 2020}}``. A pre-filter: the result is a
             top-k among the matching vectors, never a top-k that lost its non-matching hits.
             It is the exact one on a Flat store and for a filter that matches few vectors
             (searched exhaustively); a broad filter on HNSW / IVF is searched through the
             index, with ``ef_search`` / ``nprobe`` widened, and is as approximate as it.
         nprobe, ef_search : int, optional
             Override the index's parameter for this call only (IVFFlat / HNSW).
+        include : sequence of {"metadata", "documents"}, default both
+            What to return besides ids and scores; what is left out is None in the result
+            and costs nothing (``include=()``: no metadata is decoded).
 
         Returns
         -------
         SearchResult
-            ``(distances, ids, metadata)``, best first. For a 1-D query three lists of
-            ``min(k, number of matching vectors)`` items (all stored vectors match when there
-            is no filter); for a 2-D batch a list of such lists per query.
+            ``(distances, ids, metadata)``, best first, and ``.documents``. For a 1-D query
+            lists of ``min(k, number of matching vectors)`` items (all stored vectors match
+            when there is no filter); for a 2-D batch a list of such lists per query.
             Metadata dicts are copies: changing them does not change the store.
+            ``.records()`` gives the hits as dicts.
 
         Examples
         --------
         >>> store = FAISSVectorStore(dimension=2)
-        >>> store.add([[0, 0], [3, 4]], [{"p": "origin"}, {"p": "far"}])
+        >>> store.add([[0, 0], [3, 4]], [{"p": "origin"}, {"p": "far"}], documents=["zero", None])
         [0, 1]
         >>> store.search([3, 3], k=1)
-        SearchResult(distances=[1.0], ids=[1], metadata=[{'p': 'far'}])
+        SearchResult(distances=[1.0], ids=[1], metadata=[{'p': 'far'}], documents=[None])
+        >>> store.search([0, 1], k=1, filter={"$document": {"$contains": "ze"}}).records()
+        [{'id': 0, 'score': 1.0, 'document': 'zero', 'metadata': {'p': 'origin'}}]
         """
         q, single = as_vectors(query, self.dimension, "query")
         k = check_k(k)
         overrides = {}
         if nprobe is not None or ef_search is not None:
             overrides = self._state.kind.check_overrides({"nprobe": nprobe, "ef_search": ef_search})
-        mask = None if filter is None else compile_filter(filter)
+        wanted = _check_include(include)
+        matching = None if filter is None else compile_filter(filter)
         q = self._normalised(q, "query")
         with self._lock.read():
             state = self._state
-            allowed = None if mask is None else mask(state.meta)
+            allowed = None if matching is None else matching(state.meta, state.docs)
             distances, slots = state.search_slots(q, k, overrides, allowed)
-            return _results(state, distances, slots, single)
+            return _results(state, distances, slots, single, wanted)
 
-    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
-        """Metadata (and, with ``include_vectors``, the stored vectors) of ``ids``, in order.
+    def get(
+        self,
+        ids: Ids | None = None,
+        *,
+        filter: Filter | None = None,  # noqa: A002 - the name every vector store uses
+        limit: int | None = None,
+        offset: int = 0,
+        include_vectors: bool = False,
+        include: Sequence[str] = INCLUDABLE,
+    ) -> GetResult:
+        """Stored vectors' metadata, documents (and vectors): of ``ids`` in the order asked,
+        of those matching ``filter``, or of every vector (oldest first).
 
-        Vectors of a cosine store come back normalised, as stored.
+        Parameters
+        ----------
+        ids : ints or strings, optional
+            Every one must be stored. With ``filter`` too, those of ``ids`` that match.
+        filter : dict or callable, optional
+            As in :meth:`search`; evaluated on the filter columns, never by decoding metadata.
+        limit, offset : int, optional
+            Skip the first ``offset`` results and return at most ``limit`` (pages).
+        include_vectors : bool
+            Also return the vectors (normalised for a cosine store, as stored).
+        include : sequence of {"metadata", "documents"}, default both
+            What else to return; what is left out is None.
 
         Examples
         --------
         >>> store = FAISSVectorStore(dimension=2)
-        >>> store.add([[0, 1], [1, 0]], [{"tag": "a"}, {"tag": "b"}])
+        >>> store.add([[0, 1], [1, 0]], [{"tag": "a"}, {"tag": "b"}], documents=["A", "B"])
         [0, 1]
         >>> store.get([1]).metadata
         [{'tag': 'b'}]
+        >>> store.get(filter={"tag": "a"}).records()
+        [{'id': 0, 'document': 'A', 'metadata': {'tag': 'a'}}]
         """
-        targets = as_ids(ids, unique=False)
+        targets = None if ids is None else as_store_ids(ids, None, unique=False)
+        matching = None if filter is None else compile_filter(filter)
+        limit = None if limit is None else check_int(limit, "limit", 0)
+        offset = check_int(offset, "offset", 0)
         check_bool(include_vectors, "include_vectors")
+        wanted = _check_include(include)
         with self._lock.read():
             state = self._state
-            slots = state.slots.slots_of(targets)
-            vectors = state.vectors(slots) if include_vectors else None
-            return GetResult(targets.tolist(), state.meta.get_many(slots.tolist()), vectors)
+            if targets is not None:
+                state.check_kind(targets, "ids")
+                slots = state.slots.slots_of(targets)
+                if matching is not None:
+                    slots = slots[state.matching(matching)[slots]]
+            elif matching is not None:
+                slots = np.flatnonzero(state.matching(matching))
+            else:
+                slots = np.flatnonzero(state.slots.live_mask())
+            slots = slots[offset : None if limit is None else offset + limit]
+            return GetResult(
+                state.slots.ids_at(slots).tolist(),
+                state.meta.get_many(slots.tolist()) if "metadata" in wanted else None,
+                state.vectors(slots) if include_vectors else None,
+                state.docs.get_many(slots.tolist()) if "documents" in wanted else None,
+            )
 
-    def ids(self) -> list[int]:
+    def ids(self) -> list[int] | list[str]:
         """Every stored id, oldest slot first."""
         with self._lock.read():
             return self._state.slots.live_ids().tolist()
@@ -420,10 +523,39 @@ class FAISSVectorStore(VectorStore):
                 )
             yield self._state
 
-def _results(state: FAISSState, distances: np.ndarray, slots: np.ndarray, single: bool) -> SearchResult:
-    """The search result for ``slots`` found by ``state`` (read under the lock)."""
+def _ids_for(ids: Ids, n: int) -> np.ndarray:
+    """``ids`` checked as unique ids of one kind, one for each of ``n`` vectors."""
+    given = as_store_ids(ids, None)
+    if len(given) != n:
+        raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
+    return given
+
+
+def _check_include(include: Sequence[str]) -> frozenset[str]:
+    """``include`` checked: a collection of names from :data:`INCLUDABLE`."""
+    if include is INCLUDABLE:  # the default: no checks on the search fast path
+        return _EVERYTHING
+    if isinstance(include, str) or not isinstance(include, (Sequence, set, frozenset)):
+        raise InvalidTypeError(f"include must be a list of names from {list(INCLUDABLE)}, got {include!r}")
+    unknown = [name for name in include if name not in INCLUDABLE]
+    if unknown:
+        raise InvalidArgumentError(f"include names {unknown[0]!r}; it takes names from {list(INCLUDABLE)}")
+    return frozenset(include)
+
+
+def _results(
+    state: FAISSState, distances: np.ndarray, slots: np.ndarray, single: bool, wanted: frozenset[str]
+) -> SearchResult:
+    """The search result for ``slots`` found by ``state`` (read under the lock): only the
+    parts ``wanted`` are decoded."""
     ids = state.slots.ids_at(slots).tolist()
-    metadata = state.meta.get_rows(slots)
+    metadata = state.meta.get_rows(slots) if "metadata" in wanted else None
+    documents = state.docs.get_rows(slots) if "documents" in wanted else None
     if single:
-        return SearchResult(distances[0].tolist(), ids[0], metadata[0])
-    return SearchResult(distances.tolist(), ids, metadata)
+        return SearchResult(
+            distances[0].tolist(),
+            ids[0],
+            None if metadata is None else metadata[0],
+            None if documents is None else documents[0],
+        )
+    return SearchResult(distances.tolist(), ids, metadata, documents)

@@ -14,17 +14,34 @@ then the time to delete 1,000 ids from the HNSW store.
 Raw per-query results go to ``RESULTS/results.json``; the report ``OUT/bench-filters.md`` is
 generated from that file alone (``--report-only`` regenerates it).
 
+``--records`` measures what issue 9 (records: documents, string ids) changed instead, each
+figure in a fresh process, ``--repeats`` times alternated:
+- the first filtered search on a store of 4,000 vectors whose texts are 1,500 characters:
+  text in metadata with parag at ``--baseline`` (default: the commit before documents were
+  added, where the first filter built a column for every metadata key), text in metadata
+  now (columns only for the keys a filter names), and text as documents now;
+- string ids against int ids at 100,000 vectors (Flat, d=64): add, get and delete of 1,000
+  ids, single-query search p50, save and load, the ids file's bytes, the store's RSS.
+Raw results: ``RESULTS/results.json`` (default ``docs/bench-results/records``); report:
+``OUT/bench-records.md``.
+
 Usage: python benchmarks/bench_filters.py [--quick] [--n 100000] [--queries 200] [--out docs]
        [--results docs/bench-results/filters] [--report-only]
+       python benchmarks/bench_filters.py --records [--repeats 5] [--baseline REV] [--report-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,6 +179,131 @@ def report(data: dict, results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- --records (issue 9)
+
+WORDS = "vector store index search filter metadata document chunk embedding query recall faiss".split()
+LAYOUTS = {  # label -> (where the text is, which parag: "baseline" or "current")
+    "text in metadata, before": ("text-in-metadata", "baseline"),
+    "text in metadata, now": ("text-in-metadata", "current"),
+    "text as documents, now": ("text-as-document", "current"),
+}
+
+
+def long_texts(n: int, chars: int = 1500, seed: int = 4) -> list[str]:
+    words = np.random.default_rng(seed).choice(WORDS, (n, chars // 7))
+    return [" ".join(row)[:chars] for row in words.tolist()]
+
+
+def first_filtered_search_ms(layout: str, n: int = 4000, d: int = 384) -> float:
+    """A fresh store of ``n`` vectors with texts of 1,500 characters; its first filtered search."""
+    from parag.vectorstore import FAISSVectorStore
+
+    texts, x = long_texts(n), clustered(n, d, seed=1, spread=SPREAD)
+    meta = [{"source": f"s{i % 100}", "year": 2015 + i % 10} for i in range(n)]
+    store = FAISSVectorStore(d, "Flat", "IP")
+    if layout == "text-as-document":
+        store.add(x, meta, documents=texts)
+    else:
+        store.add(x, [{**m, "text": t} for m, t in zip(meta, texts)])
+    store.search(x[1], k=10)  # FAISS's and OpenMP's first-call costs are not the filter's
+    t = time.perf_counter()
+    store.search(x[0], k=10, filter={"source": "s7"})
+    return (time.perf_counter() - t) * 1e3
+
+
+def rss_mb() -> float:
+    """The process's resident memory now (Linux), in MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def id_costs(kind: str, n: int = 100_000, d: int = 64) -> dict[str, float]:
+    """Time and bytes of a Flat store of ``n`` vectors with ``kind`` ids ("int" or "str")."""
+    from parag.vectorstore import FAISSVectorStore
+
+    x = clustered(n, d, seed=1, spread=SPREAD)
+    ids = list(range(n)) if kind == "int" else [f"docs/file-{i // 20:05d}.md#chunk-{i % 20}" for i in range(n)]
+    sample = [ids[i] for i in np.random.default_rng(5).choice(n, 1000, replace=False).tolist()]
+    before = rss_mb()
+    store = FAISSVectorStore(d, "Flat", "IP")
+    t = time.perf_counter()
+    store.add(x, ids=ids)
+    out = {"add_s": time.perf_counter() - t, "store_rss_mb": rss_mb() - before}
+    t = time.perf_counter()
+    store.get(sample)
+    out["get_1k_ms"] = (time.perf_counter() - t) * 1e3
+    times, _ = latencies_ms(lambda q: store.search(q, k=10, include=()), x[:200])
+    out["search_p50_ms"] = statistics.median(times)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        store.save(Path(tmp) / "s")
+        out["save_s"] = time.perf_counter() - t
+        out["ids_file_bytes"] = sum(p.stat().st_size for p in (Path(tmp) / "s").glob("ids.*"))
+        t = time.perf_counter()
+        FAISSVectorStore.load(Path(tmp) / "s")
+        out["load_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    store.delete(sample)
+    out["delete_1k_ms"] = (time.perf_counter() - t) * 1e3
+    return out
+
+
+def child(args: list[str], src: Path | None = None) -> Any:
+    """This script run with ``args`` in a fresh process (importing parag from ``src``); its JSON."""
+    env = {**os.environ, **({"PYTHONPATH": str(src)} if src else {})}
+    done = subprocess.run([sys.executable, __file__, *args], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_records(baseline: str | None, repeats: int) -> dict:
+    """Each measurement in a fresh process, alternated ``repeats`` times, so that a busier
+    minute of a shared machine does not favour one side."""
+    if baseline is None:  # the commit before the one that added documents
+        added = git("log", "--format=%H", "--diff-filter=A", "-1", "--", "src/parag/documents.py")
+        baseline = f"{added}^"
+    rev = git("rev-parse", baseline)
+    first: dict[str, list[float]] = {label: [] for label in LAYOUTS}
+    ids: dict[str, list[dict[str, float]]] = {"int": [], "str": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        for _ in range(repeats):
+            for label, (layout, which) in LAYOUTS.items():
+                first[label].append(child(["--child-first-filter", layout], Path(tmp) / "src" if which == "baseline" else None))
+            for kind in ids:
+                ids[kind].append(child(["--child-ids", kind]))
+    return {"params": {"repeats": repeats, "baseline": rev, "first_filter": "4,000 x 384 Flat IP, texts of 1,500 "
+                       "characters, filter {'source': 's7'} (1%)", "ids": "100,000 x 64 Flat IP, string ids like "
+                       "'docs/file-00042.md#chunk-7'"}, "first_filter_ms": first, "ids": ids}
+
+
+def records_report(data: dict, results: Path) -> str:
+    """The Markdown report of ``--records``, from the raw results alone."""
+    need, med = bench_provenance.need, statistics.median
+    p = need(data, "params", "records results")
+    lines = ["# Records: documents and string ids", "",
+             "_Generated by `python benchmarks/bench_filters.py --records` from the raw results named below; "
+             "do not edit by hand._", "", *bench_provenance.describe(need(data, "provenance", "records results"), results),
+             f"- **Method**: every figure from a fresh process; {p['repeats']} repeats, alternated; medians.", "",
+             f"## The first filtered search ({p['first_filter']})", "",
+             f"Before: parag at `{p['baseline'][:10]}`, which built a filter column for every metadata key on "
+             "the first filtered search, the text included. Now: columns only for the keys a filter names.", "",
+             "| store | first filtered search, median ms | every run, ms |", "|---|---|---|"]
+    for label, times in need(data, "first_filter_ms", "records results").items():
+        lines.append(f"| {label} | {med(times):.1f} | {', '.join(f'{t:.1f}' for t in times)} |")
+    runs = need(data, "ids", "records results")
+    lines += ["", f"## String ids against int ids ({p['ids']})", "",
+              "| measure (median) | int ids | string ids | string / int |", "|---|---|---|---|"]
+    for name in runs["int"][0]:
+        a, b = (med([r[name] for r in runs[kind]]) for kind in ("int", "str"))
+        lines.append(f"| {name} | {a:,.3f} | {b:,.3f} | {b / a if a else float('nan'):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="20,000 vectors, 50 queries, to benchmarks/results/quick")
@@ -171,7 +313,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="where bench-filters.md goes (default docs/; quick: the results' parent)")
     parser.add_argument("--results", type=Path, help="where results.json goes (default docs/bench-results/filters)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from RESULTS/results.json")
+    parser.add_argument("--records", action="store_true", help="measure issue 9's changes instead (see above)")
+    parser.add_argument("--repeats", type=int, default=5, help="--records: fresh processes per figure")
+    parser.add_argument("--baseline", help="--records: the commit whose parag keeps text in metadata")
+    parser.add_argument("--child-first-filter", help=argparse.SUPPRESS)
+    parser.add_argument("--child-ids", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_first_filter:  # one measurement, in a fresh process (see child())
+        return print(json.dumps(first_filtered_search_ms(args.child_first_filter)))
+    if args.child_ids:
+        return print(json.dumps(id_costs(args.child_ids)))
+    if args.records:
+        return records_main(args, argv)
     # Only the default run is published (docs/); a run that measures less writes elsewhere.
     partial = args.quick or args.n is not None or args.queries is not None or args.k != 10
     base = bench_provenance.QUICK_RESULTS if partial else bench_provenance.PUBLISHED_RESULTS
@@ -187,6 +340,19 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench-filters.md").write_text(text)
     print(text + f"\nwritten: {out / 'bench-filters.md'} (raw results: {results})")
+
+
+def records_main(args: argparse.Namespace, argv: list[str] | None) -> None:
+    results = args.results or bench_provenance.PUBLISHED_RESULTS / "records"
+    out = args.out or ROOT / "docs"
+    if not args.report_only:
+        data = {"provenance": bench_provenance.provenance(), "argv": sys.argv[1:] if argv is None else argv,
+                **measure_records(args.baseline, args.repeats)}
+        bench_provenance.write_json(results / "results.json", data)
+    text = records_report(bench_provenance.read_json(results / "results.json"), results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-records.md").write_text(text)
+    print(text + f"\nwritten: {out / 'bench-records.md'} (raw results: {results})")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,16 @@ def test_focused_reports_are_their_raw_results(bench, suite, report):
         f"python benchmarks/bench_{suite}.py --report-only regenerates it")
 
 
+def test_the_records_report_is_its_raw_results(bench):
+    raw = RESULTS / "records" / "results.json"
+    if not raw.exists():
+        pytest.skip(f"{raw.relative_to(ROOT)} is not committed yet")
+    module, provenance = bench("bench_filters"), bench("bench_provenance")
+    assert (DOCS / "bench-records.md").read_text() == module.records_report(provenance.read_json(raw), RESULTS / "records"), (
+        "docs/bench-records.md differs from what its raw results give: "
+        "python benchmarks/bench_filters.py --records --report-only regenerates it")
+
+
 def test_the_readme_summary_is_the_published_run(bench, tmp_path):
     block = readme_block("benchmarks summary")
     if (RESULTS / "run.json").exists():

@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -330,29 +331,30 @@ def main(argv: list[str] | None = None) -> None:
     base = bench_provenance.QUICK_RESULTS if partial else bench_provenance.PUBLISHED_RESULTS
     results = args.results or base / "filters"
     out = args.out or (base if partial else ROOT / "docs")
-    if not args.report_only:
-        n = args.n or (20_000 if args.quick else 100_000)
-        queries = args.queries or (50 if args.quick else 200)
-        data = {"provenance": bench_provenance.provenance(), "argv": sys.argv[1:] if argv is None else argv,
-                **measure(n, queries, args.k)}
-        bench_provenance.write_json(results / "results.json", data)
-    text = report(bench_provenance.read_json(results / "results.json"), results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-filters.md").write_text(text)
-    print(text + f"\nwritten: {out / 'bench-filters.md'} (raw results: {results})")
+    n = args.n or (20_000 if args.quick else 100_000)
+    queries = args.queries or (50 if args.quick else 200)
+    measuring = None if args.report_only else lambda: measure(n, queries, args.k)
+    publish(results, out / "bench-filters.md", report, measuring, argv)
 
 
 def records_main(args: argparse.Namespace, argv: list[str] | None) -> None:
     results = args.results or bench_provenance.PUBLISHED_RESULTS / "records"
-    out = args.out or ROOT / "docs"
-    if not args.report_only:
+    measuring = None if args.report_only else lambda: measure_records(args.baseline, args.repeats)
+    publish(results, (args.out or ROOT / "docs") / "bench-records.md", records_report, measuring, argv)
+
+
+def publish(results: Path, report_path: Path, make_report: Callable[[dict, Path], str],
+            measuring: Callable[[], dict] | None, argv: list[str] | None) -> None:
+    """Measure (unless ``measuring`` is None) into ``results``, then write the report
+    generated from the raw results alone."""
+    if measuring is not None:
         data = {"provenance": bench_provenance.provenance(), "argv": sys.argv[1:] if argv is None else argv,
-                **measure_records(args.baseline, args.repeats)}
+                **measuring()}
         bench_provenance.write_json(results / "results.json", data)
-    text = records_report(bench_provenance.read_json(results / "results.json"), results)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-records.md").write_text(text)
-    print(text + f"\nwritten: {out / 'bench-records.md'} (raw results: {results})")
+    text = make_report(bench_provenance.read_json(results / "results.json"), results)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(text)
+    print(text + f"\nwritten: {report_path} (raw results: {results})")
 
 
 if __name__ == "__main__":

@@ -18,21 +18,8 @@ import numpy as np
 
 from parag.documents import DocumentStore
 from parag.errors import InvalidFilterError
-from parag.filters.parse import (
-    And,
-    Compare,
-    Contains,
-    DocumentContains,
-    Exists,
-    Filter,
-    In,
-    Node,
-    Not,
-    Or,
-    Predicate,
-    fields,
-    parse,
-)
+from parag.filters.parse import And, Compare, Contains, DocumentContains, Exists, Filter, In, Node, Not, Or
+from parag.filters.parse import Predicate, fields, parse
 from parag.metadata import Column, Columns, MetadataStore, value_key
 
 _RANGES = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}

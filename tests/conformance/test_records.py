@@ -221,6 +221,7 @@ def test_get_pages_and_ids_with_filter(make_store, kind):
     assert store.get(filter={"src": "nowhere"}, include_vectors=True).vectors.shape == (0, D)
 
 
+@pytest.mark.needs("persistent")
 @pytest.mark.parametrize("kind", KINDS)
 def test_delete_by_filter_matches_the_model(make_store, kind, tmp_path):
     store, model = filled(make_store, kind, "cosine")
@@ -257,6 +258,7 @@ def test_model_matches_callable_branches():
 # ----------------------------------------------------------------------------- save / load
 
 
+@pytest.mark.needs("persistent")
 @pytest.mark.parametrize("kind", KINDS)
 def test_round_trip_with_documents(make_store, kind, tmp_path):
     store, model = filled(make_store, kind, "IP")

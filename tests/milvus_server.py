@@ -2,11 +2,11 @@
 
 :func:`milvus_server` starts one in a fresh temporary directory, on the loopback address only
 (see ``../shared/notes/milvus-facts.md``), and stops it on exit: SIGTERM, a few seconds, then
-SIGKILL of its process group (it ignores a plain SIGTERM). Its embedded etcd always binds
-127.0.0.1:2379/2380, which the wrapper cannot move, so one server runs at a time on a
-machine: the context holds ``flock /tmp/parag-milvus.lock`` while the server lives (other
-sessions wait for it). The client port is a free one picked here; the others the wrapper
-picks free from their defaults. Authentication is on (user ``root``, password ``Milvus``), so
+SIGKILL of its process group (it ignores a plain SIGTERM); the kernel kills it too if the
+process that started it dies. Every port is a free one: the client, health and etcd ports
+picked here (etcd through a config file of its own), the others by the wrapper from their
+defaults. Starts hold ``flock /tmp/parag-milvus.lock`` until the server answers, so two
+sessions never pick the same ports; the servers then run side by side. Authentication is on (user ``root``, password ``Milvus``), so
 a wrong token can be tested.
 
 Run it by hand with ``python tests/milvus_server.py`` (prints the URI, stops on Enter).
@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOCK = "/tmp/parag-milvus.lock"
 TOKEN = "root:Milvus"  # Milvus's default credentials
@@ -82,34 +83,53 @@ def milvus_server(start_timeout_s: float = 120, lock_wait_s: float = 900) -> Ite
         import milvus
     except ImportError:
         raise ServerUnavailable("the milvus package (the server) is not installed: pip install 'parag[milvus-server]'") from None
-    with _locked(lock_wait_s), tempfile.TemporaryDirectory(prefix="parag-milvus-") as tmp:
-        port, health = free_port(), free_port()
-        config = milvus.MilvusServerConfig()
-        config.configs.update(data_dir=tmp)
-        config.resolve_storage()
-        config.set("proxy_port", port)
-        config.set("authorization_enabled", True)
-        for component in COMPONENTS:
-            config.set(f"{component}.ip", "127.0.0.1")
-        for key, value in SETTINGS.items():
-            config.set(key, value)
-        config.resolve()  # writes configs/milvus.yaml
-        milvus._initialize_data_files(tmp)  # unpacks the server binaries
-        bin_dir = os.path.join(tmp, "bin")
-        env = {**os.environ, "DEPLOY_MODE": "STANDALONE", "METRICS_PORT": str(health),
-               "MILVUS_RUN_DIR": os.path.join(tmp, "run"),
-               "LD_LIBRARY_PATH": bin_dir + ":" + os.environ.get("LD_LIBRARY_PATH", "")}
-        log = open(Path(tmp) / "server.log", "wb")
-        process = subprocess.Popen([os.path.join(bin_dir, "milvus"), "run", "standalone"], cwd=tmp, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   preexec_fn=_die_with_parent)
-        try:
-            server = Server(f"http://127.0.0.1:{port}", TOKEN, Path(tmp))
-            _wait_ready(server, process, start_timeout_s)
-            yield server
-        finally:
-            _stop(process)
-            log.close()
+    with tempfile.TemporaryDirectory(prefix="parag-milvus-") as tmp, ExitStack() as running:
+        with _locked(lock_wait_s):  # ports are picked and bound by one start at a time
+            server = _start(milvus, Path(tmp), running, start_timeout_s)
+        yield server
+
+
+def _start(milvus: Any, tmp: Path, running: ExitStack, timeout_s: float) -> Server:
+    port, health = free_port(), free_port()
+    config = milvus.MilvusServerConfig()
+    config.configs.update(data_dir=str(tmp))
+    config.resolve_storage()
+    config.set("proxy_port", port)
+    config.set("authorization_enabled", True)
+    for component in COMPONENTS:
+        config.set(f"{component}.ip", "127.0.0.1")
+    for key, value in SETTINGS.items():
+        config.set(key, value)
+    # The embedded etcd listens on 2379/2380 unless a config file of its own says otherwise,
+    # which the wrapper's template has no key for: it is added to the written milvus.yaml.
+    etcd_yaml = tmp / "etcd.yaml"
+    client_port, peer_port = free_port(), free_port()
+    etcd_yaml.write_text(
+        f"name: default\nlisten-client-urls: http://127.0.0.1:{client_port}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client_port}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer_port}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer_port}\n"
+        f"initial-cluster: default=http://127.0.0.1:{peer_port}\n"
+    )
+    config.set("etcd_port", client_port)
+    config.resolve()  # writes configs/milvus.yaml
+    milvus_yaml = tmp / "configs" / "milvus.yaml"
+    text = milvus_yaml.read_text()
+    if "  use:\n    embed: true" not in text:
+        raise ServerUnavailable("the milvus wrapper's config template changed: cannot point etcd at its ports")
+    milvus_yaml.write_text(text.replace("  use:\n    embed: true", f"  config:\n    path: {etcd_yaml}\n  use:\n    embed: true", 1))
+    milvus._initialize_data_files(str(tmp))  # unpacks the server binaries
+    bin_dir = str(tmp / "bin")
+    env = {**os.environ, "DEPLOY_MODE": "STANDALONE", "METRICS_PORT": str(health), "MILVUS_RUN_DIR": str(tmp / "run"),
+           "LD_LIBRARY_PATH": bin_dir + ":" + os.environ.get("LD_LIBRARY_PATH", "")}
+    log = running.enter_context(open(tmp / "server.log", "wb"))
+    process = subprocess.Popen([os.path.join(bin_dir, "milvus"), "run", "standalone"], cwd=tmp, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=_die_with_parent)
+    running.callback(_stop, process)
+    server = Server(f"http://127.0.0.1:{port}", TOKEN, tmp)
+    _wait_ready(server, process, timeout_s)
+    return server
 
 
 def _die_with_parent() -> None:

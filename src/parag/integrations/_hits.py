@@ -1,0 +1,106 @@
+"""What both framework stores ask of a parag store: hits as rows, MMR over them, relevance
+scores in [0, 1], the store created on first add, and the error naming a missing extra."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from parag.errors import InvalidArgumentError, MissingDependencyError
+from parag.mmr import mmr
+from parag.vectorstore import FAISSVectorStore
+from parag.vectorstore.base import VectorStore
+
+#: The search parameters a framework call may pass through to the parag store.
+SEARCH_OPTIONS = ("ef_search", "nprobe")
+
+
+class Hit(NamedTuple):
+    id: Any
+    score: float
+    document: str | None
+    metadata: dict[str, Any]
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import an optional framework, or raise MissingDependencyError naming the pip command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(
+            f"this parag integration needs {module.split('.')[0]}: pip install 'parag[{extra}]'"
+        ) from e
+
+
+def new_faiss_store(dimension: int, options: dict[str, Any]) -> FAISSVectorStore:
+    """The store a framework store creates when none is given (options as FAISSVectorStore's)."""
+    return FAISSVectorStore(dimension=dimension, **options)
+
+
+def check_store_options(options: dict[str, Any]) -> None:
+    """Raise now, not on the first add, for options FAISSVectorStore would refuse."""
+    if "dimension" in options:
+        raise InvalidArgumentError("the dimension is taken from the embeddings: do not pass dimension")
+    new_faiss_store(1, options)
+
+
+def search_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a framework search that go to the parag store."""
+    unknown = sorted(set(options) - set(SEARCH_OPTIONS))
+    if unknown:
+        raise InvalidArgumentError(f"unknown search option(s) {unknown}: the store takes {list(SEARCH_OPTIONS)}")
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def search(store: VectorStore | None, query: npt.ArrayLike, k: int, filter: Any = None, **options: Any) -> list[Hit]:  # noqa: A002
+    """The ``k`` best hits for one query vector, best first ([] for a store not yet created)."""
+    if store is None or len(store) == 0:
+        return []
+    found = store.search(np.asarray(query, dtype=np.float32), k=k, filter=filter, **search_options(options))
+    documents = found.documents or [None] * len(found.ids)
+    return [Hit(*row) for row in zip(found.ids, found.distances, documents, found.metadata or [{}] * len(found.ids))]
+
+
+def mmr_search(
+    store: VectorStore | None,
+    query: npt.ArrayLike,
+    k: int,
+    fetch_k: int,
+    lambda_mult: float,
+    filter: Any = None,  # noqa: A002
+    **options: Any,
+) -> list[Hit]:
+    """``k`` hits picked by maximal marginal relevance from the ``fetch_k`` nearest, using
+    their stored vectors."""
+    candidates = search(store, query, max(k, fetch_k), filter, **options)
+    if not candidates or k <= 0:
+        return []
+    assert store is not None
+    vectors = store.get([hit.id for hit in candidates], include_vectors=True).vectors
+    return [candidates[i] for i in mmr(query, vectors, k, lambda_mult)]
+
+
+def relevance_function(metric: str) -> Callable[[float], float]:
+    """A store's score mapped to a relevance in [0, 1], 1 the most relevant.
+
+    - ``cosine``: ``(1 + s) / 2``.
+    - ``IP``: ``(1 + s) / 2`` clipped to [0, 1]: the cosine mapping, exact for unit vectors.
+    - ``L2`` (squared distance ``d``): ``1 - d / 4`` clipped to [0, 1]: for unit vectors
+      ``d = 2 - 2 cos``, so this is again ``(1 + cos) / 2``.
+
+    For unit-length embeddings (what most embedding models return) the three metrics thus
+    give the same relevance for the same pair of texts.
+
+    Examples
+    --------
+    >>> [relevance_function(m)(s) for m, s in [("cosine", 0.5), ("IP", 0.5), ("L2", 1.0)]]
+    [0.75, 0.75, 0.75]
+    """
+    if metric == "L2":
+        return lambda d: min(1.0, max(0.0, 1.0 - float(d) / 4.0))
+    return lambda s: min(1.0, max(0.0, (1.0 + float(s)) / 2.0))

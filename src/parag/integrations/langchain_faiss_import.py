@@ -1,0 +1,217 @@
+"""Import a folder written by LangChain's ``FAISS.save_local`` without running its pickle.
+
+AUDITED EXCEPTION: the one module of parag that touches :mod:`pickle` (the no-pickle scan,
+``tests/test_persistence_nopickle.py``, names it). LangChain saves ``index.faiss`` (a FAISS
+index) and ``index.pkl``: a pickle of ``(InMemoryDocstore, {position: document id})``.
+Unpickling that file the usual way runs whatever code it names. Here a restricted
+:class:`pickle.Unpickler` resolves no global but these, each to an inert stand-in that only
+keeps the plain data pickle hands it:
+
+- the docstore class ``InMemoryDocstore`` (``langchain_community.docstore.in_memory``, or
+  ``langchain.docstore.in_memory`` before langchain-community existed);
+- the ``Document`` class (``langchain_core.documents.base``, ``langchain_core.documents``,
+  ``langchain.schema.document``, ``langchain.schema``, ``langchain.docstore.document``);
+- ``builtins.set`` / ``frozenset`` and ``copyreg._reconstructor`` (older pickle protocols),
+  which build only sets and stand-ins.
+
+Any other global (``os.system``, ``builtins.eval``, a ``datetime`` in metadata...) is refused
+with :class:`~parag.errors.NotAStoreError` before anything is called. The FAISS file is
+walked by parag's header checker (every size it claims must fit the file) before FAISS
+parses it, and its internal references are checked after.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import stat
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from parag._faiss_header import check_index_file
+from parag._faiss_integrity import check_index_structure
+from parag.errors import CorruptStoreError, NotAStoreError, ParagError, StoreNotFoundError
+from parag.vectorstore import FAISSVectorStore
+
+__all__ = ["read_langchain_faiss"]
+
+
+class _Inert:
+    """Stands in for a LangChain class: keeps the state pickle gives it, runs nothing."""
+
+    __slots__ = ("state",)
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _Docstore(_Inert):
+    __slots__ = ()
+
+
+class _Document(_Inert):
+    __slots__ = ()
+
+
+def _reconstructor(cls: type, base: type, state: Any) -> _Inert:
+    """``copyreg._reconstructor`` for protocols 0 and 1: only ever makes a stand-in."""
+    if cls not in (_Docstore, _Document) or base is not object or state is not None:
+        raise pickle.UnpicklingError("copyreg._reconstructor is admitted only for the docstore and its documents")
+    return cls()
+
+
+_DOCUMENT_MODULES = (
+    "langchain_core.documents.base",
+    "langchain_core.documents",
+    "langchain.schema.document",
+    "langchain.schema",
+    "langchain.docstore.document",
+)
+_ADMITTED: dict[tuple[str, str], Any] = {
+    ("langchain_community.docstore.in_memory", "InMemoryDocstore"): _Docstore,
+    ("langchain.docstore.in_memory", "InMemoryDocstore"): _Docstore,
+    **{(module, "Document"): _Document for module in _DOCUMENT_MODULES},
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("copyreg", "_reconstructor"): _reconstructor,
+}
+
+
+class _DocstoreUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ADMITTED[(module, name)]
+        except KeyError:
+            raise _Refused(f"{module}.{name}") from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise _Refused("a persistent id")
+
+
+class _Refused(Exception):
+    """A global (or persistent id) the docstore of a LangChain FAISS folder never holds."""
+
+
+def read_langchain_faiss(
+    folder: str | os.PathLike[str], *, index_name: str = "index", **store_options: Any
+) -> FAISSVectorStore:
+    """A parag store holding what a LangChain FAISS folder holds, read without unpickling it.
+
+    Parameters
+    ----------
+    folder : path
+        The folder given to LangChain's ``FAISS.save_local`` (``index.faiss``, ``index.pkl``).
+    index_name : str, default "index"
+        The ``index_name`` given to ``save_local``.
+    **store_options
+        Of the new :class:`~parag.vectorstore.FAISSVectorStore`: ``index_type`` (default
+        ``"Flat"``, LangChain's own), index parameters, and ``metric`` (default: the FAISS
+        index's, ``"L2"`` or ``"IP"``: the same scores and order as LangChain gave).
+
+    Returns
+    -------
+    FAISSVectorStore
+        A string-id store: each document's LangChain id, its ``page_content`` as the
+        document, its ``metadata`` as metadata, its vector from the index.
+
+    Raises
+    ------
+    StoreNotFoundError
+        A file is missing.
+    NotAStoreError
+        ``index.pkl`` names a class or function other than the docstore's (a malicious file,
+        or metadata holding objects): nothing of it was run. Or a file is not a regular file.
+    CorruptStoreError
+        The files are damaged or disagree (sizes, ids, counts).
+    """
+    base = Path(folder)
+    index = _read_index(_read_file(base / f"{index_name}.faiss"), str(base / f"{index_name}.faiss"))
+    where = str(base / f"{index_name}.pkl")
+    docstore, positions = _read_docstore(_read_file(base / f"{index_name}.pkl"), where)
+    ids, texts, metadata = _records(docstore, positions, index.ntotal, where)
+    metric = "IP" if index.metric_type == faiss.METRIC_INNER_PRODUCT else "L2"
+    store = FAISSVectorStore(dimension=index.d, **{"metric": metric, **store_options})
+    if ids:
+        store.add(index.reconstruct_n(0, index.ntotal), metadata, ids=ids, documents=texts)
+    return store
+
+
+def _read_file(path: Path) -> bytes:
+    """A regular file's bytes (a link is not followed: it could lead outside the folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"{path} does not exist: is this a folder written by LangChain's FAISS.save_local?") from None
+    except OSError as e:
+        raise NotAStoreError(f"{path} cannot be opened as a regular file ({e.strerror}): parag does not follow links") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise NotAStoreError(f"{path} is not a regular file")
+        return f.read()
+
+
+def _read_index(data: bytes, where: str) -> faiss.Index:
+    check_index_file(io.BytesIO(data), len(data), where)
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except (RuntimeError, MemoryError) as e:
+        raise CorruptStoreError(f"FAISS cannot read {where}: {str(e).splitlines()[0][:300]}") from None
+    check_index_structure(index, where)
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()  # reconstruct_n needs it
+    return index
+
+
+def _read_docstore(data: bytes, where: str) -> tuple[_Docstore, dict[Any, Any]]:
+    try:
+        loaded = _DocstoreUnpickler(io.BytesIO(data)).load()
+    except _Refused as e:
+        raise NotAStoreError(
+            f"{where} names {e}, which parag refuses to load: a LangChain FAISS docstore holds only "
+            "InMemoryDocstore, Document and plain data (str, int, float, list, dict). The file may be "
+            "malicious, or its metadata holds objects; nothing in it was run"
+        ) from None
+    except ParagError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any failure of a damaged pickle is the same error
+        raise CorruptStoreError(f"{where} is not a readable LangChain docstore pickle ({type(e).__name__}: {e})") from None
+    if not (isinstance(loaded, tuple) and len(loaded) == 2 and isinstance(loaded[0], _Docstore) and isinstance(loaded[1], dict)):
+        raise CorruptStoreError(f"{where} does not hold (InMemoryDocstore, index_to_docstore_id) as LangChain saves it")
+    return loaded
+
+
+def _records(
+    docstore: _Docstore, positions: dict[Any, Any], n: int, where: str
+) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Ids, texts and metadata in index order, checked against each other."""
+    state = getattr(docstore, "state", None)
+    documents = state.get("_dict") if isinstance(state, dict) else None
+    if not isinstance(documents, dict):
+        raise CorruptStoreError(f"{where}: its InMemoryDocstore holds no document dict")
+    if set(positions) != set(range(n)):
+        raise CorruptStoreError(f"{where}: its index_to_docstore_id does not map the {n} positions of the index")
+    ids = [positions[i] for i in range(n)]
+    if len(set(ids)) != n or not all(isinstance(i, str) and i in documents for i in ids):
+        raise CorruptStoreError(f"{where}: its index_to_docstore_id names ids that are repeated or not in the docstore")
+    texts, metadata = [], []
+    for i in ids:
+        fields = _fields(documents[i], f"{where}: document {i!r}")
+        texts.append(fields["page_content"])
+        metadata.append(fields["metadata"])
+    return ids, texts, metadata
+
+
+def _fields(document: Any, where: str) -> dict[str, Any]:
+    """A stand-in Document's fields (pydantic v2 and v1 pickle them under ``__dict__``)."""
+    state = getattr(document, "state", None) if isinstance(document, _Document) else None
+    fields = state.get("__dict__", state) if isinstance(state, dict) else None
+    if not (isinstance(fields, dict) and isinstance(fields.get("page_content"), str)):
+        raise CorruptStoreError(f"{where} is not a Document with a page_content string")
+    metadata = fields.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise CorruptStoreError(f"{where} has metadata that is not a dict")
+    return {"page_content": fields["page_content"], "metadata": metadata}

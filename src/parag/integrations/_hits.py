@@ -3,9 +3,7 @@ scores in [0, 1], the store created on first add, and the error naming a missing
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,14 +25,9 @@ class Hit(NamedTuple):
     metadata: dict[str, Any]
 
 
-def require(module: str, extra: str) -> ModuleType:
-    """Import an optional framework, or raise MissingDependencyError naming the pip command."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingDependencyError(
-            f"this parag integration needs {module.split('.')[0]}: pip install 'parag[{extra}]'"
-        ) from e
+def missing_dependency(package: str, extra: str) -> MissingDependencyError:
+    """The error raised when a framework's import fails: it names the pip command."""
+    return MissingDependencyError(f"this parag integration needs {package}: pip install 'parag[{extra}]'")
 
 
 def new_faiss_store(dimension: int, options: dict[str, Any]) -> FAISSVectorStore:

@@ -30,11 +30,12 @@ from parag.integrations.langchain_faiss_import import read_langchain_faiss
 from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.base import VectorStore as ParagStore
 
-_hits.require("langchain_core", "langchain")
-
-from langchain_core.documents import Document  # noqa: E402
-from langchain_core.embeddings import Embeddings  # noqa: E402
-from langchain_core.vectorstores import VectorStore  # noqa: E402
+try:
+    from langchain_core.documents import Document
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.vectorstores import VectorStore
+except ImportError as e:
+    raise _hits.missing_dependency("langchain-core", "langchain") from e
 
 __all__ = ["ParagVectorStore"]
 
@@ -219,10 +220,12 @@ class ParagVectorStore(VectorStore):
         self._store.save(folder)
 
     @classmethod
-    def load_local(cls, folder: str | Path, embeddings: Embeddings, **load_options: Any) -> ParagVectorStore:
-        """The store saved by :meth:`save_local` in ``folder`` (``load_options``: those of
-        ``FAISSVectorStore.load``, e.g. ``mmap=True``)."""
-        return cls(embeddings, store=FAISSVectorStore.load(folder, **load_options))
+    def load_local(
+        cls, folder: str | Path, embeddings: Embeddings, *, verify: bool = True, mmap: bool = False
+    ) -> ParagVectorStore:
+        """The store saved by :meth:`save_local` in ``folder`` (``verify`` and ``mmap`` as in
+        ``FAISSVectorStore.load``)."""
+        return cls(embeddings, store=FAISSVectorStore.load(folder, verify=verify, mmap=mmap))
 
     @classmethod
     def from_langchain_faiss(cls, folder: str | Path, embeddings: Embeddings, **store_options: Any) -> ParagVectorStore:

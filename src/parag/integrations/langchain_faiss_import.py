@@ -11,7 +11,7 @@ keeps the plain data pickle hands it:
   ``langchain.docstore.in_memory`` before langchain-community existed);
 - the ``Document`` class (``langchain_core.documents.base``, ``langchain_core.documents``,
   ``langchain.schema.document``, ``langchain.schema``, ``langchain.docstore.document``);
-- ``builtins.set`` / ``frozenset`` and ``copyreg._reconstructor`` (older pickle protocols),
+- ``set``, ``frozenset``, ``object`` and ``copyreg._reconstructor`` (older pickle protocols),
   which build only sets and stand-ins.
 
 Any other global (``os.system``, ``builtins.eval``, a ``datetime`` in metadata...) is refused
@@ -27,7 +27,8 @@ import os
 import pickle
 import stat
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import faiss
 import numpy as np
@@ -75,9 +76,11 @@ _ADMITTED: dict[tuple[str, str], Any] = {
     ("langchain_community.docstore.in_memory", "InMemoryDocstore"): _Docstore,
     ("langchain.docstore.in_memory", "InMemoryDocstore"): _Docstore,
     **{(module, "Document"): _Document for module in _DOCUMENT_MODULES},
-    ("builtins", "set"): set,
-    ("builtins", "frozenset"): frozenset,
+    # Pickles of protocols 0 to 2 name Python 2's modules (copy_reg, __builtin__) too.
+    **{(module, name): value for module in ("builtins", "__builtin__")
+       for name, value in (("set", set), ("frozenset", frozenset), ("object", object))},
     ("copyreg", "_reconstructor"): _reconstructor,
+    ("copy_reg", "_reconstructor"): _reconstructor,
 }
 
 
@@ -129,7 +132,7 @@ def read_langchain_faiss(
         The files are damaged or disagree (sizes, ids, counts).
     """
     base = Path(folder)
-    index = _read_index(_read_file(base / f"{index_name}.faiss"), str(base / f"{index_name}.faiss"))
+    index = _read_index(base / f"{index_name}.faiss")
     where = str(base / f"{index_name}.pkl")
     docstore, positions = _read_docstore(_read_file(base / f"{index_name}.pkl"), where)
     ids, texts, metadata = _records(docstore, positions, index.ntotal, where)
@@ -140,8 +143,9 @@ def read_langchain_faiss(
     return store
 
 
-def _read_file(path: Path) -> bytes:
-    """A regular file's bytes (a link is not followed: it could lead outside the folder)."""
+def _read_file(path: Path, check: Callable[[BinaryIO, int], object] | None = None) -> bytes:
+    """A regular file's bytes, ``check``-ed on its open handle first (a link is not
+    followed: it could lead outside the folder)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
@@ -149,13 +153,21 @@ def _read_file(path: Path) -> bytes:
     except OSError as e:
         raise NotAStoreError(f"{path} cannot be opened as a regular file ({e.strerror}): parag does not follow links") from None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
             raise NotAStoreError(f"{path} is not a regular file")
-        return f.read()
+        if check is not None:
+            check(f, info.st_size)
+        data = f.read(info.st_size + 1)
+    if len(data) != info.st_size:
+        raise CorruptStoreError(f"{path} changed while it was read")
+    return data
 
 
-def _read_index(data: bytes, where: str) -> faiss.Index:
-    check_index_file(io.BytesIO(data), len(data), where)
+def _read_index(path: Path) -> faiss.Index:
+    """The FAISS index, its sizes walked before FAISS parses a byte and its references checked after."""
+    where = str(path)
+    data = _read_file(path, lambda f, size: check_index_file(f, size, where))
     try:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except (RuntimeError, MemoryError) as e:

@@ -1,0 +1,186 @@
+"""parag's LangChain store on real texts: searches, filters, MMR and relevance scores against a
+numpy oracle; adds by id, deletes, files and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.documents import Document  # noqa: E402
+
+from parag.errors import IdNotFoundError, InvalidArgumentError, ParagError  # noqa: E402
+from parag.integrations.langchain import ParagVectorStore  # noqa: E402
+from parag.mmr import mmr  # noqa: E402
+from parag.vectorstore import FAISSVectorStore  # noqa: E402
+from tests.conftest import oracle  # noqa: E402
+from tests.rag_support import Lookup, corpus, langchain_embeddings, queries  # noqa: E402
+
+N = 400
+TEXTS, META, VECTORS = corpus(N)
+IDS = [f"doc-{i}" for i in range(N)]
+QUERY_TEXTS, QUERY_VECTORS = queries()
+EMBEDDINGS = langchain_embeddings(Lookup(TEXTS + QUERY_TEXTS, np.vstack([VECTORS, QUERY_VECTORS])))
+
+
+def build(**options) -> ParagVectorStore:
+    return ParagVectorStore.from_texts(TEXTS, EMBEDDINGS, META, ids=IDS, **options)
+
+
+def expected(query: np.ndarray, k: int, metric: str, keep=lambda meta: True) -> list[str]:
+    rows = [i for i in range(N) if keep(META[i])]
+    _, order = oracle(VECTORS[rows], query, k, metric)
+    return [IDS[rows[j]] for j in order[0]]
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "cosine"])
+def test_search_and_filtered_search_match_numpy(metric):
+    vs = build(metric=metric)
+    for text, query in zip(QUERY_TEXTS[:5], QUERY_VECTORS[:5]):
+        assert [d.id for d in vs.similarity_search(text, k=10)] == expected(query, 10, metric)
+        found = vs.similarity_search(text, k=10, filter={"group": {"$in": [1, 3]}, "lib": False})
+        assert [d.id for d in found] == expected(query, 10, metric, lambda m: m["group"] in (1, 3) and not m["lib"])
+        found = vs.similarity_search_by_vector(query.tolist(), k=5, filter={"tags": {"$contains": "m4"}})
+        assert [d.id for d in found] == expected(query, 5, metric, lambda m: "m4" in m["tags"])
+
+
+def test_documents_come_back_whole_with_their_ids_and_store_scores():
+    vs = build()
+    hits = vs.similarity_search_with_score(QUERY_TEXTS[0], k=3)
+    for doc, score in hits:
+        i = IDS.index(doc.id)
+        assert doc == Document(id=IDS[i], page_content=TEXTS[i], metadata=META[i])
+        assert score == pytest.approx(float(((VECTORS[i] - QUERY_VECTORS[0]) ** 2).sum()), abs=1e-4)
+    assert vs.get_by_ids(["doc-3", "missing", "doc-1"]) == [
+        Document(id="doc-3", page_content=TEXTS[3], metadata=META[3]),
+        Document(id="doc-1", page_content=TEXTS[1], metadata=META[1]),
+    ]
+
+
+def test_relevance_scores_are_the_same_in_0_1_on_every_metric_for_unit_vectors():
+    cosine = (QUERY_VECTORS[0] @ VECTORS.T).astype(np.float64)
+    for metric in ("L2", "IP", "cosine"):
+        hits = build(metric=metric).similarity_search_with_relevance_scores(QUERY_TEXTS[0], k=8)
+        for doc, relevance in hits:
+            assert 0 <= relevance <= 1
+            assert relevance == pytest.approx((1 + cosine[IDS.index(doc.id)]) / 2, abs=1e-3)
+    strict = build().similarity_search_with_relevance_scores(QUERY_TEXTS[0], k=8, score_threshold=hits[2][1])
+    assert [d.id for d, _ in strict] == [d.id for d, _ in hits[:3]]
+
+
+def test_mmr_picks_from_the_filtered_nearest_by_their_stored_vectors():
+    vs = build(metric="cosine")
+    keep = lambda m: m["group"] != 0  # noqa: E731
+    candidates = expected(QUERY_VECTORS[1], 20, "cosine", keep)
+    picks = mmr(QUERY_VECTORS[1], VECTORS[[IDS.index(i) for i in candidates]], 5, 0.3)
+    found = vs.max_marginal_relevance_search(QUERY_TEXTS[1], k=5, fetch_k=20, lambda_mult=0.3, filter={"group": {"$ne": 0}})
+    assert [d.id for d in found] == [candidates[p] for p in picks]
+    assert [d.id for d in vs.max_marginal_relevance_search(QUERY_TEXTS[1], k=5, lambda_mult=1.0)] == expected(
+        QUERY_VECTORS[1], 5, "cosine"
+    )
+
+
+def test_retriever_async_and_documents():
+    vs = ParagVectorStore.from_documents(
+        [Document(page_content=t, metadata=m, id=i) for t, m, i in zip(TEXTS, META, IDS)], EMBEDDINGS, index_type="HNSW"
+    )
+    retriever = vs.as_retriever(search_kwargs={"k": 4, "filter": {"group": 2}, "ef_search": 128})
+    assert [d.id for d in retriever.invoke(QUERY_TEXTS[2])] == expected(QUERY_VECTORS[2], 4, "L2", lambda m: m["group"] == 2)
+    mmr_retriever = vs.as_retriever(search_type="mmr", search_kwargs={"k": 3})
+    assert len(mmr_retriever.invoke(QUERY_TEXTS[2])) == 3
+
+    async def run():
+        found = await vs.asimilarity_search(QUERY_TEXTS[2], k=4, filter={"group": 2})
+        diverse = await vs.amax_marginal_relevance_search(QUERY_TEXTS[2], k=3)
+        await vs.adelete(["doc-0"])
+        return found, diverse, await vs.aget_by_ids(["doc-0", "doc-1"])
+
+    found, diverse, got = asyncio.run(run())
+    assert [d.id for d in found] == expected(QUERY_VECTORS[2], 4, "L2", lambda m: m["group"] == 2)
+    assert [d.id for d in diverse] == [d.id for d in mmr_retriever.invoke(QUERY_TEXTS[2])]
+    assert [d.id for d in got] == ["doc-1"]
+
+
+def test_adds_are_upserts_and_delete_takes_ids_or_a_filter():
+    vs = build()
+    vs.add_texts(["replaced"], [{"group": 99}], ids=["doc-5"])
+    assert vs.get_by_ids(["doc-5"])[0] == Document(id="doc-5", page_content="replaced", metadata={"group": 99})
+    assert len(vs.store) == N
+    generated = vs.add_texts(["new one", "new two"])
+    assert len(set(generated)) == 2 and all(len(i) == 32 for i in generated)
+    vs.delete(["doc-1", "not-there"])
+    vs.delete(filter={"group": 3})
+    assert len(vs.store) == N + 2 - 1 - sum(1 for i, m in enumerate(META) if m["group"] == 3 and i != 1 and i != 5)
+    assert vs.get_by_ids(["doc-1"]) == []
+    with pytest.raises(InvalidArgumentError, match="exactly one of ids and filter"):
+        vs.delete()
+
+
+def test_save_local_and_load_local_use_parags_format(tmp_path):
+    vs = build(index_type="HNSW", metric="cosine")
+    vs.save_local(tmp_path / "lc")
+    assert not list((tmp_path / "lc").glob("*.pkl"))
+    again = ParagVectorStore.load_local(tmp_path / "lc", EMBEDDINGS)
+    for text in QUERY_TEXTS[:3]:
+        assert again.similarity_search_with_score(text, k=5, filter={"lib": True}) == vs.similarity_search_with_score(
+            text, k=5, filter={"lib": True}
+        )
+    assert again.store.index_type == "HNSW"
+
+
+def test_any_parag_store_underneath():
+    store = FAISSVectorStore(dimension=VECTORS.shape[1], metric="IP")
+    vs = ParagVectorStore(EMBEDDINGS, store=store)
+    vs.add_texts(TEXTS[:50], META[:50], ids=IDS[:50])
+    assert len(store) == 50 and vs.store is store
+
+
+def test_an_empty_store_answers_nothing():
+    vs = ParagVectorStore(EMBEDDINGS)
+    assert vs.similarity_search("anything") == [] and vs.max_marginal_relevance_search("anything") == []
+    assert vs.get_by_ids(["x"]) == [] and vs.delete(["x"]) is True and vs.store is None
+    with pytest.raises(InvalidArgumentError, match="nothing to save"):
+        vs.save_local("nowhere")
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: ParagVectorStore(EMBEDDINGS, index_type="Nope"), "index_type"),
+        (lambda: ParagVectorStore(EMBEDDINGS, dimension=3), "dimension"),
+        (lambda: ParagVectorStore(EMBEDDINGS, store=FAISSVectorStore(2), metric="IP"), "store_options"),
+        (lambda: ParagVectorStore(EMBEDDINGS, store="a folder"), "parag VectorStore"),
+        (lambda: build().similarity_search("x", k=2, efsearch=3), "efsearch"),
+        (lambda: build().similarity_search("x", k=2, filter={"group": {"$bad": 1}}), r"\$bad"),
+        (lambda: build().add_texts(["a", "b"], [{}]), "2 texts, 1 metadatas"),
+        (lambda: build().max_marginal_relevance_search("x", lambda_mult=2), "lambda_mult"),
+    ],
+)
+def test_bad_input_is_a_parag_error_and_changes_nothing(call, match):
+    with pytest.raises(ParagError, match=match):
+        call()
+
+
+def test_a_failed_add_changes_nothing():
+    vs = build()
+    with pytest.raises(ParagError, match="metadata"):
+        vs.add_texts(["a", "b"], [{"ok": 1}, {"bad": object()}], ids=["doc-0", "fresh"])
+    assert vs.get_by_ids(["doc-0"])[0].page_content == TEXTS[0] and vs.get_by_ids(["fresh"]) == []
+    with pytest.raises(IdNotFoundError):
+        vs.store.get(["fresh"])
+
+
+def test_a_missing_framework_names_the_pip_command(tmp_path):
+    """In a fresh interpreter where langchain_core cannot be imported."""
+    code = (
+        "import sys; sys.modules['langchain_core'] = None\n"
+        "try:\n    import parag.integrations.langchain\n"
+        "except ImportError as e:\n    print(type(e).__name__, e)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert out.strip() == "MissingDependencyError this parag integration needs langchain-core: pip install 'parag[langchain]'"

@@ -142,6 +142,8 @@ def _operator(meta: dict[str, Any], field: str, op: str, operand: Any) -> bool:
         if isinstance(operand, str):
             return isinstance(value, str) and _RANGES[op](value, operand)
         return _is_number(value) and _RANGES[op](value, operand)  # exact for ints of any size
+    if op == "$substring":  # string fields only
+        return present and isinstance(value, str) and operand in value
     if op in ("$contains", "$all", "$any"):  # list fields only: any other value never matches
         if not isinstance(value, list):
             return False

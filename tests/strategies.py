@@ -37,6 +37,7 @@ def _field_ops() -> st.SearchStrategy:
         st.tuples(st.sampled_from(["$in", "$nin"]), st.lists(VALUES, max_size=3)),
         st.tuples(st.just("$exists"), st.booleans()),
         st.tuples(st.just("$contains"), VALUES),
+        st.tuples(st.just("$substring"), st.sampled_from(["a", "b", "", "ab", "A"])),
         st.tuples(st.sampled_from(["$all", "$any"]), st.lists(VALUES, min_size=1, max_size=3)),
     )
     ops = st.lists(single, min_size=1, max_size=2, unique_by=lambda t: t[0]).map(dict)

@@ -62,11 +62,12 @@ from parag.filters.parse import (
     Not,
     Or,
     Predicate,
+    Substring,
     fields,
     parse,
 )
 
 __all__ = [
     "COMPARISONS", "DOCUMENT", "MAX_DEPTH", "And", "Compare", "Contains", "DocumentContains", "Exists", "Filter", "In",
-    "Node", "Not", "Or", "Predicate", "compile_filter", "evaluate", "fields", "parse",
+    "Node", "Not", "Or", "Predicate", "Substring", "compile_filter", "evaluate", "fields", "parse",
 ]

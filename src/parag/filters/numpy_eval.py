@@ -19,7 +19,7 @@ import numpy as np
 from parag.documents import DocumentStore
 from parag.errors import InvalidFilterError
 from parag.filters.parse import And, Compare, Contains, DocumentContains, Exists, Filter, In, Node, Not, Or
-from parag.filters.parse import Predicate, fields, parse
+from parag.filters.parse import Predicate, Substring, fields, parse
 from parag.metadata import Column, Columns, MetadataStore, value_key
 
 _RANGES = {"$gt": operator.gt, "$gte": operator.ge, "$lt": operator.lt, "$lte": operator.le}
@@ -88,6 +88,9 @@ def _evaluate(node: Node, scope: _Scope) -> np.ndarray:
             return scope.columns.get(field).codes.view >= 0  # type: ignore[union-attr]
         case Contains(field, values, every):
             return _holding(scope, field, [value_key(v) for v in values], every)
+        case Substring(field, text):
+            strings, ranks = scope.columns.get(field).string_ranks()  # type: ignore[union-attr]
+            return np.isin(ranks, [rank for rank, s in enumerate(strings) if text in s])
         case DocumentContains(text):
             return np.zeros(scope.n, bool) if scope.docs is None else scope.docs.contains(text)
         case Predicate(function):

@@ -6,9 +6,9 @@ The tree is what evaluators read: :mod:`parag.filters.numpy_eval` evaluates it o
 store's metadata columns, and a backend with its own expression language translates it, one
 function per node class, without knowing the dict syntax (a sketch follows).
 
-The tree is normalised to nine node classes: ``$ne`` becomes ``Not(Compare("$eq"))``,
+The tree is normalised to ten node classes: ``$ne`` becomes ``Not(Compare("$eq"))``,
 ``$nin`` ``Not(In)``, ``{"$exists": False}`` ``Not(Exists)``, ``$contains`` / ``$all`` /
-``$any`` a ``Contains``, ``{"$document": {"$contains": t}}`` a ``DocumentContains`` (and
+``$any`` a ``Contains``, ``$substring`` a ``Substring``, ``{"$document": {"$contains": t}}`` a ``DocumentContains`` (and
 ``$not_contains`` its ``Not``), several keys or operators in one dict an ``And`` (a single
 part stands alone), and a callable filter (alone, or as a branch of ``$and`` / ``$or``) a
 ``Predicate``. As in MongoDB, a field that a vector lacks matches no comparison, ``In``,
@@ -61,7 +61,7 @@ MAX_DEPTH = 100
 COMPARISONS = {"$eq": "==", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 _FIELD_OPERATORS = ["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not", "$contains", "$all",
-                    "$any"]
+                    "$any", "$substring"]
 #: The reserved key of a filter on the vector's document, and its operators.
 DOCUMENT = "$document"
 _DOCUMENT_OPERATORS = ("$contains", "$not_contains")
@@ -131,6 +131,15 @@ class Contains:
 
 
 @dataclass(frozen=True)
+class Substring:
+    """The field's value is a string containing ``text`` (case-sensitive); any other value
+    does not."""
+
+    field: str
+    text: str
+
+
+@dataclass(frozen=True)
 class DocumentContains:
     """The vector's document contains ``text`` (case-sensitive; a vector without a
     document does not)."""
@@ -146,7 +155,7 @@ class Predicate:
     function: Callable[[dict[str, Any]], Any]
 
 
-Node = Union[And, Or, Not, Compare, In, Exists, Contains, DocumentContains, Predicate]
+Node = Union[And, Or, Not, Compare, In, Exists, Contains, Substring, DocumentContains, Predicate]
 
 
 def parse(spec: Filter) -> Node:
@@ -186,7 +195,7 @@ def fields(node: Node) -> frozenset[str]:
             return frozenset().union(*map(fields, parts))
         case Not(part):
             return fields(part)
-        case Compare(field) | In(field) | Exists(field) | Contains(field):
+        case Compare(field) | In(field) | Exists(field) | Contains(field) | Substring(field):
             return frozenset((field,))
     return frozenset()
 
@@ -266,6 +275,10 @@ def _parse_operator(field: str, op: str, operand: Any, where: str, depth: int) -
         if not isinstance(operand, (list, tuple, set, frozenset)) or not operand:
             raise InvalidFilterError(f"{where} must be a non-empty list of values, got {operand!r}"[:300])
         return Contains(field, tuple(_json_value(v, f"{where}[{i}]") for i, v in enumerate(operand)), op == "$all")
+    if op == "$substring":
+        if not isinstance(operand, str):
+            raise InvalidFilterError(f"{where} must be a string, got {type(operand).__name__}")
+        return Substring(field, operand)
     if op == "$exists":
         if not isinstance(operand, bool):
             raise InvalidFilterError(f"{where} must be True or False, got {operand!r}")

@@ -64,3 +64,19 @@ def langchain_embeddings(lookup: Lookup):  # noqa: ANN201 - langchain_core is an
             return lookup(text)
 
     return LookupEmbeddings()
+
+
+def llama_index_embedding(lookup: Lookup):  # noqa: ANN201 - llama_index is an optional import
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class LookupEmbedding(BaseEmbedding):
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return lookup(text)
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return lookup(query)
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return lookup(query)
+
+    return LookupEmbedding(model_name="lookup", embed_batch_size=64)

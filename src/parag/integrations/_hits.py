@@ -59,6 +59,27 @@ def search(store: VectorStore | None, query: npt.ArrayLike, k: int, filter: Any 
     return [Hit(*row) for row in zip(found.ids, found.distances, documents, found.metadata or [{}] * len(found.ids))]
 
 
+def search_among(
+    store: VectorStore | None, query: npt.ArrayLike, ids: list[Any], k: int, filter: Any = None  # noqa: A002
+) -> list[Hit]:
+    """The ``k`` best of the stored ``ids`` (those matching ``filter``), scored exactly from
+    their stored vectors with the store's metric: for restrictions to a few given ids."""
+    if store is None:
+        return []
+    got = store.get([i for i in dict.fromkeys(ids) if i in store], filter=filter, include_vectors=True)
+    if not got.ids:
+        return []
+    q = np.asarray(query, dtype=np.float64)
+    vectors = got.vectors.astype(np.float64)
+    if store.metric == "L2":
+        scores, best = ((vectors - q) ** 2).sum(axis=1), 1
+    else:  # stored vectors are already unit length in a cosine store
+        scores, best = vectors @ (q / (np.linalg.norm(q) or 1.0) if store.metric == "cosine" else q), -1
+    order = np.argsort(best * scores, kind="stable")[:k]
+    documents = got.documents or [None] * len(got.ids)
+    return [Hit(got.ids[i], float(scores[i]), documents[i], got.metadata[i]) for i in order.tolist()]
+
+
 def mmr_search(
     store: VectorStore | None,
     query: npt.ArrayLike,

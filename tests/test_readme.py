@@ -1,4 +1,5 @@
-"""Every Python example and shell session in the README runs as written, and shows what it really returns.
+"""Every Python example and shell session in the README (and the Python examples of the docs
+named in DOCS) runs as written, and shows what it really returns.
 
 A statement whose comment is a Python literal, after ``#`` or ``# ->``, shows its value
 (``ids = store.add(...)  # -> [0, 1, 2]``, ``store.ids()  # [1, 2]``): the test asserts it.
@@ -21,7 +22,8 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+DOCS = [README, README.parent / "docs" / "migrate-from-langchain-faiss.md"]
+BLOCKS = [block for doc in DOCS for block in re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)]
 RUNNABLE = [b for b in BLOCKS if "import" in b]
 
 

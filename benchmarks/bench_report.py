@@ -23,6 +23,7 @@ NAMES = {
     "faiss": "raw FAISS",
     "hnswlib": "hnswlib",
     "langchain": "LangChain FAISS",
+    "parag-langchain": "parag via LangChain",
     "llamaindex": "LlamaIndex FaissVectorStore",
     "chroma": "Chroma",
     "milvus": "parag on Milvus",
@@ -53,6 +54,7 @@ TARGET_FIGURES = {
               "rss_build_mb", "index_bytes_mb", "metadata_json_mb"),
     "faiss": ("batch_s", "single_p50_ms", "build_s", "rss_build_mb"),
     "hnswlib": (),
+    "parag-langchain": (),
 }
 TARGET_SWEEPS = ("parag", "hnswlib")  # their HNSW recall-QPS curves give the hnswlib target
 INDEX_TYPES = ("Flat", "IVFFlat", "HNSW")

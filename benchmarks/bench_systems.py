@@ -276,6 +276,61 @@ class LangChain(System):
         return "LangChain FAISS (IndexFlat)"
 
 
+class ParagLangChain(System):
+    """parag's LangChain store (parag.integrations.langchain) over a parag Flat store: what a
+    LangChain user of parag calls, beside LangChain's own FAISS store."""
+
+    name = "parag-langchain"
+    batch_loop = True
+
+    def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
+        super().__init__(d, metric, index_type, n)
+        from langchain_core.embeddings import Embeddings
+
+        from parag.integrations.langchain import ParagVectorStore
+
+        pending: list[np.ndarray] = []
+
+        class Precomputed(Embeddings):  # add_texts embeds: hand it the given vectors
+            def embed_documents(self, texts):
+                return pending.pop()
+
+            def embed_query(self, text):
+                raise NotImplementedError
+
+        self.cls, self.embeddings, self.pending = ParagVectorStore, Precomputed(), pending
+        self.options = {"index_type": index_type, "metric": metric, **{"HNSW": HNSW}.get(index_type, {})}
+
+    def build(self, x, metadata):
+        self.store = self.cls(self.embeddings, **self.options)
+        self.pending.append(x)
+        self.store.add_texts([""] * len(x), metadata, ids=[str(m["doc_id"]) for m in metadata])
+
+    def search_batch(self, q, k):  # LangChain's API has no batch search
+        return np.asarray([self.search_one(row, k) for row in q])
+
+    def _search(self, q, k, **kwargs):
+        hits = self.store.similarity_search_with_score_by_vector(q.tolist(), k=k, **kwargs)
+        return [int(doc.id) for doc, _ in hits]
+
+    def search_one(self, q, k):
+        return self._search(q, k)
+
+    def search_filtered(self, q, k, selectivity):
+        from bench_data import FILTERS
+
+        return self._search(q, k, filter=FILTERS[selectivity])
+
+    def save(self, path):
+        self.store.save_local(path)
+
+    def load(self, path):
+        self.store = self.cls.load_local(path, self.embeddings)
+
+    def describe(self):
+        return f"parag's LangChain store ({self.index_type})"
+
+
 class LlamaIndex(System):
     """llama-index-vector-stores-faiss FaissVectorStore over an IndexFlat (it keeps no metadata)."""
 
@@ -426,6 +481,7 @@ SYSTEMS: dict[str, type[System]] = {
     "faiss": RawFaiss,
     "hnswlib": Hnswlib,
     "langchain": LangChain,
+    "parag-langchain": ParagLangChain,
     "llamaindex": LlamaIndex,
     "chroma": Chroma,
     "milvus": Milvus,
@@ -436,6 +492,7 @@ INDEX_TYPES = {
     "faiss": ("Flat", "IVFFlat", "HNSW"),
     "hnswlib": ("HNSW",),
     "langchain": ("Flat",),
+    "parag-langchain": ("Flat",),
     "llamaindex": ("Flat",),
     "chroma": ("HNSW",),
     "milvus": ("HNSW",),
@@ -446,6 +503,7 @@ MODULES = {
     "faiss": "faiss",
     "hnswlib": "hnswlib",
     "langchain": "langchain_community",
+    "parag-langchain": "langchain_core",
     "llamaindex": "llama_index.vector_stores.faiss",
     "chroma": "chromadb",
     "milvus": "milvus",

@@ -107,7 +107,7 @@ def jobs_for(args: argparse.Namespace) -> list[dict]:
                     if system in args.systems:
                         jobs.append(_job(common, dataset, system, index_type, repeat))
             if dataset in args.competitors_on:
-                for system in ("hnswlib", "langchain", "llamaindex", "chroma", "milvus"):
+                for system in ("hnswlib", "langchain", "parag-langchain", "llamaindex", "chroma", "milvus"):
                     if system in args.systems:
                         jobs.append(_job(common, dataset, system, INDEX_TYPES[system][0], repeat))
     if args.scale:

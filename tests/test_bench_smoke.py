@@ -1,5 +1,5 @@
-"""The benchmark harness runs end to end on tiny data (parag and raw FAISS, and hnswlib where
-installed), so it never rots, and its reports are generated from the raw results alone.
+"""The benchmark harness runs end to end on tiny data (parag and raw FAISS, and hnswlib and
+parag's LangChain store where installed), so it never rots, and its reports are generated from the raw results alone.
 
 Timings are never asserted: only that every job ran, every figure the reports need is there,
 the reports were written, and a report whose raw results lack a figure is refused.
@@ -35,6 +35,7 @@ def quick_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bench")
     results, out = tmp / "results", tmp / "docs"
     systems = ["parag", "faiss"] + (["hnswlib"] if importlib.util.find_spec("hnswlib") else [])
+    systems += ["parag-langchain"] if importlib.util.find_spec("langchain_core") else []
     command = [sys.executable, str(BENCH / "run.py"), "--quick", "--datasets", "tiny", "--systems", ",".join(systems),
                "--competitors-on", "tiny", "--no-scale", "--n-base", "2000", "--results", str(results), "--out", str(out)]
     # One OpenMP thread: on a busy machine, spinning OpenMP teams make tiny builds take seconds.
@@ -48,7 +49,8 @@ def test_every_job_ran_and_produced_every_target_figure(quick_run):
     results, out, systems = quick_run
     report_module = _bench_module("bench_report")
     jobs = [json.loads(p.read_text()) for p in results.glob("tiny__*.json")]
-    assert len(jobs) == 6 + ("hnswlib" in systems)  # parag and raw FAISS x Flat, IVFFlat, HNSW (+ hnswlib HNSW)
+    # parag and raw FAISS x Flat, IVFFlat, HNSW (+ hnswlib HNSW, + parag's LangChain store on Flat)
+    assert len(jobs) == 6 + ("hnswlib" in systems) + ("parag-langchain" in systems)
     assert [j["job"] for j in jobs if "error" in j] == []
     for j in jobs:
         system = j["job"]["system"]

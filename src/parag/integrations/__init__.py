@@ -3,11 +3,7 @@
 
 Each framework is an optional extra, imported only by its own module:
 
-================================  ===============================  ==============================
-module                            class / function                 install
-================================  ===============================  ==============================
-``parag.integrations.langchain``  ``ParagVectorStore``             ``pip install 'parag[langchain]'``
-``parag.integrations.llama_index``  ``ParagVectorStore``           ``pip install 'parag[llama-index]'``
-``parag.integrations.langchain_faiss_import``  ``read_langchain_faiss``  (parag alone)
-================================  ===============================  ==============================
+- ``parag.integrations.langchain.ParagVectorStore``: ``pip install 'parag[langchain]'``;
+- ``parag.integrations.llama_index.ParagVectorStore``: ``pip install 'parag[llama-index]'``;
+- ``parag.integrations.langchain_faiss_import.read_langchain_faiss``: parag alone.
 """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -184,3 +185,33 @@ def test_a_missing_framework_names_the_pip_command(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert out.strip() == "MissingDependencyError this parag integration needs langchain-core: pip install 'parag[langchain]'"
+
+
+def test_threads_add_and_search_at_once():
+    """Concurrent first adds make one store; searches run while adds do, and see whole adds."""
+    vs = ParagVectorStore(EMBEDDINGS, index_type="HNSW")
+    chunks = [range(i, N, 4) for i in range(4)]
+    errors = []
+
+    def add(rows):
+        try:
+            for i in rows:
+                vs.add_texts([TEXTS[i]], [META[i]], ids=[IDS[i]])
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def search():
+        try:
+            for text in QUERY_TEXTS * 5:
+                for doc in vs.similarity_search(text, k=5):
+                    assert doc.page_content == TEXTS[IDS.index(doc.id)]
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=add, args=(rows,)) for rows in chunks] + [threading.Thread(target=search)
+                                                                                 for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(vs.store.ids()) == sorted(IDS)

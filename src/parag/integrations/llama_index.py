@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from parag.errors import InvalidArgumentError, InvalidFilterError
@@ -117,6 +118,7 @@ class ParagVectorStore(BasePydanticVectorStore):
     flat_metadata: bool = False
     _store: ParagStore | None = PrivateAttr(default=None)
     _options: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _creating: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, store: ParagStore | None = None, dimension: int | None = None, **store_options: Any) -> None:
         super().__init__()
@@ -149,8 +151,9 @@ class ParagVectorStore(BasePydanticVectorStore):
         vectors = [node.get_embedding() for node in nodes]
         texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes]
         metadata = [node_to_metadata_dict(n, remove_text=True, flat_metadata=self.flat_metadata) for n in nodes]
-        if self._store is None:
-            self._store = _hits.new_faiss_store(len(vectors[0]), self._options)
+        with self._creating:  # concurrent first adds create one store
+            if self._store is None:
+                self._store = _hits.new_faiss_store(len(vectors[0]), self._options)
         self._store.upsert(ids, vectors, metadata, documents=texts)
         return ids
 

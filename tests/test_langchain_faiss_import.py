@@ -45,6 +45,24 @@ def test_a_langchain_folder_imports_with_identical_results(tmp_path, strategy):
         assert [s for _, s in found] == pytest.approx([float(s) for _, s in expected], abs=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["HNSW", "IVFFlat"])
+def test_hnsw_and_ivf_folders_import_with_their_vectors(tmp_path, kind):
+    import faiss
+    from langchain_community.docstore.in_memory import InMemoryDocstore
+
+    d = VECTORS.shape[1]
+    index = faiss.IndexHNSWFlat(d, 16) if kind == "HNSW" else faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, 4)
+    index.train(VECTORS)
+    theirs = FAISS(EMBEDDINGS, index, InMemoryDocstore(), {})
+    theirs.add_texts(TEXTS, META)
+    theirs.save_local(str(tmp_path))
+    store = read_langchain_faiss(tmp_path)
+    got = store.get(include_vectors=True)
+    assert got.ids == [theirs.index_to_docstore_id[i] for i in range(len(TEXTS))]
+    assert (got.documents, got.metadata) == (TEXTS, META)
+    assert np.allclose(got.vectors, VECTORS, atol=1e-6)
+
+
 def test_options_choose_the_new_index(tmp_path):
     FAISS.from_texts(TEXTS, EMBEDDINGS, META).save_local(str(tmp_path), index_name="docs")
     store = read_langchain_faiss(tmp_path, index_name="docs", index_type="HNSW", metric="cosine")

@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 
 from parag._faiss_header import check_index_file
-from parag._faiss_integrity import check_index_structure
+from parag._faiss_integrity import check_hnsw_structure, check_ivf_structure
 from parag.errors import CorruptStoreError, NotAStoreError, ParagError, StoreNotFoundError
 from parag.vectorstore import FAISSVectorStore
 
@@ -172,9 +172,14 @@ def _read_index(path: Path) -> faiss.Index:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except (RuntimeError, MemoryError) as e:
         raise CorruptStoreError(f"FAISS cannot read {where}: {str(e).splitlines()[0][:300]}") from None
-    check_index_structure(index, where)
-    if isinstance(index, faiss.IndexIVF):
-        index.make_direct_map()  # reconstruct_n needs it
+    if isinstance(index, faiss.IndexHNSW):
+        check_hnsw_structure(index, where)
+    elif isinstance(index, faiss.IndexIVF):
+        try:
+            index.make_direct_map()  # parag's check and reconstruct_n need it
+        except RuntimeError as e:
+            raise CorruptStoreError(f"{where} is not a consistent FAISS index: {str(e).splitlines()[0][:300]}") from None
+        check_ivf_structure(index, where)
     return index
 
 

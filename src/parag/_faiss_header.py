@@ -13,7 +13,21 @@ the file. After it, everything FAISS allocates is bounded by the file's size.
 ``IHNf``     IndexHNSWFlat: header, the HNSW graph (five vectors, five int32), its IxF2/IxFI storage
 ``IwFl``     IndexIVFFlat: header, nlist, nprobe, an IxF2/IxFI quantizer of nlist centroids,
              a direct map, then ``ilar`` array inverted lists (sizes, then codes and ids per list)
+``IxSQ``     IndexScalarQuantizer: header, a scalar quantiser, ``ntotal * code_size`` code bytes
+``IxPq``     IndexPQ (HNSW storage only): header, a product quantiser, code bytes, three search fields
+``IHNs``     IndexHNSWSQ: as IHNf, with IxSQ storage
+``IHNp``     IndexHNSWPQ: as IHNf, with IxPq storage
+``IwSq``     IndexIVFScalarQuantizer: as IwFl up to the direct map, a scalar quantiser,
+             code_size, by_residual, the inverted lists
+``IwPQ``     IndexIVFPQ: as IwFl up to the direct map, by_residual, code_size, a product
+             quantiser, the inverted lists
+``IxRF``     IndexRefineFlat (compressed storage): header, the compressed index (one of the
+             above), its IxF2/IxFI float32 copy, k_factor (float32)
 ===========  ==============================================================================
+
+A scalar quantiser is ``qtype``, ``rangestat`` (int32), ``rangestat_arg`` (float32), ``d``,
+``code_size`` (uint64) and a float vector of trained ranges; a product quantiser ``d``, ``M``,
+``nbits`` (uint64) and a float vector of ``d * 2**nbits`` centroids.
 
 A FAISS vector is a ``uint64`` element count followed by the elements. The header of every
 index is ``d`` (int32), ``ntotal`` (int64), two unused int64, ``is_trained`` (1 byte) and
@@ -32,6 +46,9 @@ from parag.errors import CorruptStoreError
 
 MAX_DIMENSION = 1 << 20  # FAISS's own limit on d when it reads a header
 _FLAT = (b"IxF2", b"IxFI")
+_HNSW = {b"IHNf": _FLAT, b"IHNs": (b"IxSQ",), b"IHNp": (b"IxPq",)}  # fourcc -> its storage's
+_SQ_CODE_BYTES = {0: 1, 4: 2}  # QT_8bit, QT_fp16 (the qtypes parag writes) -> code bytes per component
+_CODED = (b"IxSQ", b"IHNs", b"IHNp", b"IwSq", b"IwPQ")  # what IxRF may wrap
 _METRICS = (0, 1)  # METRIC_INNER_PRODUCT, METRIC_L2: the metrics parag uses
 _DIRECT_MAPS = {0: 0, 1: 0, 2: 16}  # type -> bytes per hashtable entry (NoMap, Array, Hashtable)
 _MAX_SIZES_READ = 1 << 16  # list sizes are read in chunks of this many
@@ -106,15 +123,20 @@ class _Walk:
             self.fail(f"its {fourcc.decode()} header is invalid (d={d}, ntotal={ntotal}, metric={metric})")
         return Header(fourcc, d, ntotal, metric)
 
-    def index(self, top: bool = False) -> Header:
+    def index(self, top: bool = False, allowed: tuple[bytes, ...] | None = None) -> Header:
+        """Walk one index; ``top``: the whole file's (graphs, lists, wrappers allowed);
+        ``allowed``: the fourccs this position may hold (None: any flat or coded one)."""
+        at = self.pos
         fourcc = self.read(4, "the index type")
-        if fourcc in _FLAT:
+        parts = {b"IxSQ": self.sq_index, b"IxPq": self.pq_index}
+        if top:
+            parts.update(dict.fromkeys(_HNSW, self.hnsw))
+            parts.update({b"IwFl": self.ivf, b"IwSq": self.ivf, b"IwPQ": self.ivf, b"IxRF": self.refine})
+        if fourcc in _FLAT and (allowed is None or fourcc in allowed):
             return self.flat(fourcc)
-        if top and fourcc == b"IHNf":
-            return self.hnsw(fourcc)
-        if top and fourcc == b"IwFl":
-            return self.ivf(fourcc)
-        self.fail(f"{fourcc!r} at byte {self.pos - 4} is not an index kind parag writes")
+        if fourcc in parts and (allowed is None or fourcc in allowed):
+            return parts[fourcc](fourcc)
+        self.fail(f"{fourcc!r} at byte {at} is not an index kind parag writes here")
         raise AssertionError("unreachable")
 
     def flat(self, fourcc: bytes) -> Header:
@@ -134,7 +156,7 @@ class _Walk:
             self.fail("its HNSW graph has not one offset per vector")
         self.vector(4, "neighbors")
         self.read(20, "the HNSW parameters")  # entry_point, max_level, efConstruction, efSearch, unused
-        storage = self.index()
+        storage = self.index(allowed=_HNSW[fourcc])
         if (storage.d, storage.ntotal, storage.metric) != (header.d, header.ntotal, header.metric):
             self.fail("its HNSW storage disagrees with the HNSW header")
         return header
@@ -147,8 +169,65 @@ class _Walk:
         if (quantizer.d, quantizer.ntotal) != (header.d, nlist):
             self.fail(f"its quantizer holds {quantizer.ntotal} centroids of dimension {quantizer.d}, expected {nlist} of {header.d}")
         self.direct_map()
-        self.inverted_lists(header, nlist)
+        if fourcc == b"IwFl":
+            code_size = 4 * header.d
+        elif fourcc == b"IwSq":
+            code_size = self.scalar_quantizer(header.d)
+            if self.scalar("Q", "the code size") != code_size:
+                self.fail("its code size disagrees with its scalar quantiser")
+            self.scalar("B", "by_residual")
+        else:
+            self.scalar("B", "by_residual")
+            code_size = self.scalar("Q", "the code size")
+            if code_size != self.product_quantizer(header.d):
+                self.fail("its code size disagrees with its product quantiser")
+        self.inverted_lists(header, nlist, code_size)
         return header
+
+    def refine(self, fourcc: bytes) -> Header:
+        header = self.header(fourcc)
+        for part, allowed in (("compressed index", _CODED), ("float32 copy", _FLAT)):
+            inner = self.index(top=True, allowed=allowed)
+            if (inner.d, inner.ntotal, inner.metric) != (header.d, header.ntotal, header.metric):
+                self.fail(f"its {part} disagrees with its header")
+        self.read(4, "k_factor")
+        return header
+
+    def sq_index(self, fourcc: bytes) -> Header:
+        header = self.header(fourcc)
+        code_size = self.scalar_quantizer(header.d)
+        if self.vector(1, "the codes") != header.ntotal * code_size:
+            self.fail(f"it holds codes for other than ntotal = {header.ntotal} vectors")
+        return header
+
+    def pq_index(self, fourcc: bytes) -> Header:
+        header = self.header(fourcc)
+        code_size = self.product_quantizer(header.d)
+        if self.vector(1, "the codes") != header.ntotal * code_size:
+            self.fail(f"it holds codes for other than ntotal = {header.ntotal} vectors")
+        self.read(9, "the PQ search fields")  # search_type, encode_signs, polysemous_ht
+        return header
+
+    def scalar_quantizer(self, d: int) -> int:
+        """Walk a scalar quantiser of dimension ``d``; return its code size."""
+        qtype = self.scalar("i", "the quantiser type")
+        self.read(8, "the range statistic")
+        if qtype not in _SQ_CODE_BYTES or self.scalar("Q", "the quantiser's d") != d:
+            self.fail(f"its scalar quantiser (type {qtype}) is not one parag writes for dimension {d}")
+        code_size = self.scalar("Q", "the quantiser's code size")
+        if code_size != d * _SQ_CODE_BYTES[qtype]:
+            self.fail(f"its scalar quantiser's code size {code_size} does not fit dimension {d}")
+        self.vector(4, "the quantiser's ranges")
+        return code_size
+
+    def product_quantizer(self, d: int) -> int:
+        """Walk a product quantiser of dimension ``d``; return its code size."""
+        pq_d, m, nbits = (self.scalar("Q", what) for what in ("the PQ d", "the PQ M", "the PQ nbits"))
+        if pq_d != d or not 0 < m <= d or d % m or nbits != 8:
+            self.fail(f"its product quantiser (d={pq_d}, M={m}, nbits={nbits}) is not one parag writes")
+        if self.vector(4, "the PQ centroids") != d << nbits:
+            self.fail("its product quantiser has not 2**nbits centroids per sub-quantiser")
+        return m
 
     def direct_map(self) -> None:
         kind = self.scalar("B", "the direct map type")
@@ -158,14 +237,13 @@ class _Walk:
         if _DIRECT_MAPS[kind]:
             self.vector(_DIRECT_MAPS[kind], "the direct map's hashtable")
 
-    def inverted_lists(self, header: Header, nlist: int) -> None:
+    def inverted_lists(self, header: Header, nlist: int, code_size: int) -> None:
         if self.read(4, "the inverted lists type") != b"ilar":
             self.fail("its inverted lists are not stored in the file (expected 'ilar')")
         if self.scalar("Q", "the number of lists") != nlist:
             self.fail("its inverted lists disagree with nlist")
-        code_size = self.scalar("Q", "the code size")
-        if code_size != 4 * header.d:
-            self.fail(f"its code size is {code_size}, expected {4 * header.d} for IVFFlat")
+        if self.scalar("Q", "the code size") != code_size:
+            self.fail(f"its inverted lists' code size is not {code_size}, the index's")
         sizes = self.list_sizes(nlist)
         total = int(sizes.sum(dtype=object)) if len(sizes) else 0
         if total != header.ntotal:

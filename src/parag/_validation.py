@@ -134,17 +134,21 @@ def check_k(k: Any) -> int:
 
 @dataclass(frozen=True)
 class Param:
-    """One integer parameter of an index kind: its name, default and range, and whether a
-    single search may override it. Kinds declare a table of these; the constructor,
-    per-search overrides, ``tune`` and ``load`` all check values against it."""
+    """One parameter of an index kind: its name, default and range (or, for a choice, the
+    values it may take), and whether a single search may override it. Kinds declare a
+    table of these; the constructor, per-search overrides, ``tune`` and ``load`` all check
+    values against it."""
 
     name: str
-    default: int
-    low: int
-    high: int
+    default: int | str
+    low: int = 1
+    high: int | None = None
     per_search: bool = False
+    choices: tuple[str, ...] = ()
 
-    def check(self, value: Any) -> int:
+    def check(self, value: Any) -> int | str:
+        if self.choices:
+            return check_choice(value, self.name, {c.lower(): c for c in self.choices})
         return check_int(value, self.name, self.low, self.high)
 
 

@@ -45,4 +45,4 @@ def configure(dimension: Any, index_type: Any, metric: Any, params: dict[str, An
             f"index_type {index_type!r} implies metric {implied_metric!r}, but metric={metric!r} was given; "
             f"use index_type={cls.name!r} with metric={metric!r}"
         )
-    return cls(dimension, metric, cls.resolve(params))
+    return cls(dimension, metric, cls.resolve(params, dimension))

@@ -8,6 +8,13 @@ it must be. The store and its state call these methods and never ask which kind 
 
 Every index holds vectors at sequential labels (slots) 0, 1, 2...: vectors are only ever
 appended with ``add``, never given ids, so the label FAISS returns is the slot.
+
+The storage (``float32``, ``float16``, ``sq8``, ``pq``: :mod:`.storage`) is a parameter of
+every kind. A compressed index is wrapped in ``faiss.IndexRefineFlat`` (the float32 copy that
+re-ranks its candidates); the base class does the wrapping and unwrapping, so a subclass only
+sees its own index (:meth:`IndexKind.inner`) and builds it for the storage in :meth:`build`.
+A kind that needs training (IVF, sq8, pq) starts as an exact ``IndexFlat`` and is built
+and trained by :meth:`IndexKind.after_add` once it holds :meth:`IndexKind.train_at` vectors.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import numpy as np
 from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
+from parag.vectorstore.kinds.storage import STORAGE_TABLE, TRAIN_AT, resolve_storage
 
 FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}
 # A filter that allows few vectors is answered by exact search over just those (recall 1.0,
@@ -41,42 +49,48 @@ class IndexKind:
     #: The canonical name (``index_type``) and other accepted names, with the metric each implies.
     name: ClassVar[str]
     aliases: ClassVar[dict[str, str]] = {}
-    #: The parameter table: every parameter the kind takes, its default and range.
+    #: The parameter table: every parameter the kind takes, its default and range (the
+    #: storage parameters of :data:`.storage.STORAGE_TABLE` come on top).
     params_table: ClassVar[tuple[Param, ...]] = ()
+    #: The storages FAISS supports well with this kind.
+    storages: ClassVar[tuple[str, ...]] = ("float32", "float16", "sq8", "pq")
     #: Deleted vectors stay as tombstones until they make up this share of the index.
     compact_at: ClassVar[float] = 0.1
     #: The search parameter :meth:`FAISSVectorStore.tune` sets (None: exact, nothing to tune).
     tunable: ClassVar[str | None] = None
 
-    def __init__(self, dimension: int, metric: str, params: dict[str, int]) -> None:
+    def __init__(self, dimension: int, metric: str, params: dict[str, Any]) -> None:
         self.dimension = dimension
         self.metric = metric
         self.faiss_metric = FAISS_METRIC[metric]
         self.params = params
+        self.storage_type = params.get("storage", "float32")
 
     # ------------------------------------------------------------- parameters
 
     @classmethod
-    def resolve(cls, given: dict[str, Any]) -> dict[str, int]:
+    def resolve(cls, given: dict[str, Any], dimension: int) -> dict[str, Any]:
         """Every parameter's value: ``given`` checked against the table, defaults for the rest."""
-        table = {p.name: p for p in cls.params_table}
+        table = {p.name: p for p in cls.params_table + STORAGE_TABLE}
         for name in given:
             if name not in table:
                 raise InvalidArgumentError(
-                    f"unknown parameter {name!r} for index_type {cls.name!r}; valid: {sorted(table) or 'none'}"
+                    f"unknown parameter {name!r} for index_type {cls.name!r}; valid: {sorted(table)}"
                 )
-        return {name: p.check(given[name]) if name in given else p.default for name, p in table.items()}
+        params = {p.name: p.check(given[p.name]) if p.name in given else p.default for p in cls.params_table}
+        return {**params, **resolve_storage(cls.name, cls.storages, given, dimension)}
 
-    def check_overrides(self, given: dict[str, Any]) -> dict[str, int]:
+    def check_overrides(self, given: dict[str, Any]) -> dict[str, Any]:
         """The per-search overrides that are not None, checked against the table."""
-        per_search = {p.name: p for p in self.params_table if p.per_search}
+        table = self.params_table + STORAGE_TABLE
+        per_search = {p.name: p for p in table if p.per_search and p.name in self.params}
         overrides = {}
         for name, value in given.items():
             if value is None:
                 continue
             if name not in per_search:
                 raise InvalidArgumentError(
-                    f"{name} does not apply to a {self.name} store; "
+                    f"{name} does not apply to a {self.name} store with storage={self.storage_type!r}; "
                     f"search parameters it takes: {list(per_search) or 'none'}"
                 )
             overrides[name] = per_search[name].check(value)
@@ -93,46 +107,124 @@ class IndexKind:
 
     def apply_defaults(self, index: faiss.Index) -> None:
         """Give ``index`` the configured search parameters as its own (a new or loaded index)."""
+        if not self.is_trained(index):
+            return
+        if isinstance(index, faiss.IndexRefine):
+            index.k_factor = float(self.params["rerank"])
+        self.apply_own_defaults(self.inner(index))
+
+    def apply_own_defaults(self, inner: faiss.Index) -> None:
+        """:meth:`apply_defaults` on the kind's own (unwrapped, trained) index."""
 
     # ------------------------------------------------------------- building
 
+    def train_at(self) -> int:
+        """The live vectors the index needs before it is built and trained (0: none)."""
+        return TRAIN_AT[self.storage_type]
+
     def new_index(self) -> faiss.Index:
-        """An empty index."""
+        """An empty index: the exact flat index of a kind that trains first."""
+        if self.train_at():
+            return faiss.IndexFlat(self.dimension, self.faiss_metric)
+        return self.wrap(self.build(), np.empty((0, self.dimension), np.float32))
+
+    def build(self) -> faiss.Index:
+        """The kind's own index for its storage, empty and untrained."""
         return faiss.IndexFlat(self.dimension, self.faiss_metric)
+
+    def wrap(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+        """``inner`` (holding ``vectors``) as the store keeps it: with a float32 copy of the
+        vectors to re-rank with when its storage is compressed."""
+        if self.storage_type == "float32":
+            return inner
+        refined = faiss.IndexRefineFlat(inner, faiss.swig_ptr(np.ascontiguousarray(vectors)))
+        refined.k_factor = float(self.params["rerank"])
+        return refined
+
+    def inner(self, index: faiss.Index) -> faiss.Index:
+        """The kind's own index inside the re-ranking wrapper (``index`` when there is none)."""
+        return faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
 
     def is_trained(self, index: faiss.Index) -> bool:
         """False while the index still answers exactly until it has seen enough vectors."""
-        return True
+        return not self.train_at() or not isinstance(index, faiss.IndexFlat)
 
     def after_add(self, index: faiss.Index, slots: SlotMap) -> faiss.Index:
-        """The index to keep after an add (a kind that trains on its first vectors swaps it)."""
-        return index
+        """The index to keep after an add: built and trained once there are enough vectors."""
+        if self.is_trained(index) or slots.n_live < self.train_at():
+            return index
+        live = slots.live_mask()
+        # A view of the flat index's own storage, not a copy: peak memory stays at the two indexes.
+        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        inner = self.build()
+        self.apply_own_defaults(inner)
+        inner.train(vectors if live.all() else vectors[live])
+        return self.wrap(self.fill(inner, vectors), vectors)
+
+    def fill(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+        """Add every slot's vector (dead ones too, so slot numbers stay) to a trained ``inner``."""
+        inner.add(vectors)
+        return inner
 
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         """Remove the vectors beyond slot ``n_slots`` (a failed add's); False when the index
         cannot remove vectors (they then stay as tombstones)."""
+        if isinstance(index, faiss.IndexRefine):
+            return False  # FAISS's re-ranking wrapper cannot remove vectors
         index.remove_ids(faiss.IDSelectorRange(n_slots, index.ntotal))
         return True
 
     def storage(self, index: faiss.Index) -> faiss.Index:
-        """The index that holds the vectors themselves, in slot order."""
+        """The flat index that holds the float32 vectors themselves, in slot order."""
+        if isinstance(index, faiss.IndexRefine):
+            return faiss.downcast_index(index.refine_index)
+        return index if not self.is_trained(index) else self.own_storage(index)
+
+    def own_storage(self, index: faiss.Index) -> faiss.Index:
+        """:meth:`storage` of the kind's own float32 index."""
         return index
 
     def rebuild(self, index: faiss.Index, keep: np.ndarray) -> faiss.Index:
-        """An index holding only the slots where ``keep`` is True, renumbered in order."""
+        """A new index holding only the slots where ``keep`` is True, renumbered in order; a
+        trained index's training (clustering, quantiser ranges, codebooks) is kept. The old
+        index stays whole until the new one is complete, so a rebuild that fails changes nothing."""
         vectors = self.storage(index).reconstruct_n(0, index.ntotal)[keep]
+        if self.train_at() and self.is_trained(index):
+            return self.wrap(self.fill(self.trained_empty(self.inner(index)), vectors), vectors)
         fresh = self.new_index()
         if len(vectors):
             fresh.add(vectors)
         return fresh
 
+    def trained_empty(self, inner: faiss.Index) -> faiss.Index:
+        """An empty index with the training of the kind's own ``inner`` (which stays as it is)."""
+        empty = faiss.clone_index(inner)
+        empty.reset()
+        self.apply_own_defaults(empty)
+        return empty
+
     # ------------------------------------------------------------- searching
 
     def search_parameters(
-        self, index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, int]
+        self, index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, Any]
     ) -> faiss.SearchParameters | None:
         """A fresh SearchParameters for one call (FAISS must not share one between threads),
         or None when the index's own defaults and no selector will do (the fast path)."""
+        if not self.is_trained(index):
+            return None if sel is None else faiss.SearchParameters(sel=sel)
+        own = self.own_parameters(self.inner(index), sel, overrides)
+        if not isinstance(index, faiss.IndexRefine) or (own is None and "rerank" not in overrides):
+            return own
+        params = faiss.IndexRefineSearchParameters(
+            k_factor=float(overrides.get("rerank", self.params["rerank"])), base_index_params=own
+        )
+        params.own = own  # FAISS holds only a pointer: keep the inner parameters alive
+        return params
+
+    def own_parameters(
+        self, inner: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, Any]
+    ) -> faiss.SearchParameters | None:
+        """:meth:`search_parameters` for the kind's own (unwrapped, trained) index."""
         return None if sel is None else faiss.SearchParameters(sel=sel)
 
     def splits_one_query(self, index: faiss.Index) -> bool:
@@ -171,13 +263,39 @@ class IndexKind:
 
     def expected_type(self, trained: bool) -> type:
         """The FAISS class a saved index of this kind is (``trained`` as the manifest says)."""
+        if self.train_at() and not trained:
+            return faiss.IndexFlat
+        return faiss.IndexRefineFlat if self.storage_type != "float32" else self.own_type()
+
+    def own_type(self) -> type:
+        """The FAISS class of the kind's own index for its storage."""
         return faiss.IndexFlat
 
     def check_structure(self, index: faiss.Index, where: str) -> None:
         """Raise CorruptStoreError unless the loaded index's internal references hold (what
         FAISS does not check when it reads a file)."""
+        if self.is_trained(index):
+            self.own_structure(self.inner(index), where)
+
+    def own_structure(self, inner: faiss.Index, where: str) -> None:
+        """:meth:`check_structure` of the kind's own (unwrapped, trained) index."""
 
     def load_problems(self, index: faiss.Index) -> list[str]:
         """What is wrong with a loaded index of the expected type, beyond dimension, metric
         and count (empty: nothing)."""
+        if not self.is_trained(index):
+            return []
+        inner = self.inner(index)
+        if not isinstance(inner, self.own_type()):
+            return [f"it holds a {type(inner).__name__}, expected {self.own_type().__name__}"]
+        problems = self.own_problems(inner)
+        if isinstance(index, faiss.IndexRefine):
+            if self.storage(index).ntotal != index.ntotal or inner.ntotal != index.ntotal:
+                problems.append("its float32 vectors and its compressed index hold different counts")
+            if inner.metric_type != index.metric_type or self.storage(index).metric_type != index.metric_type:
+                problems.append("its parts use different metrics")
+        return problems
+
+    def own_problems(self, inner: faiss.Index) -> list[str]:
+        """:meth:`load_problems` of the kind's own index."""
         return []

@@ -1,4 +1,4 @@
-"""HNSW: a graph over the vectors (``faiss.IndexHNSWFlat``)."""
+"""HNSW: a graph over the vectors (``faiss.IndexHNSWFlat``; compressed: ``IndexHNSWSQ``, ``IndexHNSWPQ``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import faiss
 from parag._faiss_integrity import check_hnsw_structure
 from parag._validation import Param
 from parag.vectorstore.kinds.base import WIDEN_POWER, IndexKind
+from parag.vectorstore.kinds.storage import PQ_BITS, SQ_TYPES, codec_problems
 
 # A filter never widens ef_search beyond this (the exact fallback covers what it misses).
 MAX_WIDENED_EF = 1024
@@ -31,25 +32,32 @@ class HNSW(IndexKind):
     compact_at = 0.5
     tunable = "ef_search"
 
-    def new_index(self) -> faiss.Index:
-        index = faiss.IndexHNSWFlat(self.dimension, self.params["M"], self.faiss_metric)
+    def build(self) -> faiss.Index:
+        d, m, metric, storage = self.dimension, self.params["M"], self.faiss_metric, self.storage_type
+        if storage == "float32":
+            index = faiss.IndexHNSWFlat(d, m, metric)
+        elif storage == "pq":
+            index = faiss.IndexHNSWPQ(d, self.params["pq_m"], m, PQ_BITS, metric)
+        else:
+            index = faiss.IndexHNSWSQ(d, SQ_TYPES[storage], m, metric)
         index.hnsw.efConstruction = self.params["ef_construction"]
-        self.apply_defaults(index)
+        self.apply_own_defaults(index)
         return index
 
-    def apply_defaults(self, index: faiss.Index) -> None:
-        index.hnsw.efSearch = self.params["ef_search"]
+    def apply_own_defaults(self, inner: faiss.Index) -> None:
+        inner.hnsw.efSearch = self.params["ef_search"]
 
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
-        return False  # a graph cannot remove vectors
+        # A graph cannot remove vectors; the flat index a trained storage starts as can.
+        return not self.is_trained(index) and super().remove_tail(index, n_slots)
 
-    def storage(self, index: faiss.Index) -> faiss.Index:
+    def own_storage(self, index: faiss.Index) -> faiss.Index:
         return faiss.downcast_index(index.storage)
 
-    def search_parameters(
-        self, index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, int]
+    def own_parameters(
+        self, inner: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, Any]
     ) -> faiss.SearchParameters | None:
-        if sel is None and not overrides:
+        if sel is None and "ef_search" not in overrides:
             return None
         kwargs: dict[str, Any] = {"efSearch": overrides.get("ef_search", self.params["ef_search"])}
         if sel is not None:
@@ -57,7 +65,7 @@ class HNSW(IndexKind):
         return faiss.SearchParametersHNSW(**kwargs)
 
     def splits_one_query(self, index: faiss.Index) -> bool:
-        return False
+        return not self.is_trained(index)  # a graph search runs on the calling thread
 
     def widened(self, index: faiss.Index, overrides: dict[str, int], share: float, k: int) -> dict[str, int]:
         # FAISS searches with max(efSearch, k): widen what it would really use.
@@ -67,9 +75,11 @@ class HNSW(IndexKind):
     def tune_range(self, k: int) -> tuple[int, int]:
         return k, MAX_TUNED_EF
 
-    def expected_type(self, trained: bool) -> type:
-        return faiss.IndexHNSWFlat
+    def own_type(self) -> type:
+        return {"float32": faiss.IndexHNSWFlat, "pq": faiss.IndexHNSWPQ}.get(self.storage_type, faiss.IndexHNSWSQ)
 
-    def check_structure(self, index: faiss.Index, where: str) -> None:
-        check_hnsw_structure(index, where)
+    def own_structure(self, inner: faiss.Index, where: str) -> None:
+        check_hnsw_structure(inner, where)
 
+    def own_problems(self, inner: faiss.Index) -> list[str]:
+        return codec_problems(self.storage_type, self.params, self.dimension, faiss.downcast_index(inner.storage))

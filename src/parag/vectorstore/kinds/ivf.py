@@ -1,7 +1,8 @@
-"""IVFFlat: vectors in clusters, a search scans the nearest few (``faiss.IndexIVFFlat``).
+"""IVFFlat: vectors in clusters, a search scans the nearest few (``faiss.IndexIVFFlat``;
+compressed: ``IndexIVFScalarQuantizer``, ``IndexIVFPQ``).
 
 The index starts as an exact ``IndexFlat`` and trains itself once it holds enough vectors
-to cluster well; until then the store searches exactly.
+to cluster well (and to train its storage); until then the store searches exactly.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import faiss
 import numpy as np
 
 from parag._faiss_integrity import check_ivf_structure
-from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
 from parag.vectorstore.kinds.base import WIDEN_POWER, IndexKind
+from parag.vectorstore.kinds.storage import PQ_BITS, SQ_TYPES, codec_problems
 
 # Train once the index holds this many vectors per list: below 39 points per centroid
 # FAISS's k-means warns that the clustering is poor.
@@ -37,61 +38,52 @@ class IVFFlat(IndexKind):
     tunable = "nprobe"
 
     @classmethod
-    def resolve(cls, given: dict[str, Any]) -> dict[str, int]:
-        params = super().resolve(given)
+    def resolve(cls, given: dict[str, Any], dimension: int) -> dict[str, Any]:
+        params = super().resolve(given, dimension)
         if "nprobe" not in given:
             params["nprobe"] = min(params["nprobe"], params["nlist"])  # the default may exceed a small nlist
         if params["nprobe"] > params["nlist"]:
             raise InvalidArgumentError(f"nprobe ({params['nprobe']}) must be <= nlist ({params['nlist']})")
         return params
 
-    def is_trained(self, index: faiss.Index) -> bool:
-        return isinstance(index, faiss.IndexIVF)
+    def train_at(self) -> int:
+        return max(POINTS_PER_LIST * self.params["nlist"], super().train_at())
 
-    def apply_defaults(self, index: faiss.Index) -> None:
-        if self.is_trained(index):
-            index.nprobe = self.params["nprobe"]
+    def apply_own_defaults(self, inner: faiss.Index) -> None:
+        inner.nprobe = self.params["nprobe"]
 
-    def after_add(self, index: faiss.Index, slots: SlotMap) -> faiss.Index:
-        if self.is_trained(index) or slots.n_live < POINTS_PER_LIST * self.params["nlist"]:
-            return index
-        return self._train(index, slots.live_mask())
+    def build(self) -> faiss.Index:
+        d, nlist, metric, storage = self.dimension, self.params["nlist"], self.faiss_metric, self.storage_type
+        quantizer = faiss.IndexFlat(d, metric)
+        if storage == "float32":
+            return faiss.IndexIVFFlat(quantizer, d, nlist, metric)
+        if storage == "pq":
+            return faiss.IndexIVFPQ(quantizer, d, nlist, self.params["pq_m"], PQ_BITS, metric)
+        return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, SQ_TYPES[storage], metric)
 
-    def _train(self, flat: faiss.Index, live: np.ndarray) -> faiss.Index:
-        """An IVFFlat index trained on the live vectors of ``flat``, holding every slot."""
-        # A view of the flat index's own storage, not a copy: peak memory stays at the two indexes.
-        vectors = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
-        quantizer = faiss.IndexFlat(flat.d, flat.metric_type)
-        ivf = faiss.IndexIVFFlat(quantizer, flat.d, self.params["nlist"], flat.metric_type)
-        self.apply_defaults(ivf)
-        ivf.train(vectors if live.all() else vectors[live])
-        ivf.make_direct_map(True)  # lets get(include_vectors=True) reconstruct by slot
-        _add_exactly_sized(ivf, vectors)  # every slot, dead ones too, so slot numbers stay the same
-        return ivf
+    def fill(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
+        inner.make_direct_map(True)  # lets get(include_vectors=True) reconstruct by slot
+        _add_exactly_sized(inner, vectors)
+        return inner
 
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         # An IVF index with a direct map cannot remove vectors; the flat one it starts as can.
         return not self.is_trained(index) and super().remove_tail(index, n_slots)
 
-    def rebuild(self, index: faiss.Index, keep: np.ndarray) -> faiss.Index:
-        if not self.is_trained(index):
-            return super().rebuild(index, keep)
-        vectors = index.reconstruct_n(0, index.ntotal)[keep]
-        # A new index around a copy of the trained quantizer: the old one stays whole until
-        # the new one is complete, so a rebuild that fails changes nothing.
-        fresh = faiss.IndexIVFFlat(faiss.clone_index(index.quantizer), index.d, index.nlist, index.metric_type)
-        self.apply_defaults(fresh)
-        fresh.make_direct_map(True)
-        if len(vectors):
-            fresh.add(vectors)
+    def trained_empty(self, inner: faiss.Index) -> faiss.Index:
+        if self.storage_type != "float32":
+            return super().trained_empty(inner)
+        # Only the quantizer is copied, not the lists: an IVFFlat's lists are its float32 vectors.
+        fresh = faiss.IndexIVFFlat(faiss.clone_index(inner.quantizer), inner.d, inner.nlist, inner.metric_type)
+        self.apply_own_defaults(fresh)
         return fresh
 
-    def search_parameters(
-        self, index: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, int]
+    def own_parameters(
+        self, inner: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, Any]
     ) -> faiss.SearchParameters | None:
-        if not self.is_trained(index) or (sel is None and not overrides):
-            return super().search_parameters(index, sel, overrides)
-        kwargs: dict[str, Any] = {"nprobe": min(overrides.get("nprobe", self.params["nprobe"]), index.nlist)}
+        if sel is None and "nprobe" not in overrides:
+            return None
+        kwargs: dict[str, Any] = {"nprobe": min(overrides.get("nprobe", self.params["nprobe"]), inner.nlist)}
         if sel is not None:
             kwargs["sel"] = sel
         return faiss.SearchParametersIVF(**kwargs)
@@ -103,12 +95,12 @@ class IVFFlat(IndexKind):
         if not self.is_trained(index):
             return overrides
         nprobe = overrides.get("nprobe", self.params["nprobe"])
-        return {**overrides, "nprobe": int(min(nprobe / share**WIDEN_POWER, index.nlist))}
+        return {**overrides, "nprobe": int(min(nprobe / share**WIDEN_POWER, self.params["nlist"]))}
 
     def exact_search(
         self, index: faiss.Index, q: np.ndarray, k: int, sel: faiss.IDSelector | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        if not self.is_trained(index):
+        if not isinstance(index, faiss.IndexIVF):  # a flat index, or a float32 copy beside the codes
             return super().exact_search(index, q, k, sel)
         # Probing every list is exhaustive.
         return index.search(q, k, params=self.search_parameters(index, sel, {"nprobe": index.nlist}))
@@ -116,7 +108,7 @@ class IVFFlat(IndexKind):
     def subset_search(
         self, index: faiss.Index, q: np.ndarray, k: int, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        if not self.is_trained(index):
+        if not isinstance(index, faiss.IndexIVF):
             return super().subset_search(index, q, k, slots)
         flat = faiss.IndexFlat(self.dimension, self.faiss_metric)
         flat.add(index.reconstruct_batch(slots))
@@ -126,20 +118,17 @@ class IVFFlat(IndexKind):
     def tune_range(self, k: int) -> tuple[int, int]:
         return 1, self.params["nlist"]
 
-    def expected_type(self, trained: bool) -> type:
-        return faiss.IndexIVFFlat if trained else faiss.IndexFlat
+    def own_type(self) -> type:
+        return {"float32": faiss.IndexIVFFlat, "pq": faiss.IndexIVFPQ}.get(self.storage_type, faiss.IndexIVFScalarQuantizer)
 
-    def check_structure(self, index: faiss.Index, where: str) -> None:
-        if self.is_trained(index):
-            check_ivf_structure(index, where)
+    def own_structure(self, inner: faiss.Index, where: str) -> None:
+        check_ivf_structure(inner, where)
 
-    def load_problems(self, index: faiss.Index) -> list[str]:
-        if not self.is_trained(index):
-            return []
-        problems = []
-        if index.nlist != self.params["nlist"]:
-            problems.append(f"it has {index.nlist} lists, the manifest says {self.params['nlist']}")
-        if index.direct_map.no():
+    def own_problems(self, inner: faiss.Index) -> list[str]:
+        problems = codec_problems(self.storage_type, self.params, self.dimension, inner)
+        if inner.nlist != self.params["nlist"]:
+            problems.append(f"it has {inner.nlist} lists, the manifest says {self.params['nlist']}")
+        if inner.direct_map.no():
             problems.append("it has no direct map (vectors could not be reconstructed)")
         return problems
 

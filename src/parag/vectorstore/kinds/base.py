@@ -52,8 +52,9 @@ class IndexKind:
     #: The parameter table: every parameter the kind takes, its default and range (the
     #: storage parameters of :data:`.storage.STORAGE_TABLE` come on top).
     params_table: ClassVar[tuple[Param, ...]] = ()
-    #: The storages FAISS supports well with this kind.
+    #: The storages FAISS supports well with this kind, and those it supports with some metrics only.
     storages: ClassVar[tuple[str, ...]] = ("float32", "float16", "sq8", "pq")
+    storage_metrics: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Deleted vectors stay as tombstones until they make up this share of the index.
     compact_at: ClassVar[float] = 0.1
     #: The search parameter :meth:`FAISSVectorStore.tune` sets (None: exact, nothing to tune).
@@ -65,6 +66,12 @@ class IndexKind:
         self.faiss_metric = FAISS_METRIC[metric]
         self.params = params
         self.storage_type = params.get("storage", "float32")
+        metrics = self.storage_metrics.get(self.storage_type)
+        if metrics and metric not in metrics:
+            raise InvalidArgumentError(
+                f"storage={self.storage_type!r} with index_type {self.name!r} supports metric {list(metrics)} only, "
+                f"not {metric!r}; for {metric!r} use storage 'sq8' or 'float16', or index_type 'IVFFlat'"
+            )
 
     # ------------------------------------------------------------- parameters
 

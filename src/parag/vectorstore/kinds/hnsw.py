@@ -28,6 +28,9 @@ class HNSW(IndexKind):
         Param("ef_construction", 40, 1, 1 << 16),
         Param("ef_search", 64, 1, 1 << 16, per_search=True),
     )
+    # FAISS's HNSW-PQ graph is poor for inner products: recall@10 0.82 with rerank 50 on
+    # clustered data where HNSW-SQ8 reaches 0.99.
+    storage_metrics: ClassVar[dict[str, tuple[str, ...]]] = {"pq": ("L2",)}
     # HNSW cannot remove vectors and rebuilding its graph is slow; recall holds to 80% deleted.
     compact_at = 0.5
     tunable = "ef_search"

@@ -69,7 +69,7 @@ class StoreKind:
             assert store.is_trained == (slots >= self.trains_at), (self.name, slots)
 
 
-def _faiss(name: str, index_type: str, params: dict[str, int], exact: bool, *,
+def _faiss(name: str, index_type: str, params: dict[str, Any], exact: bool, *,
            trains_at: int | None = None, starved: tuple[dict[str, int], ...] = (),
            wide: dict[str, int] | None = None) -> StoreKind:
     return StoreKind(
@@ -120,14 +120,20 @@ KINDS: dict[str, StoreKind] = {k.name: k for k in (
     # one list: trains at 39 vectors, then probes it: exact before and after training
     _faiss("IVF1", "IVFFlat", {"nlist": 1}, True, trains_at=39),
     _faiss("HNSW", "HNSW", {}, False, starved=({"ef_search": 1}, {"ef_search": 8}), wide={"ef_search": 2048}),
+    # Compressed storage, re-ranked with the float32 copy: sq8 trains at 1,000 vectors
+    _faiss("HNSW-sq8", "HNSW", {"storage": "sq8"}, False, trains_at=1000,
+           starved=({"ef_search": 1}, {"ef_search": 8}), wide={"ef_search": 2048, "rerank": 20}),
+    _faiss("Flat-float16", "Flat", {"storage": "float16"}, False, wide={"rerank": 20}),
+    _faiss("IVF4-sq8", "IVFFlat", {"nlist": 4, "storage": "sq8"}, False, trains_at=1000,
+           starved=({"nprobe": 1},), wide={"rerank": 20}),
     # A real Milvus server (tests/milvus_server.py): FLAT is exact, HNSW approximate.
     _milvus("Milvus-Flat", "Flat", {}, True),
     _milvus("Milvus-HNSW", "HNSW", {"M": 16}, False, starved=({"ef_search": 1},), wide={"ef_search": 2048}),
 )}
 
-# Every FAISS index type, IVF both before and after training.
-# Every FAISS index type, IVF both before and after training.
-DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW")
+# Every FAISS index type, IVF both before and after training, and compressed storage (pq,
+# which trains at 9,984 vectors, is in tests/test_storage.py).
+DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW", "HNSW-sq8", "Flat-float16", "IVF4-sq8")
 # The 5,000-vector tests add the approximate IVF.
 WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
 # The Milvus kinds join every test of these modules (see conftest.py). The other modules

@@ -40,6 +40,10 @@ BASES = {
     "HNSW": ("HNSW", "IP", {"M": 8}),
     "IVFFlat": ("IVFFlat", "L2", {"nlist": 8, "nprobe": 4}),
     "IVFFlat-untrained": ("IVFFlat", "cosine", {"nlist": 64}),
+    # compressed storage (IndexRefineFlat around the compressed index), trained at 1,000 vectors
+    "HNSW-sq8": ("HNSW", "L2", {"M": 8, "storage": "sq8"}),
+    "IVFFlat-sq8": ("IVFFlat", "IP", {"nlist": 8, "nprobe": 4, "storage": "sq8"}),
+    "Flat-float16": ("Flat", "cosine", {"storage": "float16"}),
 }
 N, D = 1000, 32
 TOTALS: dict[str, Any] = {"mutations": 0, "loaded": 0, "refused": 0, "crashes": 0, "hangs": 0, "bad": 0,

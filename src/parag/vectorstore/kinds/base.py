@@ -296,6 +296,8 @@ class IndexKind:
         if not isinstance(inner, self.own_type()):
             return [f"it holds a {type(inner).__name__}, expected {self.own_type().__name__}"]
         problems = self.own_problems(inner)
+        if not (index.is_trained and inner.is_trained):
+            problems.append("it is marked as not trained")
         if isinstance(index, faiss.IndexRefine):
             if self.storage(index).ntotal != index.ntotal or inner.ntotal != index.ntotal:
                 problems.append("its float32 vectors and its compressed index hold different counts")

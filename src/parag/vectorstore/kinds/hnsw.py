@@ -85,4 +85,6 @@ class HNSW(IndexKind):
         check_hnsw_structure(inner, where)
 
     def own_problems(self, inner: faiss.Index) -> list[str]:
-        return codec_problems(self.storage_type, self.params, self.dimension, faiss.downcast_index(inner.storage))
+        storage = faiss.downcast_index(inner.storage)
+        untrained = [] if storage.is_trained else ["its graph's storage is marked as not trained"]
+        return untrained + codec_problems(self.storage_type, self.params, self.dimension, storage)

@@ -4,7 +4,7 @@ without re-ranking, against raw FAISS on the very same index.
 Usage::
 
     flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_storage.py [--dataset debian-minilm]
-        [--n-base N] [--repeats 3] [--results docs/bench-results] [--report docs/bench-storage.md]
+        [--n-base N] [--repeats 3] [--results docs/bench-results/storage] [--report docs/bench-storage.md]
     .venv/bin/python benchmarks/bench_storage.py --report-only    # rewrite the report from the raw JSON
 
 For each configuration one store is built at default parameters (HNSW M 32, ef_search 64;
@@ -113,11 +113,11 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
     return record
 
 
-def report(results: Path, out: Path) -> None:
-    raw = read_json(results / "storage.json")
-    n = need(raw, "n", "storage.json")
+def report(raw: dict, results: Path) -> str:
+    """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone."""
+    n = need(raw, "n", "results.json")
     rows = []
-    for r in need(raw, "configs", "storage.json"):
+    for r in need(raw, "configs", "results.json"):
         mem = r["rss"]
         for key, recall in r["recall"].items():
             rows.append(
@@ -149,7 +149,7 @@ def report(results: Path, out: Path) -> None:
         *rows,
         "",
     ]
-    out.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="debian-minilm")
     parser.add_argument("--n-base", type=int)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--results", type=Path, default=PUBLISHED_RESULTS)
+    parser.add_argument("--results", type=Path, default=PUBLISHED_RESULTS / "storage")
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
@@ -169,10 +169,10 @@ def main() -> None:
             for index_type, storage in CONFIGS:
                 configs.append(measure(data, index_type, storage, args.repeats, Path(tmp)))
                 print(json.dumps(configs[-1]), flush=True)
-        write_json(args.results / "storage.json", {"dataset": args.dataset, "n": data.n, "d": data.d,
+        write_json(args.results / "results.json", {"dataset": args.dataset, "n": data.n, "d": data.d,
                                                    "n_queries": len(data.queries), "provenance": prov,
                                                    "configs": configs})
-    report(args.results, args.report)
+    args.report.write_text(report(read_json(args.results / "results.json"), args.results))
     print(args.report.read_text())
 
 

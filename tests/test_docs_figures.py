@@ -36,7 +36,8 @@ def readme_block(name: str) -> str:
     return text.split(f"<!-- begin {name} -->\n")[1].split(f"<!-- end {name} -->")[0]
 
 
-@pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md")])
+@pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md"),
+                                           ("storage", "bench-storage.md")])
 def test_focused_reports_are_their_raw_results(bench, suite, report):
     raw = RESULTS / suite / "results.json"
     if not raw.exists():

@@ -49,6 +49,13 @@ def test_build_hnsw_cosine_with_params_and_documents_field(inputs):
     assert FAISSVectorStore.load(inputs["store"]).get([0]).metadata == [record(0)]
 
 
+def test_build_with_compressed_storage(inputs):
+    summary = invoke_json("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy",
+                          "--index", "flat", "--param", "storage=float16", "--param", "rerank=3")
+    assert summary["params"] == {"storage": "float16", "rerank": 3}
+    assert FAISSVectorStore.load(inputs["store"]).storage == "float16"
+
+
 def test_search_matches_numpy_brute_force(built):
     q = built["x"][:5] + 0.01
     np.save(built["dir"] / "q.npy", q)

@@ -60,7 +60,8 @@ filter_option = click.option(
 )
 param_option = click.option(
     "--param", "params", multiple=True, metavar="NAME=VALUE",
-    help="An index parameter (repeatable): M, ef_construction, ef_search (HNSW); nlist, nprobe (IVFFlat).",
+    help="An index parameter (repeatable): M, ef_construction, ef_search (HNSW); nlist, nprobe (IVFFlat); "
+    "storage (float32, float16, sq8, pq), rerank, pq_m (any index).",
 )
 
 

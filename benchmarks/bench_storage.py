@@ -117,12 +117,15 @@ def report(raw: dict, results: Path) -> str:
     """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone."""
     n = need(raw, "n", "results.json")
     rows = []
-    for r in need(raw, "configs", "results.json"):
+    configs = need(raw, "configs", "results.json")
+    float32 = {r["index_type"]: r["codes_bytes"] for r in configs if r["storage"] == "float32"}
+    for r in configs:
         mem = r["rss"]
         for key, recall in r["recall"].items():
             rows.append(
                 f"| {r['index_type']} | {r['storage']} | {'-' if r['storage'] == 'float32' else key} | {recall:.3f} | "
                 f"{r['batch_s'][key] * 1000:.0f} | {r['batch_ratio'][key]:.3f} | {r['codes_bytes']:.0f} | "
+                f"{r['codes_bytes'] / float32[r['index_type']]:.2f} | "
                 f"{r['index_bytes']:.0f} | {mem['load']['loaded']['RssAnon'] / n:.0f} | "
                 f"{mem['mmap']['searched']['RssAnon'] / n:.0f} | {mem['mmap']['searched']['RssFile'] / n:.0f} |"
             )
@@ -137,15 +140,17 @@ def report(raw: dict, results: Path) -> str:
         "",
         "Columns: `rerank` (candidates re-scored exactly = rerank x k; `-`: float32, already exact); batch time "
         "of all queries at once and its ratio to raw FAISS searching the same index with the same parameters; "
-        "bytes per vector of the compressed index alone (codes + graph or lists), of the saved index file "
+        "bytes per vector of the compressed index alone (codes + graph or lists) and its ratio to the same "
+        "index kind in float32, of the saved index file "
         "(plus the float32 copy), of the process's own memory after a plain `load`, and after `load(mmap=True)` "
         "and every query: anonymous memory and file-backed pages (page cache of the mapped file, which the "
         "kernel may drop; the kernel maps pages around each one touched, so re-scored vectors pull in their "
         "neighbours).",
         "",
-        "| index | storage | rerank | recall@10 | batch ms | parag / raw FAISS | compressed B/vector | file B/vector "
+        "| index | storage | rerank | recall@10 | batch ms | parag / raw FAISS | compressed B/vector "
+        "| compressed / float32 | file B/vector "
         "| RAM B/vector (load) | anon B/vector (mmap) | file-backed B/vector (mmap) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
     ]

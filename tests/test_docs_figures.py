@@ -95,3 +95,9 @@ def test_format_md_quotes_the_persistence_report():
     for how in ("raw read_index", "raw read_index, mmap", "parag load", "parag load, mmap"):
         assert f"{memory[how][0]} MB" in cost, how
 
+
+def test_readme_storage_figures_are_in_the_storage_report():
+    block = readme_block("storage figures")
+    report = (DOCS / "bench-storage.md").read_text()
+    missing = [n for n in NUMBER.findall(block) if n not in report]
+    assert not missing, f"README storage figures not in docs/bench-storage.md: {missing}"

@@ -9,6 +9,8 @@
     ./run bench --datasets siftsmall,synthetic-100k --systems parag,faiss --repeats 1
                                  a partial run: to benchmarks/results/<date>/ unless --out/--results
     ./run bench --report-only docs/bench-results     rewrite the reports from saved raw results
+    ./run bench --scale 10m      opt-in, hours on 2 cores: 10M x 384 HNSW + sq8, loaded with mmap=True
+                                 (benchmarks/bench_scale.py; --n N for a smaller size)
 
 Suites (``--suites``, default all): ``systems`` (this file: every system on every dataset,
 report benchmarks.md), ``filters`` (bench_filters.py: filtered search against raw FAISS on the
@@ -203,6 +205,12 @@ def run_systems(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given[:2] == ["--scale", "10m"]:  # the opt-in 10M x 384 run: benchmarks/bench_scale.py
+        import bench_scale
+
+        bench_scale.main(given[2:])
+        return 0
     args = parse_args(argv)
     args.argv = argv
     if args.report_only:

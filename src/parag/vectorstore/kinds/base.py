@@ -197,7 +197,10 @@ class IndexKind:
         index stays whole until the new one is complete, so a rebuild that fails changes nothing."""
         vectors = self.storage(index).reconstruct_n(0, index.ntotal)[keep]
         if self.train_at() and self.is_trained(index):
-            return self.wrap(self.fill(self.trained_empty(self.inner(index)), vectors), vectors)
+            inner = self.trained_empty(self.inner(index))
+            if len(vectors):
+                inner.add(vectors)
+            return self.wrap(inner, vectors)
         fresh = self.new_index()
         if len(vectors):
             fresh.add(vectors)

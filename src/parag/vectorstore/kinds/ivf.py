@@ -76,6 +76,7 @@ class IVFFlat(IndexKind):
         # Only the quantizer is copied, not the lists: an IVFFlat's lists are its float32 vectors.
         fresh = faiss.IndexIVFFlat(faiss.clone_index(inner.quantizer), inner.d, inner.nlist, inner.metric_type)
         self.apply_own_defaults(fresh)
+        fresh.make_direct_map(True)
         return fresh
 
     def own_parameters(

@@ -10,7 +10,7 @@ import pytest
 
 from parag import persistence
 from parag.vectorstore import FAISSVectorStore
-from tests.cli_support import N, inputs, invoke, invoke_json, record  # noqa: F401 - inputs is a fixture
+from tests.cli_support import D, N, inputs, invoke, invoke_json, record  # noqa: F401 - inputs is a fixture
 from tests.conftest import oracle
 
 
@@ -46,7 +46,63 @@ def test_build_hnsw_cosine_with_params_and_documents_field(inputs):
                           "--index", "hnsw", "--metric", "cosine", "--param", "M=8", "--param", "ef_search=20")
     assert (summary["index_type"], summary["metric"]) == ("HNSW", "cosine")
     assert summary["params"] == {"M": 8, "ef_construction": 40, "ef_search": 20}
-    assert FAISSVectorStore.load(inputs["store"]).get([0]).metadata == [record(0)]
+    got = FAISSVectorStore.load(inputs["store"]).get([0, 1])
+    # the field is the document, stored apart: the metadata keeps the other fields
+    assert got.documents == [record(0)["tag"], record(1)["tag"]]
+    assert got.metadata == [{"n": 0}, {"n": 1}]
+
+
+@pytest.fixture
+def documented(inputs):
+    """A string-id store built from a .jsonl of nested records with string ids and documents,
+    and the same records added through the library (the oracle)."""
+    ids = [f"doc-{i}.md#{i % 4}" for i in range(N)]
+    docs = [f"text of chunk {i}" + " long" * 30 * (i == 0) for i in range(N)]
+    with open(inputs["dir"] / "docs.jsonl", "w") as f:
+        f.writelines(json.dumps({"id": ids[i], "metadata": record(i), "document": docs[i]}) + "\n" for i in range(N))
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy",
+           "--records", inputs["dir"] / "docs.jsonl", "--batch-size", 64)
+    library = FAISSVectorStore(D)
+    library.add(inputs["x"], [record(i) for i in range(N)], ids=ids, documents=docs)
+    return {**inputs, "ids": ids, "docs": docs, "library": library}
+
+
+def test_build_string_ids_and_documents_from_jsonl(documented):
+    store = FAISSVectorStore.load(documented["store"])
+    assert store.ids() == documented["ids"]
+    got = store.get(documented["ids"])
+    assert got.documents == documented["docs"] and got.metadata == [record(i) for i in range(N)]
+
+
+def test_string_ids_get_delete_and_search_like(documented):
+    store, library, ids = documented["store"], documented["library"], documented["ids"]
+    assert invoke_json("get", store, ids[5], ids[2]) == library.get([ids[5], ids[2]]).records()
+    like = invoke_json("search", store, "--like", ids[0], "-k", 4)
+    want = [h for h in library.search(documented["x"][0], 5).records() if h["id"] != ids[0]][:4]
+    assert [h["id"] for h in like] == [h["id"] for h in want]
+    assert [h["document"] for h in like] == [h["document"] for h in want]
+    assert invoke_json("delete", store, ids[1], ids[3])["deleted"] == 2
+    library.delete([ids[1], ids[3]])
+    assert FAISSVectorStore.load(store).ids() == library.ids()
+    invoke("get", store, ids[1], code=1)  # deleted: unknown
+
+
+def test_get_and_delete_by_filter_match_the_library(documented):
+    store, library = documented["store"], documented["library"]
+    where = {"$or": [{"tag": "a"}, {"$document": {"$contains": "chunk 29"}}]}
+    assert invoke_json("get", store, "--filter", json.dumps(where)) == library.get(filter=where).records()
+    assert invoke_json("delete", store, "--filter", json.dumps(where))["deleted"] == library.delete(filter=where)
+    assert FAISSVectorStore.load(store).ids() == library.ids()
+
+
+def test_search_shows_documents_in_json_and_table(documented):
+    q = json.dumps(documented["x"][0].tolist())
+    hits = invoke_json("search", documented["store"], "--vector", q, "-k", 3)
+    assert hits == documented["library"].search(documented["x"][0], 3).records()
+    assert hits[0]["document"] == documented["docs"][0]
+    shown = invoke("search", documented["store"], "--vector", q, "-k", 3).stdout
+    assert "document" in shown and "text of chunk 0 long" in shown
+    assert documented["docs"][0] not in shown  # a long document is shortened
 
 
 def test_build_with_compressed_storage(inputs):
@@ -142,6 +198,17 @@ def test_export_then_build_round_trips(built, suffix):
     invoke("build", copy, "--vectors", vectors, "--records", out)
     store = FAISSVectorStore.load(copy)
     assert store.ids() == built["ids"] and store.get(built["ids"]).metadata == [record(i) for i in range(N)]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_export_then_build_round_trips_string_ids_and_documents(documented, suffix):
+    pytest.importorskip("pyarrow") if suffix == ".parquet" else None
+    out, vectors, copy = documented["dir"] / f"out{suffix}", documented["dir"] / "out.npy", documented["dir"] / "copy"
+    invoke("export", documented["store"], out, "--vectors", vectors)
+    invoke("build", copy, "--vectors", vectors, "--records", out)
+    got = FAISSVectorStore.load(copy).get()
+    want = documented["library"].get()
+    assert (got.ids, got.metadata, got.documents) == (want.ids, want.metadata, want.documents)
 
 
 def test_migrate_to_another_index_keeps_ids_metadata_and_vectors(built):

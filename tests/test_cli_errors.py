@@ -65,7 +65,8 @@ def test_malformed_json_line_names_file_and_line(built):
 @pytest.mark.parametrize("line, message", [
     ('[1, 2]', "expected a JSON object"),
     ('{"id": -4, "metadata": {}}', "non-negative int"),
-    ('{"id": 5, "metadata": {}, "document": "text"}', "--documents-field"),
+    ('{"id": 1.5, "metadata": {}}', "non-negative int or a string"),
+    ('{"id": 5, "metadata": {}, "document": 3}', "'document' must be a string or null"),
 ])
 def test_bad_records_name_their_line(inputs, line, message):
     (inputs["dir"] / "r.jsonl").write_text(line + "\n")
@@ -112,6 +113,7 @@ def test_unknown_id_deletes_nothing(built):
     before = manifest(built["store"])
     assert "5" in fails("delete", built["store"], 1000, 5, code=1)
     assert "5" in fails("get", built["store"], 5, code=1)
+    assert "ids" in fails("delete", built["store"], "abc", code=1)  # a string id, for an int store
     assert manifest(built["store"]) == before
 
 

@@ -24,15 +24,15 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--vectors", "vectors_path", required=True, type=input_file,
               help="Vectors: a 2-D .npy array (read in batches), or a .parquet file with a list column.")
 @click.option("--records", "records_path", type=input_file,
-              help="One record per vector row (.jsonl or .parquet): {\"id\": 7, \"metadata\": {...}}, or a flat "
-                   "object whose fields other than the id are the metadata.")
+              help="One record per vector row (.jsonl or .parquet): {\"id\": 7, \"metadata\": {...}, \"document\": "
+                   "\"...\"}, or a flat object whose fields other than the id are the metadata. Ids are ints or strings.")
 @click.option("--metadata", "metadata_path", type=input_file,
               help="One metadata object per vector row (.jsonl or .parquet); ids from --ids, or generated.")
-@click.option("--ids", "ids_path", type=input_file, help="Ids: a 1-D .npy array of non-negative ints, one per row.")
+@click.option("--ids", "ids_path", type=input_file, help="Ids: a 1-D .npy array of non-negative ints or of strings, one per row.")
 @click.option("--id-field", default="id", show_default=True, help="The id's field in --records.")
 @click.option("--documents-field", metavar="NAME",
-              help="Keep each record's document text in its metadata under NAME (parag stores no separate "
-                   "documents yet): a nested record's \"document\", or a flat record's NAME field (checked to be text).")
+              help="A flat record's field NAME is its document (text, stored apart from the metadata). "
+                   "A nested record's \"document\" is stored without this option.")
 @click.option("--vector-column", default="vector", show_default=True, help="The vectors' column in a .parquet file.")
 @click.option("--index", "index_type", help="Index of a new store: Flat (default), IVFFlat or HNSW.")
 @click.option("--metric", help="Metric of a new store: L2 (default), IP or cosine.")
@@ -49,8 +49,10 @@ def build(
 
     Rows are read and added BATCH_SIZE at a time (a progress bar shows on a terminal), and
     the store is saved once, atomically, at the end: an error or Ctrl-C leaves an existing
-    store exactly as it was. Ids come from --ids, from the records' id field, or are
-    generated (above every id the store ever held).
+    store exactly as it was. Ids (ints, or strings: a store holds one kind) come from --ids,
+    from the records' id field, or are generated (ints above every id the store ever held,
+    uuid4 hex strings in a string-id store). Documents are stored apart from the metadata:
+    a nested record's "document", or a flat record's --documents-field.
 
     \b
     Examples:
@@ -83,7 +85,8 @@ def build(
                     raise click.UsageError(f"the records carry ids ({batch[0].where}) and --ids gives them too: drop one")
                 batch_ids = list(itertools.islice(ids, len(x)))
             try:
-                target.add(x, None if batch is None else [r.metadata for r in batch], batch_ids)
+                target.add(x, None if batch is None else [r.metadata for r in batch], batch_ids,
+                           None if batch is None else [r.document for r in batch])
             except ParagError as exc:  # say which rows; every such error means bad input (exit code 1)
                 raise InvalidArgumentError(f"{vectors_path} rows {first}-{first + len(x) - 1}: {exc}") from exc
             advance(len(x))
@@ -137,7 +140,7 @@ def _take(records: Iterator[Record], n: int, first: int, vectors: Vectors) -> li
     return batch
 
 
-def _record_ids(batch: list[Record] | None) -> list[int] | None:
+def _record_ids(batch: list[Record] | None) -> list[int | str] | None:
     """The batch's ids if its records carry them (all or none must)."""
     if not batch or batch[0].id is None:
         missing = next((r for r in batch or [] if r.id is not None), None)

@@ -12,19 +12,20 @@ import click
 from parag.cli.options import filter_option, json_option, load_store, store_argument
 from parag.cli.output import emit_json, key_values, say, table
 from parag.cli.readers import Vectors
-from parag.cli.selection import check_selection, select_ids
+from parag.cli.selection import check_selection, parse_ids
 
 
 @click.command()
 @store_argument
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1)
 @filter_option
 @click.option("--missing-ok", is_flag=True, help="Skip ids that are not stored instead of failing.")
 @json_option
-def delete(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, missing_ok: bool, as_json: bool) -> None:
+def delete(store: Path, ids: tuple[str, ...], filter_: dict[str, Any] | None, missing_ok: bool, as_json: bool) -> None:
     """Delete records by id, or every record a filter selects, and save the store.
 
-    An unknown id is an error that deletes nothing (exit code 1), unless --missing-ok.
+    IDs are ints, or strings for a store with string ids. An unknown id is an error that
+    deletes nothing (exit code 1), unless --missing-ok.
 
     \b
     Examples:
@@ -33,8 +34,10 @@ def delete(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, mi
     """
     check_selection(ids, filter_)
     s = load_store(store)
-    targets = select_ids(s, ids, filter_)
-    deleted = s.delete(targets, missing_ok=missing_ok) if targets else 0
+    if filter_ is None:
+        deleted = s.delete(parse_ids(s, ids), missing_ok=missing_ok)
+    else:
+        deleted = s.delete(filter=filter_)
     if deleted:
         s.save(store)
     if as_json:

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 METADATA_WIDTH = 80  # characters of metadata JSON shown in a table cell
+DOCUMENT_WIDTH = 60  # characters of a document shown in a table cell
 
 
 def stdout() -> Console:
@@ -63,11 +64,15 @@ def key_values(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
 
 
 def records_table(title: str | None, records: Sequence[dict[str, Any]]) -> None:
-    """Hits or records (``id``, optional ``score``, ``metadata``) as a table."""
+    """Hits or records (``id``, optional ``score``, ``document``, ``metadata``) as a table;
+    the document column only when some record has one."""
     scored = bool(records) and "score" in records[0]
-    columns = ["id", "score", "metadata"] if scored else ["id", "metadata"]
+    documented = any(r.get("document") is not None for r in records)
+    columns = ["id", *(["score"] if scored else []), *(["document"] if documented else []), "metadata"]
     rows = [
-        [r["id"], *([r["score"]] if scored else []), clip(compact_json(r["metadata"]))] for r in records
+        [r["id"], *([r["score"]] if scored else []), *([clip(r["document"] or "", DOCUMENT_WIDTH)] if documented else []),
+         clip(compact_json(r["metadata"]))]
+        for r in records
     ]
     table(title, columns, rows)
 

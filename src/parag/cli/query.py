@@ -10,8 +10,7 @@ import click
 from parag.cli.options import JSONParam, filter_option, json_option, load_store, store_argument
 from parag.cli.output import emit_json, records_table
 from parag.cli.readers import Vectors
-from parag.cli.selection import check_selection, select_ids
-from parag.vectorstore import FAISSVectorStore
+from parag.cli.selection import check_selection, parse_ids
 
 
 @click.command()
@@ -19,22 +18,23 @@ from parag.vectorstore import FAISSVectorStore
 @click.option("--vector", type=JSONParam(expect=list), metavar="JSON", help="One query vector, e.g. '[0.1, 0.2, ...]'.")
 @click.option("--vectors", "vectors_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A batch of queries: a 2-D .npy array; one result list per row.")
-@click.option("--like", type=int, metavar="ID", help="Use the stored vector of ID as the query (ID itself is left out).")
+@click.option("--like", metavar="ID", help="Use the stored vector of ID as the query (ID itself is left out).")
 @click.option("-k", "k", default=10, show_default=True, help="Hits per query.")
 @filter_option
 @click.option("--ef-search", type=int, help="HNSW: candidates examined, for this search only.")
 @click.option("--nprobe", type=int, help="IVFFlat: clusters probed, for this search only.")
 @json_option
 def search(
-    store: Path, vector: list[Any] | None, vectors_path: Path | None, like: int | None, k: int,
+    store: Path, vector: list[Any] | None, vectors_path: Path | None, like: str | None, k: int,
     filter_: dict[str, Any] | None, ef_search: int | None, nprobe: int | None, as_json: bool,
 ) -> None:
     """Search a store: the K nearest vectors to a query, best first.
 
     Give the query as --vector, --vectors (a batch) or --like. Scores are squared L2
     distances (smaller is closer), inner products or cosine similarities (larger is closer).
-    --json prints a list of {id, score, metadata} for one query, a list of such lists for
-    --vectors.
+    The table shows each hit's document (shortened) when the store keeps documents.
+    --json prints a list of {id, score, document, metadata} for one query, a list of such
+    lists for --vectors.
 
     \b
     Examples:
@@ -48,13 +48,14 @@ def search(
     extra = {"filter": filter_, "ef_search": ef_search, "nprobe": nprobe}
     if vectors_path is not None:
         queries = Vectors(vectors_path)
-        results = [_hits(*r) for q in queries.batches(1024) for r in zip(*s.search(q, k, **extra))]
+        results = [hits for q in queries.batches(1024) for hits in s.search(q, k, **extra).records()]
     elif like is not None:
-        query = s.get([like], include_vectors=True).vectors[0]
-        hits = _hits(*s.search(query, k + 1, **extra))
-        results = [[h for h in hits if h["id"] != like][:k]]
+        like_id = parse_ids(s, (like,))[0]
+        query = s.get([like_id], include_vectors=True).vectors[0]
+        hits = s.search(query, k + 1, **extra).records()
+        results = [[h for h in hits if h["id"] != like_id][:k]]
     else:
-        results = [_hits(*s.search(vector, k, **extra))]  # the store checks the numbers
+        results = [s.search(vector, k, **extra).records()]  # the store checks the numbers
     if as_json:
         emit_json(results if vectors_path is not None else results[0])
         return
@@ -62,21 +63,17 @@ def search(
         records_table(f"query {i}" if vectors_path is not None else None, hits)
 
 
-def _hits(distances: list[float], ids: list[int], metadata: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"id": i, "score": d, "metadata": m} for d, i, m in zip(distances, ids, metadata)]
-
-
 @click.command()
 @store_argument
-@click.argument("ids", nargs=-1, type=int)
+@click.argument("ids", nargs=-1)
 @filter_option
 @click.option("--vectors", "with_vectors", is_flag=True, help="Include the stored vectors (--json only).")
 @json_option
-def get(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, with_vectors: bool, as_json: bool) -> None:
+def get(store: Path, ids: tuple[str, ...], filter_: dict[str, Any] | None, with_vectors: bool, as_json: bool) -> None:
     """Show stored records by id, or every record a filter selects.
 
-    An unknown id is an error (exit code 1). --json prints a list of {id, metadata}
-    (and vector, with --vectors).
+    IDs are ints, or strings for a store with string ids. An unknown id is an error (exit
+    code 1). --json prints a list of {id, document, metadata} (and vector, with --vectors).
 
     \b
     Examples:
@@ -85,17 +82,10 @@ def get(store: Path, ids: tuple[int, ...], filter_: dict[str, Any] | None, with_
     """
     check_selection(ids, filter_)
     s = load_store(store, read_only=True)
-    records = _records(s, select_ids(s, ids, filter_), with_vectors)
+    got = s.get(None if filter_ is not None else parse_ids(s, ids), filter=filter_, include_vectors=with_vectors)
+    records = got.records()  # with_vectors: each has its "vector", a numpy row
     if as_json:
         emit_json(records)
     else:
         records_table(None, records)
 
-
-def _records(store: FAISSVectorStore, ids: list[int], with_vectors: bool) -> list[dict[str, Any]]:
-    got = store.get(ids, include_vectors=with_vectors)
-    records = [{"id": i, "metadata": m} for i, m in zip(got.ids, got.metadata)]
-    if with_vectors:
-        for record, v in zip(records, got.vectors):
-            record["vector"] = v.tolist()
-    return records

@@ -19,8 +19,9 @@ NESTED_KEYS = {"metadata", "document"}
 
 
 class Record(NamedTuple):
-    id: int | None
+    id: int | str | None
     metadata: dict[str, Any]
+    document: str | None
     where: str  # "file:line" or "file: row N", for error messages
 
 
@@ -67,9 +68,9 @@ class Vectors:
             yield self._npy.rows(start, min(size, self.rows - start))
 
 
-def read_ids(path: Path) -> Iterator[int]:
-    """Ids from an ``.npy`` array of non-negative ints, one per vector row."""
-    ids = NpyFile(path, "ids: a 1-D array of ints", ndim=1, kinds="iu")
+def read_ids(path: Path) -> Iterator[int | str]:
+    """Ids from an ``.npy`` array of non-negative ints or of strings, one per vector row."""
+    ids = NpyFile(path, "ids: a 1-D array of ints or strings", ndim=1, kinds="iuU")
     for start in range(0, ids.shape[0], 65536):
         yield from ids.rows(start, min(65536, ids.shape[0] - start)).tolist()
 
@@ -109,14 +110,14 @@ def read_records(
     ``flat_metadata``: each object is the metadata itself (``--metadata``). Otherwise
     (``--records``) an object is either nested, ``{"id": 7, "metadata": {...},
     "document": "..."}``, or flat, ``{"id": 7, "title": ...}``: everything but the id is
-    metadata. ``documents_field``: where the document goes (parag keeps no separate
-    document text yet, so it is kept in the metadata under this name).
+    metadata, except the field ``documents_field`` names, which is the record's document.
+    Ids are non-negative ints or strings (the store checks that they are all of one kind).
     """
     for where, obj in _objects(path, skip_column):
         if not isinstance(obj, dict):
             raise InvalidArgumentError(f"{where}: expected a JSON object, got {type(obj).__name__}")
         if flat_metadata:
-            yield Record(None, obj, where)
+            yield Record(None, obj, None, where)
         else:
             yield _record(obj, where, id_field, documents_field)
 
@@ -148,8 +149,8 @@ def _parse(text: str | bytes, where: str) -> Any:
 
 def _record(obj: dict[str, Any], where: str, id_field: str, documents_field: str | None) -> Record:
     id_ = obj.get(id_field)
-    if id_ is not None and (isinstance(id_, bool) or not isinstance(id_, int) or id_ < 0):
-        raise InvalidArgumentError(f"{where}: {id_field!r} must be a non-negative int, got {id_!r}")
+    if id_ is not None and not isinstance(id_, str) and (isinstance(id_, bool) or not isinstance(id_, int) or id_ < 0):
+        raise InvalidArgumentError(f"{where}: {id_field!r} must be a non-negative int or a string, got {id_!r}")
     if "metadata" in obj and set(obj) <= NESTED_KEYS | {id_field}:
         metadata = obj["metadata"] if obj["metadata"] is not None else {}
         if isinstance(metadata, str):  # a .parquet column of JSON text, as parag export writes
@@ -157,15 +158,13 @@ def _record(obj: dict[str, Any], where: str, id_field: str, documents_field: str
         if not isinstance(metadata, dict):
             raise InvalidArgumentError(f"{where}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
         document = obj.get("document")
-        if document is not None:
-            if documents_field is None:
-                raise InvalidArgumentError(
-                    f"{where}: the record has a 'document', and parag does not store documents yet; "
-                    "pass --documents-field NAME to keep it in the metadata under NAME"
-                )
-            metadata = {**metadata, documents_field: document}
+        what = "'document'"
     else:
-        metadata = {k: v for k, v in obj.items() if k != id_field}
-    if documents_field is not None and not isinstance(metadata.get(documents_field), str):
-        raise InvalidArgumentError(f"{where}: the document field {documents_field!r} must be a string")
-    return Record(id_, metadata, where)
+        metadata = {k: v for k, v in obj.items() if k not in (id_field, documents_field)}
+        document = None if documents_field is None else obj.get(documents_field)
+        what = f"the document field {documents_field!r}"
+        if documents_field is not None and not isinstance(document, str):
+            raise InvalidArgumentError(f"{where}: {what} must be a string")
+    if document is not None and not isinstance(document, str):
+        raise InvalidArgumentError(f"{where}: {what} must be a string or null, got {type(document).__name__}")
+    return Record(id_, metadata, document, where)

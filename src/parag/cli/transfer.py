@@ -52,8 +52,8 @@ def replaced(path: Path) -> Iterator[Path]:
 def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> None:
     """Write every record of a store to OUT: .jsonl or .parquet (needs pyarrow).
 
-    Each .jsonl line is {"id": ..., "metadata": {...}}; a .parquet file has the columns
-    id and metadata (as JSON text). Both are what `parag build --records` reads, so
+    Each .jsonl line is {"id": ..., "metadata": {...}, "document": ...}; a .parquet file
+    has the columns id, metadata (as JSON text) and document. Both are what `parag build --records` reads, so
     export + build round-trips a store. Vectors of a cosine store come out normalised, as
     stored. Files appear only once complete.
 
@@ -92,24 +92,35 @@ def _jsonl_writer(path: Path) -> Any:
         if got is None:
             f.close()
             return
-        f.writelines(orjson.dumps({"id": i, "metadata": m}) + b"\n" for i, m in zip(got.ids, got.metadata))
+        f.writelines(orjson.dumps(row) + b"\n" for row in _rows(got))
 
     return write
+
+
+def _rows(got: GetResult) -> Iterator[dict[str, Any]]:
+    """The records as export writes them: id, metadata and document, in the order build reads."""
+    for i, m, d in zip(got.ids, got.metadata, got.documents):
+        yield {"id": i, "metadata": m, "document": d}
 
 
 def _parquet_writer(path: Path) -> Any:
     pq = pyarrow_parquet()
     import pyarrow as pa
 
-    schema = pa.schema([("id", pa.int64()), ("metadata", pa.string())])
-    writer = pq.ParquetWriter(path, schema)
+    writer = None
+
+    def open_writer(id_type: Any) -> Any:
+        return pq.ParquetWriter(path, pa.schema([("id", id_type), ("metadata", pa.string()), ("document", pa.string())]))
 
     def write(got: GetResult | None) -> None:
+        nonlocal writer
         if got is None:
-            writer.close()
+            (writer or open_writer(pa.int64())).close()  # an empty store: an empty file
             return
+        if writer is None:  # the id column's type is the store's kind of id, seen in its first chunk
+            writer = open_writer(pa.string() if got.ids and isinstance(got.ids[0], str) else pa.int64())
         text = [orjson.dumps(m).decode() for m in got.metadata]
-        writer.write_table(pa.table({"id": got.ids, "metadata": text}, schema=schema))
+        writer.write_table(pa.table({"id": got.ids, "metadata": text, "document": got.documents}, schema=writer.schema))
 
     return write
 

@@ -112,6 +112,13 @@ def test_build_with_compressed_storage(inputs):
     assert FAISSVectorStore.load(inputs["store"]).storage == "float16"
 
 
+def test_build_storage_flag(inputs):
+    summary = invoke_json("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy",
+                          "--index", "flat", "--storage", "sq8")
+    assert summary["params"]["storage"] == "sq8"
+    assert FAISSVectorStore.load(inputs["store"]).storage == "sq8"
+
+
 def test_search_matches_numpy_brute_force(built):
     q = built["x"][:5] + 0.01
     np.save(built["dir"] / "q.npy", q)

@@ -36,6 +36,8 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--vector-column", default="vector", show_default=True, help="The vectors' column in a .parquet file.")
 @click.option("--index", "index_type", help="Index of a new store: Flat (default), IVFFlat or HNSW.")
 @click.option("--metric", help="Metric of a new store: L2 (default), IP or cosine.")
+@click.option("--storage", help="Vector storage of a new store: float32 (default), float16, sq8 or pq "
+              "(same as --param storage=...; see also --param rerank=N, pq_m=M).")
 @param_option
 @click.option("--batch-size", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Rows read and added at a time.")
@@ -43,7 +45,8 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 def build(
     store: Path, vectors_path: Path, records_path: Path | None, metadata_path: Path | None,
     ids_path: Path | None, id_field: str, documents_field: str | None, vector_column: str,
-    index_type: str | None, metric: str | None, params: tuple[str, ...], batch_size: int, as_json: bool,
+    index_type: str | None, metric: str | None, storage: str | None, params: tuple[str, ...], batch_size: int,
+    as_json: bool,
 ) -> None:
     """Build a store from files, or append to an existing one.
 
@@ -60,6 +63,7 @@ def build(
       parag build my-store --vectors more.npy --metadata more.jsonl        # append
       parag build my-store --vectors x.npy --ids ids.npy --index HNSW --param M=16 --param ef_search=128
       parag build my-store --vectors table.parquet --records table.parquet  # a vector column + fields
+      parag build my-store --vectors x.npy --index HNSW --storage sq8       # 8-bit codes, exact re-ranking
     """
     if records_path and metadata_path:
         raise click.UsageError("give --records or --metadata, not both")
@@ -67,7 +71,8 @@ def build(
         raise click.UsageError("--documents-field needs --records")
     started = time.perf_counter()
     vectors = Vectors(vectors_path, vector_column)
-    target = _open_target(store, vectors.dimension, index_type, metric, parse_params(params))
+    options = parse_params(params) | ({"storage": storage} if storage else {})
+    target = _open_target(store, vectors.dimension, index_type, metric, options)
     before = len(target)
     records = None
     if records_path or metadata_path:

@@ -56,6 +56,8 @@ TARGET_FIGURES = {
     "hnswlib": (),
     "parag-langchain": (),
 }
+# The Milvus section's columns: parag on a Milvus server beside parag's own HNSW on the same data.
+MILVUS_FIGURES = ["build_s", "single_p50_ms", "batch_qps", "recall", "filtered_1%_recall", "filtered_1%_returned"]
 TARGET_SWEEPS = ("parag", "hnswlib")  # their HNSW recall-QPS curves give the hnswlib target
 INDEX_TYPES = ("Flat", "IVFFlat", "HNSW")
 INDEX_ORDER = {"Flat": 0, "IVFFlat": 1, "HNSW": 2}
@@ -359,6 +361,28 @@ SCALE_FIGURES = [("build_s", "{:.0f}"), ("rss_build_mb", "{:,.0f}"), ("peak_buil
                  ("load_s", "{:.1f}"), ("disk_mb", "{:,.0f}")]
 
 
+def milvus_section(groups, failed: set[tuple[str, str, str]], datasets: list[str], unavailable: dict) -> list[str]:
+    """parag on Milvus next to parag's HNSW store, per dataset; or why Milvus did not run."""
+    if "milvus" in unavailable:
+        return [f"**Milvus unavailable**: {unavailable['milvus']}. No Milvus figures in this run."]
+    columns = {key: (title, spec) for key, title, spec in FIGURES}
+    rows = []
+    for dataset in datasets:
+        if (dataset, "milvus", "HNSW") in failed:
+            rows.append([dataset, "parag on Milvus", "not measured: the job failed (see **Error** above)"]
+                        + [""] * (len(MILVUS_FIGURES) - 1))
+        for system in ("milvus", "parag"):
+            if (dataset, "milvus", "HNSW") in groups and (dataset, system, "HNSW") in groups:
+                runs = groups[(dataset, system, "HNSW")]
+                rows.append([dataset, NAMES[system], *(fmt(median(runs, key), columns[key][1]) for key in MILVUS_FIGURES)])
+    if not rows:
+        return []
+    return ["The same HNSW parameters (M=32, ef_construction=40, ef_search=64) on a Milvus server on this machine "
+            "(its build includes the flush that seals and indexes the rows; every search is a request to the "
+            "server) beside parag's in-process HNSW store, in the same run.", "",
+            *table(["dataset", "system", *(columns[key][0] for key in MILVUS_FIGURES)], rows)]
+
+
 def data_line(groups, datasets: list[str]) -> str:
     """What each dataset of the run is, with its size as measured."""
     what = {"debian-minilm": "MiniLM sentence embeddings of Debian package descriptions",
@@ -406,6 +430,14 @@ def summary(groups, failed: set[tuple[str, str, str]], main: str, run: dict) -> 
         lines.append(f"- Chroma builds {main} in {median(chroma, 'build_s'):.1f} s and answers a query in "
                      f"{median(chroma, 'single_p50_ms'):.3f} ms; parag HNSW in {median(ours, 'build_s'):.1f} s and "
                      f"{median(ours, 'single_p50_ms'):.3f} ms.")
+    if "milvus" in run["unavailable"]:
+        lines.append(f"- parag on Milvus: not measured ({run['unavailable']['milvus']}).")
+    for dataset in sorted({k[0] for k in groups if k[1] == "milvus" and (k[0], "parag", "HNSW") in groups}):
+        milvus, ours = groups[(dataset, "milvus", "HNSW")], groups[(dataset, "parag", "HNSW")]
+        lines.append(f"- parag on a Milvus server on this machine, HNSW on {dataset}: built in {median(milvus, 'build_s'):.1f} s, "
+                     f"single-query p50 {median(milvus, 'single_p50_ms'):.2f} ms, recall@10 {median(milvus, 'recall'):.3f} "
+                     f"(parag's own HNSW store: {median(ours, 'build_s'):.1f} s, {median(ours, 'single_p50_ms'):.3f} ms, "
+                     f"{median(ours, 'recall'):.3f}).")
     tuned = [(it, [figure(r, "tune") for r in groups[(main, "parag", it)]]) for it in ("HNSW", "IVFFlat")
              if (main, "parag", it) in groups]
     if tuned:
@@ -473,11 +505,16 @@ def write(results: Path, out: Path) -> Path:
         lines.append(f"- **Warning**: src/ or benchmarks/ changed during the run (at its end: {run['src_at_end']})")
     if run["skipped"]:
         lines.append(f"- **Not installed, skipped**: {', '.join(run['skipped'])}")
+    unavailable = need(run, "unavailable", str(results / "run.json"))
+    for system, why in unavailable.items():
+        lines.append(f"- **Unavailable, skipped**: {NAMES[system]}: {why}")
     for r in all_results:
         if "error" in r:
             lines.append(f"- **Error** in {job_name(r)}: {r['error'].splitlines()[0][:300]}")
     lines += ["", "## Targets", "", *targets(groups, failed, main), ""]
     lines += ["## Recall vs speed", "", *curve_section(groups, main, out)]
+    if milvus := milvus_section(groups, failed, datasets, unavailable):
+        lines += ["## parag on Milvus", "", *milvus, ""]
     for dataset in datasets:
         lines += [f"## {dataset}", "", *system_table(groups, dataset), ""]
     lines += ["## Flat: the physical limit", "", *flat_limit(groups, bandwidth), ""]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 HNSW = {"M": 32, "ef_construction": 40, "ef_search": 64}
+MILVUS_URI, MILVUS_TOKEN = "PARAG_BENCH_MILVUS_URI", "PARAG_BENCH_MILVUS_TOKEN"  # the server of the run
 
 
 def ivf_params(n: int) -> dict[str, int]:
@@ -430,10 +431,12 @@ class Chroma(System):
 
 
 class Milvus(Parag):
-    """parag's MilvusVectorStore on a local Milvus 2.3.5 standalone server (PyPI's ``milvus``),
-    started by the adapter on 127.0.0.1 (tests/milvus_server.py) and stopped at exit; the same
-    index parameters as parag. The build includes the flush that seals and indexes the rows.
-    RSS figures are the client's only (the server is another process)."""
+    """parag's MilvusVectorStore on a Milvus server, with parag's index parameters: the server
+    run.py started on 127.0.0.1 (PyPI's ``milvus`` 2.3.5 standalone, tests/milvus_server.py)
+    or one given with ``--milvus-uri``, named by ``$PARAG_BENCH_MILVUS_URI`` / ``_TOKEN``
+    (never in the job, so a token is never written to the results). The build includes the
+    flush that seals and indexes the rows; "load" reopens the collection. RSS figures are the
+    client's only (the server is another process); the server's disk use is not measured."""
 
     name = "milvus"
     saves = False
@@ -441,21 +444,17 @@ class Milvus(Parag):
     def __init__(self, d: int, metric: str, index_type: str, n: int) -> None:
         System.__init__(self, d, metric, index_type, n)
         import atexit
-        import contextlib
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests/
-        from tests.milvus_server import milvus_server
 
         from parag.vectorstore import MilvusVectorStore
 
-        stack = contextlib.ExitStack()
-        atexit.register(stack.close)
-        self.server = stack.enter_context(milvus_server())
+        if not os.environ.get(MILVUS_URI):
+            raise RuntimeError(f"no Milvus server: ${MILVUS_URI} is not set (benchmarks/run.py sets it)")
         self.params = {"HNSW": HNSW, "IVFFlat": ivf_params(n), "Flat": {}}[index_type]
-        self.open = lambda: MilvusVectorStore(d, index_type, metric, uri=self.server.uri, token=self.server.token,
-                                              collection="bench", **self.params)
+        connection = {"uri": os.environ[MILVUS_URI], "token": os.environ.get(MILVUS_TOKEN) or None}
+        name = f"parag_bench_{os.getpid()}"  # one per worker process: runs never share a collection
+        self.open = lambda: MilvusVectorStore(d, index_type, metric, collection=name, **connection, **self.params)
         self.store = self.open()
+        atexit.register(lambda: self.store.drop())
         self.sweep_param = {"HNSW": "ef_search", "IVFFlat": "nprobe"}.get(index_type)
         self.overrides = {}
 
@@ -466,14 +465,14 @@ class Milvus(Parag):
     def save(self, path):
         pass  # the server persists as it goes
 
-    def saved_path(self) -> Path:
-        return self.server.directory
+    def saved_path(self) -> None:
+        return None  # on the server, not measured
 
     def load(self, path):
         self.store = self.open()  # reopen the collection
 
     def describe(self):
-        return "parag MilvusVectorStore (Milvus 2.3.5 server) " + super().describe().removeprefix("parag ")
+        return "parag MilvusVectorStore " + super().describe().removeprefix("parag ")
 
 
 SYSTEMS: dict[str, type[System]] = {
@@ -506,5 +505,5 @@ MODULES = {
     "parag-langchain": "langchain_core",
     "llamaindex": "llama_index.vector_stores.faiss",
     "chroma": "chromadb",
-    "milvus": "milvus",
+    "milvus": "pymilvus",  # the client; run.py starts the server (or is given one)
 }

@@ -136,7 +136,7 @@ def measure(job: dict) -> dict:
     if not system.saves:
         out["save_s"] = None  # persists as it goes: no save step
     saved = system.saved_path() if hasattr(system, "saved_path") else path
-    out["disk_mb"] = dir_bytes(saved) / 1e6
+    out["disk_mb"] = None if saved is None else dir_bytes(saved) / 1e6  # None: on a server, not measured
     drop_caches_for(system)
     out["load_s"], _ = timed(system.load, path)
     out["first_query_after_load_ms"] = 1e3 * timed(system.search_one, queries[0], k)[0]

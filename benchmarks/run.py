@@ -9,6 +9,8 @@
     ./run bench --datasets siftsmall,synthetic-100k --systems parag,faiss --repeats 1
                                  a partial run: to benchmarks/results/<date>/ unless --out/--results
     ./run bench --report-only docs/bench-results     rewrite the reports from saved raw results
+    ./run bench --systems milvus --milvus-uri https://my-cluster:19530   parag on your Milvus
+                                 (token from $MILVUS_TOKEN; collections parag_bench_*, dropped after)
     ./run bench --scale 10m      opt-in, hours on 2 cores: 10M x 384 HNSW + sq8, loaded with mmap=True
                                  (benchmarks/bench_scale.py; --n N for a smaller size)
 
@@ -26,6 +28,12 @@ computed within one repeat (both ran back to back, in alternating order) and the
 median of the ratios is quoted. Systems whose package is not installed are skipped and
 listed as such (``pip install -e '.[bench]'`` installs them all).
 
+Milvus (``--milvus-on``, default siftsmall and debian-minilm, HNSW, ``--milvus-repeats``):
+parag's MilvusVectorStore on a Milvus server that this script starts on 127.0.0.1 for the run
+(PyPI's ``milvus`` 2.3.5 standalone, started and stopped by tests/milvus_server.py, the tests'
+launcher) or that ``--milvus-uri`` names. Where no server can start or answer, the run goes on
+without it and the report says "unavailable" with the reason.
+
 Datasets: debian-minilm, siftsmall, fashion-mnist (from ../shared/data, each with its
 ground truth, when present), synthetic-100k and synthetic-1m (generated clustered data,
 unit vectors around 1,000 centres, inner product; cached in benchmarks/results/data/), tiny.
@@ -34,9 +42,11 @@ unit vectors around 1,000 centres, inner product; cached in benchmarks/results/d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -48,7 +58,7 @@ sys.path.insert(0, str(HERE))
 import bench_data  # noqa: E402
 import bench_report  # noqa: E402
 from bench_provenance import PUBLISHED_RESULTS, QUICK_RESULTS, provenance, src_state  # noqa: E402
-from bench_systems import INDEX_TYPES, MODULES  # noqa: E402
+from bench_systems import INDEX_TYPES, MILVUS_TOKEN, MILVUS_URI, MODULES  # noqa: E402
 
 ROOT = HERE.parent
 MAIN_DATASET = "debian-minilm"  # competitors, sweeps: here
@@ -68,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None, help="the 1M x 384 HNSW run (default: on, off with --quick)")
     p.add_argument("--scale-systems", default="parag", help="systems for the 1M run (default parag)")
     p.add_argument("--queries", type=int, help="batch queries per dataset (default 1000, quick 100)")
+    p.add_argument("--milvus-on", default="siftsmall,debian-minilm", help="datasets (comma-separated) that Milvus runs on")
+    p.add_argument("--milvus-repeats", type=int, default=1, help="runs per Milvus job (default 1: each takes a minute)")
+    p.add_argument("--milvus-uri", help="benchmark this Milvus server (token from $MILVUS_TOKEN) instead of starting one")
     p.add_argument("--n-base", type=int, help="keep only the first N base vectors of every dataset, and use N vectors in the other suites (smoke tests)")
     p.add_argument("--out", type=Path, help="where the reports and plots go (default docs/; quick or partial runs: the results dir)")
     p.add_argument("--results", type=Path, help="where raw JSON results go (default docs/bench-results/; quick: "
@@ -76,7 +89,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     # Only the full default run is published (docs/); any run that measures less writes elsewhere.
     partial = args.quick or any(v is not None for v in (args.datasets, args.systems, args.repeats, args.scale,
-                                                        args.queries, args.n_base)) or args.suites != p.get_default("suites")
+                                                        args.queries, args.n_base, args.milvus_uri)) or args.suites != p.get_default("suites") \
+        or (args.milvus_on, args.milvus_repeats) != (p.get_default("milvus_on"), p.get_default("milvus_repeats"))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H%M%S")
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.queries = args.queries or (100 if args.quick else 1000)
@@ -92,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default_sets = [d for d in bench_data.available() if d not in ("synthetic-1m", "tiny")]
     args.datasets = args.datasets.split(",") if args.datasets else default_sets
     args.competitors_on = args.competitors_on.split(",")
+    args.milvus_on = args.milvus_on.split(",")
     return args
 
 
@@ -109,9 +124,11 @@ def jobs_for(args: argparse.Namespace) -> list[dict]:
                     if system in args.systems:
                         jobs.append(_job(common, dataset, system, index_type, repeat))
             if dataset in args.competitors_on:
-                for system in ("hnswlib", "langchain", "parag-langchain", "llamaindex", "chroma", "milvus"):
+                for system in ("hnswlib", "langchain", "parag-langchain", "llamaindex", "chroma"):
                     if system in args.systems:
                         jobs.append(_job(common, dataset, system, INDEX_TYPES[system][0], repeat))
+            if dataset in args.milvus_on and "milvus" in args.systems and repeat < args.milvus_repeats:
+                jobs.append(_job(common, dataset, "milvus", INDEX_TYPES["milvus"][0], repeat))
     if args.scale:
         scale = {**common, "n_queries": 1000, "n_single": 1000, "n_filtered": 100, "batch_repeats": 1, "n_base": None}
         for system in args.scale_systems.split(","):
@@ -156,6 +173,32 @@ def one_line(result: dict) -> str:
             f"recall {result['recall']:.3f}, RSS +{result['rss_build_mb']:.0f} MB")
 
 
+def milvus_server(args: argparse.Namespace, stack: contextlib.ExitStack) -> str | None:
+    """Point the workers at a Milvus server (``$PARAG_BENCH_MILVUS_URI``): ``--milvus-uri``'s,
+    else one started here on 127.0.0.1 for the run and stopped by ``stack``. Returns the
+    reason there is none (the Milvus jobs are then skipped and the report says so), or None."""
+    if args.milvus_uri:
+        uri, token = args.milvus_uri, os.environ.get("MILVUS_TOKEN", "")
+    else:
+        sys.path.insert(0, str(ROOT))  # the tests' launcher: tests/milvus_server.py
+        from tests.milvus_server import ServerUnavailable, milvus_server
+
+        print("starting a Milvus server on 127.0.0.1 for the Milvus jobs...", flush=True)
+        try:
+            server = stack.enter_context(milvus_server())
+        except ServerUnavailable as e:
+            return f"no Milvus server could start here: {e}"
+        uri, token = server.uri, server.token
+    from pymilvus import MilvusClient
+
+    try:
+        MilvusClient(uri=uri, token=token, timeout=10).list_collections()
+    except Exception as e:
+        return f"the Milvus server at {uri} does not answer: {type(e).__name__}: {str(e)[:300]}"
+    os.environ[MILVUS_URI], os.environ[MILVUS_TOKEN] = uri, token
+    return None
+
+
 def measure_bandwidth(results: Path, mib: int) -> dict:
     out = results / "bandwidth.json"
     subprocess.run([sys.executable, str(HERE / "bench_worker.py"), "--bandwidth", str(mib), str(out)], check=True, timeout=600)
@@ -181,7 +224,7 @@ def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -
     subprocess.run(command, check=True)
 
 
-def run_systems(args: argparse.Namespace) -> Path:
+def run_systems(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
     skipped = [s for s in args.systems if not installed(s)]
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)} (pip install -e '.[bench]')")
@@ -192,6 +235,12 @@ def run_systems(args: argparse.Namespace) -> Path:
             "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick}
     meta["bandwidth"] = measure_bandwidth(args.results, 256 if args.quick else 1024)
     jobs = jobs_for(args)
+    # system -> why it could not run here: the report shows it as unavailable, not as missing.
+    meta["unavailable"] = {}
+    if any(job["system"] == "milvus" for job in jobs) and (why := milvus_server(args, stack)):
+        print(f"Milvus unavailable, skipped: {why}", flush=True)
+        meta["unavailable"]["milvus"] = why
+        jobs = [job for job in jobs if job["system"] != "milvus"]
     start = time.perf_counter()
     for i, job in enumerate(jobs, 1):
         t = time.perf_counter()
@@ -223,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     clear_previous(args.results)
     if "systems" in args.suites:
-        report = run_systems(args)
+        with contextlib.ExitStack() as stack:  # stops a Milvus server started for the run
+            report = run_systems(args, stack)
         print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")
     for suite in SUITES:
         if suite in args.suites:

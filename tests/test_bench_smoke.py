@@ -1,5 +1,6 @@
-"""The benchmark harness runs end to end on tiny data (parag and raw FAISS, and hnswlib and
-parag's LangChain store where installed), so it never rots, and its reports are generated from the raw results alone.
+"""The benchmark harness runs end to end on tiny data (parag and raw FAISS, and hnswlib,
+parag's LangChain store and parag on the session's Milvus server where available), so it never
+rots, and its reports are generated from the raw results alone.
 
 Timings are never asserted: only that every job ran, every figure the reports need is there,
 the reports were written, and a report whose raw results lack a figure is refused.
@@ -29,17 +30,30 @@ def _bench_module(name: str):
         sys.path.remove(str(BENCH))
 
 
+def _milvus_server(request):
+    """The test session's Milvus server, or None where it cannot start (no Milvus job then)."""
+    try:
+        return request.getfixturevalue("milvus_server_session")
+    except pytest.skip.Exception:
+        return None
+
+
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, request):
     """One quick run of every suite on tiny data: (results dir, reports dir, systems run)."""
     tmp = tmp_path_factory.mktemp("bench")
     results, out = tmp / "results", tmp / "docs"
     systems = ["parag", "faiss"] + (["hnswlib"] if importlib.util.find_spec("hnswlib") else [])
     systems += ["parag-langchain"] if importlib.util.find_spec("langchain_core") else []
-    command = [sys.executable, str(BENCH / "run.py"), "--quick", "--datasets", "tiny", "--systems", ",".join(systems),
-               "--competitors-on", "tiny", "--no-scale", "--n-base", "2000", "--results", str(results), "--out", str(out)]
+    command = [sys.executable, str(BENCH / "run.py"), "--quick", "--datasets", "tiny", "--competitors-on", "tiny",
+               "--no-scale", "--n-base", "2000", "--results", str(results), "--out", str(out)]
     # One OpenMP thread: on a busy machine, spinning OpenMP teams make tiny builds take seconds.
     env = {**os.environ, "PARAG_BENCH_DATA": str(tmp / "data"), "OMP_NUM_THREADS": "1"}
+    if milvus := _milvus_server(request):  # the session's server, as a user names theirs
+        systems.append("milvus")
+        command += ["--milvus-on", "tiny", "--milvus-uri", milvus.uri]
+        env["MILVUS_TOKEN"] = milvus.token
+    command += ["--systems", ",".join(systems)]
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return results, out, systems
@@ -49,14 +63,15 @@ def test_every_job_ran_and_produced_every_target_figure(quick_run):
     results, out, systems = quick_run
     report_module = _bench_module("bench_report")
     jobs = [json.loads(p.read_text()) for p in results.glob("tiny__*.json")]
-    # parag and raw FAISS x Flat, IVFFlat, HNSW (+ hnswlib HNSW, + parag's LangChain store on Flat)
-    assert len(jobs) == 6 + ("hnswlib" in systems) + ("parag-langchain" in systems)
+    # parag and raw FAISS x Flat, IVFFlat, HNSW (+ hnswlib HNSW, + parag's LangChain store on Flat, + Milvus HNSW)
+    assert len(jobs) == 6 + ("hnswlib" in systems) + ("parag-langchain" in systems) + ("milvus" in systems)
     assert [j["job"] for j in jobs if "error" in j] == []
     for j in jobs:
         system = j["job"]["system"]
+        on_server = system == "milvus"  # persists as it goes, on the server: no save step, no disk figure
         for figure in ("build_s", "rss_build_mb", "batch_qps", "single_p50_ms", "single_p95_ms", "recall",
-                       "filtered_1%_p50_ms", "filtered_10%_recall", "save_s", "load_s", "disk_mb",
-                       *report_module.TARGET_FIGURES[system]):
+                       "filtered_1%_p50_ms", "filtered_10%_recall", "load_s", *(() if on_server else ("save_s", "disk_mb")),
+                       *_report_figures(report_module, systems).get(system, ())):
             assert isinstance(j[figure], float), (j["job"], figure)
         if system in report_module.TARGET_SWEEPS and j["job"]["index_type"] == "HNSW":
             assert j["sweep"], j["job"]
@@ -65,7 +80,8 @@ def test_every_job_ran_and_produced_every_target_figure(quick_run):
     assert parag_hnsw["sweep"] and parag_hnsw["tune"]["param"] == "ef_search"
 
     report = (out / "benchmarks.md").read_text()
-    for section in ("## Targets", "parag / raw FAISS, HNSW", "## Flat: the physical limit", "store.tune"):
+    for section in ("## Targets", "parag / raw FAISS, HNSW", "## Flat: the physical limit", "store.tune",
+                    *(["## parag on Milvus", "| tiny | parag on Milvus |"] if "milvus" in systems else [])):
         assert section in report
     targets = report.split("## Targets")[1].split("##")[0]
     measured = [row for row in targets.splitlines() if row.startswith("| ") and "**" in row.split("|")[-2]]
@@ -75,10 +91,15 @@ def test_every_job_ran_and_produced_every_target_figure(quick_run):
     assert commit and commit in report
 
 
+def _report_figures(bench_report, systems: list[str]) -> dict[str, tuple[str, ...]]:
+    """system -> the figures its report rows need (the targets', and the Milvus section's)."""
+    return {**bench_report.TARGET_FIGURES, **({"milvus": tuple(bench_report.MILVUS_FIGURES)} if "milvus" in systems else {})}
+
+
 def test_the_report_refuses_results_that_lack_a_target_figure(quick_run, tmp_path):
-    results, _, _ = quick_run
+    results, _, systems = quick_run
     bench_report = _bench_module("bench_report")
-    for system, figures in bench_report.TARGET_FIGURES.items():
+    for system, figures in _report_figures(bench_report, systems).items():
         for figure in figures:
             copy = tmp_path / f"{system}-{figure}"
             copy.mkdir()
@@ -89,6 +110,26 @@ def test_the_report_refuses_results_that_lack_a_target_figure(quick_run, tmp_pat
                 (copy / p.name).write_text(json.dumps(data))
             with pytest.raises(bench_report.ReportError, match=figure):
                 bench_report.write(copy, copy)
+
+
+def test_milvus_unavailable_is_a_stated_outcome_not_a_missing_figure(quick_run, tmp_path):
+    """A run where no Milvus server could start says so in its report; a run.json that does
+    not say which systems were unavailable is refused."""
+    results, _, _ = quick_run
+    bench_report = _bench_module("bench_report")
+    for p in results.glob("*.json"):
+        data = json.loads(p.read_text())
+        if data.get("job", {}).get("system") != "milvus":
+            (tmp_path / p.name).write_text(json.dumps(data))
+    run = json.loads((results / "run.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps({**run, "unavailable": {"milvus": "no Milvus server could start here: X"}}))
+    report = bench_report.write(tmp_path, tmp_path).read_text()
+    assert "**Unavailable, skipped**: parag on Milvus: no Milvus server could start here: X" in report
+    assert "## parag on Milvus\n\n**Milvus unavailable**: no Milvus server could start here: X." in report
+    del run["unavailable"]
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    with pytest.raises(bench_report.ReportError, match="unavailable"):
+        bench_report.write(tmp_path, tmp_path)
 
 
 @pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md")])

@@ -6,22 +6,22 @@ Examples
 >>> from parag import migrate
 >>> from parag.vectorstore import FAISSVectorStore
 >>> src = FAISSVectorStore(4, "Flat", "L2")
->>> src.add(np.eye(4), [{"n": i} for i in range(4)])
-[0, 1, 2, 3]
+>>> src.add(np.eye(4), [{"n": i} for i in range(4)], ids=["a", "b", "c", "d"], documents=["A", "B", "C", None])
+['a', 'b', 'c', 'd']
 >>> dst = FAISSVectorStore(4, "HNSW", "L2")
 >>> migrate(src, dst, batch_size=3, progress=False)
 4
->>> dst.get([2]).metadata
-[{'n': 2}]
+>>> dst.get(["c", "d"]).records()
+[{'id': 'c', 'document': 'C', 'metadata': {'n': 2}}, {'id': 'd', 'document': None, 'metadata': {'n': 3}}]
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from parag._validation import check_int
 from parag.errors import InvalidArgumentError, InvalidTypeError, VerificationError
 from parag.vectorstore.base import VectorStore
 
@@ -30,19 +30,21 @@ def migrate(
     source: VectorStore, destination: VectorStore, *, batch_size: int = 10_000, progress: bool = True,
     verify_searches: int = 20,
 ) -> int:
-    """Copy every record of ``source`` (id, vector, metadata) into ``destination``; return the count.
+    """Copy every record of ``source`` (id, vector, metadata, document) into ``destination``;
+    return the count.
 
     Records are read ``batch_size`` at a time and written with ``upsert``, so a rerun after
     an interruption is safe and copies nothing twice. A tqdm progress bar shows when tqdm is
     installed and ``progress`` is True. At the end every source id must be in the
-    destination, and ``verify_searches`` stored vectors searched in both stores (k=10) must
-    find each other's top hit; else :class:`~parag.errors.VerificationError`.
+    destination, a sample of ``verify_searches`` records must have the same metadata and
+    document in both, and their stored vectors searched in both stores (k=10) must find each
+    other's top hit; else :class:`~parag.errors.VerificationError`.
 
     Both stores need the same dimension and metric (scores would mean something else). A
     cosine store holds unit vectors, so a cosine destination gets the same vectors back.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size <= 0:
-        raise InvalidTypeError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = check_int(batch_size, "batch_size")
+    verify_searches = check_int(verify_searches, "verify_searches", low=0)
     for name, store in (("source", source), ("destination", destination)):
         if not isinstance(store, VectorStore):
             raise InvalidTypeError(f"{name} must be a parag vector store, got {type(store).__name__}")
@@ -58,7 +60,9 @@ def migrate(
         for start in range(0, len(ids), batch_size):
             chunk = ids[start : start + batch_size]
             got = source.get(chunk, include_vectors=True)
-            destination.upsert(chunk, got.vectors, got.metadata)  # type: ignore[attr-defined]
+            # Documents only where the source has some: a backend without documents still takes the rest.
+            documents = {"documents": got.documents} if any(d is not None for d in got.documents or ()) else {}
+            destination.upsert(chunk, got.vectors, got.metadata, **documents)
             advance(len(chunk))
     _verify(source, destination, ids, batch_size, verify_searches)
     return len(ids)
@@ -72,14 +76,19 @@ def _verify(source: VectorStore, destination: VectorStore, ids: list, batch_size
     if not ids or searches <= 0:
         return
     sample = [ids[i] for i in np.linspace(0, len(ids) - 1, min(searches, len(ids))).astype(int)]
-    queries = source.get(sample, include_vectors=True).vectors
-    _, theirs, _ = source.search(queries, k=10)
-    _, ours, _ = destination.search(queries, k=10)
+    want, got = source.get(sample, include_vectors=True), destination.get(sample)
+    for name in ("metadata", "documents"):
+        original, copied = getattr(want, name), getattr(got, name)
+        differ = [i for i, (x, y) in enumerate(zip(original, copied)) if x != y] if original and copied else []  # None: no documents
+        if differ:
+            raise VerificationError(f"the {name} of stored id {sample[differ[0]]!r} differ between the stores after the copy")
+    _, theirs, _ = source.search(want.vectors, k=10)
+    _, ours, _ = destination.search(want.vectors, k=10)
     misses = [i for i, (a, b) in enumerate(zip(theirs, ours)) if a[:1] and not (set(a[:1]) & set(b) or set(b[:1]) & set(a))]
     if len(misses) > len(sample) // 10:
         raise VerificationError(
             f"{len(misses)} of {len(sample)} sample searches disagree between the stores (e.g. stored id "
-            f"{sample[misses[0]]}): the copy is incomplete or the destination's index searches too narrowly"
+            f"{sample[misses[0]]!r}): the copy is incomplete or the destination's index searches too narrowly"
         )
 
 

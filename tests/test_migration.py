@@ -56,11 +56,25 @@ def test_bad_arguments_write_nothing():
         parag.migrate(source, {})
     with pytest.raises(InvalidArgumentError, match="same store"):
         parag.migrate(source, source)
-    for other in (FAISSVectorStore(9, "Flat", "cosine"), FAISSVectorStore(8, "Flat", "L2")):
-        with pytest.raises(InvalidArgumentError, match="must match"):
-            parag.migrate(source, other)
-        assert len(other) == 0
+    other = FAISSVectorStore(9, "Flat", "cosine")
+    with pytest.raises(InvalidArgumentError, match="dimension"):
+        parag.migrate(source, other)
+    assert len(other) == 0
     assert len(destination) == 0
+
+
+def test_another_metric_is_a_rebuild_from_the_stored_vectors(tmp_path):
+    """``parag migrate --metric``: a cosine store's unit vectors, searched by inner product."""
+    from tests.cli_support import invoke_json
+
+    source = _source(list(range(50)))
+    source.save(tmp_path / "cosine")
+    assert invoke_json("migrate", tmp_path / "cosine", tmp_path / "ip", "--metric", "IP")["metric"] == "IP"
+    copy = FAISSVectorStore.load(tmp_path / "ip")
+    _same_records(source, copy)
+    q = clustered(5, 8, seed=9)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    np.testing.assert_allclose(copy.search(q, k=5).distances, source.search(q, k=5).distances, atol=1e-5)
 
 
 class _LosesLastRecord(FAISSVectorStore):

@@ -29,8 +29,8 @@ median of the ratios is quoted. Systems whose package is not installed are skipp
 listed as such (``pip install -e '.[bench]'`` installs them all).
 
 Milvus (``--milvus-on``, default siftsmall and debian-minilm, HNSW, ``--milvus-repeats``):
-parag's MilvusVectorStore on a Milvus server that this script starts on 127.0.0.1 for the run
-(PyPI's ``milvus`` 2.3.5 standalone, started and stopped by tests/milvus_server.py, the tests'
+parag's MilvusVectorStore on a Milvus server that this script starts on 127.0.0.1 after the
+other jobs (PyPI's ``milvus`` 2.3.5 standalone, started and stopped by tests/milvus_server.py, the tests'
 launcher) or that ``--milvus-uri`` names. Where no server can start or answer, the run goes on
 without it and the report says "unavailable" with the reason.
 
@@ -224,7 +224,7 @@ def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -
     subprocess.run(command, check=True)
 
 
-def run_systems(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
+def run_systems(args: argparse.Namespace) -> Path:
     skipped = [s for s in args.systems if not installed(s)]
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)} (pip install -e '.[bench]')")
@@ -234,19 +234,23 @@ def run_systems(args: argparse.Namespace, stack: contextlib.ExitStack) -> Path:
     meta = {"argv": sys.argv[1:] if args.argv is None else args.argv, "provenance": provenance(), "skipped": skipped,
             "datasets": args.datasets, "repeats": args.repeats, "quick": args.quick}
     meta["bandwidth"] = measure_bandwidth(args.results, 256 if args.quick else 1024)
+    # The Milvus jobs run last, on a server started only then: an idle server takes CPU from other jobs.
     jobs = jobs_for(args)
-    # system -> why it could not run here: the report shows it as unavailable, not as missing.
-    meta["unavailable"] = {}
-    if any(job["system"] == "milvus" for job in jobs) and (why := milvus_server(args, stack)):
-        print(f"Milvus unavailable, skipped: {why}", flush=True)
-        meta["unavailable"]["milvus"] = why
-        jobs = [job for job in jobs if job["system"] != "milvus"]
+    milvus = [job for job in jobs if job["system"] == "milvus"]
+    jobs = [job for job in jobs if job["system"] != "milvus"] + milvus
+    meta["unavailable"] = {}  # system -> why it could not run here: stated in the report, not a missing figure
     start = time.perf_counter()
-    for i, job in enumerate(jobs, 1):
-        t = time.perf_counter()
-        result = run_job(job, args.results, timeout=1800)
-        print(f"[{i}/{len(jobs)}] {job['dataset']} {job['system']} {job['index_type']} r{job['repeat']}: "
-              f"{one_line(result)} ({time.perf_counter() - t:.0f} s)", flush=True)
+    with contextlib.ExitStack() as stack:  # stops a Milvus server started for the run
+        for i, job in enumerate(jobs, 1):
+            if milvus and job is milvus[0] and (why := milvus_server(args, stack)):
+                print(f"Milvus unavailable, skipped: {why}", flush=True)
+                meta["unavailable"]["milvus"] = why
+            if job["system"] in meta["unavailable"]:
+                continue
+            t = time.perf_counter()
+            result = run_job(job, args.results, timeout=1800)
+            print(f"[{i}/{len(jobs)}] {job['dataset']} {job['system']} {job['index_type']} r{job['repeat']}: "
+                  f"{one_line(result)} ({time.perf_counter() - t:.0f} s)", flush=True)
     meta["seconds"] = time.perf_counter() - start
     meta["src_at_end"] = src_state()
     (args.results / "run.json").write_text(json.dumps(meta, indent=1))
@@ -272,8 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     clear_previous(args.results)
     if "systems" in args.suites:
-        with contextlib.ExitStack() as stack:  # stops a Milvus server started for the run
-            report = run_systems(args, stack)
+        report = run_systems(args)
         print(f"\n{report.read_text()}\nwritten: {report} (raw results: {args.results})")
     for suite in SUITES:
         if suite in args.suites:

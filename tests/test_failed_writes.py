@@ -114,6 +114,19 @@ def test_training_that_runs_out_of_memory_changes_nothing():
     assert store.is_trained and len(store) == 203
 
 
+def test_retraining_that_runs_out_of_memory_changes_nothing():
+    # nlist not given: trained with 256 lists at 9,984 vectors, retrained once the store has
+    # grown to call for twice as many (here at 22,000): the add that triggers it fails whole.
+    store = FAISSVectorStore(D, "IVFFlat")
+    store.add(RNG.standard_normal((10_000, D)), [{"n": i, "even": i % 2 == 0} for i in range(10_000)])
+    params = store.params
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((12_000, D))), MemoryError,
+                         failing(faiss.IndexIVFFlat, "train", MemoryError("injected")))
+    assert store.params == params
+    store.add(RNG.standard_normal((12_000, D)))
+    assert store.params["nlist"] > 2 * params["nlist"]
+
+
 @pytest.mark.parametrize("index_type", list(KINDS))
 def test_metadata_that_fails_to_encode_changes_nothing(index_type):
     store = make_store(index_type)

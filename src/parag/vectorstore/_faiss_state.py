@@ -51,7 +51,7 @@ class FAISSState:
 
     def copy(self) -> FAISSState:
         """An independent copy: index, ids, metadata, documents and parameters."""
-        kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params))
+        kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params), self.kind.auto)
         slots = SlotMap(self.slots.slot_ids.copy(), self.slots.kind)
         meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
         docs = DocumentStore(self.docs.get_many(list(range(self.slots.n_slots))))
@@ -157,15 +157,18 @@ class FAISSState:
         if self.slots.kind is INT_IDS:
             self.next_id = max(self.next_id, int(ids.max()) + 1)
         self.index = index
+        self.kind.apply_defaults(index)  # the index has grown: its automatic parameters follow
         self._compact_if_needed()
 
     def _after_add(self, ids: np.ndarray, replacing: np.ndarray | None) -> faiss.Index:
         """The index once ``ids`` hold the new slots: an untrained IVF index trains when it
-        then holds enough live vectors. The slots themselves are not changed yet."""
-        if self.is_trained:
+        then holds enough live vectors, and retrains when it has outgrown its lists. The slots
+        themselves are not changed yet."""
+        n_replaced = 0 if replacing is None else len(replacing)
+        if not self.kind.trains_after_add(self.index, self.slots.n_live + len(ids) - n_replaced):
             return self.index
         slot_ids = np.concatenate([self.slots.slot_ids, ids])
-        if replacing is not None and len(replacing):
+        if n_replaced:
             slot_ids[replacing] = self.slots.kind.dead
         return self.kind.after_add(self.index, SlotMap(slot_ids, self.slots.kind))
 
@@ -198,6 +201,7 @@ class FAISSState:
         self.meta.keep(keep)
         self.docs.keep(keep)
         self.index = index
+        self.kind.apply_defaults(index)
 
     def _compact_if_needed(self) -> None:
         if self.slots.n_dead > self.kind.compact_at * self.slots.n_slots:

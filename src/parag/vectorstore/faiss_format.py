@@ -49,6 +49,7 @@ def save(path: str | Path, state: FAISSState) -> None:
         "index_type": kind.name,
         "metric": kind.metric,
         "params": kind.params,
+        **({"auto_params": sorted(kind.auto)} if kind.auto else {}),
         "count": state.slots.n_live,
         "n_slots": state.slots.n_slots,
         "next_id": state.next_id,
@@ -114,7 +115,11 @@ def _configured(manifest: dict[str, Any]) -> IndexKind:
     if manifest.get("kind") != STORE_KIND:
         raise NotAStoreError(f"the store holds a {manifest.get('kind')!r}, not a {STORE_KIND}")
     try:
-        return configure(manifest["dimension"], manifest["index_type"], manifest["metric"], dict(manifest["params"]))
+        auto = manifest.get("auto_params", [])  # absent before sizes chose parameters: all fixed
+        if not isinstance(auto, list) or not all(isinstance(name, str) for name in auto):
+            raise TypeError(f"auto_params must be a list of parameter names, got {auto!r}")
+        params = dict(manifest["params"])
+        return configure(manifest["dimension"], manifest["index_type"], manifest["metric"], params, auto)
     except (KeyError, TypeError, ValueError, InvalidArgumentError) as e:
         raise CorruptStoreError(f"the manifest's configuration is invalid: {e}") from None
 

@@ -6,6 +6,7 @@ Adding a kind is one new module with an :class:`IndexKind` subclass and one line
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from parag._faiss_header import MAX_DIMENSION
@@ -22,8 +23,13 @@ METRICS = {name.lower(): name for name in FAISS_METRIC}
 __all__ = ["KINDS", "METRICS", "IndexKind", "configure"]
 
 
-def configure(dimension: Any, index_type: Any, metric: Any, params: dict[str, Any]) -> IndexKind:
+def configure(
+    dimension: Any, index_type: Any, metric: Any, params: dict[str, Any], auto: Iterable[str] | None = None
+) -> IndexKind:
     """The configured kind for a store's constructor arguments (or a manifest's), checked.
+
+    The parameters that follow the store's size are those named in ``auto`` (a manifest's
+    record), or else those of the kind's :attr:`~IndexKind.scaled` not in ``params``.
 
     Examples
     --------
@@ -45,4 +51,6 @@ def configure(dimension: Any, index_type: Any, metric: Any, params: dict[str, An
             f"index_type {index_type!r} implies metric {implied_metric!r}, but metric={metric!r} was given; "
             f"use index_type={cls.name!r} with metric={metric!r}"
         )
-    return cls(dimension, metric, cls.resolve(params, dimension))
+    if auto is None:
+        auto = [name for name in cls.scaled if name not in params]
+    return cls(dimension, metric, cls.resolve(params, dimension), auto)

@@ -19,6 +19,7 @@ and trained by :meth:`IndexKind.after_add` once it holds :meth:`IndexKind.train_
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import faiss
@@ -59,12 +60,24 @@ class IndexKind:
     compact_at: ClassVar[float] = 0.1
     #: The search parameter :meth:`FAISSVectorStore.tune` sets (None: exact, nothing to tune).
     tunable: ClassVar[str | None] = None
+    #: The parameters whose default follows the index's size (:meth:`follow_size`).
+    scaled: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, dimension: int, metric: str, params: dict[str, Any]) -> None:
+    def __init__(self, dimension: int, metric: str, params: dict[str, Any], auto: Iterable[str] = ()) -> None:
         self.dimension = dimension
         self.metric = metric
         self.faiss_metric = FAISS_METRIC[metric]
         self.params = params
+        #: The parameters nobody set: their values in ``params`` follow the index's size. Only
+        #: the constructor (for parameters not given) and a saved manifest make one automatic;
+        #: setting one (``tune``) makes it fixed.
+        self.auto = set(auto)
+        unknown = self.auto - set(self.scaled)
+        if unknown:
+            raise InvalidArgumentError(
+                f"parameters {sorted(unknown)} of index_type {self.name!r} cannot follow the store's size; "
+                f"those that can: {list(self.scaled)}"
+            )
         self.storage_type = params.get("storage", "float32")
         metrics = self.storage_metrics.get(self.storage_type)
         if metrics and metric not in metrics:
@@ -108,20 +121,28 @@ class IndexKind:
         raise NotImplementedError(f"a {self.name} index has nothing to tune")
 
     def set_default(self, index: faiss.Index, name: str, value: int) -> None:
-        """Make ``value`` the parameter's value from now on (saved with the store)."""
+        """Make ``value`` the parameter's value from now on (saved with the store): it no
+        longer follows the store's size."""
         self.params[name] = value
+        self.auto.discard(name)
         self.apply_defaults(index)
 
     def apply_defaults(self, index: faiss.Index) -> None:
-        """Give ``index`` the configured search parameters as its own (a new or loaded index)."""
+        """Give ``index`` the configured search parameters as its own (a new or loaded index,
+        or one that has grown): the automatic ones are first chosen for its size."""
         if not self.is_trained(index):
             return
+        self.follow_size(index)
         if isinstance(index, faiss.IndexRefine):
             index.k_factor = float(self.params["rerank"])
         self.apply_own_defaults(self.inner(index))
 
     def apply_own_defaults(self, inner: faiss.Index) -> None:
         """:meth:`apply_defaults` on the kind's own (unwrapped, trained) index."""
+
+    def follow_size(self, index: faiss.Index) -> None:
+        """Set the automatic search parameters (:attr:`auto`) to the policy's values for a
+        trained ``index`` of its size."""
 
     # ------------------------------------------------------------- building
 
@@ -156,17 +177,28 @@ class IndexKind:
         """False while the index still answers exactly until it has seen enough vectors."""
         return not self.train_at() or not isinstance(index, faiss.IndexFlat)
 
+    def trains_after_add(self, index: faiss.Index, n_live: int) -> bool:
+        """Whether an add that leaves ``n_live`` live vectors must (re)train the index
+        (:meth:`after_add`): checked on every add, so it costs nothing."""
+        return not self.is_trained(index) and n_live >= self.train_at()
+
     def after_add(self, index: faiss.Index, slots: SlotMap) -> faiss.Index:
-        """The index to keep after an add: built and trained once there are enough vectors."""
-        if self.is_trained(index) or slots.n_live < self.train_at():
-            return index
+        """The index to keep after an add that :meth:`trains_after_add`: a new one, built and
+        trained on the live vectors, holding every slot's vector. ``index`` is left as it is."""
         live = slots.live_mask()
-        # A view of the flat index's own storage, not a copy: peak memory stays at the two indexes.
-        vectors = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        vectors = self.vectors(index)
         inner = self.build()
         self.apply_own_defaults(inner)
         inner.train(vectors if live.all() else vectors[live])
         return self.wrap(self.fill(inner, vectors), vectors)
+
+    def vectors(self, index: faiss.Index) -> np.ndarray:
+        """Every slot's float32 vector, in slot order."""
+        storage = self.storage(index)
+        if isinstance(storage, faiss.IndexFlat):
+            # A view of the flat index's own storage, not a copy: peak memory stays at the two indexes.
+            return faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * storage.d).reshape(storage.ntotal, storage.d)
+        return storage.reconstruct_n(0, storage.ntotal)
 
     def fill(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
         """Add every slot's vector (dead ones too, so slot numbers stay) to a trained ``inner``."""
@@ -195,7 +227,7 @@ class IndexKind:
         """A new index holding only the slots where ``keep`` is True, renumbered in order; a
         trained index's training (clustering, quantiser ranges, codebooks) is kept. The old
         index stays whole until the new one is complete, so a rebuild that fails changes nothing."""
-        vectors = self.storage(index).reconstruct_n(0, index.ntotal)[keep]
+        vectors = self.vectors(index)[keep]
         if self.train_at() and self.is_trained(index):
             inner = self.trained_empty(self.inner(index))
             if len(vectors):

@@ -17,17 +17,36 @@ MAX_WIDENED_EF = 1024
 MAX_TUNED_EF = 4096
 
 
+# The default ef_search for a graph of up to n vectors: (n, ef_search), ascending. Measured
+# (benchmarks/bench_defaults.py, docs/bench-defaults.md): recall@10 >= 0.95 at every size on
+# clustered 384-d data (the hardest of the sets) and the real sets.
+EF_SEARCH_BY_SIZE = ((150_000, 64), (600_000, 128), (2_000_000, 256))
+EF_SEARCH_LARGEST = 512
+
+
+def default_ef_search(n: int) -> int:
+    """The ef_search a search of a graph of ``n`` vectors uses when none was given.
+
+    Examples
+    --------
+    >>> default_ef_search(50_000), default_ef_search(1_000_000)
+    (64, 256)
+    """
+    return next((ef for most, ef in EF_SEARCH_BY_SIZE if n <= most), EF_SEARCH_LARGEST)
+
+
 class HNSW(IndexKind):
     """Approximate search on a navigable small-world graph; ``ef_search`` trades recall for time."""
 
     name = "HNSW"
     # Defaults reach recall@10 0.97 on real MiniLM embeddings (debian-minilm, 59k x 384);
-    # FAISS's own efSearch 16 gives 0.9.
+    # FAISS's own efSearch 16 gives 0.9. An ef_search not given follows the graph's size.
     params_table: ClassVar[tuple[Param, ...]] = (
         Param("M", 32, 2, 256),
         Param("ef_construction", 40, 1, 1 << 16),
-        Param("ef_search", 64, 1, 1 << 16, per_search=True),
+        Param("ef_search", default_ef_search(0), 1, 1 << 16, per_search=True),
     )
+    scaled = ("ef_search",)
     # FAISS's HNSW-PQ graph is poor for inner products: recall@10 0.82 with rerank 50 on
     # clustered data where HNSW-SQ8 reaches 0.99.
     storage_metrics: ClassVar[dict[str, tuple[str, ...]]] = {"pq": ("L2",)}
@@ -49,6 +68,11 @@ class HNSW(IndexKind):
 
     def apply_own_defaults(self, inner: faiss.Index) -> None:
         inner.hnsw.efSearch = self.params["ef_search"]
+
+    def follow_size(self, index: faiss.Index) -> None:
+        if "ef_search" in self.auto:
+            # The graph's size, tombstones included: a search walks through them too.
+            self.params["ef_search"] = default_ef_search(index.ntotal)
 
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         # A graph cannot remove vectors; the flat index a trained storage starts as can.

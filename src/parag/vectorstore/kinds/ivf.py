@@ -13,6 +13,7 @@ import faiss
 import numpy as np
 
 from parag._faiss_integrity import check_ivf_structure
+from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
 from parag.vectorstore.kinds.base import WIDEN_POWER, IndexKind
@@ -21,6 +22,22 @@ from parag.vectorstore.kinds.storage import PQ_BITS, SQ_TYPES, codec_problems
 # Train once the index holds this many vectors per list: below 39 points per centroid
 # FAISS's k-means warns that the clustering is poor.
 POINTS_PER_LIST = 39
+# k-means trains the lists on a sample of this many vectors per list (FAISS: 256). 64 keep
+# the clustering good and retraining a 1M store takes a minute or two, not ten.
+TRAIN_POINTS_PER_LIST = 64
+# The default nlist never exceeds this: k-means over more lists takes minutes on a small machine.
+MAX_DEFAULT_NLIST = 4096
+
+
+def default_nlist(n: int) -> int:
+    """The number of lists for an index trained on ``n`` vectors: about 4 sqrt(n)."""
+    return int(max(1, min(round(4 * n**0.5), n // POINTS_PER_LIST, MAX_DEFAULT_NLIST)))
+
+
+def default_nprobe(nlist: int) -> int:
+    """The lists a search probes by default in an index of ``nlist`` lists: about 4 sqrt(nlist),
+    at least 64 (or every list)."""
+    return int(min(nlist, max(64, round(4 * nlist**0.5))))
 
 
 class IVFFlat(IndexKind):
@@ -29,10 +46,14 @@ class IVFFlat(IndexKind):
     name = "IVFFlat"
     # Defaults reach recall@10 0.97 on real MiniLM embeddings (debian-minilm, 59k x 384);
     # FAISS's own nprobe 1 gives 0.3.
+    # Not given, nlist is chosen when the index trains, from its size (default_nlist; 256 is
+    # the value at the first training, at 39 x 256 vectors), and the index retrains once the
+    # store has grown ~4x; nprobe follows nlist (default_nprobe).
     params_table: ClassVar[tuple[Param, ...]] = (
         Param("nlist", 256, 1, 1 << 20),
-        Param("nprobe", 64, 1, 1 << 20, per_search=True),
+        Param("nprobe", default_nprobe(256), 1, 1 << 20, per_search=True),
     )
+    scaled = ("nlist", "nprobe")
     # Rebuilding keeps the trained quantizer: cheap, and tombstones cost the fast path.
     compact_at = 0.1
     tunable = "nprobe"
@@ -41,8 +62,9 @@ class IVFFlat(IndexKind):
     def resolve(cls, given: dict[str, Any], dimension: int) -> dict[str, Any]:
         params = super().resolve(given, dimension)
         if "nprobe" not in given:
-            params["nprobe"] = min(params["nprobe"], params["nlist"])  # the default may exceed a small nlist
-        if params["nprobe"] > params["nlist"]:
+            params["nprobe"] = default_nprobe(params["nlist"])
+        # An nlist not given grows; a search probes at most every list.
+        if "nlist" in given and params["nprobe"] > params["nlist"]:
             raise InvalidArgumentError(f"nprobe ({params['nprobe']}) must be <= nlist ({params['nlist']})")
         return params
 
@@ -50,16 +72,47 @@ class IVFFlat(IndexKind):
         return max(POINTS_PER_LIST * self.params["nlist"], super().train_at())
 
     def apply_own_defaults(self, inner: faiss.Index) -> None:
-        inner.nprobe = self.params["nprobe"]
+        inner.nprobe = min(self.params["nprobe"], inner.nlist)
+
+    def follow_size(self, index: faiss.Index) -> None:
+        self.follow_nlist(self.inner(index).nlist)
+
+    def follow_nlist(self, nlist: int) -> None:
+        """An automatic nprobe follows the lists there are."""
+        if "nprobe" in self.auto:
+            self.params["nprobe"] = default_nprobe(nlist)
+
+    def trains_after_add(self, index: faiss.Index, n_live: int) -> bool:
+        if not self.is_trained(index) or "nlist" not in self.auto:
+            return super().trains_after_add(index, n_live)
+        # Retrain once the size calls for twice the lists (the store has grown ~4x since it
+        # trained), or for the most lists the default allows.
+        nlist, wanted = self.params["nlist"], default_nlist(n_live)
+        return wanted > nlist and wanted >= min(2 * nlist, MAX_DEFAULT_NLIST)
+
+    def after_add(self, index: faiss.Index, slots: SlotMap) -> faiss.Index:
+        if "nlist" not in self.auto:
+            return super().after_add(index, slots)
+        before = dict(self.params)
+        self.params["nlist"] = default_nlist(slots.n_live)
+        self.follow_nlist(self.params["nlist"])
+        try:
+            return super().after_add(index, slots)
+        except BaseException:
+            self.params.update(before)  # a failed add changes nothing
+            raise
 
     def build(self) -> faiss.Index:
         d, nlist, metric, storage = self.dimension, self.params["nlist"], self.faiss_metric, self.storage_type
         quantizer = faiss.IndexFlat(d, metric)
         if storage == "float32":
-            return faiss.IndexIVFFlat(quantizer, d, nlist, metric)
-        if storage == "pq":
-            return faiss.IndexIVFPQ(quantizer, d, nlist, self.params["pq_m"], PQ_BITS, metric)
-        return faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, SQ_TYPES[storage], metric)
+            index = faiss.IndexIVFFlat(quantizer, d, nlist, metric)
+        elif storage == "pq":
+            index = faiss.IndexIVFPQ(quantizer, d, nlist, self.params["pq_m"], PQ_BITS, metric)
+        else:
+            index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, SQ_TYPES[storage], metric)
+        index.cp.max_points_per_centroid = TRAIN_POINTS_PER_LIST
+        return index
 
     def fill(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
         inner.make_direct_map(True)  # lets get(include_vectors=True) reconstruct by slot

@@ -1,0 +1,102 @@
+"""Defaults that follow the store's size: HNSW's ef_search grows with the graph, IVFFlat
+chooses nlist when it trains (and retrains as the store grows ~4x), nprobe follows nlist.
+A parameter given (to the constructor, or set by ``tune``) never moves, and a store saved
+before sizes chose parameters keeps the values it was saved with.
+
+The recall these defaults reach at 10k-1M vectors is measured, not tested: see
+docs/bench-defaults.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parag.vectorstore import FAISSVectorStore
+from parag.vectorstore.kinds import hnsw
+from parag.vectorstore.kinds.hnsw import EF_SEARCH_BY_SIZE, default_ef_search
+from parag.vectorstore.kinds.ivf import default_nlist, default_nprobe
+from tests.checks import assert_exact, data
+from tests.crafting import manifest_of, seal
+
+D = 8
+EF_1 = EF_SEARCH_BY_SIZE[0][0]  # the largest graph searched with ef_search 64
+NPROBE_971, NPROBE_4096 = 125, 256
+
+
+@pytest.mark.parametrize("n, ef_search", [(0, 64), (10_000, 64), (59_000, 64), (EF_1, 64), (EF_1 + 1, 128),
+                                          (300_000, 128), (1_000_000, 256), (10_000_000, 512)])
+def test_ef_search_by_size(n, ef_search):
+    assert default_ef_search(n) == ef_search
+
+
+@pytest.mark.parametrize("n, nlist", [(312, 8), (9_984, 256), (20_000, 512), (58_940, 971), (1_000_000, 4000),
+                                      (10_000_000, 4096)])
+def test_nlist_by_size(n, nlist):
+    assert default_nlist(n) == nlist  # about 4 sqrt(n), at least 39 vectors per list, at most 4096 lists
+
+
+@pytest.mark.parametrize("nlist, nprobe", [(1, 1), (63, 63), (256, 64), (971, NPROBE_971), (4096, NPROBE_4096)])
+def test_nprobe_by_nlist(nlist, nprobe):
+    assert default_nprobe(nlist) == nprobe
+
+
+def test_hnsw_ef_search_follows_the_graph_until_set(tmp_path, monkeypatch):
+    # The mechanism on a small graph: the table's first step moved from 150k vectors to 100.
+    monkeypatch.setattr(hnsw, "EF_SEARCH_BY_SIZE", ((100, 64), *hnsw.EF_SEARCH_BY_SIZE[1:]))
+    x = np.random.default_rng(0).standard_normal((103, D)).astype(np.float32)
+    store = FAISSVectorStore(D, "HNSW", M=4)
+    given = FAISSVectorStore(D, "HNSW", M=4, ef_search=64)
+    for s in (store, given):
+        s.add(x[:100])
+        assert s.params["ef_search"] == 64
+        s.add(x[100:101])
+    assert store.params["ef_search"] == default_ef_search(101) > 64 and given.params["ef_search"] == 64
+    assert store.search(x[:3], k=5, ef_search=64) == given.search(x[:3], k=5)  # a search's own value wins
+    store.save(tmp_path / "s")
+    assert manifest_of(tmp_path / "s")["auto_params"] == ["ef_search"]
+    assert FAISSVectorStore.load(tmp_path / "s").params == store.params
+    # A value set (by tune, as by the constructor) no longer follows the size, loaded too.
+    store.tune(x[:10], target_recall=0.5, k=5)
+    store.add(x[101:])
+    assert store.params["ef_search"] < 128
+    store.save(tmp_path / "t")
+    assert "auto_params" not in manifest_of(tmp_path / "t")
+    assert FAISSVectorStore.load(tmp_path / "t").params == store.params
+
+
+def ivf_store(x: np.ndarray, **params) -> FAISSVectorStore:
+    store = FAISSVectorStore(D, "IVFFlat", **params)
+    store.add(x, [{"row": i} for i in range(len(x))])
+    return store
+
+
+def test_ivf_retrains_as_the_store_grows_and_stays_exact(tmp_path):
+    x, q = data(21_000, D, 20, seed=3, centres=40)
+    store = ivf_store(x[:10_000])
+    assert store.is_trained and store.params == {"nlist": 256, "nprobe": 64}
+    store.delete(list(range(0, 1_000, 7)))  # tombstones survive the retraining as tombstones
+    fixed = ivf_store(x[:10_000], nlist=256)
+    for s in (store, fixed):
+        s.add(x[10_000:], [{"row": i} for i in range(10_000, 21_000)])
+    live = [i for i in range(21_000) if i >= 1_000 or i % 7]
+    # 20,857 live vectors call for 534 lists (>= twice 256): retrained
+    assert store.params == {"nlist": 534, "nprobe": default_nprobe(534)} and fixed.params["nlist"] == 256
+    assert store.ids() == live
+    np.testing.assert_array_equal(store.get(live[:50], include_vectors=True).vectors, x[live[:50]])
+    assert_exact(store.search(q, k=10, nprobe=534), x[live], live, q, 10, "L2")  # every list probed: exact
+    store.save(tmp_path / "s")
+    assert manifest_of(tmp_path / "s")["auto_params"] == ["nlist", "nprobe"]
+    loaded = FAISSVectorStore.load(tmp_path / "s")
+    assert loaded.params == store.params and loaded.search(q, k=10) == store.search(q, k=10)
+
+
+def test_a_store_saved_before_sizes_chose_parameters_keeps_them(tmp_path):
+    x, _ = data(20_000, D, 0, seed=4)
+    ivf_store(x[:10_000]).save(tmp_path / "s")
+    manifest = manifest_of(tmp_path / "s")
+    del manifest["auto_params"]  # as a parag from before sizes chose parameters wrote it
+    (tmp_path / "s" / "manifest.json").write_bytes(seal(manifest))
+    old = FAISSVectorStore.load(tmp_path / "s")
+    old.add(x[10_000:])
+    assert old.params == {"nlist": 256, "nprobe": 64}

@@ -3,6 +3,12 @@ compressed: ``IndexIVFScalarQuantizer``, ``IndexIVFPQ``).
 
 The index starts as an exact ``IndexFlat`` and trains itself once it holds enough vectors
 to cluster well (and to train its storage); until then the store searches exactly.
+
+An ``nlist`` not given is chosen from the live vectors when the index trains (about 4 sqrt(n))
+and the index retrains, in the add that takes the store past ~4x that size, with twice the
+lists: what suits 10k vectors scans far too much of 1M. The retraining is part of the add:
+the old index stays whole until the new one is complete, so an add whose retraining fails
+changes nothing. An ``nprobe`` not given follows ``nlist``.
 """
 
 from __future__ import annotations

@@ -179,17 +179,16 @@ def main() -> None:
     if not args.report_only:
         if args.what is None:
             p.error("say sweep or verify (or --report-only)")
-        prov, rows = provenance(), []
+        runs = read_json(raw_file)["runs"] if raw_file.exists() else []
+        runs = [r for r in runs if (r["what"], r["index"]) != (args.what, args.index)]
+        run = {"what": args.what, "index": args.index, "max_n": args.max_n, "provenance": provenance(), "rows": []}
         for name, data, sizes in datasets(args.max_n):
             for kind in ("HNSW", "IVFFlat") if args.index == "both" else (args.index,):
                 if args.what == "verify":
-                    rows += verify(name, data, sizes, kind)
+                    run["rows"] += verify(name, data, sizes, kind)
                 else:
-                    rows += (sweep_hnsw if kind == "HNSW" else sweep_ivf)(name, data, sizes)
-        runs = read_json(raw_file)["runs"] if raw_file.exists() else []
-        runs = [r for r in runs if (r["what"], r["index"]) != (args.what, args.index)]
-        write_json(raw_file, {"runs": [*runs, {"what": args.what, "index": args.index, "max_n": args.max_n,
-                                               "provenance": prov, "rows": rows}]})
+                    run["rows"] += (sweep_hnsw if kind == "HNSW" else sweep_ivf)(name, data, sizes)
+                write_json(raw_file, {"runs": [*runs, run]})  # as it goes: a run stopped early keeps its rows
     REPORT.write_text(report(read_json(raw_file), RESULTS))
     print(REPORT.read_text())
 

@@ -24,8 +24,8 @@ EF_1 = EF_SEARCH_BY_SIZE[0][0]  # the largest graph searched with ef_search 64
 NPROBE_971, NPROBE_4096 = 125, 256
 
 
-@pytest.mark.parametrize("n, ef_search", [(0, 64), (10_000, 64), (59_000, 64), (EF_1, 64), (EF_1 + 1, 128),
-                                          (300_000, 128), (1_000_000, 256), (10_000_000, 512)])
+@pytest.mark.parametrize("n, ef_search", [(0, 64), (10_000, 64), (59_000, 64), (EF_1, 64), (EF_1 + 1, 192),
+                                          (300_000, 192), (1_000_000, 512), (10_000_000, 1024)])
 def test_ef_search_by_size(n, ef_search):
     assert default_ef_search(n) == ef_search
 
@@ -59,7 +59,7 @@ def test_hnsw_ef_search_follows_the_graph_until_set(tmp_path, monkeypatch):
     # A value set (by tune, as by the constructor) no longer follows the size, loaded too.
     store.tune(x[:10], target_recall=0.5, k=5)
     store.add(x[101:])
-    assert store.params["ef_search"] < 128
+    assert store.params["ef_search"] < 192
     store.save(tmp_path / "t")
     assert "auto_params" not in manifest_of(tmp_path / "t")
     assert FAISSVectorStore.load(tmp_path / "t").params == store.params

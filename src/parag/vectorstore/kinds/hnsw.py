@@ -18,10 +18,12 @@ MAX_TUNED_EF = 4096
 
 
 # The default ef_search for a graph of up to n vectors: (n, ef_search), ascending. Measured
-# (benchmarks/bench_defaults.py, docs/bench-defaults.md): recall@10 >= 0.95 at every size on
-# clustered 384-d data (the hardest of the sets) and the real sets.
-EF_SEARCH_BY_SIZE = ((150_000, 64), (600_000, 128), (2_000_000, 256))
-EF_SEARCH_LARGEST = 512
+# with raw FAISS HNSW32 (benchmarks/bench_defaults.py, docs/bench-defaults.md) on clustered
+# 384-d data, the hardest of the sets: recall@10 at ef 64 falls from 0.984 at 100k to 0.929
+# at 300k (0.87 at 1M), where ef 192 gives 0.964. Beyond 400k the steps are extrapolated
+# (not yet measured).
+EF_SEARCH_BY_SIZE = ((150_000, 64), (400_000, 192), (1_500_000, 512))
+EF_SEARCH_LARGEST = 1024
 
 
 def default_ef_search(n: int) -> int:
@@ -30,7 +32,7 @@ def default_ef_search(n: int) -> int:
     Examples
     --------
     >>> default_ef_search(50_000), default_ef_search(1_000_000)
-    (64, 256)
+    (64, 512)
     """
     return next((ef for most, ef in EF_SEARCH_BY_SIZE if n <= most), EF_SEARCH_LARGEST)
 

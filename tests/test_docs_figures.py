@@ -37,7 +37,7 @@ def readme_block(name: str) -> str:
 
 
 @pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md"),
-                                           ("storage", "bench-storage.md")])
+                                           ("storage", "bench-storage.md"), ("defaults", "bench-defaults.md")])
 def test_focused_reports_are_their_raw_results(bench, suite, report):
     raw = RESULTS / suite / "results.json"
     if not raw.exists():
@@ -101,3 +101,10 @@ def test_readme_storage_figures_are_in_the_storage_report():
     report = (DOCS / "bench-storage.md").read_text()
     missing = [n for n in NUMBER.findall(block) if n not in report]
     assert not missing, f"README storage figures not in docs/bench-storage.md: {missing}"
+
+
+def test_readme_defaults_figures_are_in_the_defaults_report():
+    block = readme_block("defaults figures")
+    report = (DOCS / "bench-defaults.md").read_text()
+    missing = [n for n in NUMBER.findall(block) if n not in report]
+    assert not missing, f"README defaults figures not in docs/bench-defaults.md: {missing}"

@@ -8,7 +8,8 @@ An ``nlist`` not given is chosen from the live vectors when the index trains (ab
 and the index retrains, in the add that takes the store past ~4x that size, with twice the
 lists: what suits 10k vectors scans far too much of 1M. The retraining is part of the add:
 the old index stays whole until the new one is complete, so an add whose retraining fails
-changes nothing. An ``nprobe`` not given follows ``nlist``.
+changes nothing. An ``nprobe`` not given follows ``nlist``; once one is set (given or tuned),
+the index no longer retrains.
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ class IVFFlat(IndexKind):
             self.params["nprobe"] = default_nprobe(nlist)
 
     def trains_after_add(self, index: faiss.Index, n_live: int) -> bool:
-        if not self.is_trained(index) or "nlist" not in self.auto:
+        if not self.is_trained(index) or not {"nlist", "nprobe"} <= self.auto:
             return super().trains_after_add(index, n_live)
         # Retrain once the size calls for twice the lists (the store has grown ~4x since it
-        # trained), or for the most lists the default allows.
+        # trained), or for the most lists the default allows. Not under an nprobe that was
+        # set (given or tuned): more lists would quietly lower the recall it was set for.
         nlist, wanted = self.params["nlist"], default_nlist(n_live)
         return wanted > nlist and wanted >= min(2 * nlist, MAX_DEFAULT_NLIST)
 

@@ -185,12 +185,17 @@ def main() -> None:
         runs = read_json(raw_file)["runs"] if raw_file.exists() else []
         runs = [r for r in runs if (r["what"], r["index"]) != (args.what, args.index)]
         run = {"what": args.what, "index": args.index, "max_n": args.max_n, "provenance": provenance(), "rows": []}
+        kinds = ("HNSW", "IVFFlat") if args.index == "both" else (args.index,)
         for name, data, sizes in datasets(args.max_n):
-            for kind in ("HNSW", "IVFFlat") if args.index == "both" else (args.index,):
+            if args.what == "verify":  # size by size, both kinds: the smaller sizes first
+                steps = [([n], kind) for n in sizes or [data.n] for kind in kinds]
+            else:  # one graph grown over the sizes
+                steps = [(sizes, kind) for kind in kinds]
+            for step_sizes, kind in steps:
                 if args.what == "verify":
-                    run["rows"] += verify(name, data, sizes, kind)
+                    run["rows"] += verify(name, data, step_sizes, kind)
                 else:
-                    run["rows"] += (sweep_hnsw if kind == "HNSW" else sweep_ivf)(name, data, sizes)
+                    run["rows"] += (sweep_hnsw if kind == "HNSW" else sweep_ivf)(name, data, step_sizes)
                 write_json(raw_file, {"runs": [*runs, run]})  # as it goes: a run stopped early keeps its rows
     REPORT.write_text(report(read_json(raw_file), RESULTS))
     print(REPORT.read_text())

@@ -59,11 +59,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         ``rerank * k`` candidates with it: scores are always the exact metric. sq8 and pq
         answer exactly until the store holds 1,000 / 9,984 vectors to train on.
     **params : int
-        IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40),
-        ``ef_search``. Not given, ``ef_search`` (64 up to 150k vectors, more beyond),
-        ``nlist`` (about 4 sqrt(n) when the index trains, retrained as the store grows 4x) and
-        ``nprobe`` (about 4 sqrt(nlist), at least 64) follow the store's size; given, they are
-        fixed. The defaults reach recall@10 >= 0.95 from 10k to 1M vectors (docs/bench-defaults.md).
+        IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40), ``ef_search``.
+        Not given, ``ef_search``, ``nlist`` and ``nprobe`` follow the store's size (README,
+        "Choosing an index"; measured in docs/bench-defaults.md); given, they are fixed.
         Compressed storage: ``rerank`` (float16 2, sq8 4, pq 10) and, for pq, ``pq_m``
         (the largest divisor of the dimension up to dimension / 8).
 
@@ -114,7 +112,7 @@ class FAISSVectorStore(FAISSReads, VectorStore):
     @property
     def params(self) -> dict[str, int | str]:
         """The index parameters in force (a copy); a compressed store's include ``storage``.
-        Those not given to the constructor (nor set by ``tune``) change as the store grows."""
+        Those not given to the constructor (nor set by ``tune``) follow the store's size."""
         return dict(self._state.kind.params)
 
     @property

@@ -1,9 +1,11 @@
-"""Stores saved in format versions 1 and 3 load and answer exactly as they did, forever.
+"""Stores saved in every older format version load and answer exactly as they did, forever.
 
 The fixtures under ``tests/fixtures/store_v<N>/`` were written once by
 ``tests/fixtures/make_store_v<N>.py`` and are never regenerated: if a change to parag breaks
 this test, the change must migrate old stores, not the fixtures be rewritten. Version 3
-adds string ids and documents; a version-1 store has int ids and no documents.
+adds string ids and documents; a version-1 store has int ids and no documents. Compressed
+storage kept its float32 vectors inside the index in version 3 (``store_v3_storage``) and in a
+raw file of their own from version 4 on.
 """
 
 from __future__ import annotations
@@ -20,27 +22,27 @@ from parag import FAISSVectorStore
 from parag.errors import InvalidTypeError, ReadOnlyStoreError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-VERSIONS = {1: "store_v1", 3: "store_v3"}
-EXPECTED = {v: orjson.loads((FIXTURES / d / "expected.json").read_bytes()) for v, d in VERSIONS.items()}
-CASES = [(v, name) for v, e in EXPECTED.items() for name in sorted(e["stores"])]
+#: Each fixture folder and the format version its stores were written in.
+FOLDERS = {"store_v1": 1, "store_v3": 3, "store_v3_storage": 3}
+EXPECTED = {d: orjson.loads((FIXTURES / d / "expected.json").read_bytes()) for d in FOLDERS}
+CASES = [(d, name) for d, e in EXPECTED.items() for name in sorted(e["stores"])]
 
 
-@pytest.fixture(params=CASES, ids=lambda c: f"v{c[0]}-{c[1]}")
+@pytest.fixture(params=CASES, ids=lambda c: f"{c[0]}-{c[1]}")
 def fixture_copy(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict]:
     """A copy of one fixture store (loading creates a lock file: keep the repository clean)."""
-    version, name = request.param
+    folder, name = request.param
     copy = tmp_path / name
-    shutil.copytree(FIXTURES / VERSIONS[version] / name, copy)
-    return copy, {**EXPECTED[version]["stores"][name], "filters": EXPECTED[version].get("filters", [])}
+    shutil.copytree(FIXTURES / folder / name, copy)
+    return copy, {**EXPECTED[folder]["stores"][name], "filters": EXPECTED[folder].get("filters", [])}
 
 
-@pytest.mark.parametrize("version, name", CASES)
-def test_fixture_bytes_are_the_committed_ones(version: int, name: str) -> None:
-    folder = FIXTURES / VERSIONS[version] / name
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-    assert files == EXPECTED[version]["stores"][name]["files_sha256"]
-    manifest = orjson.loads((folder / "manifest.json").read_bytes())
-    assert manifest["format_version"] == EXPECTED[version]["format_version"] == version
+@pytest.mark.parametrize("folder, name", CASES)
+def test_fixture_bytes_are_the_committed_ones(folder: str, name: str) -> None:
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((FIXTURES / folder / name).iterdir())}
+    assert files == EXPECTED[folder]["stores"][name]["files_sha256"]
+    manifest = orjson.loads((FIXTURES / folder / name / "manifest.json").read_bytes())
+    assert manifest["format_version"] == EXPECTED[folder]["format_version"] == FOLDERS[folder]
 
 
 def assert_answers(store: FAISSVectorStore, expected: dict) -> None:

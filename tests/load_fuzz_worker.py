@@ -66,6 +66,8 @@ def mutate(store: Path, m: dict[str, Any], bases: dict[str, str]) -> None:
     if op == "file_type":
         return  # applied after re-sealing (a FIFO cannot be read to re-seal)
     role = m.get("role", "index")
+    if role not in manifest_of(store)["files"]:
+        return  # a file this store does not have (vectors: compressed stores only)
     data = bytearray(file_of(store, role).read_bytes())
     if op == "flip" and data:
         data[at(data, m["at"])] ^= m["xor"]
@@ -149,6 +151,8 @@ def run_case(mutations: list[dict[str, Any]], bases: dict[str, str], scratch: Pa
             pass  # the mutation does not apply to what earlier ones left (e.g. ids no longer int64)
     replacing = [m for m in mutations if m["op"] == "file_type"]
     # Named before any is replaced: a manifest replaced by a FIFO could not be read again.
+    roles = manifest_of(store_dir).get("files", {}) if (store_dir / "manifest.json").is_file() else {}
+    replacing = [m for m in replacing if m["role"] == "manifest" or m["role"] in roles]
     targets = [store_dir / "manifest.json" if m["role"] == "manifest" else file_of(store_dir, m["role"]) for m in replacing]
     for m, target in zip(replacing, targets):
         if target.is_file() and not target.is_symlink():

@@ -40,7 +40,7 @@ BASES = {
     "HNSW": ("HNSW", "IP", {"M": 8}),
     "IVFFlat": ("IVFFlat", "L2", {"nlist": 8, "nprobe": 4}),
     "IVFFlat-untrained": ("IVFFlat", "cosine", {"nlist": 64}),
-    # compressed storage (IndexRefineFlat around the compressed index), trained at 1,000 vectors
+    # compressed storage (the compressed index, and the raw float32 vectors file), trained at 1,000 vectors
     "HNSW-sq8": ("HNSW", "L2", {"M": 8, "storage": "sq8"}),
     "IVFFlat-sq8": ("IVFFlat", "IP", {"nlist": 8, "nprobe": 4, "storage": "sq8"}),
     "Flat-float16": ("Flat", "cosine", {"storage": "float16"}),
@@ -66,7 +66,8 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- mutations
 
-ROLES = st.sampled_from(["index", "ids", "metadata"])
+# "vectors": compressed stores only (a mutation of a file the store lacks does nothing).
+ROLES = st.sampled_from(["index", "ids", "metadata", "vectors"])
 FRACTION = st.floats(0, 1)
 # Values that break size arithmetic: zero, one, negative, the int32 / int64 / uint64 edges,
 # and huge claims (a claimed GiB is what made FAISS allocate before it read).
@@ -94,7 +95,7 @@ NPY_HEADERS = st.sampled_from([
     "{'descr': '<i8', 'fortran_order': False, 'shape': (941,), 'x': __import__('os')}",
 ])
 MANIFEST_FIELDS = st.sampled_from(["n_slots", "count", "next_id", "dimension", "nlist", "nprobe", "M",
-                                   "ef_search", "trained", "index_type", "metric", "kind"])
+                                   "ef_search", "trained", "index_type", "metric", "kind", "vectors", "storage"])
 MANIFEST_VALUES = INTERESTING | st.sampled_from([None, True, False, "HNSW", "Flat", "IVFFlat", "IP", "x", [], {}, 1.5])
 
 MUTATION = st.one_of(
@@ -112,7 +113,7 @@ MUTATION = st.one_of(
     st.fixed_dictionaries({"op": st.just("npy_header"), "role": st.just("ids"), "text": NPY_HEADERS}),
     st.fixed_dictionaries({"op": st.just("manifest"), "field": MANIFEST_FIELDS, "value": MANIFEST_VALUES}),
     st.fixed_dictionaries({"op": st.just("swap_index"), "base": st.sampled_from(list(BASES))}),
-    st.fixed_dictionaries({"op": st.just("file_type"), "role": st.sampled_from(["manifest", "index", "ids", "metadata"]),
+    st.fixed_dictionaries({"op": st.just("file_type"), "role": st.sampled_from(["manifest", "index", "ids", "metadata", "vectors"]),
                            "kind": st.sampled_from(["link_outside", "link_fifo", "fifo", "dir", "dev_zero", "lock_link"])}),
 )
 

@@ -23,7 +23,7 @@ from parag.errors import InvalidTypeError, ReadOnlyStoreError
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Each fixture folder and the format version its stores were written in.
-FOLDERS = {"store_v1": 1, "store_v3": 3, "store_v3_storage": 3}
+FOLDERS = {"store_v1": 1, "store_v3": 3, "store_v3_storage": 3, "store_v4": 4}
 EXPECTED = {d: orjson.loads((FIXTURES / d / "expected.json").read_bytes()) for d in FOLDERS}
 CASES = [(d, name) for d, e in EXPECTED.items() for name in sorted(e["stores"])]
 

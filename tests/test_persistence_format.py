@@ -110,7 +110,7 @@ def test_manifest_fields(saved: tuple[FAISSVectorStore, Path]) -> None:
         "generation", "id_kind", "index_type", "kind", "metric", "n_slots", "next_id", "params", "parag_version",
         "trained",
     }
-    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 3, "FAISSVectorStore")
+    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("parag-store", 4, "FAISSVectorStore")
     assert manifest["checksum_algorithm"] == "xxh3-128"
     assert (manifest["count"], manifest["n_slots"], manifest["next_id"], manifest["id_kind"]) == (297, 300, 300, "int")
     assert set(manifest["files"]) == {"index", "ids", "metadata", "documents"}
@@ -183,10 +183,10 @@ def test_truncated_manifest(saved: tuple[FAISSVectorStore, Path], size: Any) -> 
 
 def test_manifest_of_a_newer_format(saved: tuple[FAISSVectorStore, Path]) -> None:
     _, path = saved
-    reseal(path, {"format_version": 4, "parag_version": "9.0.0", "something_new": [1, 2]})
+    reseal(path, {"format_version": 5, "parag_version": "9.0.0", "something_new": [1, 2]})
     error = load_error(path)
     assert isinstance(error, UnsupportedFormatError)
-    assert "format version 4" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
+    assert "format version 5" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
 
 
 @pytest.mark.parametrize("version", [0, -1, "1", 1.0, None, True])

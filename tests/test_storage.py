@@ -17,7 +17,7 @@ from parag.errors import CorruptStoreError, InvalidArgumentError, ReadOnlyStoreE
 from parag.vectorstore.kinds.storage import TRAIN_AT, default_pq_m
 from tests.checks import assert_exact, data
 from tests.conftest import oracle, recall_at_k
-from tests.crafting import data_file, reseal
+from tests.crafting import data_file, manifest_of, reseal
 
 D = 16
 N = TRAIN_AT["pq"] + 16  # enough to train every storage
@@ -161,11 +161,74 @@ def test_a_compressed_index_that_disagrees_with_the_manifest_is_refused(tmp_path
     store.save(tmp_path / "s")
     # The same vectors with fp16 codes: a valid FAISS file of the wrong storage.
     other = built("HNSW", "float16")
-    reseal(tmp_path / "s", files={"index": faiss.serialize_index(other.faiss_index).tobytes()})
+    reseal(tmp_path / "s", files={"index": faiss.serialize_index(other.faiss_index.base).tobytes()})
     with pytest.raises(CorruptStoreError, match="scalar quantiser is not the sq8 one"):
         FAISSVectorStore.load(tmp_path / "s")
-    data = bytearray(faiss.serialize_index(store.faiss_index).tobytes())
+    data = bytearray(faiss.serialize_index(store.faiss_index.base).tobytes())
     reseal(tmp_path / "s", files={"index": bytes(data[:-100])})
     with pytest.raises(CorruptStoreError, match="not a valid FAISS index"):
         FAISSVectorStore.load(tmp_path / "s")
     assert data_file(tmp_path / "s", "index").exists()
+
+
+def test_tune_chooses_rerank_too() -> None:
+    store = copy.copy(built("HNSW", "sq8"))
+    result = store.tune(QUERIES, target_recall=0.97, k=10)
+    assert result.param == "ef_search" and result.reached
+    assert (store.params["ef_search"], store.params["rerank"]) == (result.value, result.rerank)
+    assert {s.rerank for s in result.settings} <= {1, 2, 4, 8, 16} and result.rerank in {s.rerank for s in result.settings}
+    _, truth = oracle(BASE, QUERIES, 10, "L2")
+    assert recall_at_k(store.search(QUERIES, k=10).ids, truth, 10) >= 0.97 - 0.01
+    flat = copy.copy(built("Flat", "sq8"))
+    result = flat.tune(QUERIES, target_recall=1.0, k=10)
+    assert result.param == "rerank" and result.value == result.rerank == flat.params["rerank"]
+    assert recall_at_k(flat.search(QUERIES, k=10).ids, truth, 10) == result.recall
+
+
+@pytest.mark.parametrize(("index_type", "storage"), [("HNSW", "sq8"), ("IVFFlat", "pq")])
+def test_the_full_vectors_are_a_raw_file_mapped_by_a_mapped_load(tmp_path: Path, index_type: str, storage: str) -> None:
+    store = copy.copy(built(index_type, storage))
+    store.delete([7])
+    store.save(tmp_path / "s")
+    manifest = manifest_of(tmp_path / "s")
+    assert manifest["format_version"] == 4 and manifest["vectors"] == {"dtype": "<f4", "shape": [N, D]}
+    raw = data_file(tmp_path / "s", "vectors")
+    assert raw.name.endswith(".f32") and raw.read_bytes() == BASE.astype("<f4").tobytes()
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+    vectors = mapped.faiss_index.vectors.array
+    assert not vectors.flags.writeable and not vectors.flags.owndata  # a view of the mapped file, not RAM
+    assert not isinstance(mapped.faiss_index.base, faiss.IndexRefine)  # the index holds only the codes
+    assert mapped.search(QUERIES, k=10, filter={"g": 7}) == store.search(QUERIES, k=10, filter={"g": 7})
+    assert np.array_equal(mapped.get([8, 9], include_vectors=True).vectors, BASE[[8, 9]])
+
+
+def test_a_damaged_or_inconsistent_vectors_file_is_refused(tmp_path: Path) -> None:
+    copy.copy(built("HNSW", "sq8")).save(tmp_path / "s")
+    good = data_file(tmp_path / "s", "vectors").read_bytes()
+    raw = data_file(tmp_path / "s", "vectors")
+    raw.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])  # same size, one bit flipped
+    with pytest.raises(CorruptStoreError, match=r"vectors file .* fails its xxh3-128 check"):
+        FAISSVectorStore.load(tmp_path / "s")
+    for mmap in (False, True):
+        with pytest.raises(CorruptStoreError, match="fails its xxh3-128 check"):
+            FAISSVectorStore.load(tmp_path / "s", mmap=mmap)
+    reseal(tmp_path / "s", files={"vectors": good[:-4 * D]})  # a row short, checksums recomputed
+    with pytest.raises(CorruptStoreError, match=rf"has {4 * D * (N - 1)} bytes, expected {4 * D * N}"):
+        FAISSVectorStore.load(tmp_path / "s", verify=False)
+    reseal(tmp_path / "s", {"vectors": {"dtype": "<f8", "shape": [N, D]}}, files={"vectors": good})
+    with pytest.raises(CorruptStoreError, match="describes the vectors as"):
+        FAISSVectorStore.load(tmp_path / "s")
+    manifest = manifest_of(tmp_path / "s")
+    del manifest["files"]["vectors"]
+    reseal(tmp_path / "s", {"files": manifest["files"], "vectors": {"dtype": "<f4", "shape": [N, D]}})
+    with pytest.raises(CorruptStoreError, match="lists no vectors file"):
+        FAISSVectorStore.load(tmp_path / "s")
+    # Format 4 never holds the float32 copy inside the index (format 3's IndexRefineFlat).
+    copy.copy(built("Flat", "float16")).save(tmp_path / "f")
+    base = faiss.read_index(str(data_file(tmp_path / "f", "index")))
+    refined = faiss.IndexRefineFlat(base, faiss.swig_ptr(np.ascontiguousarray(BASE)))
+    manifest = manifest_of(tmp_path / "f")
+    del manifest["files"]["vectors"]
+    reseal(tmp_path / "f", {"files": manifest["files"]}, files={"index": faiss.serialize_index(refined).tobytes()})
+    with pytest.raises(CorruptStoreError, match="lists no vectors file|IndexRefineFlat"):
+        FAISSVectorStore.load(tmp_path / "f")

@@ -12,6 +12,12 @@ The idea is FAISS's AutoTune (``faiss.ParameterSpace``, which keeps the Pareto-o
 the parameter go and still find 95% of the true neighbours?". Unlike AutoTune it searches
 through the store, so deleted vectors are excluded from the ground truth and the results,
 and the latency it reports is the single-query latency a caller sees.
+
+A compressed store (``storage`` float16, sq8, pq) has a second search parameter, ``rerank``
+(candidates re-scored exactly = ``rerank * k``). Its tune sweeps ``ef_search`` / ``nprobe``
+for each ``rerank`` of :data:`RERANKS` in turn (each sweep stops below the value the previous
+one needed: more re-ranking never needs a wider search) and keeps the pair that reaches the
+target with the lowest median latency. A compressed Flat store tunes ``rerank`` alone.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ import numpy.typing as npt
 from parag.errors import InvalidArgumentError, InvalidTypeError
 from parag.vectorstore._faiss_state import FAISSState
 
+#: The ``rerank`` values a compressed store's tune tries.
+RERANKS = (1, 2, 4, 8, 16)
+
 
 class Setting(NamedTuple):
     """One measured value of the search parameter."""
@@ -34,16 +43,19 @@ class Setting(NamedTuple):
     value: int
     recall: float  #: mean recall@k over the queries
     latency_ms: float  #: median single-query search time, in milliseconds
+    rerank: int | None = None  #: the ``rerank`` it was measured with (compressed storage)
 
 
 class TuneResult(NamedTuple):
     """What :meth:`FAISSVectorStore.tune` measured and chose.
 
-    ``param`` is ``"ef_search"``, ``"nprobe"``, or None when there is nothing to tune (a
-    Flat store, or an IVFFlat store not trained yet: both search exactly, recall 1.0).
-    ``value`` is the setting now in force, ``recall`` its recall@k, ``reached`` whether that
-    meets the target (when no value does, the one with the best recall is chosen), and
-    ``settings`` every value measured, in increasing order.
+    ``param`` is ``"ef_search"``, ``"nprobe"``, ``"rerank"`` (a compressed Flat store), or
+    None when there is nothing to tune (a float32 Flat store, or a store not trained yet:
+    both search exactly, recall 1.0). ``value`` is the setting now in force, ``recall`` its
+    recall@k, ``reached`` whether that meets the target (when no value does, the one with
+    the best recall is chosen), and ``settings`` every value measured, in increasing order
+    (by ``rerank``, then value). ``rerank`` is the ``rerank`` now in force on a compressed
+    store (None on a float32 one).
     """
 
     param: str | None
@@ -51,6 +63,7 @@ class TuneResult(NamedTuple):
     recall: float
     reached: bool
     settings: list[Setting]
+    rerank: int | None = None
 
 
 def check_target(target_recall: Any) -> float:
@@ -176,7 +189,8 @@ def tune(
     See :meth:`parag.FAISSVectorStore.tune`.
     """
     param = state.kind.tunable if state.is_trained else None
-    if param is None:
+    compressed = state.is_trained and "rerank" in state.kind.params
+    if param is None and not compressed:
         return TuneResult(None, None, 1.0, True, [])
     q, own = _queries(state, queries, n_samples, seed)
     # A sampled query finds itself: search one more and drop it.
@@ -187,14 +201,53 @@ def tune(
     truth = state.exact_slots(q, k + extra)
     truth = truth if own is None else drop_self(truth, own, k)
 
-    def search(i: int, value: int) -> np.ndarray:
-        slots = state.search_slots(q[i : i + 1], k + extra, {param: value})[1]
-        return slots[0] if own is None else drop_self(slots, own[i : i + 1], k)[0]
+    def searcher(name: str, fixed: dict[str, int]) -> Callable[[int, int], np.ndarray]:
+        def search(i: int, value: int) -> np.ndarray:
+            slots = state.search_slots(q[i : i + 1], k + extra, {**fixed, name: value})[1]
+            return slots[0] if own is None else drop_self(slots, own[i : i + 1], k)[0]
 
-    settings = sweep(search, truth, candidates(*state.kind.tune_range(k)), target_recall)
-    best = choose(settings, target_recall)
+        return search
+
+    if not compressed:
+        settings = sweep(searcher(param, {}), truth, candidates(*state.kind.tune_range(k)), target_recall)
+        best = choose(settings, target_recall)
+        state.set_search_default(param, best.value)
+        return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings)
+    if param is None:  # a compressed Flat store: the scan is exact, only rerank to choose
+        settings = [s._replace(rerank=s.value) for s in sweep(searcher("rerank", {}), truth, RERANKS, target_recall)]
+        best = choose(settings, target_recall)
+        state.set_search_default("rerank", best.value)
+        return TuneResult("rerank", best.value, best.recall, best.recall >= target_recall, settings, best.value)
+    settings, best = _sweep_with_rerank(searcher, param, truth, candidates(*state.kind.tune_range(k)), target_recall)
     state.set_search_default(param, best.value)
-    return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings)
+    state.set_search_default("rerank", best.rerank)  # type: ignore[arg-type]
+    return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings, best.rerank)
+
+
+def _sweep_with_rerank(
+    searcher: Callable[[str, dict[str, int]], Callable[[int, int], np.ndarray]],
+    param: str,
+    truth: np.ndarray,
+    values: list[int],
+    target_recall: float,
+) -> tuple[list[Setting], Setting]:
+    """Sweep ``param`` for each rerank of :data:`RERANKS`; every setting measured, and the
+    one chosen: the fastest that reaches the target, else the best recall."""
+    settings: list[Setting] = []
+    finals = []
+    for rerank in RERANKS:
+        measured = sweep(searcher(param, {"rerank": rerank}), truth, values, target_recall)
+        settings += [s._replace(rerank=rerank) for s in measured]
+        finals.append(settings[-1])
+        if settings[-1].recall >= target_recall:
+            # More re-ranking never needs a wider search: try only narrower ones from here.
+            values = [v for v in values if v <= settings[-1].value]
+            if len(values) == 1:
+                break
+    reaching = [s for s in finals if s.recall >= target_recall]
+    if reaching:
+        return settings, min(reaching, key=lambda s: (s.latency_ms, s.value))
+    return settings, max(settings, key=lambda s: (s.recall, -(s.rerank or 0), -s.value))
 
 
 def _queries(

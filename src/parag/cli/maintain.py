@@ -80,7 +80,8 @@ def tune(store: Path, queries: Path | None, target_recall: float, k: int, dry_ru
     """Measure recall and latency for each ef_search (HNSW) or nprobe (IVFFlat), and make the
     smallest value that reaches the target recall the store's default (saved with it).
 
-    A Flat store, or an IVFFlat store not trained yet, is exact: nothing to tune.
+    A compressed store (--storage float16/sq8/pq) also tunes rerank. A float32 Flat store,
+    or a store not trained yet, is exact: nothing to tune.
 
     \b
     Examples:
@@ -92,15 +93,18 @@ def tune(store: Path, queries: Path | None, target_recall: float, k: int, dry_ru
     result = s.tune(q, target_recall, k)
     if result.param is not None and not dry_run:
         s.save(store)
-    settings = [{"value": v, "recall": r, "latency_ms": ms} for v, r, ms in result.settings]
+    settings = [{"value": x.value, "recall": x.recall, "latency_ms": x.latency_ms}
+                | ({} if x.rerank is None else {"rerank": x.rerank}) for x in result.settings]
     if as_json:
-        emit_json({"param": result.param, "value": result.value, "recall": result.recall,
+        emit_json({"param": result.param, "value": result.value, "rerank": result.rerank, "recall": result.recall,
                    "reached": result.reached, "saved": result.param is not None and not dry_run, "settings": settings})
         return
     if result.param is None:
         say(f"{store} is exact ({s.index_type}{'' if s.is_trained else ', not trained yet'}): nothing to tune")
         return
-    table(f"recall@{k} and median single-query latency", [result.param, "recall", "latency ms"],
-          [[x["value"], x["recall"], x["latency_ms"]] for x in settings])
-    key_values("chosen", [(result.param, result.value), ("recall", result.recall), ("reached", result.reached),
-                          ("saved", not dry_run)])
+    reranked = result.rerank is not None and result.param != "rerank"
+    table(f"recall@{k} and median single-query latency",
+          [result.param, *(["rerank"] if reranked else []), "recall", "latency ms"],
+          [[x["value"], *([x["rerank"]] if reranked else []), x["recall"], x["latency_ms"]] for x in settings])
+    key_values("chosen", [(result.param, result.value), *([("rerank", result.rerank)] if reranked else []),
+                          ("recall", result.recall), ("reached", result.reached), ("saved", not dry_run)])

@@ -20,11 +20,11 @@ from parag.errors import CorruptStoreError, NotAStoreError, UnsupportedFormatErr
 
 MANIFEST = "manifest.json"
 FORMAT = "parag-store"
-FORMAT_VERSION = 3  # 3: string ids and documents (docs/format.md, "Versions")
+FORMAT_VERSION = 4  # 4: compressed storage's vectors in a raw file (docs/format.md, "Versions")
 MAX_BLOCK_SIZE = 1 << 30
 MAX_MANIFEST_BYTES = 1 << 26  # 64 MiB: a manifest lists ~50 bytes per 4 MiB block
 # Names parag writes: data files with a generation tag, and manifests being written.
-DATA_FILE = re.compile(r"[a-z_]+\.[0-9]{6,}-[0-9a-f]{6}\.[a-z]+")
+DATA_FILE = re.compile(r"[a-z_]+\.[0-9]{6,}-[0-9a-f]{6}\.[a-z][a-z0-9]*")
 TMP_MANIFEST = re.compile(r"manifest\.json\.tmp-[0-9a-f]+")
 # The manifest's checksum field, exactly as save writes it (see seal).
 _CHECKSUM_FIELD = re.compile(rb'"checksum": "([0-9a-f]{32}|[0-9a-f]{64})"')

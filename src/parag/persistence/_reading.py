@@ -103,6 +103,34 @@ class StoreFiles:
                 self.check_block(role, i, view[i * block : (i + 1) * block], expected)
         return data
 
+    def read_into(self, role: str, out: memoryview) -> None:
+        """Fill ``out`` (exactly the file's size, e.g. a numpy array's buffer) with the whole
+        file, checked: no second copy of a large file in RAM."""
+        f, info = self._handles[role], self.manifest["files"][role]
+        out = out.cast("B")
+        if len(out) != info["size"]:
+            raise ValueError(f"read_into: a buffer of {len(out)} bytes for a file of {info['size']}")
+        got = 0
+        while got < len(out):
+            n = os.preadv(f.fileno(), [out[got:]], got)
+            if not n:
+                raise CorruptStoreError(f"{self.describe(role)} ends at byte {got}, before its manifest size (truncated)")
+            got += n
+        if role in self._checks:  # a large file: hashed on its background thread meanwhile
+            self._checks[role].result()
+        elif self.verify:
+            block = info["block_size"]
+            for i, expected in enumerate(info[self.checksum.blocks_key]):
+                self.check_block(role, i, out[i * block : (i + 1) * block], expected)
+
+    def mapped(self, role: str) -> mmap.mmap | None:
+        """The whole file mapped read-only, after checking all of it (with ``verify``); None
+        for an empty file (which cannot be mapped). Pages stay the page cache's, not RAM."""
+        self.checked_path(role)
+        if not self.size(role):
+            return None
+        return mmap.mmap(self._handles[role].fileno(), 0, access=mmap.ACCESS_READ)
+
     def checked_path(self, role: str) -> str:
         """A path that opens exactly the file opened here, after checking all of it (with
         ``verify``): the whole file passes its checksums before a parser reads a byte.

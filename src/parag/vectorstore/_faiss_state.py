@@ -55,7 +55,7 @@ class FAISSState:
         slots = SlotMap(self.slots.slot_ids.copy(), self.slots.kind)
         meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
         docs = DocumentStore(self.docs.get_many(list(range(self.slots.n_slots))))
-        return FAISSState(kind, faiss.clone_index(self.index), slots, meta, self.next_id, self.read_only, docs)
+        return FAISSState(kind, kind.copy_index(self.index), slots, meta, self.next_id, self.read_only, docs)
 
     @property
     def is_trained(self) -> bool:

@@ -6,9 +6,13 @@ manifest body (configuration, counts, the kind of ids) and four data files, ``in
 (FAISS's own format), ``ids`` (the id of each slot: ``.npy`` int64 with -1 for a deleted
 slot, or for string ids one JSON string per line with ``null`` for a deleted slot),
 ``metadata`` (one JSON line per slot, ``null`` for a deleted slot) and ``documents`` (one
-JSON string or ``null`` per slot); and, on load, reads them back into a
-:class:`FAISSState`, cross-checking every count against every other. Stores of format
-versions 1 and 2 have int ids and no documents file. The full layout is in ``docs/format.md``.
+JSON string or ``null`` per slot); a trained compressed store adds ``vectors``, the raw
+little-endian float32 vector of every slot (``n_slots x dimension``, nothing else), which a
+mapped load maps instead of reading. On load it reads them back into a :class:`FAISSState`,
+cross-checking every count against every other. Stores of format versions 1 and 2 have int
+ids and no documents file; a compressed store of version 3 holds its float32 vectors inside
+the index (``IndexRefineFlat``) and is migrated in memory. The full layout is in
+``docs/format.md``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,18 @@ from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError
 from parag.metadata import MetadataStore
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.kinds import FAISS_METRIC, IndexKind, configure
+from parag.vectorstore.kinds.rerank import FullVectors, Reranked
 
 #: The manifest's ``kind``: which class wrote the store.
 STORE_KIND = "FAISSVectorStore"
 #: The first format version with ``id_kind`` and a ``documents`` file.
 RECORDS_FORMAT = 3
+#: The first format version with compressed storage's vectors in a file of their own.
+VECTORS_FORMAT = 4
+#: How the vectors file stores them (the manifest's ``vectors`` field says it too).
+VECTORS_DTYPE = "<f4"
+# Write the vectors file in pieces of this many bytes (no full-size temporary copy).
+WRITE_CHUNK = 1 << 24
 
 
 def save(path: str | Path, state: FAISSState) -> None:
@@ -56,6 +67,12 @@ def save(path: str | Path, state: FAISSState) -> None:
         "trained": state.is_trained,
         "id_kind": state.slots.kind.name,
     }
+    writers = {}
+    if isinstance(index, Reranked):
+        body["vectors"] = {"dtype": VECTORS_DTYPE, "shape": [state.slots.n_slots, kind.dimension]}
+        vectors = index.vectors.array
+        writers["vectors"] = ("f32", lambda f: _write_vectors(f, vectors))
+        index = index.base
     slot_ids = np.ascontiguousarray(state.slots.slot_ids)
     if state.slots.kind is INT_IDS:
         ids_file = ("npy", lambda f: np.save(f, slot_ids, allow_pickle=False))
@@ -69,8 +86,16 @@ def save(path: str | Path, state: FAISSState) -> None:
             "ids": ids_file,
             "metadata": ("jsonl", lambda f: f.write(meta.to_jsonl())),
             "documents": ("jsonl", lambda f: f.write(docs.to_jsonl())),
+            **writers,
         },
     )
+
+
+def _write_vectors(f: Any, vectors: np.ndarray) -> None:
+    """The raw little-endian float32 rows, a piece at a time."""
+    rows = max(1, WRITE_CHUNK // (4 * max(1, vectors.shape[1])))
+    for start in range(0, len(vectors), rows):
+        f.write(memoryview(np.ascontiguousarray(vectors[start : start + rows], VECTORS_DTYPE)).cast("B"))
 
 
 def load(path: str | Path, *, verify: bool, mmap: bool) -> FAISSState:
@@ -102,8 +127,9 @@ def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
         docs = DocumentStore.from_jsonl(files.read("documents"), slots.live_mask(), files.describe("documents"))
     else:
         docs = DocumentStore([None] * n_slots)
-    index = _read_index(files, mmap)
-    _check_index(kind, bool(manifest.get("trained")), index, n_slots, files.describe("index"))
+    trained = bool(manifest.get("trained"))
+    index = _with_vectors(kind, trained, _read_index(files, mmap), files, n_slots, mmap)
+    _check_index(kind, trained, index, n_slots, files.describe("index"))
     kind.check_structure(index, files.describe("index"))
     # The manifest is the record of the configuration: its search parameters rule.
     kind.apply_defaults(index)
@@ -218,6 +244,65 @@ def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:
     except (RuntimeError, MemoryError) as e:
         message = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         raise CorruptStoreError(f"FAISS cannot read the {files.describe('index')}: {message}") from None
+
+
+def _with_vectors(
+    kind: IndexKind, trained: bool, index: faiss.Index, files: persistence.StoreFiles, n_slots: int, mmap: bool
+) -> faiss.Index:
+    """The store's index: a trained compressed one beside its full vectors (format 4: the
+    vectors file; format 3: the float32 copy inside its IndexRefineFlat, moved out)."""
+    manifest, where = files.manifest, files.describe("index")
+    expected = trained and kind.storage_type != "float32" and manifest["format_version"] >= VECTORS_FORMAT
+    if ("vectors" in manifest["files"]) != expected:
+        raise CorruptStoreError(
+            f"the manifest of store {str(files.path)!r} {'lists no' if expected else 'lists a'} vectors file: "
+            f"a {'trained ' if trained else ''}{kind.storage_type} store of format version "
+            f"{manifest['format_version']} {'has' if expected else 'has none'}"
+        )
+    if isinstance(index, faiss.IndexRefine):
+        if manifest["format_version"] >= VECTORS_FORMAT:
+            raise CorruptStoreError(f"{where} holds an IndexRefineFlat, which format version {VECTORS_FORMAT} never writes")
+        return _from_refine(kind, index, where)
+    if not expected:
+        return index
+    return kind.wrap(index, _read_vectors(kind, files, n_slots, mmap))
+
+
+def _from_refine(kind: IndexKind, refine: faiss.IndexRefine, where: str) -> Reranked:
+    """A format-3 compressed index (``IndexRefineFlat``) as the compressed index and its
+    float32 copy, both now in RAM (a mapped load too: save the store again to map them)."""
+    flat = faiss.downcast_index(refine.refine_index)
+    base = faiss.downcast_index(refine.base_index)
+    if not isinstance(flat, faiss.IndexFlat) or flat.metric_type != base.metric_type or flat.d != base.d:
+        raise CorruptStoreError(f"{where} is damaged: its float32 copy is not a flat index like its compressed one")
+    vectors = flat.reconstruct_n(0, flat.ntotal)
+    return kind.wrap(faiss.clone_index(base), vectors)  # the clone outlives the IndexRefineFlat
+
+
+def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, mmap: bool) -> FullVectors:
+    """The vectors file: exactly ``n_slots x dimension`` little-endian float32 and nothing
+    else, read into RAM or (``mmap``) mapped read-only. Nothing is allocated before its
+    size is known to match the file's."""
+    where, shape = files.describe("vectors"), [n_slots, kind.dimension]
+    described = files.manifest.get("vectors")
+    if described != {"dtype": VECTORS_DTYPE, "shape": shape}:
+        raise CorruptStoreError(
+            f"the manifest describes the vectors as {described!r}, expected {VECTORS_DTYPE!r} of shape {shape}"
+        )
+    if files.size("vectors") != 4 * n_slots * kind.dimension:
+        raise CorruptStoreError(
+            f"{where} has {files.size('vectors')} bytes, expected {4 * n_slots * kind.dimension} "
+            f"({n_slots} slots x {kind.dimension} float32)"
+        )
+    if not mmap:
+        data = np.empty((n_slots, kind.dimension), VECTORS_DTYPE)
+        files.read_into("vectors", memoryview(data))
+        return FullVectors(data, kind.faiss_metric)
+    mapped = files.mapped("vectors")
+    if mapped is None:
+        return FullVectors(np.empty((0, kind.dimension), np.float32), kind.faiss_metric)
+    data = np.frombuffer(mapped, VECTORS_DTYPE).reshape(n_slots, kind.dimension)  # read-only
+    return FullVectors(data, kind.faiss_metric, owner=mapped)
 
 
 def _check_index(kind: IndexKind, trained: bool, index: faiss.Index, n_slots: int, where: str) -> None:

@@ -10,9 +10,10 @@ Every index holds vectors at sequential labels (slots) 0, 1, 2...: vectors are o
 appended with ``add``, never given ids, so the label FAISS returns is the slot.
 
 The storage (``float32``, ``float16``, ``sq8``, ``pq``: :mod:`.storage`) is a parameter of
-every kind. A compressed index is wrapped in ``faiss.IndexRefineFlat`` (the float32 copy that
-re-ranks its candidates); the base class does the wrapping and unwrapping, so a subclass only
-sees its own index (:meth:`IndexKind.inner`) and builds it for the storage in :meth:`build`.
+every kind. A compressed index is wrapped in a :class:`.rerank.Reranked` (beside the float32
+vectors that re-rank its candidates); the base class does the wrapping and unwrapping, so a
+subclass only sees its own index (:meth:`IndexKind.inner`) and builds it for the storage in
+:meth:`build`.
 A kind that needs training (IVF, sq8, pq) starts as an exact ``IndexFlat`` and is built
 and trained by :meth:`IndexKind.after_add` once it holds :meth:`IndexKind.train_at` vectors.
 """
@@ -28,6 +29,7 @@ import numpy as np
 from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
+from parag.vectorstore.kinds.rerank import FullVectors, Reranked, RerankParameters
 from parag.vectorstore.kinds.storage import STORAGE_TABLE, TRAIN_AT, resolve_storage
 
 FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}
@@ -133,7 +135,7 @@ class IndexKind:
         if not self.is_trained(index):
             return
         self.follow_size(index)
-        if isinstance(index, faiss.IndexRefine):
+        if isinstance(index, Reranked):
             index.k_factor = float(self.params["rerank"])
         self.apply_own_defaults(self.inner(index))
 
@@ -160,18 +162,18 @@ class IndexKind:
         """The kind's own index for its storage, empty and untrained."""
         return faiss.IndexFlat(self.dimension, self.faiss_metric)
 
-    def wrap(self, inner: faiss.Index, vectors: np.ndarray) -> faiss.Index:
-        """``inner`` (holding ``vectors``) as the store keeps it: with a float32 copy of the
-        vectors to re-rank with when its storage is compressed."""
+    def wrap(self, inner: faiss.Index, vectors: np.ndarray | FullVectors) -> faiss.Index:
+        """``inner`` (holding ``vectors``, which it takes over: not copied) as the store keeps
+        it: beside the float32 vectors to re-rank with when its storage is compressed."""
         if self.storage_type == "float32":
             return inner
-        refined = faiss.IndexRefineFlat(inner, faiss.swig_ptr(np.ascontiguousarray(vectors)))
-        refined.k_factor = float(self.params["rerank"])
-        return refined
+        if not isinstance(vectors, FullVectors):
+            vectors = FullVectors(np.ascontiguousarray(vectors, np.float32), self.faiss_metric)
+        return Reranked(inner, vectors, float(self.params["rerank"]))
 
     def inner(self, index: faiss.Index) -> faiss.Index:
         """The kind's own index inside the re-ranking wrapper (``index`` when there is none)."""
-        return faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
+        return index.base if isinstance(index, Reranked) else index
 
     def is_trained(self, index: faiss.Index) -> bool:
         """False while the index still answers exactly until it has seen enough vectors."""
@@ -190,7 +192,8 @@ class IndexKind:
         inner = self.build()
         self.apply_own_defaults(inner)
         inner.train(vectors if live.all() else vectors[live])
-        return self.wrap(self.fill(inner, vectors), vectors)
+        # The flat index (and the view of it) goes: the full vectors are copied out of it.
+        return self.wrap(self.fill(inner, vectors), np.array(vectors))
 
     def vectors(self, index: faiss.Index) -> np.ndarray:
         """Every slot's float32 vector, in slot order."""
@@ -208,15 +211,16 @@ class IndexKind:
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         """Remove the vectors beyond slot ``n_slots`` (a failed add's); False when the index
         cannot remove vectors (they then stay as tombstones)."""
-        if isinstance(index, faiss.IndexRefine):
-            return False  # FAISS's re-ranking wrapper cannot remove vectors
+        if isinstance(index, Reranked):
+            return False  # its add is all or nothing: a failed one left nothing to remove
         index.remove_ids(faiss.IDSelectorRange(n_slots, index.ntotal))
         return True
 
-    def storage(self, index: faiss.Index) -> faiss.Index:
-        """The flat index that holds the float32 vectors themselves, in slot order."""
-        if isinstance(index, faiss.IndexRefine):
-            return faiss.downcast_index(index.refine_index)
+    def storage(self, index: faiss.Index) -> faiss.Index | FullVectors:
+        """The flat index (or the :class:`FullVectors`) holding the float32 vectors
+        themselves, in slot order."""
+        if isinstance(index, Reranked):
+            return index.vectors
         return index if not self.is_trained(index) else self.own_storage(index)
 
     def own_storage(self, index: faiss.Index) -> faiss.Index:
@@ -238,6 +242,10 @@ class IndexKind:
             fresh.add(vectors)
         return fresh
 
+    def copy_index(self, index: faiss.Index) -> faiss.Index:
+        """An independent copy of the store's ``index``."""
+        return index.copy() if isinstance(index, Reranked) else faiss.clone_index(index)
+
     def trained_empty(self, inner: faiss.Index) -> faiss.Index:
         """An empty index with the training of the kind's own ``inner`` (which stays as it is)."""
         empty = faiss.clone_index(inner)
@@ -255,13 +263,9 @@ class IndexKind:
         if not self.is_trained(index):
             return None if sel is None else faiss.SearchParameters(sel=sel)
         own = self.own_parameters(self.inner(index), sel, overrides)
-        if not isinstance(index, faiss.IndexRefine) or (own is None and "rerank" not in overrides):
+        if not isinstance(index, Reranked) or (own is None and "rerank" not in overrides):
             return own
-        params = faiss.IndexRefineSearchParameters(
-            k_factor=float(overrides.get("rerank", self.params["rerank"])), base_index_params=own
-        )
-        params.own = own  # FAISS holds only a pointer: keep the inner parameters alive
-        return params
+        return RerankParameters(float(overrides.get("rerank", self.params["rerank"])), own)
 
     def own_parameters(
         self, inner: faiss.Index, sel: faiss.IDSelector | None, overrides: dict[str, Any]
@@ -307,7 +311,7 @@ class IndexKind:
         """The FAISS class a saved index of this kind is (``trained`` as the manifest says)."""
         if self.train_at() and not trained:
             return faiss.IndexFlat
-        return faiss.IndexRefineFlat if self.storage_type != "float32" else self.own_type()
+        return Reranked if self.storage_type != "float32" else self.own_type()
 
     def own_type(self) -> type:
         """The FAISS class of the kind's own index for its storage."""
@@ -333,7 +337,7 @@ class IndexKind:
         problems = self.own_problems(inner)
         if not (index.is_trained and inner.is_trained):
             problems.append("it is marked as not trained")
-        if isinstance(index, faiss.IndexRefine):
+        if isinstance(index, Reranked):
             if self.storage(index).ntotal != index.ntotal or inner.ntotal != index.ntotal:
                 problems.append("its float32 vectors and its compressed index hold different counts")
             if inner.metric_type != index.metric_type or self.storage(index).metric_type != index.metric_type:

@@ -21,7 +21,7 @@ the file. After it, everything FAISS allocates is bounded by the file's size.
              code_size, by_residual, the inverted lists
 ``IwPQ``     IndexIVFPQ: as IwFl up to the direct map, by_residual, code_size, a product
              quantiser, the inverted lists
-``IxRF``     IndexRefineFlat (compressed storage): header, the compressed index (one of the
+``IxRF``     IndexRefineFlat (compressed storage, format version 3): header, the compressed index (one of the
              above), its IxF2/IxFI float32 copy, k_factor (float32)
 ===========  ==============================================================================
 

@@ -54,10 +54,11 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         How the index stores vectors: exactly (float32), or compressed to 2 bytes
         (float16), 1 byte (sq8, 8-bit scalar quantisation) per component, or ``pq_m`` bytes
         per vector (pq, product quantisation; IVFFlat and HNSW only). A compressed store also
-        keeps a float32 copy of every vector, memory-mapped in a store loaded with
-        ``mmap=True`` (in RAM otherwise), and re-scores the compressed index's best
-        ``rerank * k`` candidates with it: scores are always the exact metric. sq8 and pq
-        answer exactly until the store holds 1,000 / 9,984 vectors to train on.
+        keeps the float32 vector of every slot (saved as a raw file of its own; in RAM in a
+        store built in memory or loaded normally, memory-mapped read-only in a store loaded
+        with ``mmap=True``) and re-scores the compressed index's best ``rerank * k``
+        candidates with it: scores are always the exact metric. sq8 and pq answer exactly
+        until the store holds 1,000 / 9,984 vectors to train on.
     **params : int
         IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40), ``ef_search``.
         Not given, ``ef_search``, ``nlist`` and ``nprobe`` follow the store's size (README,
@@ -128,7 +129,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
     @property
     def faiss_index(self) -> Any:
         """The ``faiss.Index`` underneath, for inspection and benchmarks: changing it directly
-        breaks the store. Its labels are slots (positions), not ids."""
+        breaks the store. Its labels are slots (positions), not ids. A trained compressed
+        store's is a ``Reranked``: the FAISS index is its ``.base``, the float32 vectors its
+        ``.vectors.array``."""
         return self._state.index
 
     def __repr__(self) -> str:
@@ -268,12 +271,15 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         n_samples: int = 200,
         seed: int = 0,
     ) -> tuning.TuneResult:
-        """Set the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat) that reaches a recall.
+        """Set the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat), and on a compressed
+        store the fastest ``rerank`` with it, that reaches a recall.
 
         Measures recall@k of this store's search against its exact search, for values
         1, 2, 3, 4, 6, 8, 12... upward, and makes the first that reaches ``target_recall``
-        the store's default (saved with it); see :mod:`parag.tuning`. A Flat store, or an
-        IVFFlat store not trained yet, is exact: nothing to tune. Searches wait meanwhile.
+        the store's default (saved with it); a compressed store does so for each ``rerank``
+        of 1, 2, 4, 8, 16 and keeps the fastest pair (a compressed Flat store tunes
+        ``rerank`` alone); see :mod:`parag.tuning`. A float32 Flat store, or a store not
+        trained yet, is exact: nothing to tune. Searches wait meanwhile.
 
         Parameters
         ----------
@@ -287,9 +293,10 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         Returns
         -------
         TuneResult
-            ``(param, value, recall, reached, settings)``: the value now in force, its
-            recall@k, whether it reaches the target (else the best recall is chosen), and
-            ``(value, recall, median single-query latency_ms)`` for every value measured.
+            ``(param, value, recall, reached, settings, rerank)``: the value now in force, its
+            recall@k, whether it reaches the target (else the best recall is chosen),
+            ``(value, recall, median single-query latency_ms, rerank)`` for every value
+            measured, and the ``rerank`` now in force (None on a float32 store).
 
         Examples
         --------
@@ -351,8 +358,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
             it. False skips hashing and checks only sizes and counts: faster on large
             stores, but damaged bytes may then load silently or fail later.
         mmap : bool, default False
-            Map the index file into memory instead of reading it: the index takes almost
-            no RAM (the OS pages it in as searches touch it) and the store is read-only:
+            Map the index file (and a compressed store's vectors file) into memory instead
+            of reading them: they take almost no RAM (the OS pages them in as searches touch
+            them; an HNSW graph is read into RAM) and the store is read-only:
             ``add``, ``delete``, ``upsert``, ``update_metadata`` and ``compact`` raise
             ReadOnlyStoreError (FAISS would abort the process if a mapped index were
             modified). Searching, ``get``, ``save`` and ``tune`` work. With ``verify`` the

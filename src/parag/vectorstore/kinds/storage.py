@@ -9,14 +9,14 @@ sq8         ``d`` (8-bit per component)   1,000 vectors      4
 pq          ``pq_m`` (8-bit codes)        9,984 vectors      10
 ==========  ============================  =================  =========================
 
-A compressed index (every storage but float32) is wrapped in FAISS's ``IndexRefineFlat``,
-which keeps a float32 copy of every vector beside the codes: a search asks the compressed
-index for ``rerank * k`` candidates and re-scores them with the float32 vectors, so the
-scores a store returns are always the exact metric. The float32 copy is also what ``get``
-returns, what compaction rebuilds from and what exact (filtered, fallback) searches read. It
-lives in RAM in a store built or loaded normally, and is memory-mapped from the index file
-(no RAM until pages are touched) in a store loaded with ``mmap=True``, where a search reads
-only the ``rerank * k`` vectors it re-scores.
+A compressed index (every storage but float32) is kept beside the float32 vector of every
+slot (:mod:`.rerank`): a search asks the compressed index for ``rerank * k`` candidates and
+re-scores them with the float32 vectors, so the scores a store returns are always the exact
+metric. The float32 vectors are also what ``get`` returns, what compaction rebuilds from and
+what exact (filtered, fallback) searches read. They live in RAM in a store built or loaded
+normally, and are memory-mapped read-only from the store's raw ``vectors`` file (no RAM until
+pages are touched, and the kernel may drop them again) in a store loaded with ``mmap=True``,
+where a search reads only the ``rerank * k`` vectors it re-scores.
 
 Until a store holds the vectors its storage trains on, it answers exactly from a flat index
 (as IVFFlat does before its clustering): a min/max per component for sq8 (1,000 vectors),

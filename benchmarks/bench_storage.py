@@ -1,11 +1,17 @@
 """Compressed storage: recall, memory and speed of every storage x index kind, with and
-without re-ranking, against raw FAISS on the very same index.
+without re-ranking, against raw FAISS on the very same compressed index.
 
 Usage::
 
-    flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_storage.py [--dataset debian-minilm]
-        [--n-base N] [--repeats 3] [--results docs/bench-results/storage] [--report docs/bench-storage.md]
+    flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_storage.py      # published: docs/
+    flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_storage.py --quick   # 20,000 vectors
+    flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_storage.py --synthetic 200000 \\
+        --configs HNSW:float32,HNSW:sq8,HNSW:pq                    # clustered synthetic data
     .venv/bin/python benchmarks/bench_storage.py --report-only    # rewrite the report from the raw JSON
+
+``./run bench`` runs it as its ``storage`` suite. Only the default run (debian-minilm, every
+configuration) is published to ``docs/bench-storage.md``; any run that measures less writes
+to ``benchmarks/results/quick/`` unless given ``--out`` / ``--results``.
 
 For each configuration one store is built at default parameters (HNSW M 32, ef_search 64;
 IVFFlat nlist 256, nprobe 64) and measured:
@@ -13,14 +19,17 @@ IVFFlat nlist 256, nprobe 64) and measured:
 - ``recall``: recall@10 of a batch search against the dataset's ground truth, at the
   storage's default ``rerank`` and at ``rerank=1`` (the compressed index's own top 10,
   re-scored exactly);
-- ``batch_ratio``: batch search time, ``store.search`` over ``store.faiss_index.search``
-  with the same parameters (raw FAISS on the same index), median over interleaved repeats;
-- ``index_bytes``: the saved index file per vector (codes + graph or lists + the float32 copy)
-  and ``codes_bytes``: the compressed index alone per vector;
-- ``rss``: in a fresh process, resident memory per vector after loading the store (``load``)
-  and after loading it with ``mmap=True`` and running every query: anonymous memory (owned
-  by the process) and file-backed pages (the page cache of the mapped index, which the
-  kernel can drop and re-read).
+- ``batch_ratio``: batch search time at the default ``rerank``, ``store.search`` over raw
+  FAISS on the same compressed index (``faiss.IndexRefineFlat`` around the store's own
+  compressed index with ``k_factor = rerank``: FAISS's re-ranking of the same candidates; for
+  float32 the index itself), median over interleaved repeats;
+- ``codes_bytes``: the compressed index alone per vector (what raw FAISS saves for the same
+  factory string), ``file_bytes``: every file of the saved store per vector;
+- ``rss``: in a fresh process, resident memory per vector after loading and after running
+  every query: the store with ``load`` and with ``load(mmap=True)``, and raw FAISS's
+  ``read_index`` of the same compressed index, plain and with ``IO_FLAG_MMAP_IFC``
+  (anonymous memory, owned by the process, and file-backed pages, the page cache of mapped
+  files, which the kernel can drop and re-read).
 
 debian-minilm is inner product on unit vectors; FAISS's HNSW-PQ graph supports L2 only, so
 HNSW + pq runs with metric L2 there (the same ranking on unit vectors).
@@ -41,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_data  # noqa: E402
-from bench_provenance import PUBLISHED_RESULTS, ROOT, describe, need, provenance, read_json, write_json  # noqa: E402
+from bench_provenance import PUBLISHED_RESULTS, QUICK_RESULTS, ROOT, describe, need, provenance, read_json, write_json  # noqa: E402
 from bench_systems import HNSW, ivf_params  # noqa: E402
 
 from parag import FAISSVectorStore  # noqa: E402
@@ -50,20 +59,27 @@ from parag.vectorstore.kinds.storage import RERANK_DEFAULT  # noqa: E402
 CONFIGS = [("Flat", "float32"), ("Flat", "float16"), ("Flat", "sq8"),
            ("IVFFlat", "float32"), ("IVFFlat", "float16"), ("IVFFlat", "sq8"), ("IVFFlat", "pq"),
            ("HNSW", "float32"), ("HNSW", "float16"), ("HNSW", "sq8"), ("HNSW", "pq")]
-REPORT = ROOT / "docs" / "bench-storage.md"
+N_QUERIES = 500
+MODES = ("load", "mmap", "raw", "raw-mmap")
 
 MEMORY = """
 import json, sys
+import faiss
 import numpy as np
 from parag import FAISSVectorStore
 def rss():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
     return {k: 1024 * int(fields[k].split()[0]) for k in ("RssAnon", "RssFile")}
-queries = np.load(sys.argv[2])
+path, queries, mode = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
 before = rss()
-store = FAISSVectorStore.load(sys.argv[1], verify=False, mmap=sys.argv[3] == "mmap")
+if mode.startswith("raw"):
+    index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if mode == "raw-mmap" else 0)
+    search = lambda: index.search(queries, 10)
+else:
+    store = FAISSVectorStore.load(path, verify=False, mmap=mode == "mmap")
+    search = lambda: store.search(queries, k=10)
 loaded = rss()
-store.search(queries, k=10)
+search()
 searched = rss()
 print(json.dumps({"loaded": {k: loaded[k] - before[k] for k in before}, "searched": {k: searched[k] - before[k] for k in before}}))
 """
@@ -75,6 +91,16 @@ def memory(path: Path, queries: Path, mode: str) -> dict:
     return json.loads(done.stdout)
 
 
+def factory_string(index_type: str, storage: str, params: dict) -> str:
+    """The FAISS factory string of the compressed index parag builds for a configuration."""
+    code = {"float32": "Flat", "float16": "SQfp16", "sq8": "SQ8", "pq": f"PQ{params.get('pq_m')}x8"}[storage]
+    if index_type == "HNSW":
+        return f"HNSW{params['M']}" if storage == "float32" else f"HNSW{params['M']}_{code}" if storage == "pq" else f"HNSW{params['M']},{code}"
+    if index_type == "IVFFlat":
+        return f"IVF{params['nlist']},{code}"
+    return code
+
+
 def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: int, tmp: Path) -> dict:
     params = HNSW if index_type == "HNSW" else ivf_params(data.n) if index_type == "IVFFlat" else {}
     metric = "L2" if (index_type, storage) == ("HNSW", "pq") else data.metric
@@ -82,51 +108,72 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
     start = time.perf_counter()
     store.add(data.base)
     record: dict = {"index_type": index_type, "storage": storage, "metric": metric, "params": store.params,
+                    "factory": factory_string(index_type, storage, store.params),
                     "build_s": time.perf_counter() - start, "recall": {}, "batch_ratio": {}, "batch_s": {}}
     q, gt = data.queries, data.gt[:, :10]
     index = store.faiss_index
-    for rerank in ([1, RERANK_DEFAULT[storage]] if storage != "float32" else [None]):
+    compressed = storage != "float32"
+    base = index.base if compressed else index
+    # Raw FAISS on the same compressed index: FAISS's own re-ranking of its candidates.
+    raw = faiss.IndexRefineFlat(base, faiss.swig_ptr(index.vectors.array)) if compressed else base
+    reranks = [1, RERANK_DEFAULT[storage]] if compressed else [None]
+    for rerank in reranks:
         kw = {} if rerank is None else {"rerank": rerank}
-        raw = None if rerank is None else faiss.IndexRefineSearchParameters(k_factor=rerank)
         ids = store.search(q, k=10, **kw).ids
-        hits = sum(len(set(row) & set(truth.tolist())) for row, truth in zip(ids, gt))
-        ratios, times = [], []
-        for _ in range(repeats):  # interleaved: parag, then raw FAISS on the same index
-            t0 = time.perf_counter()
-            store.search(q, k=10, **kw)
-            t1 = time.perf_counter()
-            index.search(q, 10, params=raw)
-            t2 = time.perf_counter()
-            ratios.append((t1 - t0) / (t2 - t1))
-            times.append(t1 - t0)
         key = str(rerank or 1)
-        record["recall"][key] = hits / gt.size
-        record["batch_ratio"][key] = float(np.median(ratios))
-        record["batch_s"][key] = float(np.median(times))
-    path = tmp / f"{index_type}-{storage}"
+        record["recall"][key] = sum(len(set(row) & set(truth.tolist())) for row, truth in zip(ids, gt)) / gt.size
+    raw_params = faiss.IndexRefineSearchParameters(k_factor=reranks[-1]) if compressed else None
+    ratios, times = [], []
+    for _ in range(repeats):  # interleaved: parag, then raw FAISS on the same index, at the default rerank
+        t0 = time.perf_counter()
+        store.search(q, k=10)
+        t1 = time.perf_counter()
+        raw.search(q, 10, params=raw_params)
+        t2 = time.perf_counter()
+        ratios.append((t1 - t0) / (t2 - t1))
+        times.append(t1 - t0)
+    record["batch_ratio"][str(reranks[-1] or 1)] = float(np.median(ratios))
+    record["batch_s"][str(reranks[-1] or 1)] = float(np.median(times))
+    path, raw_path = tmp / f"{index_type}-{storage}", tmp / f"{index_type}-{storage}.faiss"
     store.save(path)
+    faiss.write_index(base, str(raw_path))
+    del raw, base, index, store  # the memory of the process below is its own anyway
+    record["file_bytes"] = sum(p.stat().st_size for p in path.iterdir() if p.name != "manifest.json") / data.n
     record["index_bytes"] = next(path.glob("index*")).stat().st_size / data.n
-    inner = faiss.downcast_index(index.base_index) if isinstance(index, faiss.IndexRefine) else index
-    record["codes_bytes"] = len(faiss.serialize_index(inner)) / data.n
+    record["codes_bytes"] = raw_path.stat().st_size / data.n
     np.save(tmp / "queries.npy", q)
-    record["rss"] = {mode: memory(path, tmp / "queries.npy", mode) for mode in ("load", "mmap")}
+    record["rss"] = {mode: memory(raw_path if mode.startswith("raw") else path, tmp / "queries.npy", mode)
+                     for mode in MODES}
     return record
+
+
+def _per_vector(mem: dict, mode: str, when: str, n: int) -> float | None:
+    """Anonymous + file-backed resident bytes per vector (None: not measured in that run)."""
+    if mode not in mem:
+        return None
+    return (mem[mode][when]["RssAnon"] + mem[mode][when]["RssFile"]) / n
+
+
+def _cell(value: float | None, fmt: str = ".0f") -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def report(raw: dict, results: Path) -> str:
     """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone."""
     n = need(raw, "n", "results.json")
-    rows = []
     configs = need(raw, "configs", "results.json")
     float32 = {r["index_type"]: r["codes_bytes"] for r in configs if r["storage"] == "float32"}
+    rows = []
     for r in configs:
         mem = r["rss"]
         for key, recall in r["recall"].items():
+            timed = key in r["batch_s"]
             rows.append(
                 f"| {r['index_type']} | {r['storage']} | {'-' if r['storage'] == 'float32' else key} | {recall:.3f} | "
-                f"{r['batch_s'][key] * 1000:.0f} | {r['batch_ratio'][key]:.3f} | {r['codes_bytes']:.0f} | "
+                f"{_cell(r['batch_s'][key] * 1000 if timed else None)} | "
+                f"{_cell(r['batch_ratio'][key] if timed else None, '.3f')} | {r['codes_bytes']:.0f} | "
                 f"{r['codes_bytes'] / float32[r['index_type']]:.2f} | "
-                f"{r['index_bytes']:.0f} | {mem['load']['loaded']['RssAnon'] / n:.0f} | "
+                f"{r.get('file_bytes', r['index_bytes']):.0f} | {mem['load']['loaded']['RssAnon'] / n:.0f} | "
                 f"{mem['mmap']['searched']['RssAnon'] / n:.0f} | {mem['mmap']['searched']['RssFile'] / n:.0f} |"
             )
     lines = [
@@ -139,46 +186,96 @@ def report(raw: dict, results: Path) -> str:
         *describe(raw["provenance"], results),
         "",
         "Columns: `rerank` (candidates re-scored exactly = rerank x k; `-`: float32, already exact); batch time "
-        "of all queries at once and its ratio to raw FAISS searching the same index with the same parameters; "
+        "of all queries at once and its ratio to raw FAISS searching the same compressed index with the same "
+        "parameters (FAISS's `IndexRefineFlat` around it; `-`: not timed); "
         "bytes per vector of the compressed index alone (codes + graph or lists) and its ratio to the same "
-        "index kind in float32, of the saved index file "
-        "(plus the float32 copy), of the process's own memory after a plain `load`, and after `load(mmap=True)` "
-        "and every query: anonymous memory and file-backed pages (page cache of the mapped file, which the "
-        "kernel may drop; the kernel maps pages around each one touched, so re-scored vectors pull in their "
-        "neighbours).",
+        "index kind in float32, of the saved store's files (compressed index and, for compressed storage, the "
+        "float32 vectors), of the process's own memory after a plain `load`, and after `load(mmap=True)` "
+        "and every query: anonymous memory and file-backed pages (page cache of the mapped files, which the "
+        "kernel may drop).",
         "",
         "| index | storage | rerank | recall@10 | batch ms | parag / raw FAISS | compressed B/vector "
-        "| compressed / float32 | file B/vector "
+        "| compressed / float32 | files B/vector "
         "| RAM B/vector (load) | anon B/vector (mmap) | file-backed B/vector (mmap) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
+        *ram_table(configs, n),
     ]
     return "\n".join(lines)
 
 
-def main() -> None:
+def ram_table(configs: list[dict], n: int) -> list[str]:
+    """Resident memory per vector (anonymous + file-backed, after every query) of parag and of
+    raw FAISS holding the same compressed index, and its ratio to HNSW float32 loaded whole."""
+    if not any("raw" in r["rss"] for r in configs):
+        return []
+    hnsw32 = next((r for r in configs if (r["index_type"], r["storage"]) == ("HNSW", "float32")), None)
+    reference = None if hnsw32 is None else _per_vector(hnsw32["rss"], "load", "searched", n)
+    rows = []
+    for r in configs:
+        figures = [_per_vector(r["rss"], mode, "searched", n) for mode in MODES]
+        ratio = None if reference is None or figures[1] is None else figures[1] / reference
+        rows.append(f"| {r['index_type']} | {r['storage']} | `{r.get('factory', '-')}` | "
+                    + " | ".join(_cell(f) for f in figures) + f" | {_cell(ratio, '.2f')} |")
+    return [
+        "## RAM per vector",
+        "",
+        "Resident memory per vector (anonymous + file-backed) of a fresh process after loading and running "
+        "every query: parag with `load` and `load(mmap=True)`, and raw FAISS (`read_index`, plain and with "
+        "`IO_FLAG_MMAP_IFC`) holding the same compressed index alone (the factory string it amounts to; raw FAISS "
+        "keeps no float32 vectors and re-ranks nothing). The last column is parag mapped over parag HNSW float32 "
+        "loaded whole.",
+        "",
+        "| index | storage | FAISS factory | parag load | parag mmap | raw FAISS | raw FAISS mmap "
+        "| parag mmap / HNSW float32 load |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def synthetic(n: int) -> bench_data.Dataset:
+    """Unit vectors in Gaussian clusters around 1,000 centres (bench_data.clustered), inner product."""
+    base = bench_data.clustered(n, 384, seed=1)
+    queries = bench_data.clustered(N_QUERIES, 384, seed=2)
+    return bench_data.Dataset(f"synthetic-{n // 1000}k", "IP", base, queries,
+                              bench_data.exact_neighbours(base, queries, "IP", 10), True)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="debian-minilm")
-    parser.add_argument("--n-base", type=int)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--results", type=Path, default=PUBLISHED_RESULTS / "storage")
-    parser.add_argument("--report", type=Path, default=REPORT)
+    parser.add_argument("--synthetic", type=int, metavar="N", help="clustered synthetic data of N vectors instead")
+    parser.add_argument("--n", "--n-base", dest="n_base", type=int, help="keep only the first N base vectors")
+    parser.add_argument("--quick", action="store_true", help="20,000 vectors, 1 repeat")
+    parser.add_argument("--configs", help="comma-separated index:storage pairs (default: all)")
+    parser.add_argument("--repeats", type=int)
+    parser.add_argument("--results", type=Path, help="where results.json goes")
+    parser.add_argument("--out", type=Path, help="where bench-storage.md goes")
     parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Only the default run is published (docs/); a run that measures less writes elsewhere.
+    partial = args.quick or any(v is not None for v in (args.synthetic, args.n_base, args.configs, args.repeats)) \
+        or args.dataset != "debian-minilm"
+    results = args.results or (QUICK_RESULTS if partial else PUBLISHED_RESULTS) / "storage"
+    out = args.out or (QUICK_RESULTS if partial else ROOT / "docs")
     if not args.report_only:
-        data = bench_data.load(args.dataset, n_base=args.n_base)
+        configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else CONFIGS
+        n_base = args.n_base or (20_000 if args.quick else None)
+        data = synthetic(args.synthetic) if args.synthetic else bench_data.load(args.dataset, N_QUERIES, n_base=n_base)
         prov = provenance()
-        configs = []
+        measured = []
         with tempfile.TemporaryDirectory() as tmp:
-            for index_type, storage in CONFIGS:
-                configs.append(measure(data, index_type, storage, args.repeats, Path(tmp)))
-                print(json.dumps(configs[-1]), flush=True)
-        write_json(args.results / "results.json", {"dataset": args.dataset, "n": data.n, "d": data.d,
-                                                   "n_queries": len(data.queries), "provenance": prov,
-                                                   "configs": configs})
-    args.report.write_text(report(read_json(args.results / "results.json"), args.results))
-    print(args.report.read_text())
+            for index_type, storage in configs:
+                measured.append(measure(data, index_type, storage, args.repeats or (1 if args.quick else 3), Path(tmp)))
+                print(json.dumps(measured[-1]), flush=True)
+        write_json(results / "results.json", {"dataset": data.name, "n": data.n, "d": data.d,
+                                              "n_queries": len(data.queries), "provenance": prov,
+                                              "configs": measured})
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-storage.md").write_text(report(read_json(results / "results.json"), results))
+    print((out / "bench-storage.md").read_text())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ the index (``IndexRefineFlat``) and is migrated in memory. The full layout is in
 from __future__ import annotations
 
 import io
+import mmap as mmap_module
 from pathlib import Path
 from typing import Any
 
@@ -296,11 +297,14 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         )
     if not mmap:
         data = np.empty((n_slots, kind.dimension), VECTORS_DTYPE)
-        files.read_into("vectors", memoryview(data))
+        if data.size:  # an empty file has nothing to read (and no buffer to read into)
+            files.read_into("vectors", memoryview(data))
         return FullVectors(data, kind.faiss_metric)
     mapped = files.mapped("vectors")
     if mapped is None:
         return FullVectors(np.empty((0, kind.dimension), np.float32), kind.faiss_metric)
+    if hasattr(mapped, "madvise"):  # a search reads a few scattered rows: no read-ahead around them
+        mapped.madvise(mmap_module.MADV_RANDOM)
     data = np.frombuffer(mapped, VECTORS_DTYPE).reshape(n_slots, kind.dimension)  # read-only
     return FullVectors(data, kind.faiss_metric, owner=mapped)
 

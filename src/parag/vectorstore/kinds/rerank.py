@@ -23,9 +23,6 @@ import numpy as np
 # Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
 # (capacity not yet used) stays under a quarter of the vectors.
 GROWTH = 1.25
-# Re-score at most this many gathered float32 components at once (64 MiB): a large batch is
-# re-scored in chunks of queries so its candidates never fill RAM.
-RESCORE_CHUNK = 1 << 24
 # FAISS's distance for "no result" (label -1): the worst score of each metric.
 NO_RESULT = float(np.finfo(np.float32).max)
 
@@ -170,30 +167,26 @@ class Reranked:
         best ``k`` of them by the exact metric (labels -1 where fewer were found)."""
         k_factor = self.k_factor if params is None else params.k_factor
         _, candidates = self.base.search(q, max(k, int(k * k_factor)), params=None if params is None else params.base)
-        rows = max(1, RESCORE_CHUNK // (candidates.shape[1] * self.d))
-        parts = [self.rescore(q[i : i + rows], candidates[i : i + rows], k) for i in range(0, len(q), rows)]
-        if len(parts) == 1:
-            return parts[0]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self.rescore(np.ascontiguousarray(q, np.float32), candidates, k)
 
     def rescore(self, q: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The best ``k`` of each row's ``candidates`` (slots, -1: none) by the exact metric."""
-        missing = candidates < 0
-        gathered = self.vectors.array[np.where(missing, 0, candidates)]  # (queries, candidates, d)
-        if self.metric_type == faiss.METRIC_L2:
-            diff = gathered - q[:, None, :]
-            scores = np.einsum("qcd,qcd->qc", diff, diff)
-            scores[missing] = np.inf
-            order = np.argsort(scores, axis=1, kind="stable")[:, :k]
-            worst = NO_RESULT
-        else:
-            scores = np.einsum("qcd,qd->qc", gathered, q)
-            scores[missing] = -np.inf
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            worst = -NO_RESULT
+        """The best ``k`` of each row's ``candidates`` (slots, -1: none) by the exact metric.
+
+        FAISS's ``fvec_*_by_idx`` score each query against its candidates' rows in place (no
+        gathered copy; what ``IndexRefineFlat`` runs), a -1 as the worst score.
+        """
+        candidates = np.ascontiguousarray(candidates, np.int64)
+        if candidates.size and candidates.max() >= self.vectors.ntotal:  # never read past the array
+            raise RuntimeError(f"the compressed index returned slot {candidates.max()} of {self.vectors.ntotal}")
+        scores = np.empty(candidates.shape, np.float32)
+        l2 = self.metric_type == faiss.METRIC_L2
+        by_idx = faiss.fvec_L2sqr_by_idx if l2 else faiss.fvec_inner_products_by_idx
+        ptr = faiss.swig_ptr
+        by_idx(ptr(scores), ptr(q), ptr(self.vectors.array), ptr(candidates), self.d, len(q), candidates.shape[1])
+        order = np.argsort(scores if l2 else -scores, axis=1, kind="stable")[:, :k]
         labels = np.take_along_axis(candidates, order, axis=1)
-        distances = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+        distances = np.take_along_axis(scores, order, axis=1)
         none = labels < 0
         if none.any():
-            distances[none] = worst
+            distances[none] = NO_RESULT if l2 else -NO_RESULT
         return distances, labels

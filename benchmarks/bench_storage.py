@@ -54,11 +54,13 @@ from bench_provenance import PUBLISHED_RESULTS, QUICK_RESULTS, ROOT, describe, n
 from bench_systems import HNSW, ivf_params  # noqa: E402
 
 from parag import FAISSVectorStore  # noqa: E402
+from parag.vectorstore.kinds.rerank import Reranked  # noqa: E402
 from parag.vectorstore.kinds.storage import RERANK_DEFAULT  # noqa: E402
 
 CONFIGS = [("Flat", "float32"), ("Flat", "float16"), ("Flat", "sq8"),
            ("IVFFlat", "float32"), ("IVFFlat", "float16"), ("IVFFlat", "sq8"), ("IVFFlat", "pq"),
            ("HNSW", "float32"), ("HNSW", "float16"), ("HNSW", "sq8"), ("HNSW", "pq")]
+QUICK_CONFIGS = [("Flat", "sq8"), ("HNSW", "float32"), ("HNSW", "sq8")]
 N_QUERIES = 500
 MODES = ("load", "mmap", "raw", "raw-mmap")
 
@@ -112,11 +114,11 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
                     "build_s": time.perf_counter() - start, "recall": {}, "batch_ratio": {}, "batch_s": {}}
     q, gt = data.queries, data.gt[:, :10]
     index = store.faiss_index
-    compressed = storage != "float32"
+    compressed = isinstance(index, Reranked)  # trained compressed storage (a small run may not train pq)
     base = index.base if compressed else index
     # Raw FAISS on the same compressed index: FAISS's own re-ranking of its candidates.
     raw = faiss.IndexRefineFlat(base, faiss.swig_ptr(index.vectors.array)) if compressed else base
-    reranks = [1, RERANK_DEFAULT[storage]] if compressed else [None]
+    reranks = [1, RERANK_DEFAULT[storage]] if storage != "float32" else [None]
     for rerank in reranks:
         kw = {} if rerank is None else {"rerank": rerank}
         ids = store.search(q, k=10, **kw).ids
@@ -172,7 +174,7 @@ def report(raw: dict, results: Path) -> str:
                 f"| {r['index_type']} | {r['storage']} | {'-' if r['storage'] == 'float32' else key} | {recall:.3f} | "
                 f"{_cell(r['batch_s'][key] * 1000 if timed else None)} | "
                 f"{_cell(r['batch_ratio'][key] if timed else None, '.3f')} | {r['codes_bytes']:.0f} | "
-                f"{r['codes_bytes'] / float32[r['index_type']]:.2f} | "
+                f"{_cell(r['codes_bytes'] / float32[r['index_type']] if r['index_type'] in float32 else None, '.2f')} | "
                 f"{r.get('file_bytes', r['index_bytes']):.0f} | {mem['load']['loaded']['RssAnon'] / n:.0f} | "
                 f"{mem['mmap']['searched']['RssAnon'] / n:.0f} | {mem['mmap']['searched']['RssFile'] / n:.0f} |"
             )
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="debian-minilm")
     parser.add_argument("--synthetic", type=int, metavar="N", help="clustered synthetic data of N vectors instead")
     parser.add_argument("--n", "--n-base", dest="n_base", type=int, help="keep only the first N base vectors")
-    parser.add_argument("--quick", action="store_true", help="20,000 vectors, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="20,000 vectors, 1 repeat, 3 configurations")
     parser.add_argument("--configs", help="comma-separated index:storage pairs (default: all)")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--results", type=Path, help="where results.json goes")
@@ -261,8 +263,10 @@ def main(argv: list[str] | None = None) -> None:
     results = args.results or (QUICK_RESULTS if partial else PUBLISHED_RESULTS) / "storage"
     out = args.out or (QUICK_RESULTS if partial else ROOT / "docs")
     if not args.report_only:
-        configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else CONFIGS
+        configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else QUICK_CONFIGS if args.quick else CONFIGS
         n_base = args.n_base or (20_000 if args.quick else None)
+        if not args.synthetic and args.dataset not in bench_data.available():  # a machine without ../shared/data
+            args.synthetic = n_base or 100_000
         data = synthetic(args.synthetic) if args.synthetic else bench_data.load(args.dataset, N_QUERIES, n_base=n_base)
         prov = provenance()
         measured = []

@@ -1,7 +1,7 @@
 """parag against raw FAISS, hnswlib, LangChain, LlamaIndex and Chroma: the one benchmark command.
 
     ./run bench                  the published run (~25 min on 2 cores): every suite; writes
-                                 docs/benchmarks.md, docs/bench-filters.md, docs/bench-persistence.md
+                                 docs/benchmarks.md, docs/bench-filters.md, docs/bench-persistence.md, docs/bench-storage.md
                                  and docs/bench-*.png, and their raw results in docs/bench-results/
                                  (tracked: commit them with the reports)
     ./run bench --quick          a few minutes: small query counts and sizes, no 1M run; reports and
@@ -17,7 +17,9 @@
 Suites (``--suites``, default all): ``systems`` (this file: every system on every dataset,
 report benchmarks.md), ``filters`` (bench_filters.py: filtered search against raw FAISS on the
 same index, bench-filters.md), ``persistence`` (bench_persistence.py: save/load against raw
-FAISS + orjson, bench-persistence.md). Every report is generated from the raw results alone
+FAISS + orjson, bench-persistence.md), ``storage`` (bench_storage.py: every storage x index kind
+on debian-minilm, recall and RAM per vector against raw FAISS on the same compressed index,
+bench-storage.md). Every report is generated from the raw results alone
 and names the commit that produced them; a results directory is emptied of a previous run's
 files before a new run writes to it.
 
@@ -64,13 +66,13 @@ ROOT = HERE.parent
 MAIN_DATASET = "debian-minilm"  # competitors, sweeps: here
 SWEEPS = {"ef_search": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384], "nprobe": [1, 2, 4, 8, 16, 32, 64, 128]}
 ALL_SYSTEMS = list(INDEX_TYPES)
-SUITES = {"filters": "bench_filters.py", "persistence": "bench_persistence.py"}  # besides "systems"
+SUITES = {"filters": "bench_filters.py", "persistence": "bench_persistence.py", "storage": "bench_storage.py"}  # besides "systems"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small query counts, 1 repeat, no 1M run, output to benchmarks/results/quick")
-    p.add_argument("--suites", default="systems,filters,persistence", help="comma-separated, from systems,filters,persistence")
+    p.add_argument("--suites", default="systems,filters,persistence,storage", help="comma-separated, from systems,filters,persistence,storage")
     p.add_argument("--datasets", help="comma-separated (default: the real sets present, and synthetic-100k)")
     p.add_argument("--systems", help=f"comma-separated, from {','.join(ALL_SYSTEMS)} (default: all)")
     p.add_argument("--competitors-on", default=MAIN_DATASET, help="datasets (comma-separated) that the competitors also run on")
@@ -214,7 +216,7 @@ def clear_previous(results: Path) -> None:
 
 
 def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -> None:
-    """Run bench_filters.py / bench_persistence.py (or only rewrite its report) in a subprocess."""
+    """Run bench_filters.py / bench_persistence.py / bench_storage.py (or only rewrite its report) in a subprocess."""
     command = [sys.executable, str(HERE / SUITES[suite]), "--out", str(args.out), "--results", str(args.results / suite)]
     if report_only:
         command.append("--report-only")

@@ -51,7 +51,7 @@ K = 10
 
 
 def recall(found: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.mean([len(set(f[:K].tolist()) & set(g[:K].tolist())) / K for f, g in zip(found, gt)]))
+    return float(np.mean([len(set(np.asarray(f)[:K].tolist()) & set(g[:K].tolist())) / K for f, g in zip(found, gt)]))
 
 
 def datasets(max_n: int) -> list[tuple[str, bench_data.Dataset, list[int]]]:

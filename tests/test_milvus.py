@@ -14,6 +14,7 @@ import parag
 from parag.errors import (
     CollectionMismatchError,
     DuplicateIdError,
+    InvalidArgumentError,
     InvalidFilterError,
     ParagError,
     ServerAuthenticationError,
@@ -52,6 +53,8 @@ def test_collection_of_another_configuration_is_refused(milvus):
                                                   (6, "Flat", "cosine", {}), (6, "HNSW", "cosine", {"M": 8})]:
         with pytest.raises(CollectionMismatchError, match=name):
             MilvusVectorStore(dimension, index_type, metric, uri=milvus.uri, token=milvus.token, collection=name, **params)
+    with pytest.raises(CollectionMismatchError, match="id_type 'int' \\(asked 'str'\\)"):
+        MilvusVectorStore(6, "HNSW", "cosine", uri=milvus.uri, token=milvus.token, collection=name, id_type="str", M=16)
     again = MilvusVectorStore.open(name, uri=milvus.uri, token=milvus.token)
     assert (again.dimension, again.index_type, again.metric, again.params["M"]) == (6, "HNSW", "cosine", 16)
     assert again.ids() == [0, 1] and again.add(np.ones(6)) == [2]  # generated ids go on
@@ -66,10 +69,49 @@ def test_filters_are_escaped_and_untranslatable_ones_refused(milvus):
         assert store.search([0, 0], k=20, filter={"s": {"$in": [t]}}).ids == [i], t
         assert sorted(store.search([0, 0], k=20, filter={"s": {"$ne": t}}).ids) == [j for j in range(8) if j != i]
     assert store.search([0, 0], k=20, filter={'we"ird key': 1}).ids == []
-    for bad in [lambda m: True, {"s": None}, {"s": {"a": 1}}, {"s": {"$in": [None]}}]:
-        with pytest.raises(InvalidFilterError):
+    for bad in [lambda m: True, {"$or": [{"s": "plain"}, lambda m: True]}]:
+        with pytest.raises(InvalidFilterError, match="callable"):
             store.search([0, 0], k=3, filter=bad)
+    # No exact expression on the server: evaluated by parag, exactly.
+    assert store.search([0, 0], k=20, filter={"s": None}).ids == []
+    assert store.get(filter={"s": {"$in": [None, "plain"]}}).ids == [6]
     assert len(store) == 8
+
+
+def test_string_ids_with_quotes_and_backslashes(milvus):
+    store = POOL.store(2, "Flat", "L2")
+    ids = ['a"b', "c\\d", "e'f", '\\" or id != "', "é中", "x" * 512]
+    assert store.add(np.arange(12).reshape(6, 2), ids=ids, documents=[f"doc {i}" for i in ids]) == ids
+    assert store.ids() == ids and all(i in store for i in ids) and '"' not in store
+    assert store.get(ids[::-1]).documents == [f"doc {i}" for i in ids[::-1]]
+    with pytest.raises(DuplicateIdError):
+        store.add(np.ones((1, 2)), ids=['a"b'])
+    assert store.delete(['\\" or id != "']) == 1 and len(store) == 5
+    store.upsert(["c\\d"], [[9, 9]], [{"u": 1}])
+    assert store.ids()[-1] == "c\\d" and store.get(["c\\d"]).metadata == [{"u": 1}]
+    with pytest.raises(InvalidArgumentError, match="at most 512"):
+        store.add(np.ones((1, 2)), ids=["y" * 513])
+    assert len(store) == 5
+
+
+def test_documents_with_like_wildcards_are_matched_exactly(milvus):
+    store = POOL.store(2, "HNSW", "L2", M=16)
+    docs = ["100% sure", "1000 sure", "a_b", "axb", 'quote " and \\ back', None, ""]
+    store.add(np.arange(14).reshape(7, 2), documents=docs)
+    for text, want in [("0%", [0]), ("_", [2]), ("a_b", [2]), ('" and \\', [4]), ("", [0, 1, 2, 3, 4, 6])]:
+        assert store.get(filter={"$document": {"$contains": text}}).ids == want, text
+        assert sorted(store.search([0, 0], k=10, filter={"$document": {"$contains": text}}).ids) == want
+    assert store.get(filter={"$document": {"$not_contains": "sure"}}).ids == [2, 3, 4, 5, 6]
+    with pytest.raises(InvalidArgumentError, match="65535 bytes"):
+        store.add(np.ones(2), documents="é" * 40_000)
+    assert len(store) == 7
+
+
+def test_rerank_does_not_apply(milvus):
+    store = POOL.store(2, "Flat", "L2")
+    store.add(np.eye(2))
+    with pytest.raises(InvalidArgumentError, match="rerank"):
+        store.search([1, 0], k=1, rerank=4)
 
 
 def test_duplicate_add_is_refused_and_nothing_written(milvus):

@@ -38,8 +38,8 @@ class StoreKind:
         allowed vectors (the store must still return complete results).
     wide : per-search overrides under which an approximate kind searches (nearly)
         exhaustively.
-    json_filters : filters may compare with null and object (dict) values; where not
-        (Milvus), such filters raise InvalidFilterError.
+    callable_filters : filters may be (or hold) Python callables; where not (Milvus: the
+        server cannot run them), such filters raise InvalidFilterError.
     server : the kind needs the session's Milvus server (the ``milvus`` fixture).
     """
 
@@ -54,7 +54,7 @@ class StoreKind:
     starved: tuple[dict[str, int], ...] = ()
     wide: dict[str, int] = field(default_factory=dict)
     server: bool = False
-    json_filters: bool = True
+    callable_filters: bool = True
 
     def __call__(self, dimension: int, metric: str = "L2") -> Any:
         return self.build(dimension, metric)
@@ -101,7 +101,7 @@ def _milvus(name: str, index_type: str, params: dict[str, int], exact: bool, *,
         # UnsupportedOperationError (tests/test_milvus.py), so the round trips do not apply.
         persistent=False,
         server=True,
-        json_filters=False,
+        callable_filters=False,
     )
 
 
@@ -139,5 +139,5 @@ WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
 # The Milvus kinds join every test of these modules (see conftest.py). The other modules
 # declare what does not apply (persistent, held, json_filters) but have not passed on the
 # server yet: adding a module here is the next step (docs/milvus.md, Tests).
-MILVUS_KINDS = ("Milvus-Flat",)
-MILVUS_MODULES = ("test_errors",)
+MILVUS_KINDS = ("Milvus-Flat", "Milvus-HNSW")
+MILVUS_MODULES = ("test_errors", "test_filters", "test_lifecycle", "test_lifecycle_properties", "test_oracle", "test_records", "test_threads", "test_persistence")

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError
-from parag.filters import MAX_DEPTH, And, Compare, In, Not, Or, parse
+from parag.filters import MAX_DEPTH
 from tests.conformance.kinds import WITH_APPROX_IVF
 from tests.lifecycle_model import METRICS, N, Model, check_search, dataset, matches, rich_metadata, snapshot
 
@@ -95,23 +95,6 @@ SEMANTICS = [
 ]
 
 
-def compares_json(spec) -> bool:
-    """Whether ``spec`` compares a field with null or an object (a dict), anywhere."""
-    def nested(value) -> bool:
-        return value is None or isinstance(value, dict) or (isinstance(value, list) and any(map(nested, value)))
-
-    def walk(node) -> bool:
-        if isinstance(node, (And, Or)):
-            return any(map(walk, node.parts))
-        if isinstance(node, Not):
-            return walk(node.part)
-        if isinstance(node, Compare):
-            return nested(node.value)
-        return isinstance(node, In) and any(map(nested, node.values))
-
-    return walk(parse(spec))
-
-
 def semantic_store(make_store, metric: str = "L2") -> tuple:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((len(DOCS), 8)).astype(np.float32)
@@ -137,10 +120,6 @@ def test_operator_semantics(make_store, tmp_path):
         return set(ids)
 
     for spec, want in SEMANTICS:
-        if not make_store.json_filters and compares_json(spec):
-            with pytest.raises(InvalidFilterError):
-                found(store, spec)
-            continue
         assert found(store, spec) == want, spec
     # After a delete and a metadata update: the columns follow.
     store.delete([0])
@@ -148,8 +127,7 @@ def test_operator_semantics(make_store, tmp_path):
     docs = {i: m for i, m in enumerate(DOCS) if i != 0}
     docs[3] = {"source": "a", "year": 2020}
     for spec, _ in SEMANTICS:
-        if make_store.json_filters or not compares_json(spec):
-            assert found(store, spec) == {i for i, m in docs.items() if matches(m, spec)}, spec
+        assert found(store, spec) == {i for i, m in docs.items() if matches(m, spec)}, spec
     if not make_store.persistent:
         return
     store.save(tmp_path / "s")
@@ -161,6 +139,11 @@ def test_operator_semantics(make_store, tmp_path):
 def test_callable_filter(make_store):
     store, _ = semantic_store(make_store)
     q = np.zeros(8)
+    if not make_store.callable_filters:  # a documented difference (Milvus): a clear error
+        for spec in (lambda m: True, {"$or": [{"year": 2020}, lambda m: True]}):
+            with pytest.raises(InvalidFilterError, match="callable"):
+                store.search(q, 10, filter=spec)
+        return
     assert set(store.search(q, 10, filter=lambda m: m.get("year") == 2020).ids) == {0}
     assert set(store.search(q, 10, filter=lambda m: "tags" in m).ids) == {0, 1, 5}
     assert store.search(q, 10, filter=lambda m: False).ids == []
@@ -368,7 +351,8 @@ def test_filters_on_other_fields(make_store, metric):
         q = q[:8]
     for spec in specs:
         check_search(store, model, q, 10, spec, exact=exact)
-    check_search(store, model, q[:5], 10, lambda m: m["year"] == 2020 and m.get("lang") == "en", exact=exact)
+    if make_store.callable_filters:
+        check_search(store, model, q[:5], 10, lambda m: m["year"] == 2020 and m.get("lang") == "en", exact=exact)
 
 
 @pytest.mark.kinds(*WITH_APPROX_IVF)

@@ -187,6 +187,10 @@ FILTERS = [
 @pytest.mark.parametrize("spec", FILTERS, ids=repr)
 def test_get_and_search_by_filter_match_the_model(make_store, kind, spec):
     store, model = filled(make_store, kind)
+    if not make_store.callable_filters and "lambda" in repr(spec):
+        with pytest.raises(InvalidFilterError, match="callable"):
+            store.get(filter=spec)
+        return
     want = model.where(spec)
     got = store.get(filter=spec)
     assert got.ids == want

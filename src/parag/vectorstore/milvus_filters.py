@@ -8,9 +8,15 @@ a ``not`` each comparison is guarded by ``exists`` (``$ne`` and ``$nin`` then ma
 that lack the field, as in the FAISS store, whatever the server does with a missing key;
 whether ``!=`` should match them is an open question upstream, milvus#47164).
 
-What Milvus 2.3 cannot express exactly is an :class:`~parag.errors.InvalidFilterError`,
-never a different answer: a callable filter, ``null`` or an object (dict) as a value,
-an int beyond int64.
+What Milvus 2.3 cannot evaluate exactly raises :class:`NotOnServer` (a
+:class:`~parag.errors.InvalidFilterError`): ``$document`` and ``$substring`` (its ``like``
+has no escape for ``%`` and ``_``), the list operators and list values (parag compares
+list elements as ``$eq`` does, ``1 == 1.0`` but ``true != 1``, and a field that is not a list
+holds nothing; ``json_contains`` is not checked to agree), and ``null`` or an object (dict)
+as a value. The store then evaluates such a filter itself, exactly, with
+parag's numpy evaluator over the collection's metadata and documents (:func:`client_mask`).
+A callable filter is an InvalidFilterError: it would run Python over every vector's
+metadata on each search.
 
 Examples
 --------
@@ -30,8 +36,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
+from parag.documents import DocumentStore
 from parag.errors import InvalidFilterError
-from parag.filters import COMPARISONS, And, Compare, Exists, In, Node, Not, Or, Predicate
+from parag.filters import COMPARISONS, And, Compare, Exists, In, Node, Not, Or, Predicate, evaluate
+from parag.metadata import MetadataStore, encode_metadata
 
 JSON_FIELD = "meta"
 INT64 = (-(2**63), 2**63 - 1)
@@ -39,11 +49,40 @@ INT64 = (-(2**63), 2**63 - 1)
 EVERYTHING = "id >= 0"
 
 
+class NotOnServer(InvalidFilterError):
+    """The filter has no exact Milvus expression (the store evaluates it itself)."""
+
+
 def to_expression(node: Node) -> str | None:
-    """The Milvus expression for a parsed filter; None when it matches everything."""
+    """The Milvus expression for a parsed filter; None when it matches everything.
+
+    Raises InvalidFilterError for a callable, NotOnServer for what has no exact expression.
+    """
+    _refuse_callables(node)
     if isinstance(node, And) and not node.parts:
         return None
     return _expr(node, negated=False)
+
+
+def client_mask(node: Node, metadata: list[dict[str, Any]], documents: list[str | None]) -> np.ndarray:
+    """parag's own evaluation of ``node`` over rows read from the server: a mask."""
+    store = MetadataStore()
+    store.append(encode_metadata(metadata, len(metadata)))
+    return evaluate(node, store, DocumentStore(documents))
+
+
+def _refuse_callables(node: Node) -> None:
+    match node:
+        case And(parts) | Or(parts):
+            for part in parts:
+                _refuse_callables(part)
+        case Not(part):
+            _refuse_callables(part)
+        case Predicate():
+            raise InvalidFilterError(
+                "a callable filter runs Python on each vector's metadata, which a Milvus server "
+                "cannot; write it in the dict language, e.g. {'year': {'$gte': 2020}}"
+            )
 
 
 def _expr(node: Node, negated: bool) -> str:
@@ -53,6 +92,8 @@ def _expr(node: Node, negated: bool) -> str:
                 return EVERYTHING
             joiner = " and " if isinstance(node, And) else " or "
             return joiner.join(f"({_expr(p, negated)})" for p in parts)
+        case Not(Not(inner)):  # the server's parser has a depth limit: cancel pairs
+            return _expr(inner, negated)
         case Not(part):
             return f"not ({_expr(part, True)})"
         case Exists(field):
@@ -62,12 +103,7 @@ def _expr(node: Node, negated: bool) -> str:
             return _guarded(field, leaf, negated)
         case In(field, values):
             return _in(field, values, negated)
-        case Predicate():
-            raise InvalidFilterError(
-                "a callable filter runs Python on each vector's metadata, which a Milvus server "
-                "cannot; write it in the dict language, e.g. {'year': {'$gte': 2020}}"
-            )
-    raise InvalidFilterError(f"{node!r} is not a filter node; build filters with parag.filters.parse")
+    raise NotOnServer(f"{type(node).__name__} has no exact Milvus 2.3 expression")
 
 
 def _guarded(field: str, leaf: str, negated: bool) -> str:
@@ -76,17 +112,13 @@ def _guarded(field: str, leaf: str, negated: bool) -> str:
 
 
 def _in(field: str, values: tuple[Any, ...], negated: bool) -> str:
-    # Milvus refuses an `in` list of mixed types: one list per type, lists compared whole.
+    # Milvus refuses an `in` list of mixed types: one list per type.
     groups: dict[str, list[str]] = {}
-    wholes = []
     for v in values:
-        if isinstance(v, list):
-            wholes.append(_literal(v, field))
-        else:
-            kind = "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "number"
-            groups.setdefault(kind, []).append(_literal(v, field))
+        kind = "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "number"
+        groups.setdefault(kind, []).append(_literal(v, field))
     key = _key(field)
-    parts = [f"{key} in [{', '.join(g)}]" for g in groups.values()] + [f"{key} == {w}" for w in wholes]
+    parts = [f"{key} in [{', '.join(g)}]" for g in groups.values()]
     if not parts:
         parts = [f"{key} in []"]
     parts = [_guarded(field, p, negated) for p in parts]
@@ -94,14 +126,14 @@ def _in(field: str, values: tuple[Any, ...], negated: bool) -> str:
 
 
 def _key(field: str) -> str:
-    return f"{JSON_FIELD}[{_string(field, field)}]"
+    return f"{JSON_FIELD}[{string_literal(field, field)}]"
 
 
 def _literal(value: Any, field: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return _string(value, field)
+        return string_literal(value, field)
     if isinstance(value, int):
         if INT64[0] <= value <= INT64[1]:
             return str(value)
@@ -109,15 +141,13 @@ def _literal(value: Any, field: str) -> str:
             return repr(float(value))
     if isinstance(value, float) and math.isfinite(value):
         return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_literal(v, field) for v in value) + "]"
-    raise InvalidFilterError(
+    raise NotOnServer(
         f"filter value {value!r} for field {field!r} has no exact Milvus expression "
-        "(null, objects and non-finite numbers cannot be compared on the server)"
+        "(null, lists, objects and non-finite numbers are compared by parag, not the server)"
     )
 
 
-def _string(text: str, field: str) -> str:
+def string_literal(text: str, field: str = "id") -> str:
     """A double-quoted Milvus string literal: backslash, quote and control characters escaped."""
     try:
         text.encode("utf-8")

@@ -1,14 +1,17 @@
 """MilvusVectorStore: the FAISSVectorStore API on a Milvus server (``pip install parag[milvus]``).
 
-One Milvus collection per store: an INT64 primary key ``id``, an INT64 ``seq`` (insertion
-order, so ``ids()`` lists ids oldest first as the FAISS store does), a FLOAT_VECTOR
-``vector`` and a JSON ``meta``. Where Milvus behaves differently, the store bridges it:
+One Milvus collection per store (its fields: :mod:`parag.vectorstore.milvus_schema`), created
+by the first write, whose ids fix its key: INT64 for int ids, VARCHAR for string ids, as the
+first ids fix a FAISS store's kind. Where Milvus behaves differently, the store bridges it:
 
 - Milvus inserts a second row for an existing primary key: ``add`` checks first and raises
   :class:`~parag.errors.DuplicateIdError`; ``upsert`` replaces.
 - A filtered HNSW/IVF search can return fewer than ``k`` hits: a short answer is detected
   (against the number of matching vectors) and answered exactly by numpy over the matching
-  vectors (or, for many matches, by a search widened to the whole index).
+  vectors.
+- Filters the server cannot evaluate exactly (``$document``, list operators, null / object
+  values: :mod:`parag.vectorstore.milvus_filters`) are evaluated by parag over the
+  collection's rows, then searched exactly by numpy: exact, but they read every row.
 - Read-your-writes: Session consistency orders reads after this process's inserts, but a
   2.3 server returns no timestamp for a delete, so a delete ends with one Strong read.
 
@@ -19,60 +22,37 @@ See ``docs/milvus.md``.
 
 from __future__ import annotations
 
-import numbers
-import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 
+import parag.vectorstore.milvus_rows as rows_
+import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
-from parag._validation import MAX_ID, as_ids, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
+from parag._ids import INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
+from parag._validation import MAX_ID, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
+from parag.documents import check_documents
 from parag.errors import (
     CollectionMismatchError,
     DuplicateIdError,
     IdNotFoundError,
     InvalidArgumentError,
-    InvalidTypeError,
-    MissingDependencyError,
-    ServerAuthenticationError,
-    ServerConnectionError,
-    ServerError,
     UncopyableStoreError,
     UnsupportedOperationError,
 )
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
-from parag.vectorstore.base import GetResult, SearchResult, VectorStore
-from parag.vectorstore.milvus_filters import to_expression
+from parag.vectorstore.base import Documents, GetResult, Metadata, SearchResult, VectorStore
+from parag.vectorstore.milvus_filters import NotOnServer, client_mask, to_expression
+from parag.vectorstore.milvus_rows import INCLUDABLE
 
-INDEX_TYPES = {"flat": "Flat", "ivfflat": "IVFFlat", "ivf_flat": "IVFFlat", "hnsw": "HNSW"}
-METRICS = {"l2": "L2", "ip": "IP", "cosine": "cosine"}
-MILVUS_INDEX = {"Flat": "FLAT", "IVFFlat": "IVF_FLAT", "HNSW": "HNSW"}
-MILVUS_METRIC = {"L2": "L2", "IP": "IP", "cosine": "COSINE"}
-# name: (default, smallest, largest, Milvus's build parameter or None for a search one)
-PARAMS: dict[str, dict[str, tuple[int, int, int, str | None]]] = {
-    "Flat": {},
-    "IVFFlat": {"nlist": (256, 1, 65536, "nlist"), "nprobe": (64, 1, 65536, None)},
-    "HNSW": {"M": (32, 2, 2048, "M"), "ef_construction": (40, 1, 2**31 - 1, "efConstruction"),
-             "ef_search": (64, 1, 32768, None)},
-}
-CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
 MAX_TOPK = 16384  # Milvus's limit on k (and on a query's limit)
-EXACT_MATCH_LIMIT = 50_000  # a short filtered answer is rescored by numpy up to this many matches
 BATCH_ROWS = 4096  # rows per insert / query page
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-
-
-def _pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError:
-        raise MissingDependencyError("MilvusVectorStore needs pymilvus: pip install 'parag[milvus]'") from None
-    return pymilvus
+EVERYTHING = "id >= 0"  # the filter of every row (for a string key: see _everything)
 
 
 class MilvusVectorStore(VectorStore):
@@ -91,7 +71,9 @@ class MilvusVectorStore(VectorStore):
     token : str, optional
         ``"user:password"`` or an API key.
     collection : str, default "parag"
-        Created when missing; an existing one must have this configuration.
+        Created by the first write when missing; an existing one must have this configuration.
+    id_type : {"int", "str"}, optional
+        The kind of ids; by default the first ids written decide (as in FAISSVectorStore).
     consistency : {"Session", "Strong", "Bounded", "Eventually"}, default "Session"
         Session: this process reads its own writes, at ~2 ms a search (Strong: ~200 ms).
     timeout : float, default 10
@@ -104,59 +86,55 @@ class MilvusVectorStore(VectorStore):
     def __init__(
         self, dimension: int, index_type: str = "HNSW", metric: str = "cosine", *,
         uri: str = "http://127.0.0.1:19530", token: str | None = None, collection: str = "parag",
-        consistency: str = "Session", timeout: float = 10.0, db_name: str | None = None, **params: int,
+        id_type: str | None = None, consistency: str = "Session", timeout: float = 10.0,
+        db_name: str | None = None, **params: int,
     ) -> None:
-        if isinstance(dimension, bool) or not isinstance(dimension, numbers.Integral):
-            raise InvalidTypeError(f"dimension must be a positive int, got {dimension!r}")
-        if not 0 < dimension <= 32768:
-            raise InvalidArgumentError(f"dimension must be an int from 1 to 32768 (Milvus's limit), got {dimension}")
-        self._dimension = int(dimension)
-        self._index_type = check_choice(index_type, "index_type", INDEX_TYPES)
-        self._metric = check_choice(metric, "metric", METRICS)
-        self._params = _check_params(self._index_type, params)
-        if consistency not in CONSISTENCY:
-            raise InvalidArgumentError(f"consistency must be one of {list(CONSISTENCY)}, got {consistency!r}")
-        if not isinstance(collection, str) or not _NAME.fullmatch(collection):
-            raise InvalidArgumentError(
-                f"collection must be a Milvus collection name (letters, digits, _; not starting with a digit), got {collection!r}"
-            )
+        dimension = schema.check_config(dimension, collection, consistency)
+        index_type = check_choice(index_type, "index_type", schema.INDEX_TYPES)
+        self._config = {"dimension": dimension, "index_type": index_type,
+                        "metric": check_choice(metric, "metric", schema.METRICS),
+                        "params": schema.check_params(index_type, params)}
+        wanted_kind = schema.check_id_type(id_type)
         self._consistency, self._name, self._uri = consistency, collection, uri
         self._write_lock = threading.Lock()
-        self._client = _connect(uri, token, timeout, db_name)
-        self._call(self._open_or_create)
-        self._next_id, self._next_seq = self._call(self._counters)
+        self._kind: IdKind | None = None  # None: no collection yet
+        self._next_id = self._next_seq = 0
+        self._client = schema.connect(uri, token, timeout, db_name)
+        self._call(self._open, wanted_kind)
+        if self._kind is None and wanted_kind is not None:
+            self._create(wanted_kind)
 
     @classmethod
     def open(cls, collection: str = "parag", **connection: Any) -> MilvusVectorStore:
         """The store in an existing collection, with the configuration read from the server."""
-        client = _connect(connection.get("uri", "http://127.0.0.1:19530"), connection.get("token"),
-                          connection.get("timeout", 10.0), connection.get("db_name"))
+        client = schema.connect(connection.get("uri", "http://127.0.0.1:19530"), connection.get("token"),
+                                connection.get("timeout", 10.0), connection.get("db_name"))
         try:
             if not client.has_collection(collection):
                 raise CollectionMismatchError(f"there is no collection {collection!r} on the server")
-            config = _read_config(client, collection)
+            config = schema.read_config(client, collection)
         finally:
             client.close()
-        return cls(config.pop("dimension"), config.pop("index_type"), config.pop("metric"),
-                   collection=collection, **connection, **config)
+        return cls(config["dimension"], config["index_type"], config["metric"], collection=collection,
+                   id_type=config["id_kind"].name, **connection, **config["params"])
 
     # ----------------------------------------------------------------- properties
 
     @property
     def dimension(self) -> int:
-        return self._dimension
+        return self._config["dimension"]
 
     @property
     def metric(self) -> str:
-        return self._metric
+        return self._config["metric"]
 
     @property
     def index_type(self) -> str:
-        return self._index_type
+        return self._config["index_type"]
 
     @property
     def params(self) -> dict[str, int]:
-        return dict(self._params)
+        return dict(self._config["params"])
 
     @property
     def collection(self) -> str:
@@ -171,19 +149,21 @@ class MilvusVectorStore(VectorStore):
         return False
 
     def __len__(self) -> int:
-        rows = self._call(self._client.query, self._name, filter="", output_fields=["count(*)"],
-                          consistency_level=self._consistency)
-        return int(rows[0]["count(*)"])
+        return 0 if self._kind is None else self._count(None)
 
     def __contains__(self, id_: object) -> bool:
-        if isinstance(id_, bool) or not isinstance(id_, numbers.Integral) or not 0 <= id_ <= MAX_ID:
+        if self._kind is None:
             return False
-        return bool(self._existing(np.asarray([id_], np.int64)))
+        if self._kind is STR_IDS:
+            fits = isinstance(id_, str) and 0 < len(id_) <= MAX_STR_ID_LENGTH
+        else:
+            fits = isinstance(id_, (int, np.integer)) and not isinstance(id_, bool) and 0 <= id_ <= MAX_ID
+        return fits and bool(self._existing(np.asarray([id_], self._kind.dtype)))
 
     def __repr__(self) -> str:
-        params = "".join(f", {k}={v}" for k, v in self._params.items())
-        return (f"MilvusVectorStore(dimension={self._dimension}, index_type={self._index_type!r}, "
-                f"metric={self._metric!r}, uri={self._uri!r}, collection={self._name!r}{params})")
+        params = "".join(f", {k}={v}" for k, v in self._config["params"].items())
+        return (f"MilvusVectorStore(dimension={self.dimension}, index_type={self.index_type!r}, "
+                f"metric={self.metric!r}, uri={self._uri!r}, collection={self._name!r}{params})")
 
     def __copy__(self) -> MilvusVectorStore:
         raise UncopyableStoreError("a MilvusVectorStore holds a server connection and cannot be pickled or copied; "
@@ -195,13 +175,12 @@ class MilvusVectorStore(VectorStore):
     def flush(self, timeout: float = 600.0) -> None:
         """Seal what was written, wait until the index covers it, and reload the collection.
 
-        Milvus searches new rows (growing segments) by brute force, and on a default server
-        through a temporary index, until they are sealed and indexed: call this after a bulk
-        load, before measuring recall or speed. Searches are answered throughout.
+        Milvus searches new rows (growing segments) by brute force until they are sealed and
+        indexed: call this after a bulk load, before measuring recall or speed.
         """
-        import time
-
         with self._write_lock:
+            if self._kind is None:
+                return
             self._call(self._client.flush, self._name)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -215,7 +194,8 @@ class MilvusVectorStore(VectorStore):
     def compact(self) -> None:
         """Ask the server to compact the collection now (drop deleted rows from its segments)."""
         with self._write_lock:
-            self._call(self._client.compact, self._name)
+            if self._kind is not None:
+                self._call(self._client.compact, self._name)
 
     def close(self) -> None:
         """Close the connection (the collection stays on the server)."""
@@ -224,119 +204,158 @@ class MilvusVectorStore(VectorStore):
     def drop(self) -> None:
         """Delete the collection and everything in it from the server."""
         with self._write_lock:
-            self._call(self._client.drop_collection, self._name)
+            if self._call(self._client.has_collection, self._name):
+                self._call(self._client.drop_collection, self._name)
+            self._kind = None
 
     # ----------------------------------------------------------------- writing
 
-    def add(
-        self,
-        vectors: npt.ArrayLike,
-        metadata: list[dict[str, Any] | None] | dict[str, Any] | None = None,
-        ids: npt.ArrayLike | None = None,
-    ) -> list[int]:
-        """Add vectors (one 1-D or many 2-D) with metadata; ids as in FAISSVectorStore.add."""
-        x, _ = as_vectors(vectors, self._dimension)
-        dicts = encode_metadata(metadata, len(x)).dicts
-        given = None if ids is None else as_ids(ids, count=len(x))
-        x = self._normalised(x, "vectors")
+    def add(self, vectors: npt.ArrayLike, metadata: Metadata = None, ids: Ids | None = None,
+            documents: Documents = None) -> list[int] | list[str]:
+        """Add vectors (one 1-D or many 2-D) with metadata, ids and documents, as in
+        FAISSVectorStore.add; documents of at most 65,535 bytes (Milvus's VARCHAR)."""
+        x, dicts, docs = self._records(vectors, metadata, documents)
+        given = None if ids is None else _ids_for(ids, len(x))
         with self._write_lock:
+            kind = self._writable(given)
+            if given is None and kind is STR_IDS:
+                given = generated_str_ids(len(x))
             if given is None:
                 if self._next_id + len(x) > MAX_ID:
                     raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
-                new_ids = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
+                given = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
             else:
                 taken = self._existing(given)
                 if taken:
                     raise DuplicateIdError(f"ids already in the store: {taken[:10]}; delete them first or use upsert()")
-                new_ids = given
-            self._write(self._client.insert, new_ids, x, dicts)
-        return new_ids.tolist()
+            self._write(self._client.insert, given, x, dicts, docs)
+        return given.tolist()
 
-    def upsert(
-        self,
-        ids: npt.ArrayLike,
-        vectors: npt.ArrayLike,
-        metadata: list[dict[str, Any] | None] | dict[str, Any] | None = None,
-    ) -> list[int]:
-        """Insert vectors under ``ids``, replacing the vector and metadata of ids already stored."""
-        x, _ = as_vectors(vectors, self._dimension)
-        new_ids = as_ids(ids, count=len(x))
-        dicts = encode_metadata(metadata, len(x)).dicts
-        x = self._normalised(x, "vectors")
+    def upsert(self, ids: Ids, vectors: npt.ArrayLike, metadata: Metadata = None,
+               documents: Documents = None) -> list[int] | list[str]:
+        """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
+        already stored (an upserted id becomes the newest)."""
+        x, dicts, docs = self._records(vectors, metadata, documents)
+        given = _ids_for(ids, len(x))
         with self._write_lock:
-            self._write(self._client.upsert, new_ids, x, dicts)
-        return new_ids.tolist()
+            self._writable(given)
+            self._write(self._client.upsert, given, x, dicts, docs)
+        return given.tolist()
 
-    def update_metadata(
-        self, ids: npt.ArrayLike, metadata: list[dict[str, Any] | None] | dict[str, Any] | None
-    ) -> None:
-        """Replace the metadata of stored ids (the vectors and their order stay); all must exist."""
-        targets = as_ids(ids)
+    def update_metadata(self, ids: Ids, metadata: Metadata) -> None:
+        """Replace the metadata of stored ids (vectors, documents and order stay); all must exist."""
+        targets = as_store_ids(ids, self._kind)
         dicts = encode_metadata(metadata, len(targets)).dicts
         with self._write_lock:
-            rows = self._rows(targets, ["seq", "vector"])
-            vectors = np.asarray([rows[i]["vector"] for i in targets.tolist()], np.float32).reshape(-1, self._dimension)
-            seqs = np.asarray([rows[i]["seq"] for i in targets.tolist()], np.int64)
-            self._write(self._client.upsert, targets, vectors, dicts, seqs)
+            found = self._rows(targets, ["seq", "vector", "doc", "has_doc"])
+            got = [found[i] for i in targets.tolist()]
+            vectors = np.asarray([r["vector"] for r in got], np.float32).reshape(-1, self.dimension)
+            seqs = np.asarray([r["seq"] for r in got], np.int64)
+            self._write(self._client.upsert, targets, vectors, dicts, [rows_.document(r) for r in got], seqs)
 
-    def delete(self, ids: npt.ArrayLike, *, missing_ok: bool = False) -> int:
-        """Delete vectors by id; an unknown id is an error (nothing deleted) unless ``missing_ok``."""
-        targets = as_ids(ids)
+    def delete(self, ids: Ids | None = None, *, filter: Filter | None = None,  # noqa: A002
+               missing_ok: bool = False) -> int:
+        """Delete vectors by id, or those matching ``filter`` (exactly one of the two); an
+        unknown id is an error (nothing deleted) unless ``missing_ok``."""
+        if (ids is None) == (filter is None):
+            raise InvalidArgumentError(
+                "delete needs exactly one of ids (the ids to delete) and filter (delete what matches), "
+                f"got {'neither' if ids is None else 'both'}"
+            )
         check_bool(missing_ok, "missing_ok")
+        targets = None if ids is None else as_store_ids(ids, self._kind)
+        tree = None if filter is None else parse(filter)
+        plan = None if tree is None else _plan(tree)
         with self._write_lock:
-            present = self._existing(targets)
-            if not missing_ok and len(present) < len(targets):
-                found = set(present)
-                raise IdNotFoundError(f"ids not in the store: {[i for i in targets.tolist() if i not in found][:10]}")
+            if self._kind is None:
+                if targets is not None and len(targets) and not missing_ok:
+                    raise IdNotFoundError(f"ids not in the store: {targets[:10].tolist()}")
+                return 0
+            if tree is not None:
+                present = [r["id"] for r in self._matching(tree, plan, [])]
+            else:
+                present = self._existing(targets)
+                if not missing_ok and len(present) < len(targets):
+                    found = set(present)
+                    raise IdNotFoundError(f"ids not in the store: {[i for i in targets.tolist() if i not in found][:10]}")
             for start in range(0, len(present), BATCH_ROWS):
-                self._call(self._client.delete, self._name, filter=f"id in {present[start:start + BATCH_ROWS]}")
+                self._call(self._client.delete, self._name, filter=rows_.ids_in(present[start:start + BATCH_ROWS]))
             if present and self._consistency == "Session":
                 # A 2.3 server returns no timestamp for a delete, so Session reads would not
-                # wait for it: one Strong read (~200 ms) makes the server apply it first.
-                self._call(self._client.query, self._name, filter=f"id in {present[:1]}", output_fields=["id"],
+                # wait for it: one Strong read makes the server apply it first.
+                self._call(self._client.query, self._name, filter=rows_.ids_in(present[:1]), output_fields=["id"],
                            consistency_level="Strong")
         return len(present)
 
     # ----------------------------------------------------------------- reading
 
-    def search(
-        self,
-        query: npt.ArrayLike,
-        k: int = 10,
-        *,
-        filter: Filter | None = None,  # noqa: A002 - the name every vector store uses
-        nprobe: int | None = None,
-        ef_search: int | None = None,
-    ) -> SearchResult:
+    def search(self, query: npt.ArrayLike, k: int = 10, *, filter: Filter | None = None,  # noqa: A002
+               nprobe: int | None = None, ef_search: int | None = None,
+               include: Sequence[str] = INCLUDABLE, rerank: int | None = None) -> SearchResult:
         """The ``k`` nearest vectors to one query (1-D) or each of a batch (2-D), as
-        FAISSVectorStore.search: ``min(k, matching vectors)`` hits per query, best first."""
-        q, single = as_vectors(query, self._dimension, "query")
+        FAISSVectorStore.search: ``min(k, matching vectors)`` hits per query, best first.
+        ``rerank`` applies to FAISS's compressed storage only: Milvus stores float32 vectors
+        and scores them exactly, so it is an error here."""
+        q, single = as_vectors(query, self.dimension, "query")
         k = check_k(k)
+        if rerank is not None:
+            raise InvalidArgumentError("rerank does not apply to a MilvusVectorStore: it stores float32 vectors "
+                                       "and scores them exactly (rerank is for FAISSVectorStore's compressed storage)")
         overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
-        search_params = _check_params(self._index_type, {**self._params, **overrides})
-        expression = None if filter is None else to_expression(parse(filter))
-        q = self._normalised(q, "query")
-        rows = self._search(q, k, expression, search_params)
-        if any(len(r) < k for r in rows):
-            rows = self._completed(q, k, expression, rows)
-        dist = [[d for d, _, _ in r] for r in rows]
-        ids = [[i for _, i, _ in r] for r in rows]
-        meta = [[m for _, _, m in r] for r in rows]
-        return SearchResult(dist[0], ids[0], meta[0]) if single else SearchResult(dist, ids, meta)
+        search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
+        wanted = rows_.check_include(include)
+        tree = None if filter is None else parse(filter)
+        plan = None if tree is None else _plan(tree)
+        q = unit_rows(q, "query") if self.metric == "cosine" else q
+        if self._kind is None:
+            hits: list[list[tuple]] = [[] for _ in q]
+        elif isinstance(plan, NotOnServer):  # parag evaluates the filter: an exact search
+            hits = self._exact(q, k, self._matching(tree, plan, ["vector", *rows_.fields_for(wanted)]), wanted)
+        else:
+            hits = self._search(q, k, plan, search_params, wanted)
+            if any(len(r) < k for r in hits):
+                hits = self._completed(q, k, plan, hits, wanted)
+        parts = [[[h[j] for h in row] for row in hits] for j in range(4)]
+        dist, ids, meta, docs = (p if single is False else p[0] for p in parts)
+        return SearchResult(dist, ids, meta if "metadata" in wanted else None, docs if "documents" in wanted else None)
 
-    def get(self, ids: npt.ArrayLike, *, include_vectors: bool = False) -> GetResult:
-        """``GetResult(ids, metadata, vectors)`` of ``ids`` in the order asked (all must exist)."""
-        targets = as_ids(ids, unique=False)
+    def get(self, ids: Ids | None = None, *, filter: Filter | None = None,  # noqa: A002
+            limit: int | None = None, offset: int = 0, include_vectors: bool = False,
+            include: Sequence[str] = INCLUDABLE) -> GetResult:
+        """Stored records, as FAISSVectorStore.get: of ``ids`` in the order asked (all must
+        exist), of those matching ``filter``, or of every vector (oldest first); a page of
+        them with ``limit`` / ``offset``."""
+        targets = None if ids is None else as_store_ids(ids, self._kind, unique=False)
+        tree = None if filter is None else parse(filter)
+        plan = None if tree is None else _plan(tree)
+        limit = None if limit is None else check_int(limit, "limit", 0)
+        offset = check_int(offset, "offset", 0)
         check_bool(include_vectors, "include_vectors")
-        rows = self._rows(np.unique(targets), ["meta", "vector"] if include_vectors else ["meta"])
-        order = targets.tolist()
+        wanted = rows_.check_include(include)
+        fields = rows_.fields_for(wanted) + (["vector"] if include_vectors else [])
+        if targets is not None:
+            found = self._rows(np.unique(targets), fields) if len(targets) else {}
+            picked = [found[i] for i in targets.tolist()]
+            if tree is not None:
+                allowed = {r["id"] for r in self._matching(tree, plan, [], rows_.ids_in(list(found)))}
+                picked = [r for r in picked if r["id"] in allowed]
+        elif self._kind is None:
+            picked = []
+        else:
+            picked = sorted(self._matching(tree, plan, ["seq", *fields]) if tree is not None
+                            else (r for page in self._scan(None, ["seq", *fields]) for r in page),
+                            key=lambda r: r["seq"])
+        picked = picked[offset: None if limit is None else offset + limit]
         vectors = None
         if include_vectors:
-            vectors = np.asarray([rows[i]["vector"] for i in order], np.float32).reshape(-1, self._dimension)
-        return GetResult(order, [rows[i]["meta"] for i in order], vectors)
+            vectors = np.asarray([r["vector"] for r in picked], np.float32).reshape(-1, self.dimension)
+        return GetResult([r["id"] for r in picked], [r["meta"] for r in picked] if "metadata" in wanted else None,
+                         vectors, [rows_.document(r) for r in picked] if "documents" in wanted else None)
 
-    def ids(self) -> list[int]:
+    def ids(self) -> list[int] | list[str]:
         """Every stored id, oldest first (an upsert makes an id the newest)."""
+        if self._kind is None:
+            return []
         pairs = [(r["seq"], r["id"]) for page in self._scan(None, ["seq"]) for r in page]
         return [i for _, i in sorted(pairs)]
 
@@ -361,68 +380,76 @@ class MilvusVectorStore(VectorStore):
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         """``function(*args, **kwargs)`` with pymilvus's errors as parag's."""
-        exception = _pymilvus().MilvusException
         try:
             return function(*args, **kwargs)
-        except exception as e:
-            raise _server_error(e, f"Milvus collection {self._name!r} at {self._uri}") from e
+        except schema.pymilvus().MilvusException as e:
+            raise schema.server_error(e, f"Milvus collection {self._name!r} at {self._uri}") from e
 
-    def _open_or_create(self) -> None:
-        if self._client.has_collection(self._name):
-            found = _read_config(self._client, self._name)
-            wanted = {"dimension": self._dimension, "index_type": self._index_type, "metric": self._metric}
-            wanted.update({n: v for n, v in self._params.items() if PARAMS[self._index_type][n][3]})
-            different = {n: (found.get(n), v) for n, v in wanted.items() if found.get(n) != v}
-            if different:
-                detail = ", ".join(f"{n} {f!r} (asked {w!r})" for n, (f, w) in different.items())
-                raise CollectionMismatchError(
-                    f"collection {self._name!r} exists with {detail}; open it with MilvusVectorStore.open"
-                    f"({self._name!r}, uri=...) or use another collection name"
-                )
-            self._client.load_collection(self._name)
+    def _open(self, wanted_kind: IdKind | None) -> None:
+        """Adopt the collection if it exists (refusing another configuration)."""
+        if not self._client.has_collection(self._name):
             return
-        pymilvus = _pymilvus()
-        schema = self._client.create_schema(auto_id=False, enable_dynamic_field=False,
-                                            description="parag " + orjson.dumps(self._params).decode())
-        schema.add_field("id", pymilvus.DataType.INT64, is_primary=True)
-        schema.add_field("seq", pymilvus.DataType.INT64)
-        schema.add_field("vector", pymilvus.DataType.FLOAT_VECTOR, dim=self._dimension)
-        schema.add_field("meta", pymilvus.DataType.JSON)
-        index = self._client.prepare_index_params()
-        build = {spec[3]: self._params[n] for n, spec in PARAMS[self._index_type].items() if spec[3]}
-        index.add_index(field_name="vector", index_type=MILVUS_INDEX[self._index_type],
-                        metric_type=MILVUS_METRIC[self._metric], params=build)
-        self._client.create_collection(self._name, schema=schema, index_params=index,
-                                       consistency_level=self._consistency)
+        found = schema.read_config(self._client, self._name)
+        schema.mismatch(self._name, found, self._config, wanted_kind)
+        self._client.load_collection(self._name)
+        self._kind = found["id_kind"]
+        self._next_id, self._next_seq = self._counters()
+
+    def _create(self, kind: IdKind) -> None:
+        self._call(schema.create_collection, self._client, self._name, self._config, kind, self._consistency)
+        self._kind = kind
+
+    def _writable(self, given: np.ndarray | None) -> IdKind:
+        """The store's id kind, checked against ``given``; the collection made on the first write."""
+        if self._kind is None:
+            self._call(self._open, None)  # made meanwhile by another store?
+        kind = self._kind or (INT_IDS if given is None or given.dtype == INT_IDS.dtype else STR_IDS)
+        if given is not None:
+            check_kind(given, kind)
+        if self._kind is None:
+            self._create(kind)
+        return kind
+
+    def _records(self, vectors: Any, metadata: Any, documents: Any) -> tuple[np.ndarray, list, list]:
+        x, _ = as_vectors(vectors, self.dimension)
+        dicts = encode_metadata(metadata, len(x)).dicts
+        docs = check_documents(documents, len(x))
+        rows_.check_document_sizes(docs)
+        return (unit_rows(x, "vectors") if self.metric == "cosine" else x), dicts, docs
 
     def _counters(self) -> tuple[int, int]:
         """The next generated id and insertion number: above every one stored."""
         ids, seqs = [-1], [-1]
         for page in self._scan(None, ["seq"]):
-            ids.append(max(r["id"] for r in page))
+            if self._kind is INT_IDS:
+                ids.append(max(r["id"] for r in page))
             seqs.append(max(r["seq"] for r in page))
         return max(ids) + 1, max(seqs) + 1
 
-    def _normalised(self, x: np.ndarray, name: str) -> np.ndarray:
-        return unit_rows(x, name) if self._metric == "cosine" else x
-
-    def _write(self, send: Any, ids: np.ndarray, x: np.ndarray, dicts: list, seqs: np.ndarray | None = None) -> None:
+    def _write(self, send: Any, ids: np.ndarray, x: np.ndarray, dicts: list, docs: list,
+               seqs: np.ndarray | None = None) -> None:
         """Insert or upsert rows, a batch per request; the caller holds the write lock."""
         if seqs is None:
             seqs = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
         for start in range(0, len(ids), BATCH_ROWS):
             end = start + BATCH_ROWS
-            rows = [{"id": i, "seq": s, "vector": v, "meta": m}
-                    for i, s, v, m in zip(ids[start:end].tolist(), seqs[start:end].tolist(), x[start:end], dicts[start:end])]
-            self._call(send, self._name, rows)
-        self._next_id = max(self._next_id, int(ids.max()) + 1)
-        self._next_seq = max(self._next_seq, int(seqs.max()) + 1)
+            self._call(send, self._name, rows_.rows(ids[start:end], seqs[start:end], x[start:end],
+                                                    dicts[start:end], docs[start:end]))
+        if len(ids) and self._kind is INT_IDS:
+            self._next_id = max(self._next_id, int(ids.max()) + 1)
+        self._next_seq = max(self._next_seq, int(seqs.max(initial=-1)) + 1)
+
+    def _count(self, expression: str | None) -> int:
+        counted = self._call(self._client.query, self._name, filter=expression or "", output_fields=["count(*)"],
+                             consistency_level=self._consistency)
+        return int(counted[0]["count(*)"])
 
     def _scan(self, expression: str | None, fields: list[str]) -> Iterator[list[dict[str, Any]]]:
         """Every row matching ``expression``, a page at a time in id order."""
-        last = -1
+        last: Any = None
         while True:
-            where = f"id > {last}" if expression is None else f"({expression}) and id > {last}"
+            after = None if last is None else f"id > {rows_.id_literal(last)}"
+            where = " and ".join(f"({e})" for e in (expression, after) if e) or self._everything()
             page = self._call(self._client.query, self._name, filter=where, output_fields=["id", *fields],
                               limit=BATCH_ROWS, consistency_level=self._consistency)
             if not page:
@@ -430,146 +457,90 @@ class MilvusVectorStore(VectorStore):
             yield page
             last = max(r["id"] for r in page)
 
-    def _rows(self, targets: np.ndarray, fields: list[str]) -> dict[int, dict[str, Any]]:
+    def _everything(self) -> str:
+        return 'id != ""' if self._kind is STR_IDS else EVERYTHING
+
+    def _matching(self, tree: Any, plan: Any, fields: list[str], within: str | None = None) -> list[dict[str, Any]]:
+        """The rows (with ``fields``) that match the filter ``tree``: by the server's expression
+        ``plan``, or by parag over every row where the plan is NotOnServer."""
+        if not isinstance(plan, NotOnServer):
+            where = " and ".join(f"({e})" for e in (within, plan) if e) or None
+            return [r for page in self._scan(where, fields) for r in page]
+        found = [r for page in self._scan(within, sorted({*fields, "meta", "doc", "has_doc"})) for r in page]
+        mask = client_mask(tree, [r["meta"] for r in found], [rows_.document(r) for r in found])
+        return [r for r, keep in zip(found, mask.tolist()) if keep]
+
+    def _rows(self, targets: np.ndarray, fields: list[str]) -> dict[Any, dict[str, Any]]:
         """``{id: row}`` for ``targets``; IdNotFoundError naming those not stored."""
-        rows: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(targets), BATCH_ROWS):
-            chunk = targets[start:start + BATCH_ROWS].tolist()
-            found = self._call(self._client.query, self._name, filter=f"id in {chunk}", output_fields=["id", *fields],
-                               consistency_level=self._consistency)
-            rows.update((r["id"], r) for r in found)
-        missing = [i for i in targets.tolist() if i not in rows]
+        found: dict[Any, dict[str, Any]] = {}
+        if self._kind is not None:
+            for start in range(0, len(targets), BATCH_ROWS):
+                chunk = targets[start:start + BATCH_ROWS].tolist()
+                got = self._call(self._client.query, self._name, filter=rows_.ids_in(chunk),
+                                 output_fields=["id", *fields], consistency_level=self._consistency)
+                found.update((r["id"], r) for r in got)
+        missing = [i for i in targets.tolist() if i not in found]
         if missing:
             raise IdNotFoundError(f"ids not in the store: {missing[:10]}")
-        return rows
+        return found
 
-    def _existing(self, targets: np.ndarray) -> list[int]:
+    def _existing(self, targets: np.ndarray) -> list[Any]:
         """Those of ``targets`` that are stored, in the order given."""
-        found: set[int] = set()
-        for start in range(0, len(targets), BATCH_ROWS):
-            chunk = targets[start:start + BATCH_ROWS].tolist()
-            rows = self._call(self._client.query, self._name, filter=f"id in {chunk}", output_fields=["id"],
-                              consistency_level=self._consistency)
-            found.update(r["id"] for r in rows)
+        if self._kind is None:
+            return []
+        found = {r["id"] for chunk in range(0, len(targets), BATCH_ROWS)
+                 for r in self._call(self._client.query, self._name,
+                                     filter=rows_.ids_in(targets[chunk:chunk + BATCH_ROWS].tolist()),
+                                     output_fields=["id"], consistency_level=self._consistency)}
         return [i for i in targets.tolist() if i in found]
 
-    def _search(self, q: np.ndarray, k: int, expression: str | None, params: dict[str, int]) -> list[list[tuple]]:
+    def _search(self, q: np.ndarray, k: int, expression: str | None, params: dict[str, int],
+                wanted: frozenset[str]) -> list[list[tuple]]:
         limit = min(k, MAX_TOPK)
         milvus_params: dict[str, int] = {}
-        if self._index_type == "HNSW":
-            milvus_params["ef"] = min(max(params["ef_search"], limit), PARAMS["HNSW"]["ef_search"][2])
-        elif self._index_type == "IVFFlat":
-            milvus_params["nprobe"] = min(params["nprobe"], self._params["nlist"])
-        hits = self._call(self._client.search, self._name, data=[v for v in q], limit=limit,
-                          filter=expression or "", output_fields=["meta"], consistency_level=self._consistency,
-                          search_params={"metric_type": MILVUS_METRIC[self._metric], "params": milvus_params})
-        return [[(float(h["distance"]), int(h["id"]), h["entity"]["meta"]) for h in row] for row in hits]
+        if self.index_type == "HNSW":
+            milvus_params["ef"] = min(max(params["ef_search"], limit), schema.PARAMS["HNSW"]["ef_search"][2])
+        elif self.index_type == "IVFFlat":
+            milvus_params["nprobe"] = min(params["nprobe"], self._config["params"]["nlist"])
+        found = self._call(self._client.search, self._name, data=list(q), limit=limit, filter=expression or "",
+                           output_fields=rows_.fields_for(wanted), consistency_level=self._consistency,
+                           search_params={"metric_type": schema.MILVUS_METRIC[self.metric], "params": milvus_params})
+        return [[rows_.hit(float(h["distance"]), {"id": h["id"], **h["entity"]}, wanted) for h in row]
+                for row in found]
 
-    def _completed(self, q: np.ndarray, k: int, expression: str | None, rows: list[list[tuple]]) -> list[list[tuple]]:
-        """``rows`` with every short answer (fewer than ``min(k, matches)`` hits) made complete."""
-        where = expression or ""
-        counted = self._call(self._client.query, self._name, filter=where, output_fields=["count(*)"],
-                             consistency_level=self._consistency)
-        want = min(k, int(counted[0]["count(*)"]))
-        short = [i for i, r in enumerate(rows) if len(r) < want]
-        if not short:
-            return rows
-        if want > MAX_TOPK or int(counted[0]["count(*)"]) <= EXACT_MATCH_LIMIT:
-            exact = self._exact(q[short], want, expression)
-        else:  # many matches: the whole index, as wide as Milvus searches
-            exact = self._search(q[short], want, expression, {"ef_search": 32768, "nprobe": 65536})
-        for i, row in zip(short, exact):
-            rows[i] = row
-        return rows
+    def _completed(self, q: np.ndarray, k: int, expression: str | None, hits: list[list[tuple]],
+                   wanted: frozenset[str]) -> list[list[tuple]]:
+        """``hits`` with every short answer (fewer than ``min(k, matches)``) made exact."""
+        want = min(k, self._count(expression))
+        short = [i for i, r in enumerate(hits) if len(r) < want]
+        if short:
+            where = None if expression is None else expression
+            found = [r for page in self._scan(where, ["vector", *rows_.fields_for(wanted)]) for r in page]
+            for i, row in zip(short, self._exact(q[short], want, found, wanted)):
+                hits[i] = row
+        return hits
 
-    def _exact(self, q: np.ndarray, k: int, expression: str | None) -> list[list[tuple]]:
-        """The exact top-k among the matching vectors, scored by numpy as FAISS scores them."""
-        found = [r for page in self._scan(expression, ["vector", "meta"]) for r in page]
+    def _exact(self, q: np.ndarray, k: int, found: list[dict[str, Any]], wanted: frozenset[str]) -> list[list[tuple]]:
+        """The exact top-k of the rows ``found``, scored by numpy as FAISS scores them."""
         if not found:
             return [[] for _ in q]
         x = np.asarray([r["vector"] for r in found], np.float32)
-        if self._metric == "L2":
-            scores = (q.astype(np.float64) ** 2).sum(1)[:, None] - 2 * (q.astype(np.float64) @ x.T.astype(np.float64)) \
-                + (x.astype(np.float64) ** 2).sum(1)[None, :]
-            order = np.argsort(scores, axis=1, kind="stable")[:, :k]
-        else:
-            scores = q.astype(np.float64) @ x.T.astype(np.float64)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return [[(float(np.float32(scores[row, j])), int(found[j]["id"]), found[j]["meta"]) for j in order[row]]
-                for row in range(len(q))]
+        scores, order = rows_.exact_top_k(q, x, k, self.metric)
+        return [[rows_.hit(float(s), found[j], wanted) for s, j in zip(srow, orow)]
+                for srow, orow in zip(scores.tolist(), order.tolist())]
 
 
-def _check_params(index_type: str, params: dict[str, Any]) -> dict[str, int]:
-    """``params`` checked against the index type's table, defaults filled in."""
-    table = PARAMS[index_type]
-    unknown = sorted(set(params) - set(table))
-    if unknown:
-        raise InvalidArgumentError(
-            f"{unknown[0]!r} does not apply to a {index_type} store; its parameters: {list(table) or 'none'}"
-        )
-    checked = {}
-    for name, (default, low, high, _) in table.items():
-        checked[name] = check_int(params.get(name, default), name, low, high)
-    return checked
+def _ids_for(ids: Ids, n: int) -> np.ndarray:
+    """``ids`` checked as unique ids of one kind, one for each of ``n`` vectors."""
+    given = as_store_ids(ids, None)
+    if len(given) != n:
+        raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
+    return given
 
 
-def _connect(uri: Any, token: Any, timeout: Any, db_name: Any) -> Any:
-    if not isinstance(uri, str) or not uri:
-        raise InvalidTypeError(f"uri must be a server address such as 'http://127.0.0.1:19530', got {uri!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    pymilvus = _pymilvus()
-    extra = {} if db_name is None else {"db_name": db_name}
+def _plan(tree: Any) -> str | None | NotOnServer:
+    """The server expression of a parsed filter, or NotOnServer: parag evaluates it."""
     try:
-        return pymilvus.MilvusClient(uri=uri, token=token or "", timeout=timeout, **extra)
-    except pymilvus.MilvusException as e:
-        raise _server_error(e, f"Milvus at {uri}") from e
-
-
-def _server_error(e: Exception, where: str) -> Exception:
-    text = str(getattr(e, "message", "") or e)
-    causes, cause = [], e.__cause__ or e.__context__
-    while cause is not None and len(causes) < 5:  # pymilvus wraps gRPC's UNAUTHENTICATED
-        causes.append(str(cause))
-        cause = cause.__cause__ or cause.__context__
-    lowered = " ".join([text, *causes]).lower()
-    if "unauthenticated" in lowered or "auth check failure" in lowered:
-        return ServerAuthenticationError(f"{where} refused the credentials; check the token ('user:password' or an API key)")
-    if any(w in lowered for w in ("auth", "credential", "password", "token", "unauthenticated", "permission")):
-        return ServerAuthenticationError(f"{where} refused the credentials: {text}; check the token ('user:password' or an API key)")
-    if any(w in lowered for w in ("connect", "unavailable", "deadline", "timeout", "timed out")):
-        return ServerConnectionError(f"cannot reach {where}: {text}; check the uri and that the server is running")
-    return ServerError(f"{where} failed: {text}")
-
-
-def _read_config(client: Any, name: str) -> dict[str, Any]:
-    """Dimension, index type, metric and build parameters of a parag collection on the server."""
-    info = client.describe_collection(name)
-    fields = {f["name"]: f for f in info["fields"]}
-    pymilvus = _pymilvus()
-    expected = {"id": pymilvus.DataType.INT64, "seq": pymilvus.DataType.INT64,
-                "vector": pymilvus.DataType.FLOAT_VECTOR, "meta": pymilvus.DataType.JSON}
-    if any(n not in fields or fields[n]["type"] != t for n, t in expected.items()) or not fields["id"].get("is_primary"):
-        has = ", ".join(f"{n} {f['type'].name}" for n, f in fields.items())
-        raise CollectionMismatchError(
-            f"collection {name!r} is not a parag collection (it needs fields id INT64 primary key, seq INT64, "
-            f"vector FLOAT_VECTOR, meta JSON; it has {has})"
-        )
-    index = client.describe_index(name, "vector")
-    by_milvus = {v: k for k, v in MILVUS_INDEX.items()}
-    metric = {v: k for k, v in MILVUS_METRIC.items()}.get(index.get("metric_type"))
-    index_type = by_milvus.get(index.get("index_type"))
-    if metric is None or index_type is None:
-        raise CollectionMismatchError(
-            f"collection {name!r} has a {index.get('index_type')} index with metric {index.get('metric_type')}; "
-            f"parag reads {sorted(by_milvus)} with {sorted(metric for metric in MILVUS_METRIC.values())}"
-        )
-    config: dict[str, Any] = {"dimension": int(fields["vector"]["params"]["dim"]), "index_type": index_type, "metric": metric}
-    for name_, (_, _, _, built) in PARAMS[index_type].items():
-        if built and built in index:
-            config[name_] = int(index[built])
-    description = info.get("description", "")
-    if description.startswith("parag "):
-        saved = orjson.loads(description[6:])
-        config.update({n: v for n, v in saved.items() if n in PARAMS[index_type] and n not in config})
-    return config
+        return to_expression(tree)
+    except NotOnServer as e:
+        return e

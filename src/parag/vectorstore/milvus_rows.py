@@ -1,0 +1,89 @@
+"""A MilvusVectorStore's records as Milvus rows, and the exact search parag falls back on.
+
+Rows carry the fields of :mod:`parag.vectorstore.milvus_schema`. Ids go into expressions as
+escaped literals (string ids may hold quotes and backslashes); documents are checked against
+Milvus's VARCHAR limit before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.vectorstore.milvus_filters import string_literal
+from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES
+
+# What search and get may return besides ids (and scores): ``include=`` picks among these.
+INCLUDABLE = ("metadata", "documents")
+_EVERYTHING = frozenset(INCLUDABLE)
+
+
+def id_literal(id_: Any) -> str:
+    """An int or string id as a Milvus literal, a string escaped."""
+    return string_literal(id_) if isinstance(id_, str) else str(int(id_))
+
+
+def ids_in(ids: Sequence[Any]) -> str:
+    """The expression ``id in [...]`` for int or string ids."""
+    return "id in [" + ", ".join(map(id_literal, ids)) + "]"
+
+
+def check_document_sizes(documents: list[str | None]) -> None:
+    """InvalidArgumentError for a document longer than Milvus stores."""
+    for i, d in enumerate(documents):
+        if d is not None and len(d) > MAX_DOCUMENT_BYTES // 4 and len(d.encode("utf-8")) > MAX_DOCUMENT_BYTES:
+            raise InvalidArgumentError(
+                f"documents[{i}] has {len(d.encode('utf-8'))} bytes of UTF-8: a Milvus store keeps documents "
+                f"of at most {MAX_DOCUMENT_BYTES} bytes (split the text into smaller chunks)"
+            )
+
+
+def rows(ids: np.ndarray, seqs: np.ndarray, x: np.ndarray, metadata: list[dict[str, Any]],
+         documents: list[str | None]) -> list[dict[str, Any]]:
+    """One Milvus row per record."""
+    return [{"id": i, "seq": s, "vector": v, "meta": m, "doc": d or "", "has_doc": d is not None}
+            for i, s, v, m, d in zip(ids.tolist(), seqs.tolist(), x, metadata, documents)]
+
+
+def document(row: dict[str, Any]) -> str | None:
+    """The document of a row read with the fields ``doc`` and ``has_doc``."""
+    return row["doc"] if row["has_doc"] else None
+
+
+def check_include(include: Any) -> frozenset[str]:
+    """``include`` checked: a collection of names from :data:`INCLUDABLE`."""
+    if include is INCLUDABLE:
+        return _EVERYTHING
+    if isinstance(include, str) or not isinstance(include, (Sequence, set, frozenset)):
+        raise InvalidTypeError(f"include must be a list of names from {list(INCLUDABLE)}, got {include!r}")
+    unknown = [name for name in include if name not in INCLUDABLE]
+    if unknown:
+        raise InvalidArgumentError(f"include names {unknown[0]!r}; it takes names from {list(INCLUDABLE)}")
+    return frozenset(include)
+
+
+def fields_for(wanted: frozenset[str]) -> list[str]:
+    """The Milvus fields that hold the parts ``wanted``."""
+    return (["meta"] if "metadata" in wanted else []) + (["doc", "has_doc"] if "documents" in wanted else [])
+
+
+def hit(score: float, row: dict[str, Any], wanted: frozenset[str]) -> tuple[float, Any, Any, Any]:
+    """``(score, id, metadata, document)`` of a row; the parts not ``wanted`` are None."""
+    return (score, row["id"], row["meta"] if "metadata" in wanted else None,
+            document(row) if "documents" in wanted else None)
+
+
+def exact_top_k(q: np.ndarray, x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (float32, as FAISS gives them) and row numbers of the exact top-``k`` of ``x``
+    for each query: squared L2 ascending, inner product (cosine on unit rows) descending."""
+    q64, x64 = q.astype(np.float64), x.astype(np.float64)
+    if metric == "L2":
+        scores = (q64**2).sum(1)[:, None] - 2 * (q64 @ x64.T) + (x64**2).sum(1)[None, :]
+        order = np.argsort(scores, axis=1, kind="stable")[:, :k]
+    else:
+        scores = q64 @ x64.T
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, 1).astype(np.float32), order

@@ -12,6 +12,7 @@ A store's collection goes back to the pool when the store is garbage collected.
 
 from __future__ import annotations
 
+import gc
 import weakref
 from collections import defaultdict
 from typing import Any
@@ -28,6 +29,7 @@ class CollectionPool:
         self._returned: list[str] = []
         self._made = 0
         self._create: Any = None
+        self.client: Any = None  # one connection for every store of the session
 
     def store(self, dimension: int, index_type: str, metric: str, **params: Any) -> Any:
         """An empty store on a fresh collection name (its collection comes from the pool)."""
@@ -37,15 +39,18 @@ class CollectionPool:
             raise RuntimeError("no Milvus server: take the milvus_server fixture first")
         name = f"pool_{self._made}"
         self._made += 1
-        store = MilvusVectorStore(dimension, index_type, metric, uri=self.server.uri, token=self.server.token,
+        store = MilvusVectorStore(dimension, index_type, metric, uri=self.server.uri, client=self.client,
                                   collection=name, **params)
         weakref.finalize(store, self._returned.append, name)
         return store
 
     def create(self, client: Any, name: str, config: dict[str, Any], kind: Any, consistency: str) -> None:
         """``create_collection``, reusing a free collection of the same configuration."""
-        self._take_back(client)
         key = _key(config, kind)
+        self._take_back(client)
+        if not self._free[key]:
+            gc.collect()  # stores of finished tests (pymilvus keeps reference cycles)
+            self._take_back(client)
         if not self._free[key]:
             self._create(client, name, config, kind, consistency)
             return
@@ -83,12 +88,16 @@ def milvus_server_session():
 
     try:
         with milvus_server() as server:
+            from pymilvus import MilvusClient
+
             POOL.server, POOL._create = server, schema.create_collection
+            POOL.client = MilvusClient(uri=server.uri, token=server.token)
             schema.create_collection = POOL.create
             try:
                 yield server
             finally:
                 schema.create_collection = POOL._create
+                POOL.client.close()
     except ServerUnavailable as e:
         pytest.skip(f"no Milvus server: {e}")
     finally:

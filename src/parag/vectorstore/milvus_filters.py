@@ -64,6 +64,15 @@ def to_expression(node: Node) -> str | None:
     return _expr(node, negated=False)
 
 
+def server_plan(node: Node) -> str | None | NotOnServer:
+    """The server expression of a parsed filter (None: everything), or the NotOnServer
+    that says parag must evaluate it (:func:`client_mask`)."""
+    try:
+        return to_expression(node)
+    except NotOnServer as e:
+        return e
+
+
 def client_mask(node: Node, metadata: list[dict[str, Any]], documents: list[str | None]) -> np.ndarray:
     """parag's own evaluation of ``node`` over rows read from the server: a mask."""
     store = MetadataStore()

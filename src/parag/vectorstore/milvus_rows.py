@@ -87,3 +87,13 @@ def exact_top_k(q: np.ndarray, x: np.ndarray, k: int, metric: str) -> tuple[np.n
         scores = q64 @ x64.T
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(scores, order, 1).astype(np.float32), order
+
+
+def exact_hits(q: np.ndarray, k: int, metric: str, found: list[dict[str, Any]],
+               wanted: frozenset[str]) -> list[list[tuple[float, Any, Any, Any]]]:
+    """The exact top-``k`` of the rows ``found`` (read with their vectors) for each query,
+    as :func:`hit` tuples."""
+    if not found:
+        return [[] for _ in q]
+    scores, order = exact_top_k(q, np.asarray([r["vector"] for r in found], np.float32), k, metric)
+    return [[hit(s, found[j], wanted) for s, j in zip(srow, orow)] for srow, orow in zip(scores.tolist(), order.tolist())]

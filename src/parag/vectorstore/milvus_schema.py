@@ -96,6 +96,15 @@ def check_params(index_type: str, params: dict[str, Any]) -> dict[str, int]:
             for name, (default, low, high, _) in table.items()}
 
 
+def search_params(index_type: str, params: dict[str, int], k: int) -> dict[str, int]:
+    """Milvus's search parameters for a top-``k`` search with the store's ``params``."""
+    if index_type == "HNSW":  # Milvus requires ef >= k
+        return {"ef": min(max(params["ef_search"], k), PARAMS["HNSW"]["ef_search"][2])}
+    if index_type == "IVFFlat":
+        return {"nprobe": min(params["nprobe"], params["nlist"])}
+    return {}
+
+
 def connect(uri: Any, token: Any, timeout: Any, db_name: Any) -> Any:
     """A MilvusClient, connected; ServerConnectionError / ServerAuthenticationError if not."""
     if not isinstance(uri, str) or not uri:
@@ -184,6 +193,19 @@ def read_config(client: Any, name: str) -> dict[str, Any]:
             params[param] = int(index[built])
     return {"dimension": int(fields["vector"]["params"]["dim"]), "index_type": index_type, "metric": metric,
             "params": params, "id_kind": STR_IDS if key["type"] == types.VARCHAR else INT_IDS}
+
+
+def config_on_server(name: str, uri: Any, token: Any, timeout: Any, db_name: Any) -> dict[str, Any]:
+    """:func:`read_config` of the collection ``name``, through a connection of its own."""
+    client = connect(uri, token, timeout, db_name)
+    try:
+        if not client.has_collection(name):
+            raise CollectionMismatchError(f"there is no collection {name!r} on the server at {uri}")
+        return read_config(client, name)
+    except pymilvus().MilvusException as e:
+        raise server_error(e, f"Milvus at {uri}") from e
+    finally:
+        client.close()
 
 
 def mismatch(name: str, found: dict[str, Any], wanted: dict[str, Any], kind: IdKind | None) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conformance.kinds import DEFAULT_KINDS, KINDS, MILVUS_KINDS, MILVUS_MODULES, StoreKind
+from tests.conformance.kinds import DEFAULT_KINDS, KINDS, MILVUS_KINDS, StoreKind
 from tests.lifecycle_model import single_thread_faiss  # noqa: F401 - a fixture, used below
 
 
@@ -25,11 +25,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "make_store" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("kinds")
         names = marker.args if marker else DEFAULT_KINDS
-        if metafunc.module.__name__.rsplit(".", 1)[-1] in MILVUS_MODULES:
-            names = (*names, *MILVUS_KINDS)
+        names = (*names, *MILVUS_KINDS.get(metafunc.module.__name__.rsplit(".", 1)[-1], ()))
         needs = [c for m in metafunc.definition.iter_markers("needs") for c in m.args]
         names = [n for n in names if all(getattr(KINDS[n], c) for c in needs)]
         metafunc.parametrize("make_store", [KINDS[n] for n in names], ids=list(names), indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the metrics a kind does not run with (its ``metrics``)."""
+    kept, dropped = [], []
+    for item in items:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        kind = params and params.get("make_store")
+        skip = isinstance(kind, StoreKind) and kind.metrics is not None and params.get("metric", kind.metrics[0]) not in kind.metrics
+        (dropped if skip else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture

@@ -30,7 +30,12 @@ METRICS = ("L2", "IP", "cosine")
 
 def rotating_metric(kind, shift: int) -> str:
     """One metric per kind (a run takes seconds), each metric on some kind."""
-    return METRICS[(KINDS.index(kind.name) + shift) % len(METRICS)]
+    return METRICS[((KINDS.index(kind.name) if kind.name in KINDS else 0) + shift) % len(METRICS)]
+
+
+def readers_min(kind) -> int:
+    """Searches the readers must have made in SECONDS: a server answers each in a round trip."""
+    return 20 if kind.server else 100
 
 
 def meta_of(i: int) -> dict:
@@ -141,7 +146,7 @@ def test_searches_during_adds(make_store):
     n = added[0]
     assert len(store) == n and store.ids() == list(range(n))
     assert n >= INITIAL + 5 * BATCH, f"the writer hardly ran: {n}"
-    assert len(records) >= 100, f"the readers hardly ran: {len(records)}"
+    assert len(records) >= readers_min(make_store), f"the readers hardly ran: {len(records)}"
     make_store.expect_trained(store, n)  # IVF16 crossed 39 * nlist during the run
 
     exact_checks = 0
@@ -239,7 +244,7 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
         rec.spawn(loop)
     rec.run(SECONDS)
 
-    assert len(records) >= 100 and deleted_at and (saves[0] >= 2 or not make_store.persistent)
+    assert len(records) >= readers_min(make_store) and deleted_at and (saves[0] >= 2 or not make_store.persistent)
     for record in records:
         qi, single, k, c0, c1, t0, t1 = record[:7]
         for row_ids, _, _ in check_record(record, metric):
@@ -276,6 +281,7 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
     np.testing.assert_allclose(vectors, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.needs("callable_filters")  # the searches meet inside their callable filters
 def test_two_searches_run_at_the_same_time(make_store):
     """Searches share the store: the first holds its search open (in its filter) until the
     second, from another thread, is inside its own."""

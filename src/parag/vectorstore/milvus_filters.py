@@ -33,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,7 @@ from parag.filters import COMPARISONS, And, Compare, Exists, In, Node, Not, Or, 
 from parag.metadata import MetadataStore, encode_metadata
 
 JSON_FIELD = "meta"
-INT64 = (-(2**63), 2**63 - 1)
+EXACT_FLOAT_INT = 2**53
 # True for every row; Milvus 2.3 has no ``true`` literal in a filter (ids are >= 0).
 EVERYTHING = "id >= 0"
 
@@ -143,16 +142,14 @@ def _literal(value: Any, field: str) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return string_literal(value, field)
-    if isinstance(value, int):
-        if INT64[0] <= value <= INT64[1]:
-            return str(value)
-        if math.isfinite(float(value)):  # compared by value, as parag does
-            return repr(float(value))
-    if isinstance(value, float) and math.isfinite(value):
-        return repr(value)
+    # The server compares an int with a float as two doubles: exact only up to 2**53. So an
+    # integral bound is written as an int (int64 against int64 is exact) and a bound beyond
+    # 2**53 is compared by parag.
+    if isinstance(value, (int, float)) and abs(value) <= EXACT_FLOAT_INT:  # False for NaN
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
     raise NotOnServer(
         f"filter value {value!r} for field {field!r} has no exact Milvus expression "
-        "(null, lists, objects and non-finite numbers are compared by parag, not the server)"
+        "(null, lists, objects and numbers beyond 2**53 are compared by parag, not the server)"
     )
 
 

@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from parag._ids import Ids, as_store_ids
+from parag._validation import as_vectors, unit_rows
+from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.metadata import encode_metadata
 from parag.vectorstore.milvus_filters import string_literal
 from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES
 
@@ -29,6 +33,24 @@ def id_literal(id_: Any) -> str:
 def ids_in(ids: Sequence[Any]) -> str:
     """The expression ``id in [...]`` for int or string ids."""
     return "id in [" + ", ".join(map(id_literal, ids)) + "]"
+
+
+def records(vectors: Any, metadata: Any, documents: Any, dimension: int,
+            metric: str) -> tuple[np.ndarray, list[dict[str, Any]], list[str | None]]:
+    """Vectors (unit rows for cosine), metadata dicts and documents, checked, for writing."""
+    x, _ = as_vectors(vectors, dimension)
+    dicts = encode_metadata(metadata, len(x)).dicts
+    docs = check_documents(documents, len(x))
+    check_document_sizes(docs)
+    return (unit_rows(x, "vectors") if metric == "cosine" else x), dicts, docs
+
+
+def ids_for(ids: Ids, n: int) -> np.ndarray:
+    """``ids`` checked as unique ids of one kind, one for each of ``n`` vectors."""
+    given = as_store_ids(ids, None)
+    if len(given) != n:
+        raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
+    return given
 
 
 def check_document_sizes(documents: list[str | None]) -> None:

@@ -34,7 +34,6 @@ import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
 from parag._ids import INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
 from parag._validation import MAX_ID, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
-from parag.documents import check_documents
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
@@ -194,8 +193,8 @@ class MilvusVectorStore(VectorStore):
             documents: Documents = None) -> list[int] | list[str]:
         """Add vectors (one 1-D or many 2-D) with metadata, ids and documents, as in
         FAISSVectorStore.add; documents of at most 65,535 bytes (Milvus's VARCHAR)."""
-        x, dicts, docs = self._records(vectors, metadata, documents)
-        given = None if ids is None else _ids_for(ids, len(x))
+        x, dicts, docs = rows_.records(vectors, metadata, documents, self.dimension, self.metric)
+        given = None if ids is None else rows_.ids_for(ids, len(x))
         with self._write_lock:
             kind = self._writable(given)
             if given is None and kind is STR_IDS:
@@ -215,8 +214,8 @@ class MilvusVectorStore(VectorStore):
                documents: Documents = None) -> list[int] | list[str]:
         """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
         already stored (an upserted id becomes the newest)."""
-        x, dicts, docs = self._records(vectors, metadata, documents)
-        given = _ids_for(ids, len(x))
+        x, dicts, docs = rows_.records(vectors, metadata, documents, self.dimension, self.metric)
+        given = rows_.ids_for(ids, len(x))
         with self._write_lock:
             self._writable(given)
             self._write(True, given, x, dicts, docs)
@@ -366,13 +365,6 @@ class MilvusVectorStore(VectorStore):
             self._server.create(self._config, kind)
         return kind
 
-    def _records(self, vectors: Any, metadata: Any, documents: Any) -> tuple[np.ndarray, list, list]:
-        x, _ = as_vectors(vectors, self.dimension)
-        dicts = encode_metadata(metadata, len(x)).dicts
-        docs = check_documents(documents, len(x))
-        rows_.check_document_sizes(docs)
-        return (unit_rows(x, "vectors") if self.metric == "cosine" else x), dicts, docs
-
     def _counters(self) -> tuple[int, int]:
         """The next generated id and insertion number: above every one stored."""
         ids, seqs = [-1], [-1]
@@ -408,11 +400,3 @@ class MilvusVectorStore(VectorStore):
             for i, row in zip(short, exact):
                 hits[i] = row
         return hits
-
-
-def _ids_for(ids: Ids, n: int) -> np.ndarray:
-    """``ids`` checked as unique ids of one kind, one for each of ``n`` vectors."""
-    given = as_store_ids(ids, None)
-    if len(given) != n:
-        raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
-    return given

@@ -1,7 +1,9 @@
 """MilvusVectorStore beyond the conformance suite: the server's bad inputs (unreachable, wrong
-token, a collection of another configuration), filters that cannot be translated or try to
-inject, save/load (not offered), and parag.migrate / `parag migrate` both ways. Runs on the
-session's real Milvus server (tests/milvus_server.py); skipped where it cannot start."""
+token, a collection of another configuration or id kind), filters that try to inject, string
+ids with quotes and backslashes, documents with ``like``'s wildcards, filters evaluated by parag
+(no exact server expression), callables and ``rerank`` refused, save/load (not offered), and
+parag.migrate / `parag migrate` both ways. Runs on the session's real Milvus server
+(tests/milvus_server.py); skipped where it cannot start."""
 
 from __future__ import annotations
 
@@ -59,7 +61,7 @@ def test_collection_of_another_configuration_is_refused(milvus):
     assert again.ids() == [0, 1] and again.add(np.ones(6)) == [2]  # generated ids go on
 
 
-def test_filters_are_escaped_and_untranslatable_ones_refused(milvus):
+def test_filters_are_escaped_and_callables_refused(milvus):
     store = POOL.store(2, "Flat", "L2")
     tricky = ['x" or 1==1 or "', "back\\slash", "quote'single", "new\nline", "é ü 中文", '\\" or id >= 0 or "']
     store.add(np.arange(2 * (len(tricky) + 2)).reshape(-1, 2), [{"s": t} for t in tricky] + [{"s": "plain"}, {}])

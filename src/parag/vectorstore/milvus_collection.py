@@ -15,7 +15,8 @@ import numpy as np
 
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
-from parag._ids import STR_IDS, IdKind
+from parag._ids import MAX_STR_ID_LENGTH, STR_IDS, IdKind
+from parag._validation import MAX_ID
 from parag.errors import IdNotFoundError
 from parag.vectorstore.milvus_filters import NotOnServer, client_mask
 
@@ -115,6 +116,14 @@ class Collection:
         if missing:
             raise IdNotFoundError(f"ids not in the store: {missing[:10]}")
         return found
+
+    def has(self, id_: object) -> bool:
+        """Whether ``id_`` (anything) is a stored id."""
+        if self.kind is STR_IDS:
+            fits = isinstance(id_, str) and 0 < len(id_) <= MAX_STR_ID_LENGTH
+        else:
+            fits = isinstance(id_, (int, np.integer)) and not isinstance(id_, bool) and 0 <= id_ <= MAX_ID
+        return self.kind is not None and fits and bool(self.existing(np.asarray([id_], self.kind.dtype)))
 
     def existing(self, targets: np.ndarray) -> list[Any]:
         """Those of ``targets`` that are stored, in the order given."""

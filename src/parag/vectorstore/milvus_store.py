@@ -15,9 +15,8 @@ first ids fix a FAISS store's kind. Where Milvus behaves differently, the store 
 - Read-your-writes: Session consistency orders reads after this process's inserts, but a
   2.3 server returns no timestamp for a delete, so a delete ends with one Strong read.
 
-Writes are not transactions on the server: a failure part-way through a large ``add``
-can leave the first batches written (each batch is all or nothing).
-See ``docs/milvus.md``.
+Writes are not transactions: a failure part-way through a large ``add`` can leave its first
+batches written (each all or nothing). See ``docs/milvus.md``.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import numpy.typing as npt
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
-from parag._ids import INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
+from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
 from parag._validation import MAX_ID, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
@@ -43,6 +42,7 @@ from parag.vectorstore.milvus_filters import NotOnServer, server_plan
 from parag.vectorstore.milvus_rows import INCLUDABLE
 
 MAX_TOPK = 16384  # Milvus's limit on k: a larger k is answered exactly by numpy
+EXACT_MATCH_LIMIT = 50_000  # a short answer with more matches is first searched as wide as Milvus allows
 
 
 class MilvusVectorStore(VectorStore):
@@ -141,13 +141,7 @@ class MilvusVectorStore(VectorStore):
         return 0 if self._server.kind is None else self._server.count(None)
 
     def __contains__(self, id_: object) -> bool:
-        if self._server.kind is None:
-            return False
-        if self._server.kind is STR_IDS:
-            fits = isinstance(id_, str) and 0 < len(id_) <= MAX_STR_ID_LENGTH
-        else:
-            fits = isinstance(id_, (int, np.integer)) and not isinstance(id_, bool) and 0 <= id_ <= MAX_ID
-        return fits and bool(self._server.existing(np.asarray([id_], self._server.kind.dtype)))
+        return self._server.has(id_)
 
     def __repr__(self) -> str:
         params = "".join(f", {k}={v}" for k, v in self._config["params"].items())
@@ -158,15 +152,12 @@ class MilvusVectorStore(VectorStore):
         raise UncopyableStoreError("a MilvusVectorStore holds a server connection and cannot be pickled or copied; "
                                    "open the same collection again with MilvusVectorStore.open(collection, uri=...)")
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
+    def __reduce_ex__(self, protocol: Any) -> Any:  # no pickling either
         return self.__copy__()
 
     def flush(self, timeout: float = 600.0) -> None:
-        """Seal what was written, wait until the index covers it, and reload the collection.
-
-        Milvus searches new rows (growing segments) by brute force until they are sealed and
-        indexed: call this after a bulk load, before measuring recall or speed.
-        """
+        """Seal what was written, wait until the index covers it, and reload the collection:
+        Milvus searches new rows by brute force until then. Call it after a bulk load."""
         with self._write_lock:
             if self._server.kind is not None:
                 self._server.flush(timeout)
@@ -391,8 +382,14 @@ class MilvusVectorStore(VectorStore):
         if k <= MAX_TOPK:
             milvus_params = schema.search_params(self.index_type, params, k)
             hits = self._server.search(q, k, expression, self.metric, milvus_params, wanted)
-        want = min(k, self._server.count(expression)) if k > MAX_TOPK or any(len(r) < k for r in hits) else 0
+        matches = self._server.count(expression) if k > MAX_TOPK or any(len(r) < k for r in hits) else 0
+        want = min(k, matches)
         short = [i for i in range(len(q)) if i >= len(hits) or len(hits[i]) < want]
+        if short and hits and matches > EXACT_MATCH_LIMIT:  # first the widest index search
+            widest = schema.search_params(self.index_type, {**params, "ef_search": 32768, "nprobe": 65536}, k)
+            for i, row in zip(short, self._server.search(q[short], k, expression, self.metric, widest, wanted)):
+                hits[i] = row
+            short = [i for i in short if len(hits[i]) < want]
         if short:
             found = self._server.all_rows(expression, ["vector", *rows_.fields_for(wanted)])
             exact = rows_.exact_hits(q[short], want, self.metric, found, wanted)

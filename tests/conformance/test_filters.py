@@ -366,6 +366,7 @@ def test_filtered_search_at_large_k(make_store, metric):
 
 
 @pytest.mark.kinds("IVF16", "IVF128", "HNSW")
+@pytest.mark.needs("starved")  # the kinds with search parameters that can starve (not Milvus-Flat)
 @pytest.mark.parametrize("metric", METRICS)
 def test_no_holes_with_starved_search_parameters(make_store, metric):
     """With tiny ef_search / nprobe (each kind's ``starved`` overrides) the ANN search finds

@@ -41,6 +41,8 @@ class StoreKind:
     callable_filters : filters may be (or hold) Python callables; where not (Milvus: the
         server cannot run them), such filters raise InvalidFilterError.
     server : the kind needs the session's Milvus server (the ``milvus`` fixture).
+    max_id : the largest int id it stores (Milvus 2.3: 2**63 - 2, its key 2**63 - 1 is never
+        found again).
     metrics : the metrics its metric-parametrized tests run with; None: every one. (Every
         call to a server is a round trip: the Milvus kinds share the metrics out.)
     """
@@ -57,6 +59,7 @@ class StoreKind:
     wide: dict[str, int] = field(default_factory=dict)
     server: bool = False
     metrics: tuple[str, ...] | None = None
+    max_id: int = 2**63 - 1
     callable_filters: bool = True
 
     def __call__(self, dimension: int, metric: str = "L2") -> Any:
@@ -105,6 +108,7 @@ def _milvus(name: str, index_type: str, params: dict[str, int], exact: bool, met
         persistent=False,
         server=True,
         metrics=metrics,
+        max_id=2**63 - 2,
         callable_filters=False,
     )
 

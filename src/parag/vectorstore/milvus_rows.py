@@ -20,6 +20,7 @@ from parag.metadata import encode_metadata
 from parag.vectorstore.milvus_filters import string_literal
 from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES
 
+MAX_ID = 2**63 - 2  # Milvus 2.3 stores a row under the key 2**63 - 1 but no query finds it
 # What search and get may return besides ids (and scores): ``include=`` picks among these.
 INCLUDABLE = ("metadata", "documents")
 _EVERYTHING = frozenset(INCLUDABLE)
@@ -50,6 +51,11 @@ def ids_for(ids: Ids, n: int) -> np.ndarray:
     given = as_store_ids(ids, None)
     if len(given) != n:
         raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
+    if given.dtype == np.int64 and len(given) and int(given.max()) > MAX_ID:
+        raise InvalidArgumentError(
+            f"ids has {int(given.max())}: a Milvus store's int ids go up to {MAX_ID} "
+            "(2**63 - 2: Milvus 2.3 never finds a row whose INT64 key is 2**63 - 1)"
+        )
     return given
 
 

@@ -32,7 +32,7 @@ import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
-from parag._validation import MAX_ID, as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
+from parag._validation import as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
@@ -191,7 +191,7 @@ class MilvusVectorStore(VectorStore):
             if given is None and kind is STR_IDS:
                 given = generated_str_ids(len(x))
             if given is None:
-                if self._next_id + len(x) > MAX_ID:
+                if self._next_id + len(x) > rows_.MAX_ID + 1:
                     raise InvalidArgumentError("the id space is exhausted: pass ids explicitly")
                 given = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
             else:

@@ -147,13 +147,13 @@ DEFAULT_KINDS = ("Flat", "IVF-untrained", "IVF4", "HNSW", "HNSW-sq8", "Flat-floa
 WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
 # The Milvus kinds join every test of every module, but the server answers each call in a
 # round trip: the approximate HNSW kind runs where search results are checked, the exact FLAT
-# kind everywhere (input checks, records, threads and random lifecycles are the store's code,
-# the same whatever the index). test_persistence needs "persistent": not Milvus.
+# kind everywhere (input checks, records and threads are the store's code,
+# the same whatever the index). test_persistence needs "persistent": not Milvus. The random
+# lifecycles (test_lifecycle_properties) took 140 s per metric on the server: not yet.
 MILVUS_KINDS = {
     "test_errors": ("Milvus-Flat",),
     "test_filters": ("Milvus-Flat", "Milvus-HNSW"),
     "test_lifecycle": ("Milvus-Flat", "Milvus-HNSW"),
-    "test_lifecycle_properties": ("Milvus-Flat",),
     "test_oracle": ("Milvus-Flat", "Milvus-HNSW"),
     "test_records": ("Milvus-Flat",),
     "test_threads": ("Milvus-Flat",),

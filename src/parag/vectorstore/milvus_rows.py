@@ -15,15 +15,12 @@ import numpy as np
 from parag._ids import Ids, as_store_ids
 from parag._validation import as_vectors, unit_rows
 from parag.documents import check_documents
-from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.errors import InvalidArgumentError
 from parag.metadata import encode_metadata
 from parag.vectorstore.milvus_filters import string_literal
 from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES
 
 MAX_ID = 2**63 - 2  # Milvus 2.3 stores a row under the key 2**63 - 1 but no query finds it
-# What search and get may return besides ids (and scores): ``include=`` picks among these.
-INCLUDABLE = ("metadata", "documents")
-_EVERYTHING = frozenset(INCLUDABLE)
 
 
 def id_literal(id_: Any) -> str:
@@ -79,18 +76,6 @@ def rows(ids: np.ndarray, seqs: np.ndarray, x: np.ndarray, metadata: list[dict[s
 def document(row: dict[str, Any]) -> str | None:
     """The document of a row read with the fields ``doc`` and ``has_doc``."""
     return row["doc"] if row["has_doc"] else None
-
-
-def check_include(include: Any) -> frozenset[str]:
-    """``include`` checked: a collection of names from :data:`INCLUDABLE`."""
-    if include is INCLUDABLE:
-        return _EVERYTHING
-    if isinstance(include, str) or not isinstance(include, (Sequence, set, frozenset)):
-        raise InvalidTypeError(f"include must be a list of names from {list(INCLUDABLE)}, got {include!r}")
-    unknown = [name for name in include if name not in INCLUDABLE]
-    if unknown:
-        raise InvalidArgumentError(f"include names {unknown[0]!r}; it takes names from {list(INCLUDABLE)}")
-    return frozenset(include)
 
 
 def fields_for(wanted: frozenset[str]) -> list[str]:

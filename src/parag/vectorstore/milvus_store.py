@@ -39,7 +39,7 @@ from parag.metadata import encode_metadata
 from parag.vectorstore.base import Documents, GetResult, Metadata, SearchResult, VectorStore
 from parag.vectorstore.milvus_collection import Collection
 from parag.vectorstore.milvus_filters import NotOnServer, server_plan
-from parag.vectorstore.milvus_rows import INCLUDABLE
+from parag.vectorstore.faiss_reads import INCLUDABLE, check_include  # one include= for both stores
 
 MAX_TOPK = 16384  # Milvus's limit on k: a larger k is answered exactly by numpy
 EXACT_MATCH_LIMIT = 50_000  # a short answer with more matches is first searched as wide as Milvus allows
@@ -267,7 +267,7 @@ class MilvusVectorStore(VectorStore):
                                        "and scores them exactly (rerank is for FAISSVectorStore's compressed storage)")
         overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
         search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
-        wanted = rows_.check_include(include)
+        wanted = check_include(include)
         tree = None if filter is None else parse(filter)
         plan = None if tree is None else server_plan(tree)
         q = unit_rows(q, "query") if self.metric == "cosine" else q
@@ -294,7 +294,7 @@ class MilvusVectorStore(VectorStore):
         limit = None if limit is None else check_int(limit, "limit", 0)
         offset = check_int(offset, "offset", 0)
         check_bool(include_vectors, "include_vectors")
-        wanted = rows_.check_include(include)
+        wanted = check_include(include)
         fields = rows_.fields_for(wanted) + (["vector"] if include_vectors else [])
         if targets is not None:
             found = self._server.rows(np.unique(targets), fields) if len(targets) else {}

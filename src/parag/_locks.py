@@ -24,7 +24,8 @@ class RWLock:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()  # taken directly by readers: cheaper than the Condition's own enter/exit
+        self._cond = threading.Condition(self._mutex)
         self._readers: dict[int, int] = {}  # thread ident -> depth of its reads
         self._writer: int | None = None
         self._writers_waiting = 0
@@ -47,6 +48,9 @@ class RWLock:
             try:
                 while self._writer is not None or self._readers:
                     self._cond.wait()
+            except BaseException:  # interrupted: readers held back for this writer may go on
+                self._cond.notify_all()
+                raise
             finally:
                 self._writers_waiting -= 1
             self._writer = me
@@ -69,7 +73,7 @@ class _Reading:
     def __enter__(self) -> None:
         lock, me = self._lock, threading.get_ident()
         self._me = me
-        with lock._cond:
+        with lock._mutex:
             readers = lock._readers
             if me not in readers and lock._writer != me:
                 while lock._writer is not None or lock._writers_waiting:
@@ -78,9 +82,9 @@ class _Reading:
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
-        with lock._cond:
+        with lock._mutex:
             depth = lock._readers.pop(self._me) - 1
             if depth:
                 lock._readers[self._me] = depth
-            elif not lock._readers:
-                lock._cond.notify_all()
+            elif not lock._readers and lock._writers_waiting:
+                lock._cond.notify_all()  # only a waiting writer waits for the last reader

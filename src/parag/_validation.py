@@ -26,6 +26,9 @@ from parag.errors import (
 MAX_ID = np.iinfo(np.int64).max
 
 
+_FLOAT32 = np.dtype(np.float32)  # a singleton: ``is`` spares the search path the dtype conversion of ``==``
+
+
 def as_vectors(
     x: npt.ArrayLike, dimension: int, name: str = "vectors"
 ) -> tuple[np.ndarray, bool]:
@@ -34,7 +37,7 @@ def as_vectors(
     Returns the array and whether the input was a single 1-D vector. No copy is made when
     ``x`` already is float32 and C-contiguous.
     """
-    if type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 1 and x.shape[0] == dimension:
+    if type(x) is np.ndarray and x.dtype is _FLOAT32 and x.ndim == 1 and x.shape[0] == dimension:
         # The fast path of every single-query search: one float32 vector, nothing to convert.
         # Its squared norm is finite exactly when every value is, unless it overflows (huge
         # values): those take the general path below, as do NaN and inf. FAISS computes it
@@ -116,6 +119,8 @@ def check_int(value: Any, name: str, low: int = 1, high: int | None = None) -> i
     ...
     parag.errors.InvalidTypeError: nlist must be an int in [1, 1024], got 2.0
     """
+    if type(value) is int and value >= low and (high is None or value <= high):
+        return value  # the common case, before any message is formatted (every search checks k)
     if high is not None:
         wanted = f"an int in [{low}, {high}]"
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -48,19 +49,9 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
     if len(metadata) != n:
         raise InvalidMetadataError(f"{name} has {len(metadata)} items but there are {n} vectors")
     items = [{} if m is None else m for m in metadata]
-    blobs = []
-    for i, m in enumerate(items):
-        if not isinstance(m, dict):
-            raise InvalidMetadataError(f"{name}[{i}] must be a dict, got {type(m).__name__}")
-        try:
-            # orjson returns each result in a ~4 KB allocation: keep an exact-size copy
-            # instead (100k dicts: 8 MB of RSS instead of 410 MB, and 15x faster).
-            blobs.append(bytes(memoryview(orjson.dumps(m))))
-        except TypeError as e:
-            raise InvalidMetadataError(
-                f"{name}[{i}] is not JSON-serialisable ({e}); use str keys and "
-                "str/int/float/bool/None/list/dict values"
-            ) from None
+    blobs = _encoded_at_once(items)
+    if blobs is None:  # something to report (or a rare layout): item by item, naming the first bad one
+        blobs = [_encoded_item(m, i, name) for i, m in enumerate(items)]
     # One decode of the whole batch catches what JSON would silently change: tuples (become
     # lists), NaN/inf (become null), datetimes (become strings)... It is skipped when every
     # value is of a type that round-trips exactly (a scan 4x cheaper than the decode).
@@ -72,6 +63,41 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
                     f"{orjson.loads(b)!r}); use lists not tuples, finite floats, plain str/int values"
                 )
     return Encoded(blobs, items)
+
+
+def _encoded_at_once(items: list[Any]) -> list[bytes] | None:
+    """The JSON of each of ``items`` from one ``orjson.dumps`` of them all (100k small dicts:
+    ~5x faster than one call each), or None when an item is not a dict or not serialisable,
+    or when the items' boundaries in the array cannot be told apart by a plain search.
+
+    orjson writes ``[{...},{...}]`` with no whitespace and no raw newline (newlines in
+    strings are escaped), so each ``},{`` between two items is one boundary; when the
+    array holds exactly ``len(items) - 1`` of them, no string or nested dict holds one.
+    """
+    if not items or not all(map(isinstance, items, repeat(dict))):
+        return None
+    try:
+        whole = orjson.dumps(items)
+    except TypeError:
+        return None
+    # split() makes exact-size bytes: no ~4 KB orjson allocation per item is kept.
+    blobs = whole[1:-1].replace(b"},{", b"}\n{").split(b"\n")
+    return blobs if len(blobs) == len(items) else None
+
+
+def _encoded_item(m: Any, i: int, name: str) -> bytes:
+    """The JSON of the metadata item ``m`` (``metadata[i]``), or InvalidMetadataError."""
+    if not isinstance(m, dict):
+        raise InvalidMetadataError(f"{name}[{i}] must be a dict, got {type(m).__name__}")
+    try:
+        # orjson returns each result in a ~4 KB allocation: keep an exact-size copy
+        # instead (100k dicts: 8 MB of RSS instead of 410 MB, and 15x faster).
+        return bytes(memoryview(orjson.dumps(m)))
+    except TypeError as e:
+        raise InvalidMetadataError(
+            f"{name}[{i}] is not JSON-serialisable ({e}); use str keys and "
+            "str/int/float/bool/None/list/dict values"
+        ) from None
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
@@ -117,18 +143,17 @@ class MetadataStore:
         self._columns.append(encoded.dicts)
 
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
-        """Fresh dicts for ``slots``: the caller may change them freely."""
-        blobs, loads = self._blobs, orjson.loads
-        return [loads(blobs[s]) for s in slots]
+        """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse
+        of them all costs half as much as a parse per dict."""
+        blobs = self._blobs
+        return orjson.loads(b"[" + b",".join([blobs[s] for s in slots]) + b"]")  # type: ignore[misc]
 
     def get_rows(self, slots: np.ndarray) -> list[list[dict[str, Any]]]:
-        """Fresh dicts for a 2-D array of live slots, row by row. One JSON parse of them all
-        costs half as much as a parse per dict (search results of a batch)."""
+        """Fresh dicts for a 2-D array of live slots, row by row (search results of a batch)."""
         k = slots.shape[1]
         if not k:
             return [[] for _ in range(len(slots))]
-        blobs = self._blobs
-        flat = orjson.loads(b"[" + b",".join([blobs[s] for s in slots.ravel().tolist()]) + b"]")
+        flat = self.get_many(slots.ravel().tolist())
         return [flat[i : i + k] for i in range(0, len(flat), k)]
 
     def items(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -295,6 +320,8 @@ class Columns:
         """Columns for new slots at the end."""
         first = self.n_slots
         self.n_slots += len(dicts)
+        if not self._columns:  # no filter has named a key yet: nothing to keep up to date
+            return
         for column in self._columns.values():
             column.codes.append(None, count=len(dicts))
             column.numbers.append(None, count=len(dicts))

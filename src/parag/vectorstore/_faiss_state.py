@@ -48,6 +48,8 @@ class FAISSState:
         self.docs = DocumentStore([None] * self.slots.n_slots) if docs is None else docs
         self.next_id = next_id
         self.read_only = read_only
+        # (index, whether a single unfiltered query may search it bare): see search_one.
+        self._bare: tuple[faiss.Index | None, bool] = (None, False)
 
     def copy(self) -> FAISSState:
         """An independent copy: index, ids, metadata, documents and parameters."""
@@ -229,6 +231,29 @@ class FAISSState:
     def vectors(self, slots: np.ndarray) -> np.ndarray:
         """The stored vectors at ``slots`` (copies)."""
         return self.index.reconstruct_batch(slots)
+
+    def search_one(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Distances and slots of the top-k of one unfiltered query ``q`` (shape (1, d)), on
+        the fast path; None where it does not apply (use :meth:`search_slots`).
+
+        It applies when no slot is dead, the store holds at least k vectors and the index
+        searches one query on the calling thread with its own parameters (HNSW, a trained
+        IVF): then nothing is built per call (no selector, no SearchParameters, no OpenMP
+        setting) and FAISS is called directly, ``q`` being checked already. Every numpy or
+        SWIG call saved here is ~1 us hot and several times that with cold caches.
+        """
+        index, slots = self.index, self.slots
+        bare = self._bare
+        if bare[0] is not index:  # worked out once per index (the index changes only under the write lock)
+            kind = self.kind
+            bare = self._bare = (index, not kind.splits_one_query(index) and kind.search_parameters(index, None, {}) is None)
+        if not bare[1] or k > slots.n_live or slots.n_dead:
+            return None
+        distances, found = np.empty((1, k), np.float32), np.empty((1, k), np.int64)
+        index.search_c(1, faiss.swig_ptr(q), k, faiss.swig_ptr(distances), faiss.swig_ptr(found), None)
+        if found[0, -1] < 0:  # fewer than k found: search_slots completes it exactly
+            return None
+        return distances[0], found[0]
 
     def search_slots(
         self, q: np.ndarray, k: int, overrides: dict[str, int], allowed: np.ndarray | None = None

@@ -115,6 +115,10 @@ class FAISSReads:
         q = self._normalised(q, "query")
         with self._lock.read():
             state = self._state
+            if single and matching is None and not overrides:
+                hits = state.search_one(q, k)
+                if hits is not None:
+                    return _one_result(state, *hits, wanted)
             allowed = None if matching is None else matching(state.meta, state.docs)
             distances, slots = state.search_slots(q, k, overrides, allowed)
             return _search_result(state, distances, slots, single, wanted)
@@ -220,3 +224,14 @@ def _search_result(
             None if documents is None else documents[0],
         )
     return SearchResult(distances.tolist(), ids, metadata, documents)
+
+
+def _one_result(state: FAISSState, distances: np.ndarray, slots: np.ndarray, wanted: frozenset[str]) -> SearchResult:
+    """The search result of one query's ``slots`` (a 1-D array), as :func:`_search_result`."""
+    listed = slots.tolist()
+    return SearchResult(
+        distances.tolist(),
+        state.slots.ids_at(slots).tolist(),
+        state.meta.get_many(listed) if "metadata" in wanted else None,
+        state.docs.get_many(listed) if "documents" in wanted else None,
+    )

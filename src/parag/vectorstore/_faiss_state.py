@@ -158,7 +158,7 @@ class FAISSState:
         self.docs.append(docs)
         if self.slots.kind is INT_IDS:
             self.next_id = max(self.next_id, int(ids.max()) + 1)
-        self.index = index
+        self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
         self.kind.apply_defaults(index)  # the index has grown: its automatic parameters follow
         self._compact_if_needed()
 
@@ -202,7 +202,7 @@ class FAISSState:
         self.slots.compact()
         self.meta.keep(keep)
         self.docs.keep(keep)
-        self.index = index
+        self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
         self.kind.apply_defaults(index)
 
     def _compact_if_needed(self) -> None:
@@ -246,7 +246,12 @@ class FAISSState:
         bare = self._bare
         if bare[0] is not index:  # worked out once per index (the index changes only under the write lock)
             kind = self.kind
-            bare = self._bare = (index, not kind.splits_one_query(index) and kind.search_parameters(index, None, {}) is None)
+            bare = self._bare = (
+                index,
+                isinstance(index, faiss.Index)  # not a Python wrapper around one
+                and not kind.splits_one_query(index)
+                and kind.search_parameters(index, None, {}) is None,
+            )
         if not bare[1] or k > slots.n_live or slots.n_dead:
             return None
         distances, found = np.empty((1, k), np.float32), np.empty((1, k), np.int64)

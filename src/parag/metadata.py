@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,7 +55,7 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
     # One decode of the whole batch catches what JSON would silently change: tuples (become
     # lists), NaN/inf (become null), datetimes (become strings)... It is skipped when every
     # value is of a type that round-trips exactly (a scan 4x cheaper than the decode).
-    if not all([_plain(m.values()) for m in items]) and orjson.loads(b"[" + b",".join(blobs) + b"]") != items:
+    if not _all_plain(items) and orjson.loads(b"[" + b",".join(blobs) + b"]") != items:
         for i, (m, b) in enumerate(zip(items, blobs)):
             if orjson.loads(b) != m:
                 raise InvalidMetadataError(
@@ -67,7 +67,7 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
 
 def _encoded_at_once(items: list[Any]) -> list[bytes] | None:
     """The JSON of each of ``items`` from one ``orjson.dumps`` of them all (100k small dicts:
-    ~5x faster than one call each), or None when an item is not a dict or not serialisable,
+    1.4x faster than one call each, measured), or None when an item is not a dict or not serialisable,
     or when the items' boundaries in the array cannot be told apart by a plain search.
 
     orjson writes ``[{...},{...}]`` with no whitespace and no raw newline (newlines in
@@ -101,6 +101,16 @@ def _encoded_item(m: Any, i: int, name: str) -> bytes:
 
 
 _SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _all_plain(items: list[dict[str, Any]]) -> bool:
+    """True if every value of every dict of ``items`` round-trips through JSON exactly (see
+    :func:`_plain`). The types of the top-level values are gathered first with no Python
+    call per value (cheaper than :func:`_plain` on each dict): when they are all str,
+    int, bool or None, that settles it."""
+    if set(map(type, chain.from_iterable(map(dict.values, items)))) <= _SCALARS:
+        return True
+    return all([_plain(m.values()) for m in items])
 
 
 def _plain(values: Iterable[Any]) -> bool:

@@ -54,11 +54,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         How the index stores vectors: exactly (float32), or compressed to 2 bytes
         (float16), 1 byte (sq8, 8-bit scalar quantisation) per component, or ``pq_m`` bytes
         per vector (pq, product quantisation; IVFFlat and HNSW only). A compressed store also
-        keeps the float32 vector of every slot (saved as a raw file of its own; in RAM in a
-        store built in memory or loaded normally, memory-mapped read-only in a store loaded
-        with ``mmap=True``) and re-scores the compressed index's best ``rerank * k``
-        candidates with it: scores are always the exact metric. sq8 and pq answer exactly
-        until the store holds 1,000 / 9,984 vectors to train on.
+        keeps every float32 vector (in RAM; once saved, a raw file of its own, memory-mapped
+        by ``load(mmap=True)``) and re-scores its index's best ``rerank * k`` candidates with
+        them: scores are always exact. sq8 and pq answer exactly until trained (1,000 / 9,984 vectors).
     **params : int
         IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40), ``ef_search``.
         Not given, ``ef_search``, ``nlist`` and ``nprobe`` follow the store's size (README,
@@ -72,9 +70,8 @@ class FAISSVectorStore(FAISSReads, VectorStore):
     ``add`` or ``upsert``; ``add`` without ids makes an int store). A string store generates
     ``uuid4().hex`` ids; string ids are non-empty and at most 512 characters.
 
-    Thread safety: any number of threads may call ``search``, ``get``, ``len`` and ``save``
-    at once; ``add``, ``delete``, ``upsert``, ``update_metadata``, ``compact`` and ``load``
-    wait for them and run alone.
+    Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
+    the writes (and ``load``) wait for them and run alone.
 
     Examples
     --------
@@ -274,12 +271,10 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         """Set the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat), and on a compressed
         store the fastest ``rerank`` with it, that reaches a recall.
 
-        Measures recall@k of this store's search against its exact search, for values
-        1, 2, 3, 4, 6, 8, 12... upward, and makes the first that reaches ``target_recall``
-        the store's default (saved with it); a compressed store does so for each ``rerank``
-        of 1, 2, 4, 8, 16 and keeps the fastest pair (a compressed Flat store tunes
-        ``rerank`` alone); see :mod:`parag.tuning`. A float32 Flat store, or a store not
-        trained yet, is exact: nothing to tune. Searches wait meanwhile.
+        Measures recall@k against exact search for values 1, 2, 3, 4, 6, 8, 12... and makes
+        the first that reaches ``target_recall`` the store's default (saved with it); a
+        compressed store tries each ``rerank`` of 1, 2, 4, 8, 16 and keeps the fastest pair
+        (see :mod:`parag.tuning`). Exact stores have nothing to tune. Searches wait meanwhile.
 
         Parameters
         ----------
@@ -293,10 +288,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         Returns
         -------
         TuneResult
-            ``(param, value, recall, reached, settings, rerank)``: the value now in force, its
-            recall@k, whether it reaches the target (else the best recall is chosen),
-            ``(value, recall, median single-query latency_ms, rerank)`` for every value
-            measured, and the ``rerank`` now in force (None on a float32 store).
+            ``(param, value, recall, reached, settings, rerank)``: the value in force, its
+            recall@k, whether it reaches the target (else the best recall is chosen), every
+            ``(value, recall, p50 latency_ms, rerank)`` measured, and the ``rerank`` in force (or None).
 
         Examples
         --------

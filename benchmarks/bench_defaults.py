@@ -44,7 +44,7 @@ RESULTS = PUBLISHED_RESULTS / "defaults"
 REPORT = ROOT / "docs" / "bench-defaults.md"
 SYNTHETIC_SIZES = (10_000, 100_000, 300_000, 1_000_000)
 REAL = ("siftsmall", "debian-minilm", "fashion-mnist")
-EF_VALUES = (32, 64, 96, 128, 192, 256, 384, 512)
+EF_VALUES = (32, 64, 96, 128, 192, 256, 384, 512, 1024)
 NPROBE_FRACTIONS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4)
 N_QUERIES = 500
 K = 10
@@ -54,11 +54,13 @@ def recall(found: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean([len(set(np.asarray(f)[:K].tolist()) & set(g[:K].tolist())) / K for f, g in zip(found, gt)]))
 
 
-def datasets(max_n: int) -> list[tuple[str, bench_data.Dataset, list[int]]]:
-    """(name, dataset, sizes to measure at): every real set present, and synthetic-1m's prefixes."""
-    out = [(name, bench_data.load(name, n_queries=N_QUERIES), []) for name in REAL if name in bench_data.available()]
+def datasets(max_n: int, min_n: int = 0) -> list[tuple[str, bench_data.Dataset, list[int]]]:
+    """(name, dataset, sizes to measure at): every real set present (unless ``min_n`` rules them
+    out), and synthetic-1m's prefixes from ``min_n`` to ``max_n``."""
+    out = [(name, bench_data.load(name, n_queries=N_QUERIES), []) for name in REAL
+           if name in bench_data.available() and not min_n]
     synthetic = bench_data.load("synthetic-1m", n_queries=N_QUERIES)
-    return out + [("synthetic", synthetic, [n for n in SYNTHETIC_SIZES if n <= max_n])]
+    return out + [("synthetic", synthetic, [n for n in SYNTHETIC_SIZES if min_n <= n <= max_n])]
 
 
 def truth(data: bench_data.Dataset, n: int) -> np.ndarray:
@@ -70,19 +72,19 @@ def faiss_metric(data: bench_data.Dataset) -> int:
     return faiss.METRIC_INNER_PRODUCT if data.metric == "IP" else faiss.METRIC_L2
 
 
-def sweep_hnsw(name: str, data: bench_data.Dataset, sizes: list[int]) -> list[dict]:
+def sweep_hnsw(name: str, data: bench_data.Dataset, sizes: list[int], ef_construction: int = 40) -> list[dict]:
     index = faiss.IndexHNSWFlat(data.d, 32, faiss_metric(data))
-    index.hnsw.efConstruction = 40
-    rows = []
+    index.hnsw.efConstruction = ef_construction
+    rows, built = [], 0.0
     for n in sizes or [data.n]:
         start = time.perf_counter()
         index.add(data.base[index.ntotal:n])
-        built = time.perf_counter() - start
+        built += time.perf_counter() - start  # the whole graph's build time so far
         gt = truth(data, n)
         for ef in EF_VALUES:
             found = index.search(data.queries, K, params=faiss.SearchParametersHNSW(efSearch=ef))[1]
-            rows.append({"dataset": name, "n": n, "index": "HNSW", "ef_search": ef, "recall": recall(found, gt),
-                         "add_s": built})
+            rows.append({"dataset": name, "n": n, "index": "HNSW", "ef_construction": ef_construction,
+                         "ef_search": ef, "recall": recall(found, gt), "build_s": built})
             print(rows[-1], flush=True)
     return rows
 
@@ -130,6 +132,10 @@ def verify(name: str, data: bench_data.Dataset, sizes: list[int], index_type: st
     return rows
 
 
+def _cell(value: float | None, fmt: str = ".0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def report(raw: dict, results: Path) -> str:
     """docs/bench-defaults.md from the raw results ``raw`` (read from ``results``) alone."""
     runs = need(raw, "runs", "results.json")
@@ -153,14 +159,19 @@ def report(raw: dict, results: Path) -> str:
         lines.append(f"| {r['dataset']} | {r['n']:,} | {r['index']} | {chosen} | {r['recall']:.3f} | "
                      f"{r['single_p50_ms']:.3f} | {r['build_s']:.0f} |")
     hnsw = [r for r in rows["sweep"] if r["index"] == "HNSW"]
-    lines += ["", "## Raw FAISS: HNSW32 (efConstruction 40), recall@10 by efSearch", "",
-              "The synthetic graph is grown once and measured at each size on the way.", "",
-              "| dataset | n | " + " | ".join(f"ef {ef}" for ef in EF_VALUES) + " | parag's default ef_search |",
-              "|---|---|" + "---|" * (len(EF_VALUES) + 1)]
-    for key in dict.fromkeys((r["dataset"], r["n"]) for r in hnsw):
-        by_ef = {r["ef_search"]: r["recall"] for r in hnsw if (r["dataset"], r["n"]) == key}
-        lines.append(f"| {key[0]} | {key[1]:,} | " + " | ".join(f"{by_ef[ef]:.3f}" for ef in EF_VALUES)
-                     + f" | {default_ef_search(key[1])} |")
+    lines += ["", "## Raw FAISS: HNSW32, recall@10 by efSearch", "",
+              "The synthetic graph is grown once per efConstruction and measured at each size on the way; build s: "
+              "the graph's whole build time to that size (`-`: not recorded or not measured).", "",
+              "| dataset | n | efConstruction | " + " | ".join(f"ef {ef}" for ef in EF_VALUES)
+              + " | build s | parag's default ef_search |", "|---|---|---|" + "---|" * (len(EF_VALUES) + 2)]
+    latest: dict[tuple, dict[int, dict]] = {}  # a later run's rows replace an earlier one's
+    for r in hnsw:
+        latest.setdefault((r["dataset"], r["n"], r.get("ef_construction", 40)), {})[r["ef_search"]] = r
+    for (dataset, n, efc), by_ef in sorted(latest.items(), key=lambda item: (item[0][0] != "siftsmall", item[0])):
+        built = next(iter(by_ef.values())).get("build_s")
+        lines.append(f"| {dataset} | {n:,} | {efc} | "
+                     + " | ".join(_cell(by_ef[ef]["recall"] if ef in by_ef else None, ".3f") for ef in EF_VALUES)
+                     + f" | {_cell(built)} | {default_ef_search(n)} |")
     ivf = [r for r in rows["sweep"] if r["index"] == "IVFFlat"]
     lines += ["", "## Raw FAISS: IVFFlat at parag's default nlist for the size, recall@10 by the lists probed", "",
               "| dataset | n | nlist | " + " | ".join(f"nlist/{round(1 / f)}" for f in NPROBE_FRACTIONS)
@@ -175,30 +186,44 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("what", nargs="?", choices=("sweep", "verify"))
     p.add_argument("--max-n", type=int, default=1_000_000, help="largest synthetic size measured")
+    p.add_argument("--min-n", type=int, default=0, help="smallest synthetic size measured (any: no real set)")
     p.add_argument("--index", choices=("HNSW", "IVFFlat", "both"), default="both")
+    p.add_argument("--ef-construction", default="40", help="sweep: comma-separated HNSW efConstruction values")
     p.add_argument("--report-only", action="store_true")
     args = p.parse_args()
     raw_file = RESULTS / "results.json"
     if not args.report_only:
         if args.what is None:
             p.error("say sweep or verify (or --report-only)")
+        ef_construction = [int(v) for v in args.ef_construction.split(",")]
+        key = (args.what, args.index, args.min_n, ef_construction if args.what == "sweep" else None)
         runs = read_json(raw_file)["runs"] if raw_file.exists() else []
-        runs = [r for r in runs if (r["what"], r["index"]) != (args.what, args.index)]
-        run = {"what": args.what, "index": args.index, "max_n": args.max_n, "provenance": provenance(), "rows": []}
+        runs = [r for r in runs if run_key(r) != key]
+        run = {"what": args.what, "index": args.index, "max_n": args.max_n, "min_n": args.min_n,
+               "provenance": provenance(), "rows": []}
+        if args.what == "sweep":
+            run["ef_construction"] = ef_construction
         kinds = ("HNSW", "IVFFlat") if args.index == "both" else (args.index,)
-        for name, data, sizes in datasets(args.max_n):
+        for name, data, sizes in datasets(args.max_n, args.min_n):
             if args.what == "verify":  # size by size, both kinds: the smaller sizes first
-                steps = [([n], kind) for n in sizes or [data.n] for kind in kinds]
-            else:  # one graph grown over the sizes
-                steps = [(sizes, kind) for kind in kinds]
-            for step_sizes, kind in steps:
+                steps = [([n], kind, None) for n in sizes or [data.n] for kind in kinds]
+            else:  # one graph grown over the sizes per efConstruction
+                steps = [(sizes, kind, efc) for kind in kinds for efc in (ef_construction if kind == "HNSW" else [None])]
+            for step_sizes, kind, efc in steps:
                 if args.what == "verify":
                     run["rows"] += verify(name, data, step_sizes, kind)
+                elif kind == "HNSW":
+                    run["rows"] += sweep_hnsw(name, data, step_sizes, efc)
                 else:
-                    run["rows"] += (sweep_hnsw if kind == "HNSW" else sweep_ivf)(name, data, step_sizes)
+                    run["rows"] += sweep_ivf(name, data, step_sizes)
                 write_json(raw_file, {"runs": [*runs, run]})  # as it goes: a run stopped early keeps its rows
     REPORT.write_text(report(read_json(raw_file), RESULTS))
     print(REPORT.read_text())
+
+
+def run_key(run: dict) -> tuple:
+    """What a new run replaces: the earlier run of the same command and options."""
+    return (run["what"], run["index"], run.get("min_n", 0), run.get("ef_construction", [40]) if run["what"] == "sweep" else None)
 
 
 if __name__ == "__main__":

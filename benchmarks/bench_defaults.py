@@ -47,6 +47,7 @@ REAL = ("siftsmall", "debian-minilm", "fashion-mnist")
 EF_VALUES = (32, 64, 96, 128, 192, 256, 384, 512, 1024)
 NPROBE_FRACTIONS = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4)
 N_QUERIES = 500
+VERIFY_EF_FROM = 300_000  # verify measures parag's own graph at every ef_search from this size
 K = 10
 
 
@@ -124,9 +125,13 @@ def verify(name: str, data: bench_data.Dataset, sizes: list[int], index_type: st
             start = time.perf_counter()
             store.search(q, K)
             times.append(time.perf_counter() - start)
+        gt = truth(data, n)
         rows.append({"dataset": name, "n": n, "index": index_type, "params": store.params,
-                     "recall": recall(found, truth(data, n)), "single_p50_ms": 1000 * float(np.median(times)),
+                     "recall": recall(found, gt), "single_p50_ms": 1000 * float(np.median(times)),
                      "build_s": built})
+        if index_type == "HNSW" and n >= VERIFY_EF_FROM:  # the graph parag built, at every ef_search
+            rows[-1]["recall_by_ef"] = {ef: recall(store.search(data.queries, K, ef_search=ef).ids, gt)
+                                        for ef in EF_VALUES}
         print(rows[-1], flush=True)
         del store
     return rows
@@ -155,9 +160,20 @@ def report(raw: dict, results: Path) -> str:
     if not rows["verify"]:
         lines.append("| not measured yet: `bench_defaults.py verify` | | | | | | |")
     for r in rows["verify"]:
-        chosen = ", ".join(f"{k} {v}" for k, v in r["params"].items() if k in ("ef_search", "nlist", "nprobe"))
+        chosen = ", ".join(f"{k} {v}" for k, v in r["params"].items()
+                           if k in ("ef_construction", "ef_search", "nlist", "nprobe"))
         lines.append(f"| {r['dataset']} | {r['n']:,} | {r['index']} | {chosen} | {r['recall']:.3f} | "
                      f"{r['single_p50_ms']:.3f} | {r['build_s']:.0f} |")
+    by_ef = [r for r in rows["verify"] if "recall_by_ef" in r]
+    if by_ef:
+        lines += ["", "## parag's own graph at its defaults, recall@10 by ef_search", "",
+                  "The graphs of the table above, searched at every ef_search (a search's own value): built in adds "
+                  "of 100k, each add linked with the ef_construction of the size it leaves.", "",
+                  "| dataset | n | ef_construction at the end | " + " | ".join(f"ef {ef}" for ef in EF_VALUES) + " |",
+                  "|---|---|---|" + "---|" * len(EF_VALUES)]
+        for r in by_ef:
+            lines.append(f"| {r['dataset']} | {r['n']:,} | {r['params'].get('ef_construction', 40)} | "
+                         + " | ".join(_cell(r["recall_by_ef"].get(str(ef)), ".3f") for ef in EF_VALUES) + " |")
     hnsw = [r for r in rows["sweep"] if r["index"] == "HNSW"]
     lines += ["", "## Raw FAISS: HNSW32, recall@10 by efSearch", "",
               "The synthetic graph is grown once per efConstruction and measured at each size on the way; build s: "

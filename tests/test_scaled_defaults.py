@@ -1,4 +1,4 @@
-"""Defaults that follow the store's size: HNSW's ef_search grows with the graph, IVFFlat
+"""Defaults that follow the store's size: HNSW's ef_search and ef_construction grow with the graph, IVFFlat
 chooses nlist when it trains (and retrains as the store grows ~4x), nprobe follows nlist.
 A parameter given (to the constructor, or set by ``tune``) never moves, and a store saved
 before sizes chose parameters keeps the values it was saved with.
@@ -14,7 +14,7 @@ import pytest
 
 from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.kinds import hnsw
-from parag.vectorstore.kinds.hnsw import EF_SEARCH_BY_SIZE, default_ef_search
+from parag.vectorstore.kinds.hnsw import EF_CONSTRUCTION_BY_SIZE, EF_SEARCH_BY_SIZE, default_ef_construction, default_ef_search
 from parag.vectorstore.kinds.ivf import default_nlist, default_nprobe
 from tests.checks import assert_exact, data
 from tests.crafting import manifest_of, seal
@@ -28,6 +28,15 @@ NPROBE_971, NPROBE_4096 = 125, 256
                                           (300_000, 192), (1_000_000, 512), (10_000_000, 1024)])
 def test_ef_search_by_size(n, ef_search):
     assert default_ef_search(n) == ef_search
+
+
+EFC_1 = EF_CONSTRUCTION_BY_SIZE[0][0]  # the largest graph built with ef_construction 40
+
+
+@pytest.mark.parametrize("n, ef_construction", [(0, 40), (59_000, 40), (EFC_1, 40), (EFC_1 + 1, 80),
+                                                (1_000_000, 80), (10_000_000, 80)])
+def test_ef_construction_by_size(n, ef_construction):
+    assert default_ef_construction(n) == ef_construction
 
 
 @pytest.mark.parametrize("n, nlist", [(312, 8), (9_984, 256), (20_000, 512), (58_940, 971), (1_000_000, 4000),
@@ -54,15 +63,41 @@ def test_hnsw_ef_search_follows_the_graph_until_set(tmp_path, monkeypatch):
     assert store.params["ef_search"] == default_ef_search(101) > 64 and given.params["ef_search"] == 64
     assert store.search(x[:3], k=5, ef_search=64) == given.search(x[:3], k=5)  # a search's own value wins
     store.save(tmp_path / "s")
-    assert manifest_of(tmp_path / "s")["auto_params"] == ["ef_search"]
+    assert manifest_of(tmp_path / "s")["auto_params"] == ["ef_construction", "ef_search"]
     assert FAISSVectorStore.load(tmp_path / "s").params == store.params
     # A value set (by tune, as by the constructor) no longer follows the size, loaded too.
     store.tune(x[:10], target_recall=0.5, k=5)
     store.add(x[101:])
     assert store.params["ef_search"] < 192
     store.save(tmp_path / "t")
-    assert "auto_params" not in manifest_of(tmp_path / "t")
+    assert manifest_of(tmp_path / "t")["auto_params"] == ["ef_construction"]
     assert FAISSVectorStore.load(tmp_path / "t").params == store.params
+
+
+@pytest.mark.parametrize("storage", ["float32", "sq8"])
+def test_hnsw_ef_construction_follows_the_size_an_add_leaves(tmp_path, monkeypatch, storage):
+    # Steps moved from 400k vectors to 1,100: the vectors an add inserts are linked with the
+    # ef_construction of the size it leaves (sq8 builds its graph at 1,000 vectors).
+    monkeypatch.setattr(hnsw, "EF_CONSTRUCTION_BY_SIZE", ((1_100, 40),))
+    x = np.random.default_rng(1).standard_normal((1_300, D)).astype(np.float32)
+    store = FAISSVectorStore(D, "HNSW", M=4, storage=storage)
+    given = FAISSVectorStore(D, "HNSW", M=4, storage=storage, ef_construction=16)
+    for s in (store, given):
+        s.add(x[:1_050])
+    assert inner_ef_construction(store) == store.params["ef_construction"] == 40
+    store.add(x[1_050:1_200])
+    given.add(x[1_050:1_200])
+    assert inner_ef_construction(store) == store.params["ef_construction"] == 80
+    assert inner_ef_construction(given) == given.params["ef_construction"] == 16
+    store.save(tmp_path / "s")
+    loaded = FAISSVectorStore.load(tmp_path / "s")
+    assert loaded.params == store.params and inner_ef_construction(loaded) == 80
+    np.testing.assert_array_equal(loaded.get(list(range(1_200)), include_vectors=True).vectors, x[:1_200])
+
+
+def inner_ef_construction(store: FAISSVectorStore) -> int:
+    index = store.faiss_index
+    return int(getattr(index, "base", index).hnsw.efConstruction)
 
 
 def ivf_store(x: np.ndarray, **params) -> FAISSVectorStore:

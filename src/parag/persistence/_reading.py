@@ -110,12 +110,7 @@ class StoreFiles:
         out = out.cast("B")
         if len(out) != info["size"]:
             raise ValueError(f"read_into: a buffer of {len(out)} bytes for a file of {info['size']}")
-        got = 0
-        while got < len(out):
-            n = os.preadv(f.fileno(), [out[got:]], got)
-            if not n:
-                raise CorruptStoreError(f"{self.describe(role)} ends at byte {got}, before its manifest size (truncated)")
-            got += n
+        read_into_at(f, 0, out, self.describe(role))
         if role in self._checks:  # a large file: hashed on its background thread meanwhile
             self._checks[role].result()
         elif self.verify:
@@ -152,8 +147,9 @@ class StoreFiles:
             raise self._block_error(role, i)
 
     def _check_whole(self, role: str) -> None:
-        """Hash the file in place through a read-only memory map: no copy, and the pages
-        stay the page cache's (a mapped load must not fill RAM)."""
+        """Hash the file a block at a time, read with pread into one reused buffer: no copy
+        of the file in RAM and no mapping of it, so a mapped load's resident memory stays
+        what its searches touch (a block read through a memory map would stay mapped)."""
         f, info = self._handles[role], self.manifest["files"][role]
         digests = info[self.checksum.blocks_key]
         if os.fstat(f.fileno()).st_size != info["size"]:
@@ -161,12 +157,14 @@ class StoreFiles:
         if not info["size"]:
             return
         block = info["block_size"]
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+        buffer = bytearray(min(block, info["size"]))
+        with memoryview(buffer) as view:
             for i, expected in enumerate(digests):
                 if self._stop.is_set():
                     raise CorruptStoreError(f"{self.describe(role)} was not checked: the load was abandoned")
-                with view[i * block : (i + 1) * block] as part:
-                    self.check_block(role, i, part, expected)
+                length = min(block, info["size"] - i * block)
+                read_into_at(f, i * block, view[:length], self.describe(role))
+                self.check_block(role, i, view[:length], expected)
 
     def _block_error(self, role: str, i: int) -> CorruptStoreError:
         info = self.manifest["files"][role]
@@ -211,6 +209,16 @@ def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
+    """Fill ``out`` with the bytes at ``offset`` (preadv: no copy, no race on the position)."""
+    got = 0
+    while got < len(out):
+        n = os.preadv(f.fileno(), [out[got:]], offset + got)
+        if not n:
+            raise CorruptStoreError(f"{what} ends at byte {offset + got}, before its manifest size (truncated)")
+        got += n
 
 
 def check_is_store(path: Path) -> None:

@@ -142,6 +142,7 @@ class FAISSState:
         the store is as it was. A compaction the write triggers comes after, on its own.
         """
         n_before = self.index.ntotal
+        self.kind.before_add(self.index, n_before + len(x))
         try:
             with threads_for(len(x), n_before + len(x)):
                 self.index.add(x)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import mmap as mmap_module
+import os
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,11 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         return FullVectors(np.empty((0, kind.dimension), np.float32), kind.faiss_metric)
     if hasattr(mapped, "madvise"):  # a search reads a few scattered rows: no read-ahead around them
         mapped.madvise(mmap_module.MADV_RANDOM)
+    if hasattr(os, "posix_fadvise"):
+        # A file just written (or read through) sits in the page cache in large folios, and a
+        # fault maps a whole folio: 1,000 rows read would map most of the file. Its clean
+        # cached pages are dropped, so each row a search reads maps a page or two.
+        os.posix_fadvise(files.handle("vectors").fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     data = np.frombuffer(mapped, VECTORS_DTYPE).reshape(n_slots, kind.dimension)  # read-only
     return FullVectors(data, kind.faiss_metric, owner=mapped)
 

@@ -148,6 +148,10 @@ class IndexKind:
 
     # ------------------------------------------------------------- building
 
+    def before_add(self, index: faiss.Index, n_slots: int) -> None:
+        """Set the build parameters that follow the store's size (:attr:`auto`) for an add
+        that leaves ``index`` with ``n_slots`` slots."""
+
     def train_at(self) -> int:
         """The live vectors the index needs before it is built and trained (0: none)."""
         return TRAIN_AT[self.storage_type]

@@ -25,6 +25,14 @@ MAX_TUNED_EF = 4096
 EF_SEARCH_BY_SIZE = ((150_000, 64), (400_000, 192), (1_500_000, 512))
 EF_SEARCH_LARGEST = 1024
 
+# The default ef_construction for an add that leaves the graph with up to n vectors: (n,
+# ef_construction), ascending. Past a few hundred thousand clustered vectors a graph built
+# with efConstruction 40 stops finding its neighbours at any ef_search (raw FAISS HNSW32,
+# synthetic-1m: recall@10 at most 0.97 at 300k, PLACEHOLDER at 1M); FAISS lets efConstruction
+# change between adds, so a growing graph builds its later vectors with the larger value.
+EF_CONSTRUCTION_BY_SIZE = ((400_000, 40),)
+EF_CONSTRUCTION_LARGEST = 80
+
 
 def default_ef_search(n: int) -> int:
     """The ef_search a search of a graph of ``n`` vectors uses when none was given.
@@ -37,18 +45,30 @@ def default_ef_search(n: int) -> int:
     return next((ef for most, ef in EF_SEARCH_BY_SIZE if n <= most), EF_SEARCH_LARGEST)
 
 
+def default_ef_construction(n: int) -> int:
+    """The ef_construction an add that leaves a graph with ``n`` vectors uses when none was given.
+
+    Examples
+    --------
+    >>> default_ef_construction(50_000), default_ef_construction(1_000_000)
+    (40, 80)
+    """
+    return next((ef for most, ef in EF_CONSTRUCTION_BY_SIZE if n <= most), EF_CONSTRUCTION_LARGEST)
+
+
 class HNSW(IndexKind):
     """Approximate search on a navigable small-world graph; ``ef_search`` trades recall for time."""
 
     name = "HNSW"
     # Defaults reach recall@10 0.97 on real MiniLM embeddings (debian-minilm, 59k x 384);
-    # FAISS's own efSearch 16 gives 0.9. An ef_search not given follows the graph's size.
+    # FAISS's own efSearch 16 gives 0.9. An ef_search or ef_construction not given follows the
+    # graph's size.
     params_table: ClassVar[tuple[Param, ...]] = (
         Param("M", 32, 2, 256),
-        Param("ef_construction", 40, 1, 1 << 16),
+        Param("ef_construction", default_ef_construction(0), 1, 1 << 16),
         Param("ef_search", default_ef_search(0), 1, 1 << 16, per_search=True),
     )
-    scaled = ("ef_search",)
+    scaled = ("ef_search", "ef_construction")
     # FAISS's HNSW-PQ graph is poor for inner products: recall@10 0.82 with rerank 50 on
     # clustered data where HNSW-SQ8 reaches 0.99.
     storage_metrics: ClassVar[dict[str, tuple[str, ...]]] = {"pq": ("L2",)}
@@ -72,9 +92,19 @@ class HNSW(IndexKind):
         inner.hnsw.efSearch = self.params["ef_search"]
 
     def follow_size(self, index: faiss.Index) -> None:
+        # The graph's size, tombstones included: a search walks through them too.
         if "ef_search" in self.auto:
-            # The graph's size, tombstones included: a search walks through them too.
             self.params["ef_search"] = default_ef_search(index.ntotal)
+        if "ef_construction" in self.auto:
+            self.params["ef_construction"] = default_ef_construction(index.ntotal)
+
+    def before_add(self, index: faiss.Index, n_slots: int) -> None:
+        # The vectors an add inserts are linked with the ef_construction of the size it leaves
+        # (a graph built or rebuilt from them, too: build() reads the parameter).
+        if "ef_construction" in self.auto:
+            self.params["ef_construction"] = default_ef_construction(n_slots)
+            if self.is_trained(index):
+                self.inner(index).hnsw.efConstruction = self.params["ef_construction"]
 
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         # A graph cannot remove vectors; the flat index a trained storage starts as can.

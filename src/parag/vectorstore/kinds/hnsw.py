@@ -26,11 +26,13 @@ EF_SEARCH_BY_SIZE = ((150_000, 64), (400_000, 192), (1_500_000, 512))
 EF_SEARCH_LARGEST = 1024
 
 # The default ef_construction for an add that leaves the graph with up to n vectors: (n,
-# ef_construction), ascending. Past a few hundred thousand clustered vectors a graph built
-# with efConstruction 40 stops finding its neighbours at any ef_search (raw FAISS HNSW32,
-# synthetic-1m: recall@10 at most 0.97 at 300k, PLACEHOLDER at 1M); FAISS lets efConstruction
-# change between adds, so a growing graph builds its later vectors with the larger value.
-EF_CONSTRUCTION_BY_SIZE = ((400_000, 40),)
+# ef_construction), ascending. Past a hundred thousand clustered vectors a graph linked with
+# efConstruction 40 stops finding its neighbours at any ef_search (raw FAISS HNSW32 on
+# synthetic clustered 384-d data, docs/bench-defaults.md: recall@10 at most 0.973 at 300k,
+# 0.87 at 1M with ef_search 64), while efConstruction 80 gives 0.995 at ef_search 64 at 300k
+# for a longer build (measured there). FAISS lets efConstruction change between adds, so a growing
+# graph links its later vectors with the larger value; small stores keep the cheap build.
+EF_CONSTRUCTION_BY_SIZE = ((150_000, 40),)
 EF_CONSTRUCTION_LARGEST = 80
 
 

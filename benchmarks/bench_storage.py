@@ -165,7 +165,14 @@ def _cell(value: float | None, fmt: str = ".0f") -> str:
 
 
 def report(raw: dict, results: Path) -> str:
-    """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone."""
+    """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone; the
+    published report (``docs/bench-results/storage``) with the published synthetic runs after it."""
+    published = results.resolve() == (PUBLISHED_RESULTS / "storage").resolve()
+    return one_report(raw, results) + ("".join(sections()) if published else "")
+
+
+def one_report(raw: dict, results: Path) -> str:
+    """The report of one run's raw results."""
     n = need(raw, "n", "results.json")
     configs = need(raw, "configs", "results.json")
     float32 = {r["index_type"]: r["codes_bytes"] for r in configs if r["storage"] == "float32"}
@@ -328,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     if out.resolve() == (ROOT / "docs").resolve():  # the published report: the README quotes it
         results = PUBLISHED_RESULTS / "storage"
         raw = read_json(results / "results.json")
-        (out / "bench-storage.md").write_text(report(raw, results) + "".join(sections()))
+        (out / "bench-storage.md").write_text(report(raw, results))
         replace_block(ROOT / "README.md", "storage figures", readme_block(raw))
     else:
         (out / "bench-storage.md").write_text(report(read_json(results / "results.json"), results))
@@ -339,7 +346,7 @@ def sections() -> list[str]:
     """The published synthetic runs (``--section``), each a section of the report."""
     out = []
     for results in sorted(PUBLISHED_RESULTS.glob("storage-*/")):
-        text = report(read_json(results / "results.json"), results)
+        text = one_report(read_json(results / "results.json"), results)
         out.append("\n" + text.replace("\n## ", "\n### ").replace("# Compressed storage: recall, memory and speed",
                                                                   f"## {results.name.removeprefix('storage-')}", 1))
     return out

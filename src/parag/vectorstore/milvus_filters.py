@@ -8,12 +8,18 @@ a ``not`` each comparison is guarded by ``exists`` (``$ne`` and ``$nin`` then ma
 that lack the field, as in the FAISS store, whatever the server does with a missing key;
 whether ``!=`` should match them is an open question upstream, milvus#47164).
 
+The list operators ``$contains`` / ``$all`` / ``$any`` are ``json_contains`` /
+``json_contains_all`` / ``json_contains_any``, which on a 2.3 server agree with parag (tested
+on the server: tests/test_milvus_filters.py): a field that is missing or not a list holds
+nothing, and elements compare as ``$eq`` does, ``true`` not ``1``, where a number is written
+as a float literal (the server compares ``1`` with ``1.0`` only then) of magnitude below
+2**53 (``9007199254740992.0`` matches the element 2**53 + 1).
+
 What Milvus 2.3 cannot evaluate exactly raises :class:`NotOnServer` (a
 :class:`~parag.errors.InvalidFilterError`): ``$document`` and ``$substring`` (its ``like``
-has no escape for ``%`` and ``_``), the list operators and list values (parag compares
-list elements as ``$eq`` does, ``1 == 1.0`` but ``true != 1``, and a field that is not a list
-holds nothing; ``json_contains`` is not checked to agree), and ``null`` or an object (dict)
-as a value. The store then evaluates such a filter itself, exactly, with
+has no escape for ``%`` and ``_``), list values of ``$eq`` / ``$in`` and list elements that
+are lists, objects or null, numbers beyond 2**53, and ``null`` or an object (dict) as a
+value. The store then evaluates such a filter itself, exactly, with
 parag's numpy evaluator over the collection's metadata and documents (:func:`client_mask`).
 A callable filter is an InvalidFilterError: it would run Python over every vector's
 metadata on each search.
@@ -27,6 +33,8 @@ Examples
 'not (((exists meta["lang"]) and meta["lang"] in ["en"]) or ((exists meta["lang"]) and meta["lang"] in [1]))'
 >>> to_expression(parse({"q": 'x" or 1==1 or "'}))
 'meta["q"] == "x\\\\" or 1==1 or \\\\""'
+>>> to_expression(parse({"tags": {"$any": ["a", 1]}}))
+'json_contains_any(meta["tags"], ["a", 1.0])'
 >>> to_expression(parse({})) is None
 True
 """
@@ -39,7 +47,7 @@ import numpy as np
 
 from parag.documents import DocumentStore
 from parag.errors import InvalidFilterError
-from parag.filters import COMPARISONS, And, Compare, Exists, In, Node, Not, Or, Predicate, evaluate
+from parag.filters import COMPARISONS, And, Compare, Contains, Exists, In, Node, Not, Or, Predicate, evaluate
 from parag.metadata import MetadataStore, encode_metadata
 
 JSON_FIELD = "meta"
@@ -111,6 +119,8 @@ def _expr(node: Node, negated: bool) -> str:
             return _guarded(field, leaf, negated)
         case In(field, values):
             return _in(field, values, negated)
+        case Contains(field, values, every):
+            return _guarded(field, _contains(field, values, every), negated)
     raise NotOnServer(f"{type(node).__name__} has no exact Milvus 2.3 expression")
 
 
@@ -131,6 +141,25 @@ def _in(field: str, values: tuple[Any, ...], negated: bool) -> str:
         parts = [f"{key} in []"]
     parts = [_guarded(field, p, negated) for p in parts]
     return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def _contains(field: str, values: tuple[Any, ...], every: bool) -> str:
+    elements = [_element(v, field) for v in values]
+    if len(elements) == 1:
+        return f"json_contains({_key(field)}, {elements[0]})"
+    return f"json_contains_{'all' if every else 'any'}({_key(field)}, [{', '.join(elements)}])"
+
+
+def _element(value: Any, field: str) -> str:
+    """A list element as a literal ``json_contains`` compares exactly as parag does."""
+    if isinstance(value, (bool, str)):
+        return _literal(value, field)
+    if isinstance(value, (int, float)) and abs(value) < EXACT_FLOAT_INT:  # False for NaN
+        return repr(float(value))  # a float: the server then compares 1 with 1.0
+    raise NotOnServer(
+        f"list element {value!r} for field {field!r} has no exact Milvus expression "
+        "(null, lists, objects and numbers from 2**53 on are compared by parag, not the server)"
+    )
 
 
 def _key(field: str) -> str:

@@ -6,9 +6,9 @@ first ids fix a FAISS store's kind. Where Milvus behaves differently, the store 
 
 - Milvus inserts a second row for an existing primary key: ``add`` checks first and raises
   :class:`~parag.errors.DuplicateIdError`; ``upsert`` replaces.
-- A filtered HNSW/IVF search can return fewer than ``k`` hits: a short answer is detected
-  (against the number of matching vectors) and answered exactly by numpy over the matching
-  vectors.
+- A filtered HNSW/IVF search starves (and can return fewer than ``k`` hits): as in the FAISS
+  store, a selective filter is answered exactly, a broad one with ``ef`` / ``nprobe`` widened,
+  and a short answer is completed (:mod:`parag.vectorstore.milvus_search`).
 - Filters the server cannot evaluate exactly (``$document``, list operators, null / object
   values: :mod:`parag.vectorstore.milvus_filters`) are evaluated by parag over the
   collection's rows, then searched exactly by numpy: exact, but they read every row.
@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 import parag.vectorstore.milvus_rows as rows_
+import parag.vectorstore.milvus_search as milvus_search
 import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
@@ -41,8 +42,6 @@ from parag.vectorstore.milvus_collection import Collection
 from parag.vectorstore.milvus_filters import NotOnServer, server_plan
 from parag.vectorstore.faiss_reads import INCLUDABLE, check_include  # one include= for both stores
 
-MAX_TOPK = 16384  # Milvus's limit on k: a larger k is answered exactly by numpy
-EXACT_MATCH_LIMIT = 50_000  # a short answer with more matches is first searched as wide as Milvus allows
 
 
 class MilvusVectorStore(VectorStore):
@@ -277,7 +276,7 @@ class MilvusVectorStore(VectorStore):
             found = self._server.matching(tree, plan, ["vector", *rows_.fields_for(wanted)])
             hits = rows_.exact_hits(q, k, self.metric, found, wanted)
         else:
-            hits = self._search(q, k, plan, search_params, wanted)
+            hits = milvus_search.search(self._server, q, k, plan, self._config, search_params, wanted)
         parts = [[[h[j] for h in row] for row in hits] for j in range(4)]
         dist, ids, meta, docs = (p[0] if single else p for p in parts)
         return SearchResult(dist, ids, meta if "metadata" in wanted else None, docs if "documents" in wanted else None)
@@ -374,26 +373,3 @@ class MilvusVectorStore(VectorStore):
         if len(ids) and self._server.kind is INT_IDS:
             self._next_id = max(self._next_id, int(ids.max()) + 1)
         self._next_seq = max(self._next_seq, int(seqs.max(initial=-1)) + 1)
-
-    def _search(self, q: np.ndarray, k: int, expression: str | None, params: dict[str, int],
-                wanted: frozenset[str]) -> list[list[tuple]]:
-        """Milvus's answer, with every short one (fewer than ``min(k, matches)`` hits) made exact."""
-        hits = []
-        if k <= MAX_TOPK:
-            milvus_params = schema.search_params(self.index_type, params, k)
-            hits = self._server.search(q, k, expression, self.metric, milvus_params, wanted)
-        matches = self._server.count(expression) if k > MAX_TOPK or any(len(r) < k for r in hits) else 0
-        want = min(k, matches)
-        short = [i for i in range(len(q)) if i >= len(hits) or len(hits[i]) < want]
-        if short and hits and matches > EXACT_MATCH_LIMIT:  # first the widest index search
-            widest = schema.search_params(self.index_type, {**params, "ef_search": 32768, "nprobe": 65536}, k)
-            for i, row in zip(short, self._server.search(q[short], k, expression, self.metric, widest, wanted)):
-                hits[i] = row
-            short = [i for i in short if len(hits[i]) < want]
-        if short:
-            found = self._server.all_rows(expression, ["vector", *rows_.fields_for(wanted)])
-            exact = rows_.exact_hits(q[short], want, self.metric, found, wanted)
-            hits = hits or [[] for _ in q]
-            for i, row in zip(short, exact):
-                hits[i] = row
-        return hits

@@ -125,13 +125,14 @@ class Collection:
             fits = isinstance(id_, (int, np.integer)) and not isinstance(id_, bool) and 0 <= id_ <= MAX_ID
         return self.kind is not None and fits and bool(self.existing(np.asarray([id_], self.kind.dtype)))
 
-    def existing(self, targets: np.ndarray) -> list[Any]:
-        """Those of ``targets`` that are stored, in the order given."""
+    def existing(self, targets: np.ndarray, expression: str | None = None) -> list[Any]:
+        """Those of ``targets`` that are stored (and match ``expression``), in the order given."""
         if self.kind is None:
             return []
         found = {r["id"] for start in range(0, len(targets), BATCH_ROWS)
                  for r in self.call(self.client.query, self.name,
-                                    filter=rows_.ids_in(targets[start:start + BATCH_ROWS].tolist()),
+                                    filter=" and ".join(f"({e})" for e in (
+                                        expression, rows_.ids_in(targets[start:start + BATCH_ROWS].tolist())) if e),
                                     output_fields=["id"], consistency_level=self.consistency)}
         return [i for i in targets.tolist() if i in found]
 

@@ -1,7 +1,8 @@
-"""Every bad input of issue 2, item 7, on every store kind: the right exception (a
-ParagError that is also the matching builtin), a message naming the argument, and the store
-exactly as it was. (FAISS constructor parameters and search overrides:
-tests/test_store_errors.py.)"""
+"""Every bad input of issue 2, item 7: the right exception (a ParagError that is also the
+matching builtin), a message naming the argument, and the store exactly as it was. Each
+catalogue runs on one FAISS kind and the Milvus kinds, one case of each on every kind (the
+checks come before any index-kind code: tests/checks.INPUT_CHECK_KINDS). (FAISS constructor
+parameters and search overrides: tests/test_store_errors.py.)"""
 
 from __future__ import annotations
 
@@ -23,13 +24,29 @@ from parag.errors import (
     NotAStoreError,
     StoreNotFoundError,
 )
-from tests.checks import D, N, QUERIES, assert_unchanged, check_raises, errors_store, load_both_ways, snapshot
+from tests.checks import (
+    D,
+    INPUT_CHECK_KINDS,
+    N,
+    QUERIES,
+    assert_unchanged,
+    check_raises,
+    errors_store,
+    load_both_ways,
+    snapshot,
+)
 from tests.conftest import clustered
 
 
 @pytest.fixture(params=["L2", "cosine"])  # cosine: zero vectors, normalised copies
 def store(make_store, request):
     return errors_store(make_store(D, request.param), make_store.expect_trained)
+
+
+# The catalogues of bad input run on one FAISS kind (and the Milvus ones): the checks come
+# before any index-kind code (see tests/checks.INPUT_CHECK_KINDS);
+# test_every_kind_refuses_bad_input_alike runs one case of each on every kind.
+catalogue = pytest.mark.kinds(*INPUT_CHECK_KINDS)
 
 
 # ----------------------------------------------------------------------------- add: vectors
@@ -58,6 +75,7 @@ BAD_VECTORS = {
 }
 
 
+@catalogue
 @pytest.mark.parametrize("case", BAD_VECTORS, ids=list(BAD_VECTORS))
 def test_add_bad_vectors(store, case):
     vectors, cls, builtin, name = BAD_VECTORS[case]
@@ -66,6 +84,7 @@ def test_add_bad_vectors(store, case):
     assert_unchanged(store, before)
 
 
+@catalogue
 @pytest.mark.parametrize("case", ["NaN", "3-D", "strings", "wrong dimension 2-D"])
 def test_upsert_bad_vectors(store, case):
     vectors, cls, builtin, name = BAD_VECTORS[case]
@@ -124,6 +143,7 @@ BAD_METADATA = {
 }
 
 
+@catalogue
 @pytest.mark.parametrize("case", BAD_METADATA, ids=list(BAD_METADATA))
 def test_add_bad_metadata(store, case):
     n, metadata, name = BAD_METADATA[case]
@@ -134,6 +154,7 @@ def test_add_bad_metadata(store, case):
     assert_unchanged(store, before)
 
 
+@catalogue
 @pytest.mark.parametrize("case", ["set value", "tuple value", "int key", "second not a dict", "too many"])
 def test_update_metadata_and_upsert_bad_metadata(store, case):
     n, metadata, name = BAD_METADATA[case]
@@ -156,6 +177,7 @@ BAD_IDS = {
 }
 
 
+@catalogue
 @pytest.mark.parametrize("case", BAD_IDS, ids=list(BAD_IDS))
 def test_add_bad_ids(store, case):
     ids, cls, builtin, name = BAD_IDS[case]
@@ -172,6 +194,7 @@ BAD_QUERIES = {
 }
 
 
+@catalogue
 @pytest.mark.parametrize("case", BAD_QUERIES, ids=list(BAD_QUERIES))
 def test_search_bad_query(store, case):
     query, cls, builtin, name = BAD_QUERIES[case]
@@ -194,12 +217,35 @@ BAD_K = {
 }
 
 
+@catalogue
 @pytest.mark.parametrize("case", BAD_K, ids=list(BAD_K))
 def test_search_bad_k(store, case):
     k, cls, builtin = BAD_K[case]
     before = snapshot(store)
     check_raises(lambda: store.search(QUERIES[0], k=k), cls, builtin, r"\bk\b")
     check_raises(lambda: store.search(QUERIES, k=k), cls, builtin, r"\bk\b")
+    assert_unchanged(store, before)
+
+
+def test_every_kind_refuses_bad_input_alike(store):
+    """One case of each catalogue above on every kind: the same error, the store unchanged."""
+    before = snapshot(store)
+    for case in ("NaN", "wrong dimension 2-D", "strings"):
+        vectors, cls, builtin, name = BAD_VECTORS[case]
+        check_raises(lambda: store.add(vectors), cls, builtin, name)
+        check_raises(lambda: store.upsert([0, 1], vectors), cls, builtin, name)
+    for case in ("set value", "too many"):
+        n, metadata, name = BAD_METADATA[case]
+        check_raises(lambda: store.add(np.ones((n, D)), metadata), InvalidMetadataError, ValueError, name)
+        check_raises(lambda: store.update_metadata(list(range(n)), metadata), InvalidMetadataError, ValueError, name)
+    for case in ("already stored", "negative"):
+        ids, cls, builtin, name = BAD_IDS[case]
+        check_raises(lambda: store.add(np.ones((2, D)), [{}, {}], ids=ids), cls, builtin, name)
+    query, cls, builtin, name = BAD_QUERIES["inf"]
+    check_raises(lambda: store.search(query, k=3), cls, builtin, name)
+    for case in ("0", "float"):
+        k, cls, builtin = BAD_K[case]
+        check_raises(lambda: store.search(QUERIES, k=k), cls, builtin, r"\bk\b")
     assert_unchanged(store, before)
 
 

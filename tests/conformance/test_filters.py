@@ -10,7 +10,8 @@
   vectors (ids as sets where the k-th score ties, distances to 1e-4); IVFFlat (nlist 128)
   and HNSW reach recall@10 >= 0.95 with default parameters; every index returns
   min(k, matches) results, all matching, each with its true score.
-- Malformed filters raise InvalidFilterError naming the culprit and change nothing.
+- Malformed filters raise InvalidFilterError naming the culprit and change nothing (on one
+  FAISS kind and the Milvus ones: compile_filter refuses them before any index code runs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError
 from parag.filters import MAX_DEPTH
+from tests.checks import INPUT_CHECK_KINDS
 from tests.conformance.kinds import WITH_APPROX_IVF
 from tests.lifecycle_model import METRICS, N, Model, check_search, dataset, matches, rich_metadata, snapshot
 
@@ -190,6 +192,10 @@ BAD_FILTERS = [
 ]
 
 
+# Malformed and runaway filters: one FAISS kind (and the Milvus ones); compile_filter refuses
+# them before any index-kind code runs (tests/checks.INPUT_CHECK_KINDS). The well-formed
+# filters of this module run on every kind.
+@pytest.mark.kinds(*INPUT_CHECK_KINDS)
 @pytest.mark.parametrize("spec, culprit", BAD_FILTERS, ids=[repr(s) for s, _ in BAD_FILTERS])
 def test_malformed_filter(make_store, spec, culprit):
     store, x = semantic_store(make_store)
@@ -218,6 +224,7 @@ RUNAWAY_FILTERS = {
 }
 
 
+@pytest.mark.kinds(*INPUT_CHECK_KINDS)
 @pytest.mark.parametrize("case", RUNAWAY_FILTERS, ids=list(RUNAWAY_FILTERS))
 def test_runaway_filter(make_store, case):
     spec, message = RUNAWAY_FILTERS[case]

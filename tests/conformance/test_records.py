@@ -21,6 +21,7 @@ from parag.errors import (
 from parag.filters import compile_filter
 from parag.metadata import MetadataStore, encode_metadata
 from parag.vectorstore import GetResult, SearchResult
+from tests.checks import INPUT_CHECK_KINDS
 from tests.lifecycle_model import Model, check_search, matches, snapshot
 
 D = 8
@@ -316,6 +317,9 @@ BAD_CALLS = [
 ]
 
 
+# One FAISS kind (and the Milvus ones): the arguments are checked before any index-kind code
+# (tests/checks.INPUT_CHECK_KINDS); the other tests here run every kind.
+@pytest.mark.kinds(*INPUT_CHECK_KINDS)
 @pytest.mark.parametrize("kind, call, error, words", BAD_CALLS, ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_input_is_named_and_changes_nothing(make_store, kind, call, error, words):
     store, _ = filled(make_store, kind)

@@ -40,6 +40,14 @@ def test_unreachable_server_is_a_connection_error():
     assert "127.0.0.1" in str(caught.value) and time.monotonic() - start < 20
 
 
+def test_milvus_lite_files_and_addresses_without_a_scheme_are_refused(tmp_path):
+    with pytest.raises(UnsupportedOperationError, match="Milvus Lite"):
+        MilvusVectorStore(4, uri=str(tmp_path / "milvus.db"), collection="x")
+    with pytest.raises(InvalidArgumentError, match="scheme"):
+        MilvusVectorStore(4, uri="127.0.0.1:19530", collection="x")
+    assert not list(tmp_path.iterdir())  # no file made
+
+
 def test_wrong_token_is_refused(milvus):
     with pytest.raises(ServerAuthenticationError, match="token"):
         MilvusVectorStore(4, uri=milvus.uri, token="root:wrong", collection="never_made")

@@ -32,6 +32,7 @@ from parag.errors import (
     ServerAuthenticationError,
     ServerConnectionError,
     ServerError,
+    UnsupportedOperationError,
 )
 
 INDEX_TYPES = {"flat": "Flat", "ivfflat": "IVFFlat", "ivf_flat": "IVFFlat", "hnsw": "HNSW"}
@@ -109,6 +110,14 @@ def connect(uri: Any, token: Any, timeout: Any, db_name: Any) -> Any:
     """A MilvusClient, connected; ServerConnectionError / ServerAuthenticationError if not."""
     if not isinstance(uri, str) or not uri:
         raise InvalidTypeError(f"uri must be a server address such as 'http://127.0.0.1:19530', got {uri!r}")
+    if uri.endswith(".db"):
+        raise UnsupportedOperationError(
+            f"uri {uri!r} names a Milvus Lite file, which MilvusVectorStore does not support (another engine "
+            "than the server, with other filter semantics: docs/milvus.md); for a store in local files use "
+            "FAISSVectorStore, for Milvus a server address such as 'http://127.0.0.1:19530'"
+        )
+    if "://" not in uri:
+        raise InvalidArgumentError(f"uri must be a server address with its scheme, such as 'http://127.0.0.1:19530', got {uri!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise InvalidArgumentError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if token is not None and not isinstance(token, str):

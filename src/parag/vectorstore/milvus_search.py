@@ -36,20 +36,18 @@ import numpy as np
 
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
-from parag.vectorstore.kinds.base import EXACT_FILTER_BUDGET as FAISS_EXACT_FILTER_BUDGET
+from parag.vectorstore.kinds.base import EXACT_FILTER_BUDGET, WIDEN_POWER
 from parag.vectorstore.milvus_collection import Collection
 
 MAX_TOPK = 16384  # Milvus's limit on k: a larger k is answered exactly by numpy
-# Few enough matching rows to read and score them by numpy (vector components): the FAISS
-# store's budget, 2,600 rows at 384 dimensions.
-EXACT_FILTER_BUDGET = FAISS_EXACT_FILTER_BUDGET
+# EXACT_FILTER_BUDGET (matching rows x dimension read and scored by numpy: 2,600 rows at 384
+# dimensions) and WIDEN_POWER (ef / nprobe grow as share ** -WIDEN_POWER) are the FAISS
+# store's (kinds/base.py).
 # A post-filter fetches OVERFETCH * k / share unfiltered hits (so about OVERFETCH * k of them
 # match), at most POST_FILTER_LIMIT per query; a filter letting fewer through is searched
 # with the filter, widened.
 OVERFETCH = 2
 POST_FILTER_LIMIT = 4096
-# ef / nprobe grow as share ** -WIDEN_POWER, as in the FAISS store (kinds/base.py).
-WIDEN_POWER = 0.4
 # A short answer with more matches than this is first searched as wide as Milvus allows:
 # reading them all from the server would cost more than a search.
 EXACT_MATCH_LIMIT = 50_000
@@ -125,9 +123,9 @@ def widened(index_type: str, params: dict[str, int], share: float, k: int) -> di
     Examples
     --------
     >>> widened("HNSW", {"M": 32, "ef_construction": 40, "ef_search": 64}, 0.1, 10)["ef_search"]
-    640
+    160
     >>> widened("IVFFlat", {"nlist": 256, "nprobe": 64}, 0.5, 10)["nprobe"]
-    128
+    84
     """
     grow = share ** -WIDEN_POWER if share > 0 else float("inf")
     if index_type == "HNSW":  # Milvus searches with max(ef, k): widen what it would use

@@ -11,8 +11,10 @@ expected answer.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import operator
+from collections import OrderedDict
 from typing import Any
 
 import faiss
@@ -206,6 +208,24 @@ def matches(meta: dict[str, Any], spec: Any, document: str | None = None) -> boo
 
 # ----------------------------------------------------------------------------- the model
 
+# The ids a filter selects, shared by every model in the same state: a conformance test makes
+# the same writes on every store kind and metric, and evaluating the filters in Python over
+# 5,000 metadata dicts was half the time of tests/conformance/test_lifecycle.py. The key is
+# the model's history (every write, in order, with its ids, metadata and documents: what
+# decides ``where``) and the filter's repr; a filter holding a callable is never shared.
+_WHERE: OrderedDict[tuple[bytes, str], list[Any]] = OrderedDict()
+_WHERE_SIZE = 1024
+
+
+def _shareable(spec: Any) -> str | None:
+    """The memo key of ``spec``: its repr, or None where it holds a callable (or another
+    object whose repr does not say what it matches)."""
+    try:
+        json.dumps(spec)
+    except (TypeError, ValueError):
+        return None
+    return repr(spec)
+
 
 class Model:
     """What the store should hold: id -> (vector as given, metadata, document), in ids() order.
@@ -220,28 +240,32 @@ class Model:
         self.documents: dict[Any, str | None] = {}
         self.next_id = 0
         self.ever: set[Any] = set()
-        self.match_memo: dict[str, np.ndarray] | None = None
+        self._history = hashlib.blake2b(digest_size=16)  # every write so far (see _WHERE)
         self._touch()
 
     def add(self, ids, vectors, metadata, documents=None) -> None:
-        self._touch()
-        documents = [None] * len(ids) if documents is None else documents
+        ids, metadata = list(ids), [dict(m) for m in metadata]
+        documents = [None] * len(ids) if documents is None else list(documents)
+        self._touch("add", ids, metadata, documents)
         for i, v, m, d in zip(ids, vectors, metadata, documents, strict=True):
             assert i not in self.vectors
             assert not self.ever or type(i) is type(next(iter(self.ever))), "one id kind per store"
             self.vectors[i] = np.array(v, np.float32)
-            self.meta[i] = dict(m)
+            self.meta[i] = m
             self.documents[i] = d
             self.ever.add(i)
             if isinstance(i, int):
                 self.next_id = max(self.next_id, i + 1)
 
     def delete(self, ids) -> None:
-        self._touch()
+        ids = list(ids)
+        self._touch("delete", ids)
         for i in ids:
             del self.vectors[i], self.meta[i], self.documents[i]
 
     def upsert(self, ids, vectors, metadata, documents=None) -> None:
+        ids = list(ids)
+        self._touch("upsert", ids)  # the add below records the rest
         for i in ids:
             self.vectors.pop(i, None)  # an upsert moves the id to the newest slot
             self.meta.pop(i, None)
@@ -249,10 +273,11 @@ class Model:
         self.add(ids, vectors, metadata, documents)
 
     def update_metadata(self, ids, metadata) -> None:
-        self._touch()
+        ids, metadata = list(ids), [dict(m) for m in metadata]
+        self._touch("update_metadata", ids, metadata)
         for i, m in zip(ids, metadata):
             assert i in self.meta
-            self.meta[i] = dict(m)
+            self.meta[i] = m
 
     def ids(self) -> list[Any]:
         return list(self.vectors)
@@ -260,10 +285,24 @@ class Model:
     def where(self, spec: Any = None, limit: int | None = None, offset: int = 0) -> list[Any]:
         """Ids matching ``spec``, oldest first, ``offset`` skipped, at most ``limit``: what
         ``get(filter=spec, limit=limit, offset=offset)`` returns."""
-        found = [i for i in self.vectors if matches(self.meta[i], spec, self.documents[i])]
+        key = _shareable(spec)
+        if key is None:
+            found = [i for i in self.vectors if matches(self.meta[i], spec, self.documents[i])]
+        else:
+            key = (self._history.digest(), key)
+            found = _WHERE.get(key)
+            if found is None:
+                found = _WHERE[key] = [i for i in self.vectors if matches(self.meta[i], spec, self.documents[i])]
+                if len(_WHERE) > _WHERE_SIZE:
+                    _WHERE.popitem(last=False)
+            _WHERE.move_to_end(key)
         return found[offset:] if limit is None else found[offset : offset + limit]
 
-    def _touch(self) -> None:
+    def _touch(self, *change: Any) -> None:
+        """Forget what was worked out for the state before ``change`` (a write and its
+        arguments), and add it to the history."""
+        if change:
+            self._history.update(repr(change).encode())
         self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._all: tuple[dict[int, int], np.ndarray] | None = None
 
@@ -279,21 +318,11 @@ class Model:
 
     def matching(self, spec: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """(ids of the live vectors matching ``spec``, their vectors as float64, normalised for
-        cosine), cached until the next change. ``match_memo`` (a dict), when set, shares the
-        matching ids between models holding the same metadata."""
-        try:  # a filter holding a callable cannot be a cache key
-            key = json.dumps(spec, sort_keys=True)
-        except TypeError:
-            key = None
+        cosine), cached until the next change."""
+        key = _shareable(spec)
         if key is not None and key in self._cache:
             return self._cache[key]
-        memo = self.match_memo
-        if key is not None and memo is not None and key in memo:
-            ids = memo[key]
-        else:
-            ids = np.array(self.where(spec))
-            if key is not None and memo is not None:
-                memo[key] = ids
+        ids = np.array(self.where(spec))
         row, b = self._matrix()
         result = (ids, b[[row[i] for i in ids.tolist()]] if len(ids) else np.empty((0, 1)))
         if key is not None:

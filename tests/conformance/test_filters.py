@@ -289,12 +289,8 @@ def _built(kind, metric: str):
     store.add(x, meta)
     kind.expect_trained(store, N)
     model = Model(metric)
-    model.add(range(N), x, meta)
-    model.match_memo = _MEMO  # same metadata in every store: evaluate each filter once
+    model.add(range(N), x, meta)  # the same metadata in every store: each filter is evaluated once
     return store, model, q
-
-
-_MEMO: dict[str, np.ndarray] = {}
 
 
 @pytest.fixture(scope="module")

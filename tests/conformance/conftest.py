@@ -32,12 +32,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the metrics a kind does not run with (its ``metrics``)."""
+    """Drop the metrics a kind does not run with (its ``metrics``): a test's metric is its
+    ``metric`` parameter, or its ``store`` fixture's (test_errors)."""
     kept, dropped = [], []
     for item in items:
         params = getattr(item, "callspec", None) and item.callspec.params
         kind = params and params.get("make_store")
-        skip = isinstance(kind, StoreKind) and kind.metrics is not None and params.get("metric", kind.metrics[0]) not in kind.metrics
+        metric = params and params.get("metric", params.get("store"))
+        skip = isinstance(kind, StoreKind) and kind.metrics is not None and metric is not None and metric not in kind.metrics
         (dropped if skip else kept).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -81,9 +81,10 @@ class Collection:
             where = " and ".join(f"({e})" for e in (expression, after) if e) or self.everything()
             page = self.call(self.client.query, self.name, filter=where, output_fields=["id", *fields],
                              limit=BATCH_ROWS, consistency_level=self.consistency)
-            if not page:
+            if page:
+                yield page
+            if len(page) < BATCH_ROWS:  # the last page: no request to find the next one empty
                 return
-            yield page
             last = max(r["id"] for r in page)
 
     def all_rows(self, expression: str | None, fields: list[str]) -> list[dict[str, Any]]:

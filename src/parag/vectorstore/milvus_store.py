@@ -9,7 +9,7 @@ first ids fix a FAISS store's kind. Where Milvus behaves differently, the store 
 - A filtered HNSW/IVF search starves (and can return fewer than ``k`` hits): as in the FAISS
   store, a selective filter is answered exactly, a broad one with ``ef`` / ``nprobe`` widened,
   and a short answer is completed (:mod:`parag.vectorstore.milvus_search`).
-- Filters the server cannot evaluate exactly (``$document``, list operators, null / object
+- Filters the server cannot evaluate exactly (``$document``, ``$substring``, null / object
   values: :mod:`parag.vectorstore.milvus_filters`) are evaluated by parag over the
   collection's rows, then searched exactly by numpy: exact, but they read every row.
 - Read-your-writes: Session consistency orders reads after this process's inserts, but a

@@ -54,15 +54,17 @@ def truth(data, selectivity: str) -> np.ndarray:
 
 @pytest.mark.parametrize("selectivity", ["10%", "1%"])
 def test_few_matches_are_answered_exactly(store, data, selectivity):
-    got = store.search(data[1], K, filter=FILTERS[selectivity][0], include=())
+    got = store.search(data[1], K, filter=FILTERS[selectivity][0])
     assert got.ids == truth(data, selectivity).tolist()
+    assert got.metadata == [[data[4][i] for i in row] for row in got.ids]
 
 
 @pytest.mark.parametrize("selectivity", ["10%", "1%"])
 def test_many_matches_post_filter_an_unfiltered_search(store, data, selectivity, monkeypatch):
     monkeypatch.setattr(milvus_search, "EXACT_FILTER_BUDGET", 0)  # every filter counts as broad
-    got = store.search(data[1], K, filter=FILTERS[selectivity][0], include=())
+    got = store.search(data[1], K, filter=FILTERS[selectivity][0], include=("metadata",))
     assert all(len(row) == K for row in got.ids)
+    assert got.metadata == [[data[4][i] for i in row] for row in got.ids]
     assert recall_at_k(got.ids, truth(data, selectivity), K) >= POST_FILTERED_RECALL
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -16,6 +17,30 @@ def load_dataset(name: str) -> dict[str, np.ndarray]:
     if not (folder / "base.npy").exists():
         pytest.skip(f"{folder} is not present")
     return {part: np.load(folder / f"{part}.npy") for part in ("base", "queries", "gt")}
+
+
+@pytest.fixture(scope="session")
+def debian_stores() -> Callable[[str], tuple[Any, list[dict[str, Any]]]]:
+    """``index_type -> (store, metadata)``: debian-minilm at default parameters (cosine), with
+    ``{"id", "source": 100 values, "year"}`` metadata, built once for the session (a 59k x 384
+    HNSW or IVFFlat build takes seconds: tests/test_lifecycle.py and tests/test_store_oracle.py
+    search the same stores). A test copies a store before changing it."""
+    from parag.vectorstore import FAISSVectorStore
+
+    base = load_dataset("debian-minilm")["base"]
+    rng = np.random.default_rng(14)
+    meta = [{"id": i, "source": f"src{int(s)}", "year": int(y)}
+            for i, (s, y) in enumerate(zip(rng.integers(100, size=len(base)), rng.integers(2015, 2025, size=len(base))))]
+    stores: dict[str, Any] = {}
+
+    def build(index_type: str) -> tuple[Any, list[dict[str, Any]]]:
+        if index_type not in stores:
+            store = FAISSVectorStore(base.shape[1], index_type, "cosine")
+            assert store.add(base, meta) == list(range(len(base)))
+            stores[index_type] = store
+        return stores[index_type], meta
+
+    return build
 
 
 def clustered(n: int, d: int, centres: int = 20, seed: int = 0, spread: float = 0.3) -> np.ndarray:

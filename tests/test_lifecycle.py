@@ -6,6 +6,8 @@ Every search is checked against :class:`tests.lifecycle_model.Model`.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -94,17 +96,15 @@ def test_ivf_trains_mid_life_with_tombstones(metric, tmp_path):
 
 
 @pytest.mark.parametrize("config", ["Flat", *(pytest.param(c, marks=pytest.mark.slow) for c in ("IVFFlat", "HNSW"))])
-def test_real_data_filtered_search(config):
+def test_real_data_filtered_search(config, debian_stores):
     """debian-minilm (59k x 384 MiniLM embeddings) with {"source": 100 values, "year"}:
     1% and 10% selectivity filters, and deletes, against the numpy oracle."""
     data = load_dataset("debian-minilm")
     base, queries = data["base"], data["queries"][:40]
-    rng = np.random.default_rng(14)
-    meta = [{"id": i, "source": f"src{int(s)}", "year": int(y)}
-            for i, (s, y) in enumerate(zip(rng.integers(100, size=len(base)), rng.integers(2015, 2025, size=len(base))))]
-    store, model = FAISSVectorStore(base.shape[1], config, "cosine"), Model("cosine")
-    store.add(base, meta)
+    shared, meta = debian_stores(config)
+    store, model = copy.copy(shared), Model("cosine")  # a copy: the deletes below stay here
     model.add(range(len(base)), base, meta)
+    rng = np.random.default_rng(14)
     exact = config == "Flat"
     ten = [f"src{i}" for i in range(10)]
     specs = [{"source": "src42"}, {"source": {"$in": ten}}, {"year": 2020},

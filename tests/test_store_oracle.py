@@ -83,10 +83,14 @@ REAL_INDEXED = [
 
 @pytest.mark.parametrize("dataset, metric", REAL_INDEXED)
 @pytest.mark.parametrize("index_type", ["IVFFlat", "HNSW"])
-def test_default_params_recall_on_real_data(index_type, dataset, metric):
+def test_default_params_recall_on_real_data(index_type, dataset, metric, request):
     base, queries, gt = _real_case(dataset, metric)
-    store = FAISSVectorStore(base.shape[1], index_type, metric)
-    assert store.add(base) == list(range(len(base)))
+    if dataset == "debian-minilm":  # built once for the session (tests/conftest.py), cosine
+        assert metric == "cosine"
+        store, _ = request.getfixturevalue("debian_stores")(index_type)
+    else:
+        store = FAISSVectorStore(base.shape[1], index_type, metric)
+        assert store.add(base) == list(range(len(base)))
     assert store.is_trained  # siftsmall's 10,000 vectors just cross IVF's 9,984
     _, ids, _ = store.search(queries, k=10)
     assert all(len(r) == 10 for r in ids)

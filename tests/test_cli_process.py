@@ -67,7 +67,10 @@ def test_ctrl_c_during_build_leaves_the_old_store_loadable(inputs):
     os.mkfifo(fifo)
     build = subprocess.Popen([str(PARAG), "build", str(store), "--vectors", str(d / "more.npy"),
                               "--metadata", str(fifo), "--batch-size", "10"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             # a shell's background job inherits SIGINT ignored, and Python then keeps it
+                             # ignored: give the build the disposition an interactive user's command has
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     with open(fifo, "w") as pipe:  # returns once the build has opened its end: it has started adding
         pipe.write("".join(json.dumps(record(i)) + "\n" for i in range(25)))
         pipe.flush()

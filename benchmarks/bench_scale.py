@@ -12,7 +12,14 @@ build time, peak RSS of the build, disk size, steady RSS after loading and after
 queries, recall@10 against exact search (brute force over the chunks), single-query p50/p95,
 batch QPS and the p50 of a 1%-selective filtered search. Raw JSON goes to
 ``docs/bench-results/scale/`` for the full size, ``benchmarks/results/scale/`` otherwise.
-A full 10M run takes hours on 2 cores.
+The store takes parag's defaults: ``ef_construction`` and ``ef_search`` follow its size.
+
+A full 10M run takes hours on 2 cores: a 1M HNSW store at the defaults built in 1,485 s on
+the shared machine (docs/bench-defaults.md), so 10M needs at least ten times that. Its build
+also needs more RAM than this 24 GB machine has: a store not yet saved keeps every float32
+vector in RAM beside the sq8 codes and graph (4·d = 1,536 bytes per vector, 15.4 GB at 10M;
+growing that array briefly holds the old and the new one), so a 10M build needs about 35 GB
+until an unsaved store can keep its vectors in a file.
 """
 
 from __future__ import annotations

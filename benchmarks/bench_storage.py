@@ -105,9 +105,11 @@ def factory_string(index_type: str, storage: str, params: dict) -> str:
     return code
 
 
-def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: int, tmp: Path) -> dict:
-    # HNSW at the systems benchmark's M and ef_construction, with the ef_search parag chooses for the size.
-    hnsw = {**HNSW, "ef_search": default_ef_search(data.n)}
+def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: int, tmp: Path,
+            ef_construction: int | None = None) -> dict:
+    # HNSW at the systems benchmark's M and ef_construction (or the one given: a memory run at 1M
+    # may build a cheaper graph of the same size), with the ef_search parag chooses for the size.
+    hnsw = {**HNSW, "ef_search": default_ef_search(data.n)} | ({"ef_construction": ef_construction} if ef_construction else {})
     params = hnsw if index_type == "HNSW" else ivf_params(data.n) if index_type == "IVFFlat" else {}
     metric = "L2" if (index_type, storage) == ("HNSW", "pq") else data.metric
     store = FAISSVectorStore(data.d, index_type, metric, storage=storage, **params)
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", help="comma-separated index:storage pairs (default: all)")
     parser.add_argument("--repeats", type=int)
     parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries of the synthetic data")
+    parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction (default: the systems benchmark's)")
     parser.add_argument("--section", action="store_true",
                         help="publish a synthetic run as a section of docs/bench-storage.md "
                              "(raw results in docs/bench-results/storage-<dataset>/)")
@@ -308,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     # Only the default run is published (docs/); a run that measures less writes elsewhere.
-    partial = args.quick or any(v is not None for v in (args.synthetic, args.n_base, args.configs, args.repeats)) \
+    partial = args.quick or any(v is not None for v in (args.synthetic, args.n_base, args.configs, args.repeats,
+                                                         args.ef_construction)) \
         or args.dataset != "debian-minilm"
     results = args.results or (QUICK_RESULTS if partial else PUBLISHED_RESULTS) / "storage"
     out = args.out or (QUICK_RESULTS if partial else ROOT / "docs")
@@ -326,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
         measured = []
         with tempfile.TemporaryDirectory() as tmp:
             for index_type, storage in configs:
-                measured.append(measure(data, index_type, storage, args.repeats or (1 if args.quick else 3), Path(tmp)))
+                measured.append(measure(data, index_type, storage, args.repeats or (1 if args.quick else 3), Path(tmp),
+                                        args.ef_construction))
                 print(json.dumps(measured[-1]), flush=True)
         write_json(results / "results.json", {"dataset": data.name, "n": data.n, "d": data.d,
                                               "n_queries": len(data.queries), "provenance": prov,

@@ -37,9 +37,13 @@ def build(index_type: str, storage: str, metric: str = "L2", n: int = N, **param
     return store
 
 
-@functools.cache
 def built(index_type: str, storage: str, metric: str = "L2") -> FAISSVectorStore:
     """A trained store, built once per module (tests that change it change a copy)."""
+    return _built(index_type, storage, metric)  # one cache key whether metric is given or not
+
+
+@functools.cache
+def _built(index_type: str, storage: str, metric: str) -> FAISSVectorStore:
     return build(index_type, storage, metric)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from threading import get_ident
 
 from parag.errors import ReentrantWriteError
 
@@ -29,10 +30,13 @@ class RWLock:
         self._readers: dict[int, int] = {}  # thread ident -> depth of its reads
         self._writer: int | None = None
         self._writers_waiting = 0
+        # ``with lock.reading:`` holds the lock shared for the block. One object serves every
+        # reader (it keeps no per-hold state): a search creates nothing and calls nothing to take it.
+        self.reading = _Reading(self)
 
     def read(self) -> _Reading:
-        """``with lock.read():`` holds the lock shared for the block."""
-        return _Reading(self)
+        """``with lock.read():`` holds the lock shared for the block (as ``lock.reading``)."""
+        return self.reading
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -63,16 +67,16 @@ class RWLock:
 
 
 class _Reading:
-    """A shared hold of an RWLock (a class rather than a generator: every search takes one)."""
+    """Shared holds of an RWLock (a class rather than a generator: every search takes one).
+    Any number of threads use the same object at once: the holder is the calling thread."""
 
-    __slots__ = ("_lock", "_me")
+    __slots__ = ("_lock",)
 
     def __init__(self, lock: RWLock) -> None:
         self._lock = lock
 
     def __enter__(self) -> None:
-        lock, me = self._lock, threading.get_ident()
-        self._me = me
+        lock, me = self._lock, get_ident()
         with lock._mutex:
             readers = lock._readers
             if me not in readers and lock._writer != me:
@@ -81,10 +85,10 @@ class _Reading:
             readers[me] = readers.get(me, 0) + 1
 
     def __exit__(self, *exc: object) -> None:
-        lock = self._lock
+        lock, me = self._lock, get_ident()
         with lock._mutex:
-            depth = lock._readers.pop(self._me) - 1
+            depth = lock._readers.pop(me) - 1
             if depth:
-                lock._readers[self._me] = depth
+                lock._readers[me] = depth
             elif not lock._readers and lock._writers_waiting:
                 lock._cond.notify_all()  # only a waiting writer waits for the last reader

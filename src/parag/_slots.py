@@ -26,7 +26,10 @@ class SlotMap:
     def __init__(self, slot_ids: np.ndarray | None = None, kind: IdKind = INT_IDS) -> None:
         self.kind = kind
         self._ids = GrowableArray(kind.dtype, kind.dead, slot_ids)
-        self._n_live = int(np.count_nonzero(self._ids.view != kind.dead))
+        # Counts kept up to date by the methods below (plain attributes, not properties: every
+        # search reads them, and a property call would cost more than the rest of the check).
+        self.n_live = int(np.count_nonzero(self._ids.view != kind.dead))
+        self.n_dead = len(self._ids) - self.n_live
         self._lookup: dict[int | str, int] | None = None
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
 
@@ -48,18 +51,10 @@ class SlotMap:
     def n_slots(self) -> int:
         return len(self._ids)
 
-    @property
-    def n_live(self) -> int:
-        return self._n_live
-
     def has_duplicates(self) -> bool:
         """Whether a live id is held by two slots (only a damaged file can cause that)."""
         live = np.sort(self.live_ids())  # a sort: ~15x faster than np.unique's hashing at 1M ids
         return bool((live[1:] == live[:-1]).any())
-
-    @property
-    def n_dead(self) -> int:
-        return self.n_slots - self.n_live
 
     @property
     def slot_ids(self) -> np.ndarray:
@@ -99,7 +94,7 @@ class SlotMap:
         """Give ``ids`` the next slots (they must be new: check_new first)."""
         first = self.n_slots
         self._ids.append(ids)
-        self._n_live += len(ids)
+        self.n_live += len(ids)
         if self._lookup is not None:
             self._lookup.update(zip(ids.tolist(), range(first, first + len(ids))))
         self._selector = None
@@ -107,6 +102,7 @@ class SlotMap:
     def append_dead(self, n: int) -> None:
         """Add ``n`` dead slots (vectors a failed add left in an index that cannot remove them)."""
         self._ids.append(None, count=n)  # the fill value: the kind's dead id
+        self.n_dead += n
         self._selector = None
 
     def kill(self, slots: np.ndarray) -> None:
@@ -115,7 +111,8 @@ class SlotMap:
             for i in self._slot_ids[slots].tolist():
                 del self._lookup[i]
         self._slot_ids[slots] = self.kind.dead
-        self._n_live -= len(slots)
+        self.n_live -= len(slots)
+        self.n_dead += len(slots)
         self._selector = None
 
     def compact(self) -> np.ndarray:

@@ -155,8 +155,8 @@ class MetadataStore:
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
         """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse
         of them all costs half as much as a parse per dict."""
-        blobs = self._blobs
-        return orjson.loads(b"[" + b",".join([blobs[s] for s in slots]) + b"]")  # type: ignore[misc]
+        # (map, not a list comprehension: one Python frame less on the path of every search)
+        return orjson.loads(b"[%b]" % b",".join(map(self._blobs.__getitem__, slots)))  # type: ignore[misc]
 
     def get_rows(self, slots: np.ndarray) -> list[list[dict[str, Any]]]:
         """Fresh dicts for a 2-D array of live slots, row by row (search results of a batch)."""

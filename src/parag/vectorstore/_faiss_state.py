@@ -233,15 +233,16 @@ class FAISSState:
         """The stored vectors at ``slots`` (copies)."""
         return self.index.reconstruct_batch(slots)
 
-    def search_one(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def search_one(self, q: np.ndarray, k: int) -> tuple[list[float], list[int], np.ndarray] | None:
         """Distances and slots of the top-k of one unfiltered query ``q`` (shape (1, d)), on
-        the fast path; None where it does not apply (use :meth:`search_slots`).
+        the fast path: as lists, and the slots as a (1, k) array too; None where it does not
+        apply (use :meth:`search_slots`).
 
         It applies when no slot is dead, the store holds at least k vectors and the index
         searches one query on the calling thread with its own parameters (HNSW, a trained
         IVF): then nothing is built per call (no selector, no SearchParameters, no OpenMP
-        setting) and FAISS is called directly, ``q`` being checked already. Every numpy or
-        SWIG call saved here is ~1 us hot and several times that with cold caches.
+        setting) and FAISS is called directly, ``q`` being checked already. Every Python
+        call saved here is ~1 us hot and several times that with the caches cold after FAISS.
         """
         index, slots = self.index, self.slots
         bare = self._bare
@@ -257,9 +258,10 @@ class FAISSState:
             return None
         distances, found = np.empty((1, k), np.float32), np.empty((1, k), np.int64)
         index.search_c(1, faiss.swig_ptr(q), k, faiss.swig_ptr(distances), faiss.swig_ptr(found), None)
-        if found[0, -1] < 0:  # fewer than k found: search_slots completes it exactly
+        listed = found.tolist()[0]
+        if listed[-1] < 0:  # fewer than k found: search_slots completes it exactly
             return None
-        return distances[0], found[0]
+        return distances.tolist()[0], listed, found
 
     def search_slots(
         self, q: np.ndarray, k: int, overrides: dict[str, int], allowed: np.ndarray | None = None

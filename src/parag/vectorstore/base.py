@@ -56,7 +56,8 @@ class SearchResult(_WithDocuments, _Hits):
     def __new__(
         cls, distances: list[Any], ids: list[Any], metadata: list[Any] | None, documents: list[Any] | None = None
     ) -> SearchResult:
-        self = super().__new__(cls, distances, ids, metadata)
+        # tuple.__new__ as the named tuple's own __new__ does, without its Python call (every search builds one)
+        self = tuple.__new__(cls, (distances, ids, metadata))
         self.documents = documents
         return self
 

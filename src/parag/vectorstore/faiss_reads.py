@@ -105,15 +105,17 @@ class FAISSReads:
         >>> store.search([0, 1], k=1, filter={"$document": {"$contains": "ze"}}).records()
         [{'id': 0, 'score': 1.0, 'document': 'zero', 'metadata': {'p': 'origin'}}]
         """
-        q, single = as_vectors(query, self.dimension, "query")
+        kind = self._state.kind  # (read once: each property is a Python call on the path of every search)
+        q, single = as_vectors(query, kind.dimension, "query")
         k = check_k(k)
         overrides = {}
         if nprobe is not None or ef_search is not None or rerank is not None:
-            overrides = self._state.kind.check_overrides({"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank})
-        wanted = check_include(include)
+            overrides = kind.check_overrides({"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank})
+        wanted = _EVERYTHING if include is INCLUDABLE else check_include(include)
         matching = None if filter is None else compile_filter(filter)
-        q = self._normalised(q, "query")
-        with self._lock.read():
+        if kind.metric == "cosine":
+            q = unit_rows(q, "query")
+        with self._lock.reading:
             state = self._state
             if single and matching is None and not overrides:
                 hits = state.search_one(q, k)
@@ -198,7 +200,7 @@ class FAISSReads:
 
 def check_include(include: Sequence[str]) -> frozenset[str]:
     """``include`` checked: a collection of names from :data:`INCLUDABLE`."""
-    if include is INCLUDABLE:  # the default: no checks on the search fast path
+    if include is INCLUDABLE:  # the default
         return _EVERYTHING
     if isinstance(include, str) or not isinstance(include, (Sequence, set, frozenset)):
         raise InvalidTypeError(f"include must be a list of names from {list(INCLUDABLE)}, got {include!r}")
@@ -226,12 +228,14 @@ def _search_result(
     return SearchResult(distances.tolist(), ids, metadata, documents)
 
 
-def _one_result(state: FAISSState, distances: np.ndarray, slots: np.ndarray, wanted: frozenset[str]) -> SearchResult:
-    """The search result of one query's ``slots`` (a 1-D array), as :func:`_search_result`."""
-    listed = slots.tolist()
+def _one_result(
+    state: FAISSState, distances: list[float], slots: list[int], found: np.ndarray, wanted: frozenset[str]
+) -> SearchResult:
+    """The search result of one query's ``slots`` (``found``: the same as a (1, k) array),
+    as :func:`_search_result`."""
     return SearchResult(
-        distances.tolist(),
-        state.slots.ids_at(slots).tolist(),
-        state.meta.get_many(listed) if "metadata" in wanted else None,
-        state.docs.get_many(listed) if "documents" in wanted else None,
+        distances,
+        state.slots.ids_at(found).tolist()[0],
+        state.meta.get_many(slots) if "metadata" in wanted else None,
+        state.docs.get_many(slots) if "documents" in wanted else None,
     )

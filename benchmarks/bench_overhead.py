@@ -112,12 +112,13 @@ def main() -> None:
                    add_ratio(flat.base, flat_meta, flat.metric)]
         for row, figure in zip(rows.values(), figures):
             row.append(figure)
-    print("| figure | parag / raw FAISS (median of %d) | parag | raw FAISS |" % args.repeats)
-    print("|---|---|---|---|")
+    # The difference column is the "us of Python per call" (medians of each side).
+    print("| figure | parag / raw FAISS (median of %d) | parag | raw FAISS | parag - raw |" % args.repeats)
+    print("|---|---|---|---|---|")
     units = ["us", "us", "ms"]
     for (name, runs), unit in zip(rows.items(), units):
         ratio, p, r = (float(np.median([run[i] for run in runs])) for i in range(3))
-        print(f"| {name} | {ratio:.3f} | {p:.1f} {unit} | {r:.1f} {unit} |")
+        print(f"| {name} | {ratio:.3f} | {p:.1f} {unit} | {r:.1f} {unit} | {p - r:.1f} {unit} |")
 
 
 if __name__ == "__main__":

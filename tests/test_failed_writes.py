@@ -42,7 +42,7 @@ def make_store(index_type: str, n: int = 200, deleted: tuple[int, ...] = ()) -> 
 def state(store: FAISSVectorStore) -> tuple:
     """Everything a user can observe, except the next generated id (see next_id)."""
     ids = store.ids()
-    return (len(store), ids, store.get(ids, include_vectors=True).metadata,
+    return (len(store), ids, store.params, store.get(ids, include_vectors=True).metadata,
             store.get(ids, include_vectors=True).vectors.tobytes(), store.is_trained,
             store.search(QUERIES, k=7), store.search(QUERIES, k=7, filter={"even": True}))
 
@@ -102,6 +102,19 @@ def test_a_faiss_add_that_raises_during_an_upsert_changes_nothing(index_type):
     store = make_store(index_type)
     assert_fails_cleanly(store, lambda: store.upsert([0, 1, 1000], RNG.standard_normal((3, D))), RuntimeError,
                          failing(KINDS[index_type][1], "add", RuntimeError("injected"), keep=1))
+
+
+def test_a_failed_add_that_would_have_grown_the_graph_keeps_its_ef_construction(monkeypatch):
+    # ef_construction follows the size an add leaves (kinds/hnsw.py); moved from 150k vectors
+    # to 250 here: the add that fails would have raised it, and must not have.
+    import parag.vectorstore.kinds.hnsw as hnsw
+
+    monkeypatch.setattr(hnsw, "EF_CONSTRUCTION_BY_SIZE", ((250, 40),))
+    store = make_store("HNSW")
+    assert store.params["ef_construction"] == 40
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((100, D))), MemoryError,
+                         failing(faiss.IndexHNSWFlat, "add", MemoryError("injected"), keep=10))
+    assert int(store.faiss_index.hnsw.efConstruction) == 40
 
 
 def test_training_that_runs_out_of_memory_changes_nothing():

@@ -149,6 +149,7 @@ class FAISSState:
             index = self._after_add(ids, replacing)
         except BaseException:
             self._forget_from(n_before)
+            self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
             raise
         if replacing is not None and len(replacing):
             self.slots.kill(replacing)

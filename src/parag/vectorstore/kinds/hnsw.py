@@ -36,6 +36,11 @@ EF_CONSTRUCTION_BY_SIZE = ((150_000, 40),)
 EF_CONSTRUCTION_LARGEST = 80
 
 
+def _by_size(table: tuple[tuple[int, int], ...], largest: int, n: int) -> int:
+    """The value of the first ``(most, value)`` step of ``table`` with ``n <= most``, else ``largest``."""
+    return next((value for most, value in table if n <= most), largest)
+
+
 def default_ef_search(n: int) -> int:
     """The ef_search a search of a graph of ``n`` vectors uses when none was given.
 
@@ -44,7 +49,7 @@ def default_ef_search(n: int) -> int:
     >>> default_ef_search(50_000), default_ef_search(1_000_000)
     (64, 512)
     """
-    return next((ef for most, ef in EF_SEARCH_BY_SIZE if n <= most), EF_SEARCH_LARGEST)
+    return _by_size(EF_SEARCH_BY_SIZE, EF_SEARCH_LARGEST, n)
 
 
 def default_ef_construction(n: int) -> int:
@@ -55,7 +60,7 @@ def default_ef_construction(n: int) -> int:
     >>> default_ef_construction(50_000), default_ef_construction(1_000_000)
     (40, 80)
     """
-    return next((ef for most, ef in EF_CONSTRUCTION_BY_SIZE if n <= most), EF_CONSTRUCTION_LARGEST)
+    return _by_size(EF_CONSTRUCTION_BY_SIZE, EF_CONSTRUCTION_LARGEST, n)
 
 
 class HNSW(IndexKind):

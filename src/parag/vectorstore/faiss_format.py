@@ -38,7 +38,8 @@ from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError
 from parag.metadata import MetadataStore
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.kinds import FAISS_METRIC, IndexKind, configure
-from parag.vectorstore.kinds.rerank import FullVectors, Reranked
+from parag.vectorstore.kinds.full_vectors import DTYPE, FullVectors
+from parag.vectorstore.kinds.rerank import Reranked
 
 #: The manifest's ``kind``: which class wrote the store.
 STORE_KIND = "FAISSVectorStore"
@@ -47,9 +48,7 @@ RECORDS_FORMAT = 3
 #: The first format version with compressed storage's vectors in a file of their own.
 VECTORS_FORMAT = 4
 #: How the vectors file stores them (the manifest's ``vectors`` field says it too).
-VECTORS_DTYPE = "<f4"
-# Write the vectors file in pieces of this many bytes (no full-size temporary copy).
-WRITE_CHUNK = 1 << 24
+VECTORS_DTYPE = DTYPE
 
 
 def save(path: str | Path, state: FAISSState) -> None:
@@ -72,7 +71,7 @@ def save(path: str | Path, state: FAISSState) -> None:
     writers = {}
     if isinstance(index, Reranked):
         body["vectors"] = {"dtype": VECTORS_DTYPE, "shape": [state.slots.n_slots, kind.dimension]}
-        vectors = index.vectors.array
+        vectors = index.vectors
         writers["vectors"] = ("f32", lambda f: _write_vectors(f, vectors))
         index = index.base
     slot_ids = np.ascontiguousarray(state.slots.slot_ids)
@@ -93,11 +92,10 @@ def save(path: str | Path, state: FAISSState) -> None:
     )
 
 
-def _write_vectors(f: Any, vectors: np.ndarray) -> None:
-    """The raw little-endian float32 rows, a piece at a time."""
-    rows = max(1, WRITE_CHUNK // (4 * max(1, vectors.shape[1])))
-    for start in range(0, len(vectors), rows):
-        f.write(memoryview(np.ascontiguousarray(vectors[start : start + rows], VECTORS_DTYPE)).cast("B"))
+def _write_vectors(f: Any, vectors: FullVectors) -> None:
+    """The raw little-endian float32 rows, a piece at a time (read from a file, not mapped)."""
+    for block in vectors.blocks():
+        f.write(memoryview(np.ascontiguousarray(block, VECTORS_DTYPE)).cast("B"))
 
 
 def load(path: str | Path, *, verify: bool, mmap: bool) -> FAISSState:
@@ -312,7 +310,9 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         # cached pages are dropped, so each row a search reads maps a page or two.
         os.posix_fadvise(files.handle("vectors").fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     data = np.frombuffer(mapped, VECTORS_DTYPE).reshape(n_slots, kind.dimension)  # read-only
-    return FullVectors(data, kind.faiss_metric, owner=mapped)
+    # Re-ranking reads rows from the file (its own descriptor of the checked file), not the map.
+    file = open(os.dup(files.handle("vectors").fileno()), "rb", buffering=0)  # noqa: SIM115
+    return FullVectors(data, kind.faiss_metric, file)
 
 
 def _check_index(kind: IndexKind, trained: bool, index: faiss.Index, n_slots: int, where: str) -> None:

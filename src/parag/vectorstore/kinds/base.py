@@ -29,7 +29,8 @@ import numpy as np
 from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
-from parag.vectorstore.kinds.rerank import FullVectors, Reranked, RerankParameters
+from parag.vectorstore.kinds.full_vectors import FullVectors
+from parag.vectorstore.kinds.rerank import Reranked, RerankParameters
 from parag.vectorstore.kinds.storage import STORAGE_TABLE, TRAIN_AT, resolve_storage
 
 FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}

@@ -6,101 +6,20 @@ vector of every slot in slot order, which re-scores those candidates with the ex
 The full vectors are also what ``get(include_vectors=True)`` returns, what a compaction
 rebuilds from and what exact (filtered, fallback) searches score.
 
-They are a plain float32 array, not part of the FAISS index, so that a store saves them as a
+They are plain float32 rows, not part of the FAISS index, so that a store saves them as a
 raw file of their own (``vectors.<gen>-<tag>.f32``) and a store loaded with ``mmap=True``
-maps that file read-only: then only the compressed index takes RAM, and a search reads just
-the ``rerank * k`` rows it re-scores. In a store built in memory, or loaded without ``mmap``,
-the array is in RAM (4 bytes per component, beside the codes).
+reads from that file: then only the compressed index takes RAM, and a search reads just
+the ``rerank * k`` rows it re-scores (:mod:`.full_vectors`). In a store built in memory, or
+loaded without ``mmap``, they are in RAM (4 bytes per component, beside the codes) unless it
+was given a ``vectors_dir`` to keep them in a file.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import faiss
 import numpy as np
 
-# Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
-# (capacity not yet used) stays under a quarter of the vectors.
-GROWTH = 1.25
-# FAISS's distance for "no result" (label -1): the worst score of each metric.
-NO_RESULT = float(np.finfo(np.float32).max)
-
-
-class FullVectors:
-    """The float32 vector of every slot, in slot order: a growable array in RAM, or a
-    read-only memory map of a saved store's vectors file.
-
-    It answers the calls the store makes of a float32 ``faiss.IndexFlat`` (``search`` with
-    a selector, ``reconstruct_n``, ``ntotal``, ``metric_type``), so exact searches need no
-    copy of the vectors into FAISS.
-
-    Examples
-    --------
-    >>> v = FullVectors(np.eye(3, dtype=np.float32), faiss.METRIC_L2)
-    >>> v.append(np.full((1, 3), 2, np.float32)); v.ntotal
-    4
-    >>> v.search(np.zeros((1, 3), np.float32), 2)[1].tolist()
-    [[0, 1]]
-    """
-
-    def __init__(self, data: np.ndarray, metric_type: int, owner: Any = None) -> None:
-        self._data = data  # rows beyond ntotal are spare capacity
-        self.ntotal = len(data)
-        self.d = data.shape[1]
-        self.metric_type = metric_type
-        self._owner = owner  # what keeps a mapped file's memory valid
-
-    @property
-    def array(self) -> np.ndarray:
-        """The vectors, shape (ntotal, d): a view, not a copy."""
-        return self._data[: self.ntotal]
-
-    def append(self, x: np.ndarray) -> None:
-        """Add rows after the last slot (an in-RAM array only)."""
-        needed = self.ntotal + len(x)
-        if needed > len(self._data):
-            grown = np.empty((max(needed, int(len(self._data) * GROWTH)), self.d), np.float32)
-            grown[: self.ntotal] = self.array
-            self._data = grown
-        self._data[self.ntotal : needed] = x
-        self.ntotal = needed
-
-    def truncate(self, n: int) -> None:
-        """Forget the rows from slot ``n`` on (a failed add's)."""
-        self.ntotal = min(self.ntotal, n)
-
-    def take(self, slots: np.ndarray) -> np.ndarray:
-        """Copies of the vectors at ``slots``."""
-        return np.array(self.array[slots], np.float32)
-
-    def copy(self) -> FullVectors:
-        """An independent in-RAM copy."""
-        return FullVectors(np.array(self.array, np.float32), self.metric_type)
-
-    def reconstruct_n(self, start: int, n: int) -> np.ndarray:
-        """The vectors of slots ``start`` to ``start + n`` (a view)."""
-        return self.array[start : start + n]
-
-    def search(
-        self, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The exact top-k among the slots ``params.sel`` allows, as ``IndexFlat.search``
-        gives it (labels -1 where fewer are allowed). An ``IDSelectorArray`` scores only its ids."""
-        q = np.ascontiguousarray(q, np.float32)
-        distances = np.empty((len(q), k), np.float32)
-        labels = np.empty((len(q), k), np.int64)
-        sel = None if params is None else params.sel
-        xb, n, ptr = self.array, self.ntotal, faiss.swig_ptr
-        if not n:
-            distances.fill(NO_RESULT if self.metric_type == faiss.METRIC_L2 else -NO_RESULT)
-            labels.fill(-1)
-        elif self.metric_type == faiss.METRIC_L2:
-            faiss.knn_L2sqr(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), None, sel)
-        else:
-            faiss.knn_inner_product(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), sel)
-        return distances, labels
-
+from parag.vectorstore.kinds.full_vectors import NO_RESULT, FullVectors
 
 class RerankParameters:
     """Per-search parameters of a :class:`Reranked` index: its ``k_factor`` and the compressed
@@ -172,8 +91,9 @@ class Reranked:
     def rescore(self, q: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The best ``k`` of each row's ``candidates`` (slots, -1: none) by the exact metric.
 
-        FAISS's ``fvec_*_by_idx`` score each query against its candidates' rows in place (no
-        gathered copy; what ``IndexRefineFlat`` runs), a -1 as the worst score.
+        FAISS's ``fvec_*_by_idx`` score each query against its candidates' rows (what
+        ``IndexRefineFlat`` runs), a -1 as the worst score: in place for vectors in RAM, else
+        in the candidates' rows read from the file.
         """
         candidates = np.ascontiguousarray(candidates, np.int64)
         if candidates.size and candidates.max() >= self.vectors.ntotal:  # never read past the array
@@ -182,7 +102,8 @@ class Reranked:
         l2 = self.metric_type == faiss.METRIC_L2
         by_idx = faiss.fvec_L2sqr_by_idx if l2 else faiss.fvec_inner_products_by_idx
         ptr = faiss.swig_ptr
-        by_idx(ptr(scores), ptr(q), ptr(self.vectors.array), ptr(candidates), self.d, len(q), candidates.shape[1])
+        xb, rows = self.vectors.gathered(candidates)
+        by_idx(ptr(scores), ptr(q), ptr(xb), ptr(rows), self.d, len(q), candidates.shape[1])
         order = np.argsort(scores if l2 else -scores, axis=1, kind="stable")[:, :k]
         labels = np.take_along_axis(candidates, order, axis=1)
         distances = np.take_along_axis(scores, order, axis=1)

@@ -1,0 +1,194 @@
+"""The float32 vector of every slot of a compressed store, in RAM or in a raw file.
+
+A compressed store (``storage`` float16, sq8 or pq) keeps each slot's full-precision vector
+beside its compressed index (:mod:`.rerank`). :class:`FullVectors` holds them in one of two
+places:
+
+- **RAM**: a growable float32 array (a store built in memory, or loaded without ``mmap``).
+- **a file**: raw little-endian float32 rows, nothing else. A store loaded with ``mmap=True``
+  uses its saved ``vectors`` file; a store given ``vectors_dir`` uses an unnamed temporary
+  file in that directory (the kernel deletes it when the store is gone), appended to by each
+  add. Re-ranking and ``get(include_vectors=True)`` read just the rows they need with
+  ``preadv`` into a small buffer: those pages stay the kernel's page cache and are never
+  mapped into the process, so its resident memory does not grow with the queries it answers
+  (a memory map of the rows it read would keep them resident and counted). Exact searches
+  (filters, an index not yet trained) and rebuilds read the file through a read-only map.
+
+``preadv`` reads at an offset, with no shared file position, so any number of threads
+may read at once.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import faiss
+import numpy as np
+
+from parag.persistence import read_into_at
+
+# Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
+# (capacity not yet used) stays under a quarter of the vectors.
+GROWTH = 1.25
+# FAISS's distance for "no result" (label -1): the worst score of each metric.
+NO_RESULT = float(np.finfo(np.float32).max)
+#: The byte order and type of a vectors file's components.
+DTYPE = "<f4"
+# Copy vectors (to a file, out of one) in pieces of about this many bytes: no full-size copy.
+BLOCK_BYTES = 1 << 24
+
+
+class FullVectors:
+    """The float32 vector of every slot, in slot order: a growable array in RAM, or raw rows
+    in a file (``file``; ``data`` is then a read-only map of them).
+
+    It answers the calls the store makes of a float32 ``faiss.IndexFlat`` (``search`` with
+    a selector, ``reconstruct_n``, ``ntotal``, ``metric_type``), so exact searches need no
+    copy of the vectors into FAISS.
+
+    Examples
+    --------
+    >>> v = FullVectors(np.eye(3, dtype=np.float32), faiss.METRIC_L2)
+    >>> v.append(np.full((1, 3), 2, np.float32)); v.ntotal
+    4
+    >>> v.search(np.zeros((1, 3), np.float32), 2)[1].tolist()
+    [[0, 1]]
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     f = FullVectors.spilled([np.eye(3, dtype=np.float32)], 3, faiss.METRIC_L2, tmp)
+    ...     f.append(np.full((1, 3), 2, np.float32))
+    ...     f.take(np.array([3, 0])).tolist()
+    [[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]
+    """
+
+    def __init__(
+        self, data: np.ndarray, metric_type: int, file: BinaryIO | None = None, directory: Path | None = None
+    ) -> None:
+        self._data = data  # rows beyond ntotal are spare capacity
+        self.ntotal = len(data)
+        self.d = data.shape[1]
+        self.metric_type = metric_type
+        self.file = file  # None: the rows are in RAM
+        self.directory = directory  # where a copy of a temporary file goes
+
+    @classmethod
+    def spilled(
+        cls, blocks: Iterable[np.ndarray], d: int, metric_type: int, directory: str | Path
+    ) -> FullVectors:
+        """The rows of ``blocks``, in order, in a new unnamed temporary file in ``directory``."""
+        file = tempfile.TemporaryFile(dir=directory)
+        n = 0
+        for block in blocks:
+            n += _pwrite(file, block, n * 4 * d)
+        return cls(_mapped(file, n, d), metric_type, file, Path(directory))
+
+    @property
+    def array(self) -> np.ndarray:
+        """The vectors, shape (ntotal, d): a view, not a copy (of the file's map)."""
+        return self._data[: self.ntotal]
+
+    def append(self, x: np.ndarray) -> None:
+        """Add rows after the last slot (not to a saved store's mapped file: it is read-only)."""
+        needed = self.ntotal + len(x)
+        if self.file is not None:
+            _pwrite(self.file, x, self.ntotal * 4 * self.d)
+            self._data = _mapped(self.file, needed, self.d)
+        elif needed > len(self._data):
+            grown = np.empty((max(needed, int(len(self._data) * GROWTH)), self.d), np.float32)
+            grown[: self.ntotal] = self.array
+            self._data = grown
+        if self.file is None:
+            self._data[self.ntotal : needed] = x
+        self.ntotal = needed
+
+    def truncate(self, n: int) -> None:
+        """Forget the rows from slot ``n`` on (a failed add's)."""
+        self.ntotal = min(self.ntotal, n)
+
+    def take(self, slots: np.ndarray) -> np.ndarray:
+        """Copies of the vectors at ``slots`` (in-range slot numbers)."""
+        if self.file is None:
+            return np.array(self.array[slots], np.float32)
+        out = np.empty((len(slots), self.d), np.float32)
+        view, row = memoryview(out).cast("B"), 4 * self.d
+        fd = self.file.fileno()
+        for i, slot in enumerate(slots.tolist()):
+            os.preadv(fd, [view[i * row : (i + 1) * row]], slot * row)
+        return out
+
+    def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows to score ``candidates`` (slots, -1: none) against and the candidates' row
+        numbers in them: the whole array in RAM, or just the candidates' rows read from the file."""
+        if self.file is None:
+            return self.array, candidates
+        flat = candidates.ravel()
+        found = flat >= 0
+        local = np.full(flat.shape, -1, np.int64)
+        local[found] = np.arange(int(found.sum()))
+        return self.take(flat[found]), local.reshape(candidates.shape)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every row in order, a piece at a time (read with ``preadv`` from a file: none of it mapped)."""
+        rows = max(1, BLOCK_BYTES // (4 * self.d))
+        for start in range(0, self.ntotal, rows):
+            n = min(rows, self.ntotal - start)
+            if self.file is None:
+                yield self.array[start : start + n]
+                continue
+            block = np.empty((n, self.d), np.float32)
+            read_into_at(self.file, start * 4 * self.d, memoryview(block).cast("B"), "the vectors file")
+            yield block
+
+    def copy(self) -> FullVectors:
+        """An independent copy: in a new temporary file beside a temporary file's, else in RAM."""
+        if self.directory is not None:
+            return FullVectors.spilled(self.blocks(), self.d, self.metric_type, self.directory)
+        return FullVectors(np.array(self.array, np.float32), self.metric_type)
+
+    def reconstruct_n(self, start: int, n: int) -> np.ndarray:
+        """The vectors of slots ``start`` to ``start + n`` (a view)."""
+        return self.array[start : start + n]
+
+    def search(
+        self, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k among the slots ``params.sel`` allows, as ``IndexFlat.search``
+        gives it (labels -1 where fewer are allowed). An ``IDSelectorArray`` scores only its ids."""
+        q = np.ascontiguousarray(q, np.float32)
+        distances = np.empty((len(q), k), np.float32)
+        labels = np.empty((len(q), k), np.int64)
+        sel = None if params is None else params.sel
+        xb, n, ptr = self.array, self.ntotal, faiss.swig_ptr
+        if not n:
+            distances.fill(NO_RESULT if self.metric_type == faiss.METRIC_L2 else -NO_RESULT)
+            labels.fill(-1)
+        elif self.metric_type == faiss.METRIC_L2:
+            faiss.knn_L2sqr(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), None, sel)
+        else:
+            faiss.knn_inner_product(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), sel)
+        return distances, labels
+
+
+def _mapped(file: BinaryIO, n: int, d: int) -> np.ndarray:
+    """The first ``n`` rows of ``file``, mapped read-only (an empty array for none)."""
+    if not n:
+        return np.empty((0, d), np.float32)
+    mapped = mmap.mmap(file.fileno(), n * 4 * d, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise"):  # readers touch scattered rows: no read-ahead around them
+        mapped.madvise(mmap.MADV_RANDOM)
+    return np.frombuffer(mapped, DTYPE).reshape(n, d)
+
+
+def _pwrite(file: BinaryIO, rows: np.ndarray, offset: int) -> int:
+    """Write ``rows`` as raw float32 at byte ``offset``; return how many rows."""
+    data = memoryview(np.ascontiguousarray(rows, DTYPE)).cast("B")
+    done = 0
+    while done < len(data):
+        done += os.pwrite(file.fileno(), data[done:], offset + done)
+    return len(rows)
+

@@ -54,6 +54,7 @@ class FAISSState:
     def copy(self) -> FAISSState:
         """An independent copy: index, ids, metadata, documents and parameters."""
         kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params), self.kind.auto)
+        kind.vectors_dir = self.kind.vectors_dir
         slots = SlotMap(self.slots.slot_ids.copy(), self.slots.kind)
         meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
         docs = DocumentStore(self.docs.get_many(list(range(self.slots.n_slots))))

@@ -38,7 +38,8 @@ from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError
 from parag.metadata import MetadataStore
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.kinds import FAISS_METRIC, IndexKind, configure
-from parag.vectorstore.kinds.full_vectors import DTYPE, FullVectors
+from parag.vectorstore.kinds.storage import check_vectors_dir
+from parag.vectorstore.kinds.full_vectors import DTYPE, FullVectors, read_blocks
 from parag.vectorstore.kinds.rerank import Reranked
 
 #: The manifest's ``kind``: which class wrote the store.
@@ -98,13 +99,19 @@ def _write_vectors(f: Any, vectors: FullVectors) -> None:
         f.write(memoryview(np.ascontiguousarray(block, VECTORS_DTYPE)).cast("B"))
 
 
-def load(path: str | Path, *, verify: bool, mmap: bool) -> FAISSState:
-    """The state saved at ``path``, or a parag error saying what is wrong and where."""
+def load(path: str | Path, *, verify: bool, mmap: bool, vectors_dir: Any = None) -> FAISSState:
+    """The state saved at ``path``, or a parag error saying what is wrong and where.
+    ``vectors_dir``: where a compressed store loaded without ``mmap`` keeps its float32
+    vectors (see the store's constructor)."""
+    if mmap and vectors_dir is not None:
+        raise InvalidArgumentError(
+            "vectors_dir applies to a load without mmap: a mapped store reads its float32 vectors from its own file"
+        )
     with persistence.load(path, verify=verify) as files:
-        return restore(files, mmap)
+        return restore(files, mmap, vectors_dir)
 
 
-def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
+def restore(files: persistence.StoreFiles, mmap: bool, vectors_dir: Any = None) -> FAISSState:
     """Build a state from the files of a checked manifest, or raise CorruptStoreError.
 
     The small files are read first, so counts that disagree are reported before the big
@@ -117,6 +124,7 @@ def restore(files: persistence.StoreFiles, mmap: bool) -> FAISSState:
     if missing:
         raise CorruptStoreError(f"the manifest of store {str(files.path)!r} lists no {sorted(missing)} file")
     kind = _configured(manifest)
+    kind.vectors_dir = check_vectors_dir(vectors_dir, kind.storage_type)
     n_slots, count, next_id = _counts(manifest)
     id_kind = ID_KINDS.get(manifest.get("id_kind")) if records else INT_IDS  # type: ignore[arg-type]
     if id_kind is None:
@@ -294,6 +302,10 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
             f"{where} has {files.size('vectors')} bytes, expected {4 * n_slots * kind.dimension} "
             f"({n_slots} slots x {kind.dimension} float32)"
         )
+    if not mmap and kind.vectors_dir is not None:  # copied, checked, into a file of vectors_dir
+        files.checked_path("vectors")
+        rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension)
+        return FullVectors.spilled(rows, kind.dimension, kind.faiss_metric, kind.vectors_dir)
     if not mmap:
         data = np.empty((n_slots, kind.dimension), VECTORS_DTYPE)
         if data.size:  # an empty file has nothing to read (and no buffer to read into)

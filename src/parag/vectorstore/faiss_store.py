@@ -7,6 +7,7 @@ metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +30,7 @@ from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.base import Documents, GetResult, Metadata, VectorStore
 from parag.vectorstore.faiss_reads import FAISSReads
 from parag.vectorstore.kinds import configure
+from parag.vectorstore.kinds.storage import check_vectors_dir
 
 __all__ = ["FAISSVectorStore", "GetResult"]
 
@@ -54,9 +56,14 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         How the index stores vectors: exactly (float32), or compressed to 2 bytes
         (float16), 1 byte (sq8, 8-bit scalar quantisation) per component, or ``pq_m`` bytes
         per vector (pq, product quantisation; IVFFlat and HNSW only). A compressed store also
-        keeps every float32 vector (in RAM; once saved, a raw file of its own, memory-mapped
-        by ``load(mmap=True)``) and re-scores its index's best ``rerank * k`` candidates with
-        them: scores are always exact. sq8 and pq answer exactly until trained (1,000 / 9,984 vectors).
+        keeps every float32 vector (in RAM, or in a file with ``vectors_dir``; once saved, a
+        raw file of its own, read in place by ``load(mmap=True)``) and re-scores its index's
+        best ``rerank * k`` candidates with them: scores are always exact. sq8 and pq answer
+        exactly until trained (1,000 / 9,984 vectors).
+    vectors_dir : str or PathLike, optional
+        Compressed storage: keep the float32 vectors in an unnamed temporary file in this
+        directory (on a disk, not tmpfs) instead of RAM; RAM then holds the compressed index,
+        ids, metadata and, until trained, the flat index. ``save`` copies the file.
     **params : int
         IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40), ``ef_search``.
         Not given, ``ef_search``, ``nlist`` and ``nprobe`` follow the store's size (README,
@@ -91,9 +98,12 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         index_type: str = "Flat",
         metric: str | None = None,
         storage: str = "float32",
+        vectors_dir: str | os.PathLike[str] | None = None,
         **params: int,
     ) -> None:
-        self._state = FAISSState(configure(dimension, index_type, metric, {"storage": storage, **params}))
+        kind = configure(dimension, index_type, metric, {"storage": storage, **params})
+        kind.vectors_dir = check_vectors_dir(vectors_dir, kind.storage_type)
+        self._state = FAISSState(kind)
         self._lock = RWLock()
 
     # ----------------------------------------------------------------- properties
@@ -337,6 +347,7 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         *,
         verify: bool = True,
         mmap: bool = False,
+        vectors_dir: str | os.PathLike[str] | None = None,
     ) -> FAISSVectorStore:
         """Load a saved store.
 
@@ -359,6 +370,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
             ReadOnlyStoreError (FAISS would abort the process if a mapped index were
             modified). Searching, ``get``, ``save`` and ``tune`` work. With ``verify`` the
             index file is read once to check it before it is mapped.
+        vectors_dir : str or PathLike, optional
+            Without ``mmap``: a compressed store's float32 vectors go to a file there, not
+            RAM, as with the constructor's ``vectors_dir`` (a mapped load reads its own file).
 
         Raises
         ------
@@ -367,7 +381,7 @@ class FAISSVectorStore(FAISSReads, VectorStore):
             wrong and in which file.
         """
         check_bool(mmap, "mmap")
-        state = faiss_format.load(path, verify=verify, mmap=mmap)
+        state = faiss_format.load(path, verify=verify, mmap=mmap, vectors_dir=vectors_dir)
         if isinstance(target, type):
             return target._with_state(state)
         with target._lock.write():

@@ -21,6 +21,7 @@ and trained by :meth:`IndexKind.after_add` once it holds :meth:`IndexKind.train_
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import faiss
@@ -75,6 +76,9 @@ class IndexKind:
         #: the constructor (for parameters not given) and a saved manifest make one automatic;
         #: setting one (``tune``) makes it fixed.
         self.auto = set(auto)
+        #: Where a compressed store keeps its float32 vectors (an unnamed temporary file in
+        #: this directory) rather than RAM; None: RAM. Not a parameter: never saved.
+        self.vectors_dir: Path | None = None
         unknown = self.auto - set(self.scaled)
         if unknown:
             raise InvalidArgumentError(
@@ -168,11 +172,14 @@ class IndexKind:
         return faiss.IndexFlat(self.dimension, self.faiss_metric)
 
     def wrap(self, inner: faiss.Index, vectors: np.ndarray | FullVectors) -> faiss.Index:
-        """``inner`` (holding ``vectors``, which it takes over: not copied) as the store keeps
-        it: beside the float32 vectors to re-rank with when its storage is compressed."""
+        """``inner`` (holding ``vectors``, which it takes over: not copied, unless they go to
+        a file in :attr:`vectors_dir`) as the store keeps it: beside the float32 vectors to
+        re-rank with when its storage is compressed."""
         if self.storage_type == "float32":
             return inner
-        if not isinstance(vectors, FullVectors):
+        if self.vectors_dir is not None and not isinstance(vectors, FullVectors):
+            vectors = FullVectors.spilled([vectors], self.dimension, self.faiss_metric, self.vectors_dir)
+        elif not isinstance(vectors, FullVectors):
             vectors = FullVectors(np.ascontiguousarray(vectors, np.float32), self.faiss_metric)
         return Reranked(inner, vectors, float(self.params["rerank"]))
 
@@ -197,8 +204,9 @@ class IndexKind:
         inner = self.build()
         self.apply_own_defaults(inner)
         inner.train(vectors if live.all() else vectors[live])
-        # The flat index (and the view of it) goes: the full vectors are copied out of it.
-        return self.wrap(self.fill(inner, vectors), np.array(vectors))
+        # The flat index (and the view of it) goes: the full vectors are copied out of it
+        # (into RAM, or straight into the file of vectors_dir).
+        return self.wrap(self.fill(inner, vectors), vectors if self.vectors_dir else np.array(vectors))
 
     def vectors(self, index: faiss.Index) -> np.ndarray:
         """Every slot's float32 vector, in slot order."""

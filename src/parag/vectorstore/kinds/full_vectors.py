@@ -134,15 +134,12 @@ class FullVectors:
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Every row in order, a piece at a time (read with ``preadv`` from a file: none of it mapped)."""
+        if self.file is not None:
+            yield from read_blocks(self.file, self.ntotal, self.d)
+            return
         rows = max(1, BLOCK_BYTES // (4 * self.d))
         for start in range(0, self.ntotal, rows):
-            n = min(rows, self.ntotal - start)
-            if self.file is None:
-                yield self.array[start : start + n]
-                continue
-            block = np.empty((n, self.d), np.float32)
-            read_into_at(self.file, start * 4 * self.d, memoryview(block).cast("B"), "the vectors file")
-            yield block
+            yield self.array[start : start + rows]
 
     def copy(self) -> FullVectors:
         """An independent copy: in a new temporary file beside a temporary file's, else in RAM."""
@@ -174,6 +171,16 @@ class FullVectors:
         return distances, labels
 
 
+def read_blocks(file: BinaryIO, n: int, d: int) -> Iterator[np.ndarray]:
+    """The first ``n`` raw float32 rows of ``file``, in order, a piece at a time (``preadv``:
+    none of it mapped, the file's position untouched)."""
+    rows = max(1, BLOCK_BYTES // (4 * d))
+    for start in range(0, n, rows):
+        block = np.empty((min(rows, n - start), d), np.float32)
+        read_into_at(file, start * 4 * d, memoryview(block).cast("B"), "the vectors file")
+        yield block
+
+
 def _mapped(file: BinaryIO, n: int, d: int) -> np.ndarray:
     """The first ``n`` rows of ``file``, mapped read-only (an empty array for none)."""
     if not n:
@@ -186,7 +193,7 @@ def _mapped(file: BinaryIO, n: int, d: int) -> np.ndarray:
 
 def _pwrite(file: BinaryIO, rows: np.ndarray, offset: int) -> int:
     """Write ``rows`` as raw float32 at byte ``offset``; return how many rows."""
-    data = memoryview(np.ascontiguousarray(rows, DTYPE)).cast("B")
+    data = memoryview(np.ascontiguousarray(rows, DTYPE).reshape(-1).view(np.uint8))
     done = 0
     while done < len(data):
         done += os.pwrite(file.fileno(), data[done:], offset + done)

@@ -14,9 +14,9 @@ slot (:mod:`.rerank`): a search asks the compressed index for ``rerank * k`` can
 re-scores them with the float32 vectors, so the scores a store returns are always the exact
 metric. The float32 vectors are also what ``get`` returns, what compaction rebuilds from and
 what exact (filtered, fallback) searches read. They live in RAM in a store built or loaded
-normally, and are memory-mapped read-only from the store's raw ``vectors`` file (no RAM until
-pages are touched, and the kernel may drop them again) in a store loaded with ``mmap=True``,
-where a search reads only the ``rerank * k`` vectors it re-scores.
+normally, and in a file in a store loaded with ``mmap=True`` (its raw ``vectors`` file) or
+given ``vectors_dir`` (an unnamed temporary file there, appended to by each add), where a
+search reads only the ``rerank * k`` rows it re-scores (:mod:`.full_vectors`).
 
 Until a store holds the vectors its storage trains on, it answers exactly from a flat index
 (as IVFFlat does before its clustering): a min/max per component for sq8 (1,000 vectors),
@@ -26,13 +26,15 @@ clustering without warnings).
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import faiss
 
 from parag._faiss_header import MAX_DIMENSION
 from parag._validation import Param
-from parag.errors import InvalidArgumentError
+from parag.errors import InvalidArgumentError, InvalidTypeError
 
 STORAGES = ("float32", "float16", "sq8", "pq")
 COMPRESSED = STORAGES[1:]
@@ -92,6 +94,24 @@ def resolve_storage(kind: str, supported: tuple[str, ...], given: dict[str, Any]
         params["pq_m"] = pq_m
     params["rerank"] = table["rerank"].check(given["rerank"]) if "rerank" in given else RERANK_DEFAULT[storage]
     return params
+
+
+def check_vectors_dir(value: Any, storage: str) -> Path | None:
+    """``vectors_dir`` as a Path to an existing directory (None stays None), for compressed
+    storage only; else a parag error naming it."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise InvalidTypeError(f"vectors_dir must be a path (str or os.PathLike) or None, got {value!r}")
+    if storage == "float32":
+        raise InvalidArgumentError(
+            f"vectors_dir applies to compressed storage {list(COMPRESSED)}: a float32 index holds its vectors "
+            "itself, in RAM (choose a compressed storage to keep the float32 vectors in a file)"
+        )
+    path = Path(value)
+    if not path.is_dir():
+        raise InvalidArgumentError(f"vectors_dir must be an existing directory, got {str(value)!r}")
+    return path
 
 
 def codec_problems(storage: str, params: dict[str, Any], dimension: int, holder: faiss.Index) -> list[str]:

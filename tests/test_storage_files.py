@@ -1,0 +1,103 @@
+"""Compressed storage's float32 vectors kept in a file, against the numpy oracle: a store given
+``vectors_dir`` (an unnamed temporary file there instead of RAM) and a store loaded with
+``mmap=True`` (re-ranking reads its candidates' rows with preadv, not through the map)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from parag import FAISSVectorStore
+from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.vectorstore.kinds.storage import TRAIN_AT
+from tests.checks import assert_exact, data
+from tests.conftest import oracle
+
+D = 16
+N = 3 * TRAIN_AT["sq8"]
+BASE, QUERIES = data(N, D, 20, seed=5)
+COMBOS = [("HNSW", "sq8", "L2"), ("IVFFlat", "sq8", "IP"), ("Flat", "float16", "cosine")]
+PARAMS = {"HNSW": {"M": 16}, "IVFFlat": {"nlist": 16}, "Flat": {}}
+
+
+def build(index_type: str, storage: str, metric: str, **kw: object) -> FAISSVectorStore:
+    store = FAISSVectorStore(D, index_type, metric, storage=storage, **PARAMS[index_type], **kw)
+    for start in range(0, N, 700):  # several adds: before, across and after training
+        store.add(BASE[start : start + 700], [{"g": i % 50} for i in range(start, min(N, start + 700))])
+    return store
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize(("index_type", "storage", "metric"), COMBOS)
+def test_vectors_dir_keeps_the_vectors_in_a_file_and_answers_as_ram_does(
+    tmp_path: Path, index_type: str, storage: str, metric: str
+) -> None:
+    in_file = build(index_type, storage, metric, vectors_dir=tmp_path)
+    in_ram = build(index_type, storage, metric)
+    vectors = in_file.faiss_index.vectors
+    assert vectors.file is not None and not vectors.array.flags.writeable  # a read-only map, not RAM
+    assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing to clean up
+    assert in_file.search(QUERIES, k=10) == in_ram.search(QUERIES, k=10)
+    base, queries = (unit(BASE), unit(QUERIES)) if metric == "cosine" else (BASE, QUERIES)
+    dist, ids, _ = in_file.search(QUERIES, k=10, rerank=8)
+    for q, row in enumerate(ids):  # compressed + rerank scores are the exact scores (1e-4)
+        x, y = base[row].astype(np.float64), queries[q].astype(np.float64)
+        np.testing.assert_allclose(dist[q], ((x - y) ** 2).sum(1) if metric == "L2" else x @ y, rtol=1e-4, atol=1e-4)
+    _, truth = oracle(base, queries, 10, metric)
+    assert np.mean([len(set(r) & set(t)) / 10 for r, t in zip(ids, truth.tolist())]) >= 0.95
+    assert np.array_equal(in_file.get([0, N - 1], include_vectors=True).vectors, base[[0, N - 1]])
+    dead = list(range(0, N, 3))
+    for store in (in_file, in_ram):
+        store.delete(dead)
+        store.upsert([1, N + 5], BASE[:2] * 2, [{"g": 1000}] * 2)
+        store.compact()
+    assert in_file.faiss_index.vectors.file is not None  # the rebuilt store's vectors are in a file too
+    assert in_file.search(QUERIES, k=10) == in_ram.search(QUERIES, k=10)
+    live = [i for i in range(2, N) if i % 3]
+    allowed = [i for i in live if i % 50 == 7]
+    assert_exact(in_file.search(QUERIES, k=5, filter={"g": 7}), BASE[allowed], allowed, QUERIES, 5, metric)
+    in_file.save(tmp_path / "s")
+    for loaded in (FAISSVectorStore.load(tmp_path / "s", mmap=True),
+                   FAISSVectorStore.load(tmp_path / "s", vectors_dir=tmp_path)):
+        assert loaded.faiss_index.vectors.file is not None
+        assert loaded.search(QUERIES, k=10, rerank=3) == in_ram.search(QUERIES, k=10, rerank=3)
+        assert np.array_equal(loaded.get([N + 5, 1], include_vectors=True).vectors, base[[1, 0]] * (1 if metric == "cosine" else 2))
+    loaded.add(BASE[:3], ids=[N + 10, N + 11, N + 12])  # a file-backed load keeps adding to its file
+    assert np.array_equal(loaded.get([N + 12], include_vectors=True).vectors, base[[2]])
+
+
+def test_threads_rerank_from_the_file_at_once(tmp_path: Path) -> None:
+    store = build("HNSW", "sq8", "L2")
+    store.save(tmp_path / "s")
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+    expected = [store.search(q, k=10) for q in QUERIES]
+    got: dict[int, list] = {}
+
+    def run(t: int) -> None:
+        got[t] = [mapped.search(q, k=10) for q in QUERIES for _ in range(2)][::2]
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(got[t] == expected for t in range(8))
+
+
+def test_vectors_dir_errors_name_it(tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="vectors_dir applies to compressed storage"):
+        FAISSVectorStore(D, "HNSW", storage="float32", vectors_dir=tmp_path)
+    with pytest.raises(InvalidArgumentError, match="vectors_dir must be an existing directory"):
+        FAISSVectorStore(D, "HNSW", storage="sq8", vectors_dir=tmp_path / "missing")
+    with pytest.raises(InvalidTypeError, match="vectors_dir must be a path"):
+        FAISSVectorStore(D, "HNSW", storage="sq8", vectors_dir=3)  # type: ignore[arg-type]
+    FAISSVectorStore(D, "HNSW", storage="sq8").save(tmp_path / "s")
+    with pytest.raises(InvalidArgumentError, match="vectors_dir applies to a load without mmap"):
+        FAISSVectorStore.load(tmp_path / "s", mmap=True, vectors_dir=tmp_path)
+    assert len(FAISSVectorStore.load(tmp_path / "s", vectors_dir=str(tmp_path))) == 0

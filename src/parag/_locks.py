@@ -22,14 +22,20 @@ class RWLock:
       the writer waits for that thread's outer call anyway);
     * a thread that holds the lock may not write: that raises ReentrantWriteError instead
       of waiting forever for its own read to end.
+
+    Every search takes the read lock, so a read takes no mutex unless a writer is about:
+    a reader appends its thread id to ``_readers`` and then looks at ``_writing`` (writers
+    waiting or writing); a writer counts itself in ``_writing`` and then waits for
+    ``_readers`` to empty. Each step is one bytecode, atomic under the GIL, so at least
+    one of the two sees the other: the reader steps back and waits, or the writer waits
+    for the reader (Dekker's handshake). Only then do they meet at the mutex.
     """
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()  # taken directly by readers: cheaper than the Condition's own enter/exit
-        self._cond = threading.Condition(self._mutex)
-        self._readers: dict[int, int] = {}  # thread ident -> depth of its reads
+        self._cond = threading.Condition(threading.Lock())
+        self._readers: list[int] = []  # thread id of each read held (twice for a nested read)
+        self._writing = 0  # writers waiting or writing: new readers step back while it is not 0
         self._writer: int | None = None
-        self._writers_waiting = 0
         # ``with lock.reading:`` holds the lock shared for the block. One object serves every
         # reader (it keeps no per-hold state): a search creates nothing and calls nothing to take it.
         self.reading = _Reading(self)
@@ -40,7 +46,7 @@ class RWLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        me = threading.get_ident()
+        me = get_ident()
         with self._cond:
             if self._writer == me or me in self._readers:
                 raise ReentrantWriteError(
@@ -48,22 +54,40 @@ class RWLock:
                     "filter during a search): it would wait forever for that call to end. Collect "
                     "the changes and apply them after the call returns"
                 )
-            self._writers_waiting += 1
+            self._writing += 1
             try:
                 while self._writer is not None or self._readers:
                     self._cond.wait()
             except BaseException:  # interrupted: readers held back for this writer may go on
+                self._writing -= 1
                 self._cond.notify_all()
                 raise
-            finally:
-                self._writers_waiting -= 1
             self._writer = me
         try:
             yield
         finally:
             with self._cond:
                 self._writer = None
+                self._writing -= 1
                 self._cond.notify_all()
+
+    def _wait_for_writers(self) -> None:
+        """The slow path of a read that found a writer about (its id already in ``_readers``):
+        step back until no writer waits or writes, unless this thread holds the lock already."""
+        me = get_ident()
+        with self._cond:
+            if self._writer == me or self._readers.count(me) > 1:
+                return  # a nested read: the writer waits for the outer one anyway
+            self._readers.remove(me)
+            if not self._readers:
+                self._cond.notify_all()  # the writer may have been waiting for this reader
+            while self._writing:
+                self._cond.wait()  # (interrupted here, the read has not begun: nothing to undo)
+            self._readers.append(me)
+
+    def _wake_writer(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
 
 class _Reading:
@@ -76,19 +100,14 @@ class _Reading:
         self._lock = lock
 
     def __enter__(self) -> None:
-        lock, me = self._lock, get_ident()
-        with lock._mutex:
-            readers = lock._readers
-            if me not in readers and lock._writer != me:
-                while lock._writer is not None or lock._writers_waiting:
-                    lock._cond.wait()
-            readers[me] = readers.get(me, 0) + 1
+        lock = self._lock
+        lock._readers.append(get_ident())  # first register, then look for writers (see RWLock)
+        if lock._writing:
+            lock._wait_for_writers()
 
     def __exit__(self, *exc: object) -> None:
-        lock, me = self._lock, get_ident()
-        with lock._mutex:
-            depth = lock._readers.pop(me) - 1
-            if depth:
-                lock._readers[me] = depth
-            elif not lock._readers and lock._writers_waiting:
-                lock._cond.notify_all()  # only a waiting writer waits for the last reader
+        lock = self._lock
+        readers = lock._readers
+        readers.remove(get_ident())
+        if lock._writing and not readers:
+            lock._wake_writer()  # only a waiting writer waits for the last reader

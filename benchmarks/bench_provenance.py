@@ -33,7 +33,7 @@ def _git(*args: str) -> str:
 
 def versions() -> str:
     names = ["numpy", "faiss-cpu", "orjson", "hnswlib", "langchain-community", "langchain-core", "llama-index-core",
-             "llama-index-vector-stores-faiss", "chromadb", "matplotlib"]
+             "llama-index-vector-stores-faiss", "chromadb", "usearch", "matplotlib"]
     found = []
     for name in names:
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_provenance import ROOT, ReportError, describe, need, read_json
+import bench_tradeoff
 
 NAMES = {
     "parag": "parag",
@@ -513,6 +514,7 @@ def write(results: Path, out: Path) -> Path:
             lines.append(f"- **Error** in {job_name(r)}: {r['error'].splitlines()[0][:300]}")
     lines += ["", "## Targets", "", *targets(groups, failed, main), ""]
     lines += ["## Recall vs speed", "", *curve_section(groups, main, out)]
+    lines += bench_tradeoff.section(results)
     if milvus := milvus_section(groups, failed, datasets, unavailable):
         lines += ["## parag on Milvus", "", *milvus, ""]
     for dataset in datasets:

@@ -9,9 +9,10 @@ Usage::
         --configs HNSW:float32,HNSW:sq8,HNSW:pq                    # clustered synthetic data
     .venv/bin/python benchmarks/bench_storage.py --report-only    # rewrite the report from the raw JSON
 
-``./run bench`` runs it as its ``storage`` suite. Only the default run (debian-minilm, every
-configuration) is published to ``docs/bench-storage.md``; any run that measures less writes
-to ``benchmarks/results/quick/`` unless given ``--out`` / ``--results``.
+``./run bench`` runs it as its ``storage`` suite (and, with its 1M run, the synthetic-1m subset
+that benchmarks/run.py's ``STORAGE_1M`` names, as a ``--section``). Only the default run
+(debian-minilm, every configuration) is published to ``docs/bench-storage.md``; any run that
+measures less writes to ``benchmarks/results/quick/`` unless given ``--out`` / ``--results``.
 
 For each configuration one store is built at default parameters (HNSW M 32, ef_search 64;
 IVFFlat nlist 256, nprobe 64) and measured:
@@ -19,10 +20,12 @@ IVFFlat nlist 256, nprobe 64) and measured:
 - ``recall``: recall@10 of a batch search against the dataset's ground truth, at the
   storage's default ``rerank`` and at ``rerank=1`` (the compressed index's own top 10,
   re-scored exactly);
-- ``batch_ratio``: batch search time at the default ``rerank``, ``store.search`` over raw
-  FAISS on the same compressed index (``faiss.IndexRefineFlat`` around the store's own
-  compressed index with ``k_factor = rerank``: FAISS's re-ranking of the same candidates; for
-  float32 the index itself), median over interleaved repeats;
+- ``raw_recall``, ``batch_s``, ``raw_batch_s``, ``batch_ratio``, ``single_ms``,
+  ``raw_single_ms`` (each per ``rerank``): recall, batch time and single-query p50 of
+  ``store.search`` and of raw FAISS on the same compressed index (``faiss.IndexRefineFlat``
+  around the store's own compressed index with ``k_factor = rerank``: FAISS's re-ranking of the
+  same candidates; for float32 the index itself), batch ratio the median of interleaved pairs
+  (bench_tradeoff.speed);
 - ``codes_bytes``: the compressed index alone per vector (what raw FAISS saves for the same
   factory string), ``file_bytes``: every file of the saved store per vector;
 - ``rss``: in a fresh process, resident memory per vector after loading and after running
@@ -30,6 +33,13 @@ IVFFlat nlist 256, nprobe 64) and measured:
   ``read_index`` of the same compressed index, plain and with ``IO_FLAG_MMAP_IFC``
   (anonymous memory, owned by the process, and file-backed pages, the page cache of mapped
   files, which the kernel can drop and re-read).
+
+- ``usearch``: usearch's HNSW with f16 and i8 storage at the same M / ef_construction /
+  ef_search (bench_tradeoff.measure_usearch; left out, with the reason, where usearch is not
+  installed).
+
+The report ends with the recall-memory-speed table (bench_tradeoff.table), and the run writes
+its plot, ``bench-storage-tradeoff.png``, beside the report; ``docs/benchmarks.md`` shows both.
 
 debian-minilm is inner product on unit vectors; FAISS's HNSW-PQ graph supports L2 only, so
 HNSW + pq runs with metric L2 there (the same ranking on unit vectors).
@@ -50,6 +60,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_data  # noqa: E402
+import bench_tradeoff  # noqa: E402
 from bench_provenance import PUBLISHED_RESULTS, QUICK_RESULTS, ROOT, describe, need, provenance, read_json, write_json  # noqa: E402
 from bench_report import replace_block  # noqa: E402
 from bench_systems import HNSW, ivf_params  # noqa: E402
@@ -64,6 +75,7 @@ CONFIGS = [("Flat", "float32"), ("Flat", "float16"), ("Flat", "sq8"),
            ("HNSW", "float32"), ("HNSW", "float16"), ("HNSW", "sq8"), ("HNSW", "pq")]
 QUICK_CONFIGS = [("Flat", "sq8"), ("HNSW", "float32"), ("HNSW", "sq8")]
 N_QUERIES = 500
+N_SINGLE = 200
 MODES = ("load", "mmap", "raw", "raw-mmap")
 
 MEMORY = """
@@ -78,6 +90,10 @@ path, queries, mode = sys.argv[1], np.load(sys.argv[2]), sys.argv[3]
 before = rss()
 if mode.startswith("raw"):
     index = faiss.read_index(path, faiss.IO_FLAG_MMAP_IFC if mode == "raw-mmap" else 0)
+    search = lambda: index.search(queries, 10)
+elif mode.startswith("usearch"):
+    from usearch.index import Index
+    index = Index.restore(path, view=mode == "usearch-view")
     search = lambda: index.search(queries, 10)
 else:
     store = FAISSVectorStore.load(path, mmap=mode == "mmap")  # verified, as a plain load is
@@ -105,43 +121,38 @@ def factory_string(index_type: str, storage: str, params: dict) -> str:
     return code
 
 
-def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: int, tmp: Path,
+def hnsw_params(n: int, ef_construction: int | None = None) -> dict:
+    """HNSW at the systems benchmark's M and ef_construction (or the one given: a memory run at 1M
+    may build a cheaper graph of the same size), with the ef_search parag chooses for the size."""
+    return {**HNSW, "ef_search": default_ef_search(n)} | ({"ef_construction": ef_construction} if ef_construction else {})
+
+
+def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: int, n_single: int, tmp: Path,
             ef_construction: int | None = None) -> dict:
-    # HNSW at the systems benchmark's M and ef_construction (or the one given: a memory run at 1M
-    # may build a cheaper graph of the same size), with the ef_search parag chooses for the size.
-    hnsw = {**HNSW, "ef_search": default_ef_search(data.n)} | ({"ef_construction": ef_construction} if ef_construction else {})
-    params = hnsw if index_type == "HNSW" else ivf_params(data.n) if index_type == "IVFFlat" else {}
+    params = hnsw_params(data.n, ef_construction) if index_type == "HNSW" else ivf_params(data.n) if index_type == "IVFFlat" else {}
     metric = "L2" if (index_type, storage) == ("HNSW", "pq") else data.metric
     store = FAISSVectorStore(data.d, index_type, metric, storage=storage, **params)
     start = time.perf_counter()
     store.add(data.base)
     record: dict = {"index_type": index_type, "storage": storage, "metric": metric, "params": store.params,
                     "factory": factory_string(index_type, storage, store.params),
-                    "build_s": time.perf_counter() - start, "recall": {}, "batch_ratio": {}, "batch_s": {}}
+                    "build_s": time.perf_counter() - start}
     q, gt = data.queries, data.gt[:, :10]
     index = store.faiss_index
     compressed = isinstance(index, Reranked)  # trained compressed storage (a small run may not train pq)
     base = index.base if compressed else index
     # Raw FAISS on the same compressed index: FAISS's own re-ranking of its candidates.
     raw = faiss.IndexRefineFlat(base, faiss.swig_ptr(index.vectors.array)) if compressed else base
-    reranks = [1, RERANK_DEFAULT[storage]] if storage != "float32" else [None]
-    for rerank in reranks:
-        kw = {} if rerank is None else {"rerank": rerank}
-        ids = store.search(q, k=10, **kw).ids
-        key = str(rerank or 1)
-        record["recall"][key] = sum(len(set(row) & set(truth.tolist())) for row, truth in zip(ids, gt)) / gt.size
-    raw_params = faiss.IndexRefineSearchParameters(k_factor=reranks[-1]) if compressed else None
-    ratios, times = [], []
-    for _ in range(repeats):  # interleaved: parag, then raw FAISS on the same index, at the default rerank
-        t0 = time.perf_counter()
-        store.search(q, k=10)
-        t1 = time.perf_counter()
-        raw.search(q, 10, params=raw_params)
-        t2 = time.perf_counter()
-        ratios.append((t1 - t0) / (t2 - t1))
-        times.append(t1 - t0)
-    record["batch_ratio"][str(reranks[-1] or 1)] = float(np.median(ratios))
-    record["batch_s"][str(reranks[-1] or 1)] = float(np.median(times))
+    # Per rerank (1 and the storage's default): recall of parag and of raw FAISS, and their speed.
+    for rerank in [1, RERANK_DEFAULT[storage]] if storage != "float32" else [1]:
+        raw_params = faiss.IndexRefineSearchParameters(k_factor=rerank) if compressed else None
+        kw = {} if storage == "float32" else {"rerank": rerank}
+        figures = {"recall": bench_tradeoff.recall(store.search(q, k=10, **kw).ids, gt),
+                   "raw_recall": bench_tradeoff.recall(raw.search(q, 10, params=raw_params)[1], gt),
+                   **bench_tradeoff.speed(lambda x: store.search(x, k=10, **kw),
+                                          lambda x: raw.search(x, 10, params=raw_params), q, repeats, n_single)}
+        for name, value in figures.items():
+            record.setdefault(name, {})[str(rerank)] = value
     path, raw_path = tmp / f"{index_type}-{storage}", tmp / f"{index_type}-{storage}.faiss"
     store.save(path)
     faiss.write_index(base, str(raw_path))
@@ -149,7 +160,6 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
     record["file_bytes"] = sum(p.stat().st_size for p in path.iterdir() if p.name != "manifest.json") / data.n
     record["index_bytes"] = next(path.glob("index*")).stat().st_size / data.n
     record["codes_bytes"] = raw_path.stat().st_size / data.n
-    np.save(tmp / "queries.npy", q)
     record["rss"] = {mode: memory(raw_path if mode.startswith("raw") else path, tmp / "queries.npy", mode)
                      for mode in MODES}
     return record
@@ -167,10 +177,9 @@ def _cell(value: float | None, fmt: str = ".0f") -> str:
 
 
 def report(raw: dict, results: Path) -> str:
-    """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone; the
-    published report (``docs/bench-results/storage``) with the published synthetic runs after it."""
-    published = results.resolve() == (PUBLISHED_RESULTS / "storage").resolve()
-    return one_report(raw, results) + ("".join(sections()) if published else "")
+    """docs/bench-storage.md from the raw results ``raw`` (read from ``results``) alone; for a
+    ``storage`` results directory, with the synthetic runs beside it (``storage-*``) after it."""
+    return one_report(raw, results) + ("".join(sections(results.parent)) if results.name == "storage" else "")
 
 
 def one_report(raw: dict, results: Path) -> str:
@@ -215,6 +224,12 @@ def one_report(raw: dict, results: Path) -> str:
         *rows,
         "",
         *ram_table(configs, n),
+        "## Recall, memory and speed",
+        "",
+        *bench_tradeoff.notes(raw),
+        "",
+        *bench_tradeoff.table(raw),
+        "",
     ]
     return "\n".join(lines)
 
@@ -300,12 +315,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", "--n-base", dest="n_base", type=int, help="keep only the first N base vectors")
     parser.add_argument("--quick", action="store_true", help="20,000 vectors, 1 repeat, 3 configurations")
     parser.add_argument("--configs", help="comma-separated index:storage pairs (default: all)")
+    parser.add_argument("--usearch", default=",".join(bench_tradeoff.USEARCH_DTYPES),
+                        help="usearch HNSW storages, comma-separated (default f16,i8; empty: none)")
     parser.add_argument("--repeats", type=int)
+    parser.add_argument("--single", type=int, default=N_SINGLE, help="single queries timed per configuration")
     parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries of the synthetic data")
     parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction (default: the systems benchmark's)")
     parser.add_argument("--section", action="store_true",
-                        help="publish a synthetic run as a section of docs/bench-storage.md "
-                             "(raw results in docs/bench-results/storage-<dataset>/)")
+                        help="a synthetic run as a section of bench-storage.md (raw results in "
+                             "storage-<dataset>/ beside the results' storage/; default docs/bench-results/)")
     parser.add_argument("--results", type=Path, help="where results.json goes")
     parser.add_argument("--out", type=Path, help="where bench-storage.md goes")
     parser.add_argument("--report-only", action="store_true")
@@ -319,38 +337,56 @@ def main(argv: list[str] | None = None) -> None:
     if args.section:
         if not args.synthetic:
             parser.error("--section publishes a --synthetic run")
-        results, out = PUBLISHED_RESULTS / f"storage-synthetic-{args.synthetic // 1000}k", ROOT / "docs"
+        results = (args.results.parent if args.results else PUBLISHED_RESULTS) / f"storage-synthetic-{args.synthetic // 1000}k"
+        out = args.out or ROOT / "docs"
     if not args.report_only:
         configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else QUICK_CONFIGS if args.quick else CONFIGS
         n_base = args.n_base or (20_000 if args.quick else None)
         if not args.synthetic and args.dataset not in bench_data.available():  # a machine without ../shared/data
             args.synthetic = n_base or 100_000
         data = synthetic(args.synthetic, args.queries) if args.synthetic else bench_data.load(args.dataset, N_QUERIES, n_base=n_base)
-        prov = provenance()
-        measured = []
-        with tempfile.TemporaryDirectory() as tmp:
-            for index_type, storage in configs:
-                measured.append(measure(data, index_type, storage, args.repeats or (1 if args.quick else 3), Path(tmp),
-                                        args.ef_construction))
-                print(json.dumps(measured[-1]), flush=True)
-        write_json(results / "results.json", {"dataset": data.name, "n": data.n, "d": data.d,
-                                              "n_queries": len(data.queries), "provenance": prov,
-                                              "configs": measured})
+        write_json(results / "results.json", run(data, configs, [d for d in args.usearch.split(",") if d],
+                                                 args.repeats or (1 if args.quick else 3), args.single,
+                                                 args.ef_construction))
     out.mkdir(parents=True, exist_ok=True)
-    if out.resolve() == (ROOT / "docs").resolve():  # the published report: the README quotes it
+    if out.resolve() == (ROOT / "docs").resolve() and results.parent.resolve() == PUBLISHED_RESULTS.resolve():
+        # the published report: the README quotes it
         results = PUBLISHED_RESULTS / "storage"
         raw = read_json(results / "results.json")
         (out / "bench-storage.md").write_text(report(raw, results))
         replace_block(ROOT / "README.md", "storage figures", readme_block(raw))
     else:
+        results = results.parent / "storage" if (results.parent / "storage" / "results.json").exists() else results
         (out / "bench-storage.md").write_text(report(read_json(results / "results.json"), results))
+    bench_tradeoff.plot(results.parent, out / bench_tradeoff.PLOT)
     print((out / "bench-storage.md").read_text())
 
 
-def sections() -> list[str]:
-    """The published synthetic runs (``--section``), each a section of the report."""
+def run(data: bench_data.Dataset, configs: list[tuple[str, str]], usearch: list[str], repeats: int, n_single: int,
+        ef_construction: int | None) -> dict:
+    """Measure every configuration, then usearch with each of ``usearch``'s storages: the raw results."""
+    prov, measured, timed = provenance(), [], []
+    missing = bench_tradeoff.usearch_missing() if usearch else None
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "queries.npy", data.queries)
+        for index_type, storage in configs:
+            start = time.perf_counter()
+            measured.append(measure(data, index_type, storage, repeats, n_single, Path(tmp), ef_construction))
+            print(json.dumps(measured[-1]), f"\n{index_type} {storage}: {time.perf_counter() - start:.0f} s", flush=True)
+        for dtype in [] if missing else usearch:
+            start = time.perf_counter()
+            timed.append(bench_tradeoff.measure_usearch(
+                data, dtype, hnsw_params(data.n, ef_construction), repeats, n_single, Path(tmp) / f"usearch-{dtype}",
+                lambda path, mode: memory(path, Path(tmp) / "queries.npy", mode)))
+            print(json.dumps(timed[-1]), f"\nusearch {dtype}: {time.perf_counter() - start:.0f} s", flush=True)
+    return {"dataset": data.name, "n": data.n, "d": data.d, "n_queries": len(data.queries), "provenance": prov,
+            "configs": measured, "usearch": timed, **({"usearch_missing": missing} if missing else {})}
+
+
+def sections(parent: Path) -> list[str]:
+    """The synthetic runs (``--section``) in ``parent``, each a section of the report."""
     out = []
-    for results in sorted(PUBLISHED_RESULTS.glob("storage-*/")):
+    for results in sorted(parent.glob("storage-*/")):
         text = one_report(read_json(results / "results.json"), results)
         out.append("\n" + text.replace("\n## ", "\n### ").replace("# Compressed storage: recall, memory and speed",
                                                                   f"## {results.name.removeprefix('storage-')}", 1))

@@ -19,7 +19,10 @@ report benchmarks.md), ``filters`` (bench_filters.py: filtered search against ra
 same index, bench-filters.md), ``persistence`` (bench_persistence.py: save/load against raw
 FAISS + orjson, bench-persistence.md), ``storage`` (bench_storage.py: every storage x index kind
 on debian-minilm, recall and RAM per vector against raw FAISS on the same compressed index,
-bench-storage.md). Every report is generated from the raw results alone
+bench-storage.md; with the 1M run, also a subset on synthetic-1m: IVFFlat x every storage, HNSW
+float32 and sq8 on a cheap graph of the same size, usearch f16 / i8: see STORAGE_1M), whose recall, memory
+and speed table and plot (bench-storage-tradeoff.png) docs/benchmarks.md also shows. Every report is
+generated from the raw results alone
 and names the commit that produced them; a results directory is emptied of a previous run's
 files before a new run writes to it.
 
@@ -67,6 +70,14 @@ MAIN_DATASET = "debian-minilm"  # competitors, sweeps: here
 SWEEPS = {"ef_search": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384], "nprobe": [1, 2, 4, 8, 16, 32, 64, 128]}
 ALL_SYSTEMS = list(INDEX_TYPES)
 SUITES = {"filters": "bench_filters.py", "persistence": "bench_persistence.py", "storage": "bench_storage.py"}  # besides "systems"
+# The storage suite at 1M (with --scale): the full matrix does not fit in one run (HNSW builds at 1M
+# are the cost), so IVFFlat with every storage, HNSW float32 and sq8 on a graph built with
+# ef_construction 8 (the same size and memory as a good graph, a lower recall), usearch's f16 and
+# i8 on the same graph settings; one repeat, 100 single queries. Flat at 1M is left out: its memory
+# is its code size (as at 59k) and its time is linear in n.
+STORAGE_1M = ["--synthetic", "1000000", "--section", "--configs",
+              "IVFFlat:float32,IVFFlat:float16,IVFFlat:sq8,IVFFlat:pq,HNSW:float32,HNSW:sq8",
+              "--ef-construction", "8", "--repeats", "1", "--single", "100", "--queries", "500"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -213,6 +224,8 @@ def clear_previous(results: Path) -> None:
         path.unlink(missing_ok=True)
     for suite in SUITES:
         shutil.rmtree(results / suite, ignore_errors=True)
+    for section in results.glob("storage-*/"):  # the storage suite's synthetic runs
+        shutil.rmtree(section)
 
 
 def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -> None:
@@ -224,6 +237,10 @@ def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -
         command += (["--quick"] if args.quick else []) + (["--n", str(args.n_base)] if args.n_base else [])
     print(f"\n{suite}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, check=True)
+    if suite == "storage" and args.scale and not report_only:
+        command += STORAGE_1M
+        print(f"\n{suite}, synthetic-1m: {' '.join(command[1:])}", flush=True)
+        subprocess.run(command, check=True)
 
 
 def run_systems(args: argparse.Namespace) -> Path:
@@ -283,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     for suite in SUITES:
         if suite in args.suites:
             run_suite(suite, args)
+    if (args.results / "run.json").exists() and "storage" in args.suites:
+        bench_report.write(args.results, args.out)  # again: with the storage suite's trade-off section
     return 0
 
 

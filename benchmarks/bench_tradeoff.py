@@ -159,6 +159,15 @@ def notes(raw: dict) -> list[str]:
     return lines
 
 
+def parameters(configs: list[dict]) -> str:
+    """The index parameters of the run's configurations, once per index kind."""
+    shown = {}
+    for r in configs:
+        own = {k: v for k, v in r["params"].items() if k in ("M", "ef_construction", "ef_search", "nlist", "nprobe")}
+        shown.setdefault(r["index_type"], ", ".join(f"{k} {v}" for k, v in own.items()))
+    return "; ".join(f"{kind} {values}" for kind, values in shown.items() if values) or "none"
+
+
 def runs(results: Path) -> list[tuple[Path, dict]]:
     """The storage runs beside each other in a results directory: ``storage`` (the real data)
     then the synthetic ``storage-*`` sections."""
@@ -175,7 +184,8 @@ def section(results: Path) -> list[str]:
              f"![recall@10 against resident memory and batch QPS]({PLOT})", "", *notes(found[0][1]), "",
              "Every storage x index, and its raw results and memory detail: [bench-storage.md](bench-storage.md).", ""]
     for _, raw in found:
-        lines += [f"### {raw['dataset']} ({raw['n']:,} x {raw['d']})", "", *table(raw), ""]
+        lines += [f"### {raw['dataset']} ({raw['n']:,} x {raw['d']})", "",
+                  f"Parameters {parameters(raw['configs'])}; {raw['n_queries']:,} queries.", "", *table(raw), ""]
     return lines
 
 

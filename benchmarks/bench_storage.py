@@ -309,11 +309,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--usearch", default=",".join(bench_tradeoff.USEARCH_DTYPES),
                         help="usearch HNSW storages, comma-separated (default f16,i8; empty: none)")
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--single", type=int, default=N_SINGLE, help="single queries timed per configuration")
-    parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries of the synthetic data")
+    parser.add_argument("--single", type=int, help=f"single queries timed per configuration (default {N_SINGLE}, quick 50)")
+    parser.add_argument("--queries", type=int, default=N_QUERIES, help="queries (recall, speed, memory)")
     parser.add_argument("--ef-construction", type=int, help="HNSW ef_construction (default: the systems benchmark's)")
     parser.add_argument("--section", action="store_true",
-                        help="a synthetic run as a section of bench-storage.md (raw results in "
+                        help="a run on other data as a section of bench-storage.md (raw results in "
                              "storage-<dataset>/ beside the results' storage/; default docs/bench-results/)")
     parser.add_argument("--results", type=Path, help="where results.json goes")
     parser.add_argument("--out", type=Path, help="where bench-storage.md goes")
@@ -326,18 +326,19 @@ def main(argv: list[str] | None = None) -> None:
     results = args.results or (QUICK_RESULTS if partial else PUBLISHED_RESULTS) / "storage"
     out = args.out or (QUICK_RESULTS if partial else ROOT / "docs")
     if args.section:
-        if not args.synthetic:
-            parser.error("--section publishes a --synthetic run")
-        results = (args.results.parent if args.results else PUBLISHED_RESULTS) / f"storage-synthetic-{args.synthetic // 1000}k"
+        if not (args.synthetic or args.dataset != "debian-minilm"):
+            parser.error("--section publishes a run on other data (--synthetic or --dataset)")
+        name = f"synthetic-{args.synthetic // 1000}k" if args.synthetic else args.dataset
+        results = (args.results.parent if args.results else PUBLISHED_RESULTS) / f"storage-{name}"
         out = args.out or ROOT / "docs"
     if not args.report_only:
         configs = [tuple(c.split(":")) for c in args.configs.split(",")] if args.configs else QUICK_CONFIGS if args.quick else CONFIGS
         n_base = args.n_base or (20_000 if args.quick else None)
         if not args.synthetic and args.dataset not in bench_data.available():  # a machine without ../shared/data
             args.synthetic = n_base or 100_000
-        data = synthetic(args.synthetic, args.queries) if args.synthetic else bench_data.load(args.dataset, N_QUERIES, n_base=n_base)
+        data = synthetic(args.synthetic, args.queries) if args.synthetic else bench_data.load(args.dataset, args.queries, n_base=n_base)
         write_json(results / "results.json", run(data, configs, [d for d in args.usearch.split(",") if d],
-                                                 args.repeats or (1 if args.quick else 3), args.single,
+                                                 args.repeats or (1 if args.quick else 3), args.single or (50 if args.quick else N_SINGLE),
                                                  args.ef_construction))
     out.mkdir(parents=True, exist_ok=True)
     if out.resolve() == (ROOT / "docs").resolve() and results.parent.resolve() == PUBLISHED_RESULTS.resolve():

@@ -203,6 +203,7 @@ def plot(results: Path, file: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
     except ImportError:
         return False
     if not found:
@@ -226,6 +227,10 @@ def plot(results: Path, file: Path) -> bool:
         for ax, xlabel in ((ax_mem, "resident bytes per vector after the queries (log)"),
                            (ax_qps, "batch queries per second (log)")):
             ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            low, high = ax.get_xlim()
+            digits = "123456789" if high / low < 10 else "25"  # a narrow range: every minor tick labelled
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _, d=digits: f"{v:,.0f}" if f"{v:.0f}"[0] in d else ""))
             ax.set_xlabel(xlabel)
             ax.set_ylabel("recall@10")
             ax.set_title(f"{raw['dataset']} ({raw['n']:,} x {raw['d']})")

@@ -514,7 +514,7 @@ def write(results: Path, out: Path) -> Path:
             lines.append(f"- **Error** in {job_name(r)}: {r['error'].splitlines()[0][:300]}")
     lines += ["", "## Targets", "", *targets(groups, failed, main), ""]
     lines += ["## Recall vs speed", "", *curve_section(groups, main, out)]
-    lines += bench_tradeoff.section(results)
+    lines += bench_tradeoff.section(results, out)
     if milvus := milvus_section(groups, failed, datasets, unavailable):
         lines += ["## parag on Milvus", "", *milvus, ""]
     for dataset in datasets:

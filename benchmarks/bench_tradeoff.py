@@ -175,13 +175,16 @@ def runs(results: Path) -> list[tuple[Path, dict]]:
     return [(d, read_json(d / "results.json")) for d in dirs if (d / "results.json").exists()]
 
 
-def section(results: Path) -> list[str]:
-    """docs/benchmarks.md's trade-off section (empty when no storage run is in ``results``)."""
+def section(results: Path, out: Path) -> list[str]:
+    """docs/benchmarks.md's trade-off section (empty when no storage run is in ``results``), with
+    the plot where the storage suite drew it in ``out``."""
     found = runs(results)
     if not found:
         return []
-    lines = ["## Recall, memory and speed: compressed storage", "",
-             f"![recall@10 against resident memory and batch QPS]({PLOT})", "", *notes(found[0][1]), "",
+    lines = ["## Recall, memory and speed: compressed storage", ""]
+    if (out / PLOT).exists():
+        lines += [f"![recall@10 against resident memory and batch QPS]({PLOT})", ""]
+    lines += [*notes(found[0][1]), "",
              "Every storage x index, and its raw results and memory detail: [bench-storage.md](bench-storage.md).", ""]
     if len(found) > 1:
         lines += ["The synthetic runs measure a subset (`./run bench` runs the one that benchmarks/run.py's "

@@ -148,8 +148,9 @@ def table(raw: dict) -> list[str]:
 def notes(raw: dict) -> list[str]:
     """What the columns mean, and why usearch is absent where it is."""
     lines = ["Recall, memory and speed in one run: parag (`load(mmap=True)`), raw FAISS on the same compressed "
-             "index (the factory string; FAISS's `IndexRefineFlat` re-ranks the same candidates, its float32 vectors "
-             "not counted as resident: raw FAISS keeps them nowhere once loaded) and usearch's HNSW with f16 / i8 "
+             "index (the factory string; FAISS's `IndexRefineFlat` re-ranks the same candidates; its resident memory "
+             "is `read_index` of the compressed index alone, without the float32 vectors that re-ranking reads) "
+             "and usearch's HNSW with f16 / i8 "
              "storage at the same M, ef_construction, ef_search (`connectivity`, `expansion_add`, "
              "`expansion_search`; `restore(view=True)`, memory-mapped). Resident: anonymous + file-backed bytes per "
              "vector of a fresh process after loading and running every query. Batch QPS: all queries in one call; "

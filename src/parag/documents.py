@@ -56,12 +56,16 @@ class DocumentStore:
 
     def __init__(self, documents: list[str | None] | None = None) -> None:
         self._docs: list[str | None] = documents if documents is not None else []
+        # True while no slot has ever held a document (most stores): a search's lookup is then
+        # a list of Nones. (Deletes do not set it back: it only spares work.)
+        self._none = self._docs.count(None) == len(self._docs)
 
     def __len__(self) -> int:
         return len(self._docs)
 
     def append(self, documents: list[str | None]) -> None:
         self._docs.extend(documents)
+        self._none = self._none and documents.count(None) == len(documents)
 
     def kill(self, slots: list[int]) -> None:
         for s in slots:
@@ -72,6 +76,8 @@ class DocumentStore:
         self._docs = [d for d, k in zip(self._docs, mask.tolist()) if k]
 
     def get_many(self, slots: list[int]) -> list[str | None]:
+        if self._none:
+            return [None] * len(slots)
         return list(map(self._docs.__getitem__, slots))  # (no comprehension frame: every search calls this)
 
     def get_rows(self, slots: np.ndarray) -> list[list[str | None]]:

@@ -107,7 +107,8 @@ class FAISSReads:
         """
         kind = self._state.kind  # (read once: each property is a Python call on the path of every search)
         q, single = as_vectors(query, kind.dimension, "query")
-        k = check_k(k)
+        if type(k) is not int or k < 1:  # (the common case spared the check's two calls)
+            k = check_k(k)
         overrides = {}
         if nprobe is not None or ef_search is not None or rerank is not None:
             overrides = kind.check_overrides({"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank})
@@ -119,8 +120,14 @@ class FAISSReads:
             state = self._state
             if single and matching is None and not overrides:
                 hits = state.search_one(q, k)
-                if hits is not None:
-                    return _one_result(state, *hits, wanted)
+                if hits is not None:  # the result built here, not by a helper: a call less per search
+                    distances, listed, found = hits
+                    return SearchResult(
+                        distances,
+                        state.slots.ids_at(found).tolist()[0],
+                        state.meta.get_many(listed) if "metadata" in wanted else None,
+                        state.docs.get_many(listed) if "documents" in wanted else None,
+                    )
             allowed = None if matching is None else matching(state.meta, state.docs)
             distances, slots = state.search_slots(q, k, overrides, allowed)
             return _search_result(state, distances, slots, single, wanted)
@@ -227,15 +234,3 @@ def _search_result(
         )
     return SearchResult(distances.tolist(), ids, metadata, documents)
 
-
-def _one_result(
-    state: FAISSState, distances: list[float], slots: list[int], found: np.ndarray, wanted: frozenset[str]
-) -> SearchResult:
-    """The search result of one query's ``slots`` (``found``: the same as a (1, k) array),
-    as :func:`_search_result`."""
-    return SearchResult(
-        distances,
-        state.slots.ids_at(found).tolist()[0],
-        state.meta.get_many(slots) if "metadata" in wanted else None,
-        state.docs.get_many(slots) if "documents" in wanted else None,
-    )

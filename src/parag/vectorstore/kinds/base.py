@@ -244,6 +244,8 @@ class IndexKind:
         """A new index holding only the slots where ``keep`` is True, renumbered in order; a
         trained index's training (clustering, quantiser ranges, codebooks) is kept. The old
         index stays whole until the new one is complete, so a rebuild that fails changes nothing."""
+        if isinstance(index, Reranked) and index.vectors.directory is not None:
+            return self._rebuild_from_file(index, keep)
         vectors = self.vectors(index)[keep]
         if self.train_at() and self.is_trained(index):
             inner = self.trained_empty(self.inner(index))
@@ -253,6 +255,19 @@ class IndexKind:
         fresh = self.new_index()
         if len(vectors):
             fresh.add(vectors)
+        return fresh
+
+    def _rebuild_from_file(self, index: Reranked, keep: np.ndarray) -> Reranked:
+        """:meth:`rebuild` for vectors in a file of :attr:`vectors_dir`: read (not mapped) and
+        added a block at a time, so they never pass through RAM all at once."""
+        inner = self.trained_empty(index.base) if self.train_at() else self.build()
+        fresh = self.wrap(inner, np.empty((0, self.dimension), np.float32))
+        start = 0
+        for block in index.vectors.blocks():
+            kept = block[keep[start : start + len(block)]]
+            start += len(block)
+            if len(kept):
+                fresh.add(kept)
         return fresh
 
     def copy_index(self, index: faiss.Index) -> faiss.Index:

@@ -1,14 +1,32 @@
-"""Shared fixtures: the real datasets (when present), generated data, and a numpy oracle."""
+"""Shared fixtures: FAISS single-threaded, the real datasets (when present), generated data,
+and a numpy oracle."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
+import faiss
 import numpy as np
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def single_thread_faiss() -> Iterator[None]:
+    """Every test runs FAISS single-threaded in its own thread (restored afterwards).
+
+    The tests check results, not speed. On a busy 2-core machine every OpenMP region waits
+    for a second core: the conformance files ran twice as long, and a PQ store's training
+    (tests/test_storage.py) took 2.5 times the wall time and 3 times the CPU time with OpenMP's
+    threads. Threads a test starts itself keep FAISS's default (test_concurrent_* still run
+    it in parallel), and processes it starts their own (tests/test_promises.py).
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 def load_dataset(name: str) -> dict[str, np.ndarray]:

@@ -17,7 +17,6 @@ import operator
 from collections import OrderedDict
 from typing import Any
 
-import faiss
 import numpy as np
 import pytest
 
@@ -26,23 +25,6 @@ from tests.conftest import clustered
 TOL = 1e-4
 METRICS = ("L2", "IP", "cosine")
 N, D = 5000, 32
-
-
-# ----------------------------------------------------------------------------- threads
-
-
-@pytest.fixture(autouse=False)
-def single_thread_faiss():
-    """Run FAISS single-threaded in the test's thread (restored afterwards).
-
-    These tests check results, not speed; on a busy 2-core machine every OpenMP region of
-    a small batch waits for a second core, which doubled the run time of these files. Threads
-    a test starts itself keep FAISS's default (test_concurrent_* still runs it in parallel).
-    """
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    yield
-    faiss.omp_set_num_threads(before)
 
 
 # ----------------------------------------------------------------------------- data

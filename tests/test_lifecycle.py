@@ -14,7 +14,7 @@ import pytest
 from parag.vectorstore import FAISSVectorStore
 from tests.conformance.kinds import KINDS
 from tests.conftest import load_dataset
-from tests.lifecycle_model import (  # noqa: F401 - single_thread_faiss is a fixture
+from tests.lifecycle_model import (
     D,
     METRICS,
     N,
@@ -24,10 +24,7 @@ from tests.lifecycle_model import (  # noqa: F401 - single_thread_faiss is a fix
     dataset,
     filled,
     rich_metadata,
-    single_thread_faiss,
 )
-
-pytestmark = pytest.mark.usefixtures("single_thread_faiss")
 
 HNSW, IVF16 = KINDS["HNSW"], KINDS["IVF16"]
 

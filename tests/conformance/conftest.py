@@ -16,7 +16,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conformance.kinds import DEFAULT_KINDS, KINDS, MILVUS_KINDS, StoreKind
-from tests.lifecycle_model import single_thread_faiss  # noqa: F401 - a fixture, used below
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,8 +64,3 @@ def make_store(request: pytest.FixtureRequest) -> StoreKind:
     if request.param.server:
         request.getfixturevalue("milvus")  # the server, or a skip where it cannot start
     return request.param
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(single_thread_faiss: None) -> None:
-    """These tests check results, not speed: FAISS single-threaded in the test's thread."""

@@ -62,8 +62,8 @@ class FullVectors:
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     f = FullVectors.spilled([np.eye(3, dtype=np.float32)], 3, faiss.METRIC_L2, tmp)
     ...     f.append(np.full((1, 3), 2, np.float32))
-    ...     f.take(np.array([3, 0])).tolist()
-    [[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]]
+    ...     f.take(np.array([3, 0])).tolist(), f.take(np.array([], np.int64)).shape
+    ([[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]], (0, 3))
     """
 
     def __init__(
@@ -119,7 +119,7 @@ class FullVectors:
         if self.file is None:
             return np.array(self.array[slots], np.float32)
         out = np.empty((len(slots), self.d), np.float32)
-        view, row = memoryview(out).cast("B"), 4 * self.d
+        view, row = memoryview(out.reshape(-1).view(np.uint8)), 4 * self.d
         fd = self.file.fileno()
         for i, slot in enumerate(slots.tolist()):
             os.preadv(fd, [view[i * row : (i + 1) * row]], slot * row)

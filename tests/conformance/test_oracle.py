@@ -11,13 +11,17 @@ import pytest
 from tests.checks import assert_clean, assert_exact, data, filled
 
 METRICS = ("L2", "IP", "cosine")
+# One dimension wherever a test's data allow it (and 2 for hand-made vectors): a server kind
+# (Milvus) makes a collection per dimension and metric, seconds each, which tests of the same
+# dimension then reuse.
+D = 12
 
 
 @pytest.mark.needs("exact")
 @pytest.mark.parametrize("metric", METRICS)
 def test_exact_kinds_are_exact(make_store, metric):
-    x, q = data(800, 24, 30, seed=1)
-    store = filled(make_store(24, metric), x, batches=(1, 7, 250))
+    x, q = data(800, D, 30, seed=1)
+    store = filled(make_store(D, metric), x, batches=(1, 7, 250))
     make_store.expect_trained(store, len(x))
     for k in (1, 10, 100):
         assert_exact(store.search(q, k=k), x, range(len(x)), q, k, metric)
@@ -28,10 +32,10 @@ def test_exact_kinds_are_exact(make_store, metric):
 @pytest.mark.parametrize("metric", METRICS)
 def test_ties_compared_as_sets(make_store, metric):
     rng = np.random.default_rng(3)
-    distinct = rng.standard_normal((60, 8)).astype(np.float32)
+    distinct = rng.standard_normal((60, D)).astype(np.float32)
     x = np.repeat(distinct, 3, axis=0)  # every vector three times: exact ties
-    store = filled(make_store(8, metric), x)
-    q = distinct[:5] + 0.01 * rng.standard_normal((5, 8)).astype(np.float32)
+    store = filled(make_store(D, metric), x)
+    q = distinct[:5] + 0.01 * rng.standard_normal((5, D)).astype(np.float32)
     for k in (2, 3, 4, 7):
         assert_exact(store.search(q, k=k), x, range(len(x)), q, k, metric)
 
@@ -52,7 +56,7 @@ def test_score_semantics(make_store, metric):
 # ----------------------------------------------------------------------------- result shapes
 
 
-def sample_store(make_store, metric: str, n: int = 200, d: int = 12, seed: int = 10):
+def sample_store(make_store, metric: str, n: int = 200, d: int = D, seed: int = 10):
     """``n`` clustered vectors (200: IVF4 trains) with metadata {"row": id}, and 5 queries."""
     x, q = data(n, d, 5, seed=seed)
     store = filled(make_store(d, metric), x)
@@ -95,9 +99,9 @@ def test_k_larger_than_store(make_store, metric):
         assert_clean(result, single=False)
         assert all(len(row) == n and set(row) == set(range(n)) for row in result.ids)
         assert_exact(result, x, range(n), q, k, metric)
-    small = make_store(x.shape[1], metric)
-    small.add(x[:3])
-    result = small.search(q[0], k=10)
+    small = make_store(2, metric)  # 2-D: a second live store, on test_score_semantics' collections
+    small.add(x[:3, :2])
+    result = small.search(q[0, :2], k=10)
     assert_clean(result)
     assert sorted(result.ids) == [0, 1, 2]
 
@@ -127,26 +131,27 @@ def test_empty_store_returns_empty_results(make_store):
 # ----------------------------------------------------------------------------- metadata copies
 
 
-def test_returned_and_given_metadata_are_copies(make_store):
-    store = make_store(3, "L2")
+@pytest.mark.rotate_metrics(*METRICS)  # any metric finds [1, 0] nearest to itself
+def test_returned_and_given_metadata_are_copies(make_store, metric):
+    store = make_store(2, metric)
     given = [{"name": "a", "tags": ["x", "y"], "nested": {"n": 1}}, {"name": "b", "tags": [], "nested": {}}]
-    store.add([[0, 0, 0], [5, 5, 5]], given)
+    store.add([[1, 0], [0, 1]], given)
     given[0]["name"] = "changed by caller"
     given[0]["tags"].append("z")
 
-    _, _, meta = store.search([0, 0, 0], k=1)
+    _, _, meta = store.search([1, 0], k=1)
     assert meta == [{"name": "a", "tags": ["x", "y"], "nested": {"n": 1}}]
     meta[0]["name"] = "mutated"
     meta[0]["tags"].append("q")
     meta[0]["nested"]["n"] = 99
     del meta[0]["tags"]
 
-    batch = store.search([[0, 0, 0]], k=2)
+    batch = store.search([[1, 0]], k=2)
     batch.metadata[0][0]["name"] = "mutated again"
     got = store.get([0]).metadata
     got[0]["name"] = "mutated by get"
 
-    assert store.search([0, 0, 0], k=2).metadata == [
+    assert store.search([1, 0], k=2).metadata == [
         {"name": "a", "tags": ["x", "y"], "nested": {"n": 1}},
         {"name": "b", "tags": [], "nested": {}},
     ]

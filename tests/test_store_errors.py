@@ -162,3 +162,25 @@ def test_load_corrupt_store(store, tmp_path):
     assert_unchanged(store, before)
 
 
+
+
+@pytest.mark.parametrize("write", ["add", "upsert"])
+def test_a_large_batch_with_a_nan_is_reported_before_its_bad_metadata(write):
+    """A batch of BACKGROUND_CHECK_MIN values or more is checked for NaN on a second thread
+    while its metadata is encoded: its error still comes first, and nothing is added."""
+    from parag._validation import BACKGROUND_CHECK_MIN
+
+    n = -(-BACKGROUND_CHECK_MIN // 16)
+    x = np.ones((n, 16), np.float32)
+    x[n - 3, 5] = np.nan
+    store = FAISSVectorStore(16)
+    store.add(np.ones(16))
+    for metadata in (None, [{"t": (1,)}] * n):  # fine, and not JSON (a tuple)
+        args = (x, metadata) if write == "add" else (np.arange(1, n + 1), x, metadata)
+        with pytest.raises(InvalidArgumentError, match=rf"vectors contain NaN.* 1 row\(s\), first at row {n - 3}"):
+            getattr(store, write)(*args)
+        assert len(store) == 1 and store.ids() == [0]
+    x[n - 3, 5] = 1
+    with pytest.raises(InvalidMetadataError, match=r"metadata\[0\]"):
+        store.add(x, [{"t": (1,)}] * n)
+    assert store.add(x)[-1] == n and len(store) == n + 1

@@ -21,7 +21,7 @@ import parag.vectorstore.faiss_format as faiss_format
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k
+from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
@@ -191,10 +191,11 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         >>> docs.add([[0, 1], [1, 0]], ids=["guide.md#0", "guide.md#1"], documents=["Install", "Use"])
         ['guide.md#0', 'guide.md#1']
         """
-        x, _ = as_vectors(vectors, self.dimension)
-        encoded = encode_metadata(metadata, len(x))
-        docs = check_documents(documents, len(x))
-        given = None if ids is None else _ids_for(ids, len(x))
+        x, _ = as_vectors(vectors, self.dimension, finite=False)
+        with finite_check(x, "vectors"):  # (a large batch is checked while the rest is)
+            encoded = encode_metadata(metadata, len(x))
+            docs = check_documents(documents, len(x))
+            given = None if ids is None else _ids_for(ids, len(x))
         x = self._normalised(x, "vectors")
         with self._writing() as state:
             return state.add(x, given, encoded, docs).tolist()
@@ -246,10 +247,11 @@ class FAISSVectorStore(FAISSReads, VectorStore):
     ) -> list[int] | list[str]:
         """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
         already stored."""
-        x, _ = as_vectors(vectors, self.dimension)
-        new_ids = _ids_for(ids, len(x))
-        encoded = encode_metadata(metadata, len(x))
-        docs = check_documents(documents, len(x))
+        x, _ = as_vectors(vectors, self.dimension, finite=False)
+        with finite_check(x, "vectors"):
+            new_ids = _ids_for(ids, len(x))
+            encoded = encode_metadata(metadata, len(x))
+            docs = check_documents(documents, len(x))
         x = self._normalised(x, "vectors")
         with self._writing() as state:
             state.upsert(x, new_ids, encoded, docs)

@@ -53,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import faiss
@@ -149,8 +150,8 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
         kw = {} if storage == "float32" else {"rerank": rerank}
         figures = {"recall": bench_tradeoff.recall(store.search(q, k=10, **kw).ids, gt),
                    "raw_recall": bench_tradeoff.recall(raw.search(q, 10, params=raw_params)[1], gt),
-                   **bench_tradeoff.speed(lambda x: store.search(x, k=10, **kw),
-                                          lambda x: raw.search(x, 10, params=raw_params), q, repeats, n_single)}
+                   **bench_tradeoff.speed(partial(store.search, k=10, **kw), partial(raw.search, k=10, params=raw_params),
+                                          q, repeats, n_single)}
         for name, value in figures.items():
             record.setdefault(name, {})[str(rerank)] = value
     path, raw_path = tmp / f"{index_type}-{storage}", tmp / f"{index_type}-{storage}.faiss"

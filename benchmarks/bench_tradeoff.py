@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -78,7 +79,7 @@ def measure_usearch(data, dtype: str, hnsw: dict, repeats: int, n_single: int, p
                          "expansion_search": hnsw["ef_search"]}}
     gt = data.gt[:, :10]
     record["recall"] = recall(index.search(data.queries, 10).keys, gt)
-    record |= speed(lambda x: index.search(x, 10), None, data.queries, repeats, n_single)
+    record |= speed(partial(index.search, count=10), None, data.queries, repeats, n_single)
     index.save(str(path))
     del index
     record["index_bytes"] = path.stat().st_size / data.n

@@ -33,15 +33,15 @@ def usearch_missing() -> str | None:
 
 def speed(search: Callable, raw_search: Callable | None, queries: np.ndarray, repeats: int, n_single: int) -> dict:
     """Batch and single-query times of ``search`` and (on the same index) ``raw_search``: batch
-    calls interleaved (the ratio is the median of per-pair ratios), single queries alternating,
-    the raw one on another query than the one just searched (which would still be in the CPU
-    caches, as a real stream of queries never is)."""
+    calls interleaved, in alternating order (the ratio is the median of per-pair ratios), single
+    queries alternating, the raw one on another query than the one just searched (which would
+    still be in the CPU caches, as a real stream of queries never is)."""
     batch, raw_batch, single, raw_single = [], [], [], []
     n = min(n_single, len(queries))
-    for _ in range(repeats):
-        batch.append(_seconds(search, queries))
-        if raw_search:
-            raw_batch.append(_seconds(raw_search, queries))
+    for repeat in range(repeats):
+        pair = [(search, batch), (raw_search, raw_batch)] if raw_search else [(search, batch)]
+        for fn, times in pair[:: 1 if repeat % 2 == 0 else -1]:
+            times.append(_seconds(fn, queries))
     for i in range(n):
         single.append(_seconds(search, queries[i]))
         if raw_search:

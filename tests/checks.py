@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -30,6 +31,22 @@ INPUT_CHECK_KINDS = ("HNSW-sq8",)
 
 PADDING = 1e30  # FAISS pads missing results with +-3.4e38
 TOL = 1e-4
+
+# The stores of shared(): the latest store kind's only (tests/conformance/conftest.py empties
+# it after each module), so a server kind's collections go back to its pool.
+SHARED: dict[tuple, Any] = {}
+
+
+def shared(make_store: Any, build: Callable[..., Any], *args: Any) -> Any:
+    """``build(make_store, *args)``, built once per store kind and arguments, for the tests
+    that only read it (a Milvus store's adds are round trips). Bad-input tests may share it:
+    their calls must fail and change nothing, which each of them checks."""
+    if not any(key[0] is make_store for key in SHARED):
+        SHARED.clear()
+    key = (make_store, build, args)
+    if key not in SHARED:
+        SHARED[key] = build(make_store, *args)
+    return SHARED[key]
 
 
 def data(n: int, d: int, n_queries: int, seed: int = 0, centres: int = 20) -> tuple[np.ndarray, np.ndarray]:

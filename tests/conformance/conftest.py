@@ -13,8 +13,11 @@ empty store; ``make_store.exact`` and the other capabilities are those of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.checks import SHARED
 from tests.conformance.kinds import DEFAULT_KINDS, KINDS, MILVUS_KINDS, StoreKind
 
 
@@ -64,3 +67,10 @@ def make_store(request: pytest.FixtureRequest) -> StoreKind:
     if request.param.server:
         request.getfixturevalue("milvus")  # the server, or a skip where it cannot start
     return request.param
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_shared_stores() -> Iterator[None]:
+    """A module's shared stores (tests.checks.shared) end with it."""
+    yield
+    SHARED.clear()

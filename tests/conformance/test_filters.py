@@ -24,7 +24,7 @@ import pytest
 
 from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError
 from parag.filters import MAX_DEPTH
-from tests.checks import INPUT_CHECK_KINDS
+from tests.checks import INPUT_CHECK_KINDS, shared
 from tests.conformance.kinds import WITH_APPROX_IVF
 from tests.lifecycle_model import METRICS, N, Model, check_search, dataset, matches, rich_metadata, snapshot
 
@@ -157,7 +157,7 @@ def test_callable_filter(make_store):
 
 
 def test_filter_is_not_mutated_and_can_be_reused(make_store):
-    store, _ = semantic_store(make_store)
+    store, _ = shared(make_store, semantic_store)
     spec = {"$or": [{"source": {"$in": ["a"]}}, {"year": {"$gte": 2021}}]}
     frozen = repr(spec)
     first = store.search(np.zeros(8), 10, filter=spec)
@@ -198,7 +198,7 @@ BAD_FILTERS = [
 @pytest.mark.kinds(*INPUT_CHECK_KINDS)
 @pytest.mark.parametrize("spec, culprit", BAD_FILTERS, ids=[repr(s) for s, _ in BAD_FILTERS])
 def test_malformed_filter(make_store, spec, culprit):
-    store, x = semantic_store(make_store)
+    store, x = shared(make_store, semantic_store)
     before = snapshot(store, x[:2], {"source": "a"})
     with pytest.raises(InvalidFilterError) as info:
         store.search(x[0], 3, filter=spec)
@@ -228,7 +228,7 @@ RUNAWAY_FILTERS = {
 @pytest.mark.parametrize("case", RUNAWAY_FILTERS, ids=list(RUNAWAY_FILTERS))
 def test_runaway_filter(make_store, case):
     spec, message = RUNAWAY_FILTERS[case]
-    store, x = semantic_store(make_store)
+    store, x = shared(make_store, semantic_store)
     before = snapshot(store, x[:2], {"source": "a"})
     with pytest.raises(InvalidFilterError) as info:
         store.search(x[:2], 3, filter=spec)

@@ -5,7 +5,6 @@ of the issue a clear ParagError naming the argument, with the store unchanged.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from parag.errors import (
 from parag.filters import compile_filter
 from parag.metadata import MetadataStore, encode_metadata
 from parag.vectorstore import GetResult, SearchResult
-from tests.checks import INPUT_CHECK_KINDS
+from tests.checks import INPUT_CHECK_KINDS, shared
 from tests.lifecycle_model import Model, check_search, matches, snapshot
 
 D = 8
@@ -56,27 +55,6 @@ def filled(make_store: Any, kind: str, metric: str = "L2") -> tuple[Any, Model]:
     store.delete(gone)
     model.delete(gone)
     return store, model
-
-
-_SHARED: dict[tuple[Any, str], tuple[Any, Model]] = {}
-
-
-def shared(make_store: Any, kind: str) -> tuple[Any, Model]:
-    """``filled(make_store, kind)`` for the tests that only read it, built once per store kind
-    and id kind (a Milvus store's adds are round trips). The bad-input tests share it too:
-    their calls must fail and change nothing, which each checks. Only the latest store kind's
-    are kept, so a server kind's collections go back to its pool."""
-    if not any(k is make_store for k, _ in _SHARED):
-        _SHARED.clear()
-    if (make_store, kind) not in _SHARED:
-        _SHARED[make_store, kind] = filled(make_store, kind)
-    return _SHARED[make_store, kind]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _drop_shared() -> Iterator[None]:
-    yield
-    _SHARED.clear()
 
 
 KINDS = ["int", "str"]
@@ -135,7 +113,7 @@ def test_the_first_ids_fix_the_kind(make_store):
 
 
 def test_search_unpacks_to_three_and_carries_documents(make_store):
-    store, model = shared(make_store, "str")
+    store, model = shared(make_store, filled, "str")
     result = store.search(data(1, seed=3)[0], k=4)
     assert isinstance(result, SearchResult) and len(result) == 3
     dist, ids, metadata = result
@@ -155,7 +133,7 @@ def test_search_unpacks_to_three_and_carries_documents(make_store):
     [((), False, False), (["metadata"], True, False), (("documents",), False, True), (["metadata", "documents"], True, True)],
 )
 def test_include_chooses_what_comes_back(make_store, include, has_meta, has_docs):
-    store, model = shared(make_store, "int")
+    store, model = shared(make_store, filled, "int")
     q = data(2, seed=5)
     full = store.search(q, k=5)
     result = store.search(q, k=5, include=include)
@@ -170,7 +148,7 @@ def test_include_chooses_what_comes_back(make_store, include, has_meta, has_docs
 
 
 def test_get_result_unpacks_to_three_and_gives_records(make_store):
-    store, model = shared(make_store, "str")
+    store, model = shared(make_store, filled, "str")
     got = store.get(["doc-1", "doc-2"], include_vectors=True)
     assert isinstance(got, GetResult) and len(got) == 3
     ids, metadata, vectors = got
@@ -209,7 +187,7 @@ FILTERS = [
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("spec", FILTERS, ids=repr)
 def test_get_and_search_by_filter_match_the_model(make_store, kind, spec):
-    store, model = shared(make_store, kind)
+    store, model = shared(make_store, filled, kind)
     if not make_store.callable_filters and "lambda" in repr(spec):
         with pytest.raises(InvalidFilterError, match="callable"):
             store.get(filter=spec)
@@ -237,7 +215,7 @@ def test_exact_integers_in_ranges(make_store):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_get_pages_and_ids_with_filter(make_store, kind):
-    store, model = shared(make_store, kind)
+    store, model = shared(make_store, filled, kind)
     assert store.get().ids == model.ids()
     pages = [store.get(limit=25, offset=o).ids for o in range(0, N, 25)]
     assert sum(pages, []) == model.ids()
@@ -344,7 +322,7 @@ BAD_CALLS = [
 @pytest.mark.kinds(*INPUT_CHECK_KINDS)
 @pytest.mark.parametrize("kind, call, error, words", BAD_CALLS, ids=lambda v: v if isinstance(v, str) else None)
 def test_bad_input_is_named_and_changes_nothing(make_store, kind, call, error, words):
-    store, _ = shared(make_store, kind)
+    store, _ = shared(make_store, filled, kind)
     q = data(3, seed=10)
     before = snapshot(store, q, {"src": "file-1.md"})
     if not make_store.callable_filters and words == ["raised"]:  # a callable: refused as such

@@ -55,18 +55,18 @@ def test_wrong_token_is_refused(milvus):
 
 
 def test_collection_of_another_configuration_is_refused(milvus):
-    store = POOL.store(6, "HNSW", "cosine", M=16)
-    store.add(np.ones((2, 6)))
+    store = POOL.store(8, "HNSW", "cosine", M=16)  # the configuration of the migration test's (a pooled collection)
+    store.add(np.ones((2, 8)))
     name = store.collection
-    for dimension, index_type, metric, params in [(7, "HNSW", "cosine", {"M": 16}), (6, "HNSW", "L2", {"M": 16}),
-                                                  (6, "Flat", "cosine", {}), (6, "HNSW", "cosine", {"M": 8})]:
+    for dimension, index_type, metric, params in [(9, "HNSW", "cosine", {"M": 16}), (8, "HNSW", "L2", {"M": 16}),
+                                                  (8, "Flat", "cosine", {}), (8, "HNSW", "cosine", {"M": 8})]:
         with pytest.raises(CollectionMismatchError, match=name):
             MilvusVectorStore(dimension, index_type, metric, uri=milvus.uri, token=milvus.token, collection=name, **params)
     with pytest.raises(CollectionMismatchError, match="id_type 'int' \\(asked 'str'\\)"):
-        MilvusVectorStore(6, "HNSW", "cosine", uri=milvus.uri, token=milvus.token, collection=name, id_type="str", M=16)
+        MilvusVectorStore(8, "HNSW", "cosine", uri=milvus.uri, token=milvus.token, collection=name, id_type="str", M=16)
     again = MilvusVectorStore.open(name, uri=milvus.uri, token=milvus.token)
-    assert (again.dimension, again.index_type, again.metric, again.params["M"]) == (6, "HNSW", "cosine", 16)
-    assert again.ids() == [0, 1] and again.add(np.ones(6)) == [2]  # generated ids go on
+    assert (again.dimension, again.index_type, again.metric, again.params["M"]) == (8, "HNSW", "cosine", 16)
+    assert again.ids() == [0, 1] and again.add(np.ones(8)) == [2]  # generated ids go on
 
 
 def test_filters_are_escaped_and_callables_refused(milvus):
@@ -88,23 +88,23 @@ def test_filters_are_escaped_and_callables_refused(milvus):
 
 
 def test_string_ids_with_quotes_and_backslashes(milvus):
-    store = POOL.store(2, "Flat", "L2")
+    store = POOL.store(8, "Flat", "L2")  # test_records' string-id configuration (a pooled collection)
     ids = ['a"b', "c\\d", "e'f", '\\" or id != "', "é中", "x" * 512]
-    assert store.add(np.arange(12).reshape(6, 2), ids=ids, documents=[f"doc {i}" for i in ids]) == ids
+    assert store.add(np.arange(48).reshape(6, 8), ids=ids, documents=[f"doc {i}" for i in ids]) == ids
     assert store.ids() == ids and all(i in store for i in ids) and '"' not in store
     assert store.get(ids[::-1]).documents == [f"doc {i}" for i in ids[::-1]]
     with pytest.raises(DuplicateIdError):
-        store.add(np.ones((1, 2)), ids=['a"b'])
+        store.add(np.ones((1, 8)), ids=['a"b'])
     assert store.delete(['\\" or id != "']) == 1 and len(store) == 5
-    store.upsert(["c\\d"], [[9, 9]], [{"u": 1}])
+    store.upsert(["c\\d"], [[9] * 8], [{"u": 1}])
     assert store.ids()[-1] == "c\\d" and store.get(["c\\d"]).metadata == [{"u": 1}]
     with pytest.raises(InvalidArgumentError, match="at most 512"):
-        store.add(np.ones((1, 2)), ids=["y" * 513])
+        store.add(np.ones((1, 8)), ids=["y" * 513])
     assert len(store) == 5
 
 
 def test_documents_with_like_wildcards_are_matched_exactly(milvus):
-    store = POOL.store(2, "HNSW", "L2", M=16)
+    store = POOL.store(2, "Flat", "L2")  # the translation is the same whatever the index
     docs = ["100% sure", "1000 sure", "a_b", "axb", 'quote " and \\ back', None, ""]
     store.add(np.arange(14).reshape(7, 2), documents=docs)
     for text, want in [("0%", [0]), ("_", [2]), ("a_b", [2]), ('" and \\', [4]), ("", [0, 1, 2, 3, 4, 6])]:
@@ -124,10 +124,10 @@ def test_rerank_does_not_apply(milvus):
 
 
 def test_duplicate_add_is_refused_and_nothing_written(milvus):
-    store = POOL.store(3, "HNSW", "L2", M=16)
-    store.add(np.eye(3), ids=[5, 6, 7])
+    store = POOL.store(2, "HNSW", "cosine", M=16)  # test_oracle's configuration (a pooled collection)
+    store.add([[1, 0], [0, 1], [1, 1]], ids=[5, 6, 7])
     with pytest.raises(DuplicateIdError, match="7"):
-        store.add(np.ones((2, 3)), ids=[8, 7])
+        store.add(np.ones((2, 2)), ids=[8, 7])
     assert store.ids() == [5, 6, 7] and 8 not in store
 
 

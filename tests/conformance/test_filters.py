@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -291,6 +292,14 @@ def _built(kind, metric: str):
     model = Model(metric)
     model.add(range(N), x, meta)  # the same metadata in every store: each filter is evaluated once
     return store, model, q
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _drop_built() -> Iterator[None]:
+    """The stores end with the module: a server kind's collection goes back to its pool, for
+    the next module's stores of the same configuration (tests/milvus_support.py)."""
+    yield
+    _built.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -170,3 +170,32 @@ def test_cli_build_benchmark_runs_on_tiny_data(tmp_path):
     raw = json.loads(out.read_text())
     assert set(raw["runs"][0]) == {"cli", "library"}
     assert "cli / library" in proc.stdout
+
+
+def test_scale_run_resumes_after_a_stop(tmp_path, monkeypatch):
+    """``./run bench --scale 10m`` stopped after its first checkpoint continues from it on a
+    rerun (tiny chunks here), adds up the build time of both runs, and, once built, re-measures."""
+    scale = _bench_module("bench_scale")
+    monkeypatch.setattr(scale, "CHUNK", 500)
+    monkeypatch.setattr(scale, "WORK", tmp_path / "work")
+    monkeypatch.setattr(scale, "ROOT", tmp_path)
+    argv = ["--n", "1000", "--checkpoint-every", "500", "--queries", "20"]
+    save = scale.checkpoint
+
+    def stop_after_saving(*args):
+        save(*args)
+        raise KeyboardInterrupt  # the session's end, after the first checkpoint
+
+    monkeypatch.setattr(scale, "checkpoint", stop_after_saving)
+    with pytest.raises(KeyboardInterrupt):
+        scale.main(argv)
+    monkeypatch.setattr(scale, "checkpoint", save)
+    scale.main(argv)
+    record = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-1000.json").read_text())
+    assert record["resumed"] and [r["from"] for r in record["runs"]] == [0, 500]
+    assert record["n_added"] == 1000 and len(record["chunk_s"]) == 2
+    assert record["build_s"] == pytest.approx(sum(record["chunk_s"]))
+    assert record["recall"] >= 0.9
+    scale.main(argv)  # built: measured again, nothing added
+    again = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-1000.json").read_text())
+    assert again["chunk_s"] == record["chunk_s"] and len(again["runs"]) == 2

@@ -259,9 +259,9 @@ def test_delete_large_share(make_store, metric):
 
 
 def test_generated_ids_never_collide_nor_reuse(make_store):
-    store = make_store(4, "L2")
+    store = make_store(2, "L2")  # 2-D, as the next test's: a server kind makes one collection for both
     rng = np.random.default_rng(0)
-    v = lambda n: rng.standard_normal((n, 4)).astype(np.float32)  # noqa: E731
+    v = lambda n: rng.standard_normal((n, 2)).astype(np.float32)  # noqa: E731
     assert store.add(v(2), ids=[5, 100]) == [5, 100]
     assert store.add(v(3)) == [101, 102, 103]
     assert store.add(v(1), ids=np.array([7], np.int32)) == [7]

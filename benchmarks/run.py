@@ -1,9 +1,10 @@
 """parag against raw FAISS, hnswlib, LangChain, LlamaIndex and Chroma: the one benchmark command.
 
-    ./run bench                  the published run (~25 min on 2 cores): every suite; writes
+    ./run bench                  the published run (~40 min on 2 cores): every suite; writes
                                  docs/benchmarks.md, docs/bench-filters.md, docs/bench-persistence.md, docs/bench-storage.md
                                  and docs/bench-*.png, and their raw results in docs/bench-results/
                                  (tracked: commit them with the reports)
+    ./run bench --no-storage-1m  the same, ~8 min shorter: without the storage suite's synthetic-1m subset
     ./run bench --quick          a few minutes: small query counts and sizes, no 1M run; reports and
                                  raw results in benchmarks/results/quick/ (docs/ is left alone)
     ./run bench --datasets siftsmall,synthetic-100k --systems parag,faiss --repeats 1
@@ -96,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, help="runs per job; medians are quoted (default 3, quick 1)")
     p.add_argument("--scale", action=argparse.BooleanOptionalAction, default=None, help="the 1M x 384 HNSW run (default: on, off with --quick)")
     p.add_argument("--scale-systems", default="parag", help="systems for the 1M run (default parag)")
+    p.add_argument("--storage-1m", action=argparse.BooleanOptionalAction, default=None,
+                   help="the storage suite's synthetic-1m subset (STORAGE_1M, ~8 min on 2 cores; default: with the 1M run); "
+                        "--no-storage-1m still publishes, without that section")
     p.add_argument("--queries", type=int, help="batch queries per dataset (default 1000, quick 100)")
     p.add_argument("--milvus-on", default="siftsmall,debian-minilm", help="datasets (comma-separated) that Milvus runs on")
     p.add_argument("--milvus-repeats", type=int, default=1, help="runs per Milvus job (default 1: each takes a minute)")
@@ -114,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.queries = args.queries or (100 if args.quick else 1000)
     args.scale = (not args.quick) if args.scale is None else args.scale
+    args.storage_1m = args.scale if args.storage_1m is None else args.storage_1m
     default_results = QUICK_RESULTS if args.quick else HERE / "results" / stamp if partial else PUBLISHED_RESULTS
     args.results = args.results or args.report_only or default_results
     args.out = args.out or (args.results if partial else ROOT / "docs")
@@ -244,7 +249,7 @@ def run_suite(suite: str, args: argparse.Namespace, report_only: bool = False) -
         command += (["--quick"] if args.quick else []) + (["--n", str(args.n_base)] if args.n_base else [])
     print(f"\n{suite}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, check=True)
-    if suite == "storage" and args.scale and not report_only:
+    if suite == "storage" and args.storage_1m and not report_only:
         command += STORAGE_1M
         print(f"\n{suite}, synthetic-1m: {' '.join(command[1:])}", flush=True)
         subprocess.run(command, check=True)

@@ -189,10 +189,12 @@ def section(results: Path, out: Path) -> list[str]:
     lines += [*notes(found[0][1]), "",
              "Every storage x index, and its raw results and memory detail: [bench-storage.md](bench-storage.md).", ""]
     if len(found) > 1:
-        lines += ["The synthetic runs measure a subset (`./run bench` runs the one that benchmarks/run.py's "
-                  "`STORAGE_1M` names): the full matrix at 1M does not fit in one run, the HNSW builds being the "
-                  "cost. HNSW there is built with the ef_construction named (usearch's `expansion_add` the same): "
-                  "its memory is that of any graph with the same M, its recall lower than a well-built graph's.", ""]
+        lines += ["The synthetic runs measure subsets: the full matrix at 1M does not fit in one run, the HNSW "
+                  "builds being the cost. synthetic-1m is the one `./run bench` runs (benchmarks/run.py's "
+                  "`STORAGE_1M`); any other is a run published by hand with `bench_storage.py --section`, its commit "
+                  "named in bench-storage.md. HNSW there is built with the ef_construction named (usearch's "
+                  "`expansion_add` the same): its memory is that of any graph with the same M, its recall lower than "
+                  "a well-built graph's.", ""]
     for _, raw in found:
         lines += [f"### {raw['dataset']} ({raw['n']:,} x {raw['d']})", "",
                   f"Parameters {parameters(raw['configs'])}; {raw['n_queries']:,} queries.", "", *table(raw), ""]

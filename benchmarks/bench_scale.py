@@ -24,7 +24,8 @@ saved (atomically) every ``--checkpoint-every`` vectors and at the end, and ``pr
 ``--n``, ``--index``, ``--storage``) loads the checkpoint and adds the chunks after it; a
 stop (SIGTERM, SIGKILL, a session's end) loses at most the chunks since the last checkpoint.
 The report adds the build seconds of every run (``build_s``; ``runs`` lists them, and
-``resumed`` is true when there was more than one). Once the build is complete a rerun only
+``resumed`` is true when there was more than one); ``peak_build_rss`` is the largest of
+theirs, ``build_rss`` the RSS at the last checkpoint. Once the build is complete a rerun only
 re-measures. ``--fresh`` discards the checkpoint and starts again. The data are not cached:
 each chunk is regenerated from its seed (about a second) instead of taking 15 GB of disk;
 the exact top 10 of the queries is computed once per ``n`` and cached beside the work
@@ -132,7 +133,9 @@ def start_or_resume(args: argparse.Namespace, work: Path) -> tuple[FAISSVectorSt
         progress["runs"].append(run(len(store), time.perf_counter() - start))
         print(f"resuming at {len(store):,} of {args.n:,} vectors ({progress['build_s']:.0f} s of build so far)", flush=True)
         return store, progress
-    shutil.rmtree(work, ignore_errors=True)  # a first run, or a checkpoint lost in an unprotected save
+    if progress_file.exists():
+        print("the checkpoint was lost (a stop during an unprotected save): building from the start", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     store = FAISSVectorStore(D, args.index, "IP", storage=args.storage, vectors_dir=work)
     progress = {"n": args.n, "chunk": CHUNK, "n_added": 0, "done": False, "build_s": 0.0, "chunk_s": [],
@@ -172,7 +175,8 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         progress["chunk_s"].append(time.perf_counter() - start)
         progress["build_s"] += progress["chunk_s"][-1]
         if len(store) % every == 0 or len(store) == args.n:
-            progress["build_rss"] = rss()
+            peak = 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            progress.update(build_rss=rss(), peak_build_rss=max(peak, progress.get("peak_build_rss", 0)))
             checkpoint(store, work, progress)
     return progress
 
@@ -223,9 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     done = subprocess.run([sys.executable, "-c", SEARCH, str(work / "store"), str(work / "q.npy"),
                            str(work / "truth.npy")], capture_output=True, text=True, check=True)
     record = {"n": args.n, "d": D, "index_type": args.index, "provenance": prov,
-              "resumed": len(progress["runs"]) > 1, **progress,
-              "peak_build_rss": 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-              **json.loads(done.stdout)}
+              "resumed": len(progress["runs"]) > 1, **progress, **json.loads(done.stdout)}
     write_json(results / f"scale-{args.n}.json", record)
     print(json.dumps(record, indent=1))
 

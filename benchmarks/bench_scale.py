@@ -169,10 +169,12 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         return progress
     every = max(CHUNK, args.checkpoint_every // CHUNK * CHUNK)
     for first, x in chunks(args.n, progress["n_added"]):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         metadata = [{"source": f"s{i % 100}"} for i in range(first, first + len(x))]
         store.add(x, metadata)
         progress["chunk_s"].append(time.perf_counter() - start)
+        # CPU seconds (all threads) too: on a shared machine wall time says little alone.
+        progress.setdefault("chunk_cpu_s", []).append(time.process_time() - cpu)
         progress["build_s"] += progress["chunk_s"][-1]
         if len(store) % every == 0 or len(store) == args.n:
             peak = 1024 * resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

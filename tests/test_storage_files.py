@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from parag import FAISSVectorStore
-from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError
 from parag.vectorstore.kinds import full_vectors
 from parag.vectorstore.kinds.storage import TRAIN_AT
 from tests.checks import assert_exact, data
@@ -114,3 +115,17 @@ def test_vectors_dir_errors_name_it(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="vectors_dir applies to a load without mmap"):
         FAISSVectorStore.load(tmp_path / "s", mmap=True, vectors_dir=tmp_path)
     assert len(FAISSVectorStore.load(tmp_path / "s", vectors_dir=str(tmp_path))) == 0
+
+
+def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(tmp_path: Path) -> None:
+    store = FAISSVectorStore(D, "Flat", storage="float16")
+    store.add(BASE[:200])
+    store.save(tmp_path / "s")
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+    (vectors_file,) = (p for p in (tmp_path / "s").iterdir() if p.name.startswith("vectors"))
+    os.truncate(vectors_file, 4 * D * 10)  # rows 10 on are gone; the store's descriptor sees it
+    with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+        mapped.get([199], include_vectors=True)
+    with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+        mapped.search(BASE[199], k=5, rerank=4)  # its candidates are rows past the end
+    assert np.array_equal(mapped.get([3], include_vectors=True).vectors, BASE[[3]])  # rows still there read

@@ -122,7 +122,11 @@ class FullVectors:
         view, row = memoryview(out.reshape(-1).view(np.uint8)), 4 * self.d
         fd = self.file.fileno()
         for i, slot in enumerate(slots.tolist()):
-            os.preadv(fd, [view[i * row : (i + 1) * row]], slot * row)
+            piece = view[i * row : (i + 1) * row]
+            if os.preadv(fd, [piece], slot * row) < row:
+                # A short read (a file truncated under the store, an I/O error): the looping
+                # reader reads the rest or raises CorruptStoreError, never leaving rows unread.
+                read_into_at(self.file, slot * row, piece, "the float32 vectors file")
         return out
 
     def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,12 +3,16 @@ user code that calls back into the store (a callable filter runs under the read 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from threading import get_ident
 
 from parag.errors import ReentrantWriteError
+
+#: Whether a GIL makes each list append or remove and each attribute read atomic and ordered.
+GIL_ENABLED: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 class RWLock:
@@ -29,18 +33,30 @@ class RWLock:
     ``_readers`` to empty. Each step is one bytecode, atomic under the GIL, so at least
     one of the two sees the other: the reader steps back and waits, or the writer waits
     for the reader (Dekker's handshake). Only then do they meet at the mutex.
+
+    Without a GIL (free-threaded CPython) that argument does not hold, so there readers
+    take the mutex to register and to leave (``locked_reads``; the default follows the
+    interpreter).
+
+    A KeyboardInterrupt may land between any two bytecodes. A waiting writer re-checks
+    every 50 ms, so a reader interrupted between leaving and waking it delays it at most
+    that; an interrupted slow-path read removes its own entry. What is left: an interrupt
+    between a fast-path reader's registering and its looking for writers leaves its entry
+    behind (writers then wait for a read that never ends), and one inside a writer's
+    ``finally`` before it uncounts itself holds readers back for good. Each is a window of
+    one or two bytecodes, after which the program is being interrupted anyway.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, locked_reads: bool = not GIL_ENABLED) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers: list[int] = []  # thread id of each read held (twice for a nested read)
         self._writing = 0  # writers waiting or writing: new readers step back while it is not 0
         self._writer: int | None = None
         # ``with lock.reading:`` holds the lock shared for the block. One object serves every
         # reader (it keeps no per-hold state): a search creates nothing and calls nothing to take it.
-        self.reading = _Reading(self)
+        self.reading: _Reading | _LockedReading = _LockedReading(self) if locked_reads else _Reading(self)
 
-    def read(self) -> _Reading:
+    def read(self) -> _Reading | _LockedReading:
         """``with lock.read():`` holds the lock shared for the block (as ``lock.reading``)."""
         return self.reading
 
@@ -57,7 +73,9 @@ class RWLock:
             self._writing += 1
             try:
                 while self._writer is not None or self._readers:
-                    self._cond.wait()
+                    # A timeout: a reader interrupted between leaving and waking this writer
+                    # must not leave it waiting forever (see the class docstring).
+                    self._cond.wait(0.05)
             except BaseException:  # interrupted: readers held back for this writer may go on
                 self._writing -= 1
                 self._cond.notify_all()
@@ -89,6 +107,16 @@ class RWLock:
         with self._cond:
             self._cond.notify_all()
 
+    def _abandon_read(self) -> None:
+        """Undo an interrupted slow-path read: remove one entry of this thread if there is
+        one. It is this read's: a nested read never removes its entry, and a read that is
+        not nested has no other entry of this thread."""
+        me = get_ident()
+        with self._cond:
+            if me in self._readers:
+                self._readers.remove(me)
+                self._cond.notify_all()
+
 
 class _Reading:
     """Shared holds of an RWLock (a class rather than a generator: every search takes one).
@@ -103,7 +131,11 @@ class _Reading:
         lock = self._lock
         lock._readers.append(get_ident())  # first register, then look for writers (see RWLock)
         if lock._writing:
-            lock._wait_for_writers()
+            try:
+                lock._wait_for_writers()
+            except BaseException:  # interrupted (KeyboardInterrupt): the read never began
+                lock._abandon_read()
+                raise
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
@@ -111,3 +143,27 @@ class _Reading:
         readers.remove(get_ident())
         if lock._writing and not readers:
             lock._wake_writer()  # only a waiting writer waits for the last reader
+
+
+class _LockedReading:
+    """Shared holds of an RWLock that register under its mutex (free-threaded Python)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        lock, me = self._lock, get_ident()
+        with lock._cond:
+            if lock._writer != me and me not in lock._readers:  # a nested read does not wait
+                while lock._writing:
+                    lock._cond.wait()
+            lock._readers.append(me)
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self._lock
+        with lock._cond:
+            lock._readers.remove(get_ident())
+            if lock._writing and not lock._readers:
+                lock._cond.notify_all()

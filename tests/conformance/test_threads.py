@@ -22,8 +22,11 @@ D = 16
 INITIAL = 300
 BATCH = 10
 # Each run: thousands of searches (a server's: ~100) across hundreds of writes, IVF16 training
-# midway, several saves; 3 s gave twice what the checks below need.
+# midway, several saves; 3 s gave twice what the checks below need. A run lasts SECONDS and
+# then until it has done what its checks count (on a loaded machine a slow fsync may hold
+# the saves back), at most CAP seconds: the counts then fail the test, not a clock.
 SECONDS = 1.5
+CAP = 30.0
 X = clustered(8_000, D, centres=30, seed=31)
 QUERIES = clustered(50, D, centres=30, seed=32)
 KINDS = ("Flat", "IVF16", "HNSW")  # IVF16 trains at 624 vectors, during the run
@@ -59,7 +62,7 @@ def true_scores(q: np.ndarray, ids: list[int], metric: str) -> np.ndarray:
 
 
 class Recorder:
-    """Runs worker loops in threads until a deadline, collecting exceptions."""
+    """Runs worker loops in threads for a while, collecting exceptions."""
 
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -78,10 +81,14 @@ class Recorder:
 
         self.threads.append(threading.Thread(target=body, daemon=True))
 
-    def run(self, seconds: float) -> None:
+    def run(self, enough) -> None:
+        """Run the loops for SECONDS, then until ``enough()`` (at most CAP seconds in all)."""
         for t in self.threads:
             t.start()
-        self.stop.wait(seconds)
+        self.stop.wait(SECONDS)
+        deadline = time.monotonic() + CAP - SECONDS
+        while not self.stop.is_set() and not enough() and time.monotonic() < deadline:
+            self.stop.wait(0.05)
         self.stop.set()
         for t in self.threads:
             t.join(60)
@@ -146,12 +153,12 @@ def test_searches_during_adds(make_store):
     for r in range(4):
         rec.spawn(reader(store, records, seed=r, ks=ks))
     rec.spawn(add_loop)
-    rec.run(SECONDS)
+    rec.run(lambda: added[0] >= INITIAL + 5 * BATCH and len(records) >= readers_min(make_store))
 
     n = added[0]
     assert len(store) == n and store.ids() == list(range(n))
-    assert n >= INITIAL + 5 * BATCH, f"the writer hardly ran: {n}"
-    assert len(records) >= readers_min(make_store), f"the readers hardly ran: {len(records)}"
+    assert n >= INITIAL + 5 * BATCH, f"the writer hardly ran in {CAP} s: {n}"
+    assert len(records) >= readers_min(make_store), f"the readers hardly ran in {CAP} s: {len(records)}"
     make_store.expect_trained(store, n)  # IVF16 crossed 39 * nlist during the run
 
     exact_checks = 0
@@ -247,9 +254,13 @@ def test_searches_during_adds_deletes_updates_and_saves(make_store, tmp_path):
         rec.spawn(reader(store, records, seed=100 + r, ks=(1, 10, 60, INITIAL)))
     for loop in (add_loop, delete_loop, update_loop, *([save_loop] if make_store.persistent else [])):
         rec.spawn(loop)
-    rec.run(SECONDS)
 
-    assert len(records) >= readers_min(make_store) and deleted_at and (saves[0] >= 2 or not make_store.persistent)
+    def enough() -> bool:
+        return len(records) >= readers_min(make_store) and bool(deleted_at) and (
+            saves[0] >= 2 or not make_store.persistent)
+
+    rec.run(enough)
+    assert enough(), f"in {CAP} s: {len(records)} searches, {len(deleted_at)} deletes, {saves[0]} saves"
     for record in records:
         qi, single, k, c0, c1, t0, t1 = record[:7]
         for row_ids, _, _ in check_record(record, metric):

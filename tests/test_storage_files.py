@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import tempfile
 import threading
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from parag import FAISSVectorStore
-from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError
+from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError, StoreWriteError
 from parag.vectorstore.kinds import full_vectors
 from parag.vectorstore.kinds.storage import TRAIN_AT
 from tests.checks import assert_exact, data
@@ -129,3 +132,44 @@ def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(tmp_pa
     with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
         mapped.search(BASE[199], k=5, rerank=4)  # its candidates are rows past the end
     assert np.array_equal(mapped.get([3], include_vectors=True).vectors, BASE[[3]])  # rows still there read
+
+
+def unwritable_dir(tmp_path: Path) -> Path:
+    """A directory this process cannot create files in (root writes anywhere chmod allows:
+    it gets sysfs, read-only in a container), or a skip."""
+    if os.geteuid() != 0:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        return tmp_path / "ro"
+    try:
+        tempfile.TemporaryFile(dir="/sys").close()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("no directory here refuses root's writes")
+
+
+def test_an_unwritable_vectors_dir_is_named_when_the_store_is_made_or_loaded(tmp_path: Path) -> None:
+    unwritable = unwritable_dir(tmp_path)
+    for storage in ("float16", "sq8"):  # sq8 would first write at its training add
+        with pytest.raises(StoreWriteError, match=f"vectors_dir {str(unwritable)!r}"):
+            FAISSVectorStore(D, "HNSW", storage=storage, vectors_dir=unwritable)
+    FAISSVectorStore(D, "HNSW", storage="sq8").save(tmp_path / "s")
+    with pytest.raises(StoreWriteError, match="could not create a temporary file in vectors_dir"):
+        FAISSVectorStore.load(tmp_path / "s", vectors_dir=unwritable)
+
+
+def test_a_full_disk_under_vectors_dir_fails_the_add_and_changes_nothing(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes writes past 128 KiB fail (EFBIG) as a full disk would (ENOSPC)."""
+    store = FAISSVectorStore(D, "Flat", storage="float16", vectors_dir=tmp_path)
+    store.add(BASE[:1000])  # 64 KiB
+    before = store.search(QUERIES, k=5)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 17, limits[1]))
+    try:
+        with pytest.raises(StoreWriteError, match="could not write the float32 vectors") as raised:
+            store.add(BASE[1000:3000])  # 128 KiB more: past the limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+    assert raised.value.errno == errno.EFBIG and raised.value.filename == str(tmp_path)
+    assert len(store) == 1000 and store.search(QUERIES, k=5) == before
+    assert store.add(BASE[1000:1100]) == list(range(1000, 1100))  # over the failed add's partial rows
+    assert np.array_equal(store.get([0, 1099], include_vectors=True).vectors, BASE[[0, 1099]])

@@ -99,13 +99,27 @@ class MissingDependencyError(ParagError, ImportError):
 
 
 class StoreWriteError(ParagError, OSError):
-    """Saving failed in the file system (disk full, read-only, no permission...); the message
-    names the path and the cause, and the store on disk is as it was before the save.
+    """Writing failed in the file system (disk full, read-only, no permission...): a save, or
+    the float32 vectors of a store given ``vectors_dir`` (an unwritable one is found when the
+    store is made or loaded). The message names the path and the cause; the store, on disk and
+    in memory, is as it was before the call.
     ``errno`` and ``filename`` are those of the failed operation."""
 
     def __str__(self) -> str:
         # OSError would print only "[Errno N] strerror" once errno is set.
         return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def of(cls, e: OSError, message: str, filename: str) -> StoreWriteError:
+        """``message`` (which names the cause: :func:`cause_of` ``e``) with ``e``'s errno."""
+        error = cls(message)
+        error.errno, error.strerror, error.filename = e.errno, e.strerror, filename
+        return error
+
+
+def cause_of(e: OSError) -> str:
+    """What went wrong in ``e``, for a message: its strerror, else its text, else its type."""
+    return e.strerror or str(e) or type(e).__name__
 
 
 class StoreReadError(ParagError, OSError):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from parag.errors import StoreWriteError
+from parag.errors import StoreWriteError, cause_of
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import CURRENT, FORMAT, FORMAT_VERSION, MANIFEST, seal
 
@@ -70,13 +70,12 @@ def _commit(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writ
 
 def _write_error(path: Path, e: OSError) -> StoreWriteError:
     where = e.filename if e.filename is not None else path
-    cause = e.strerror or str(e) or type(e).__name__
-    error = StoreWriteError(
-        f"could not save the store to {str(path)!r}: {cause} ({str(where)!r}); the store on disk "
-        "is as it was before this save"
+    return StoreWriteError.of(
+        e,
+        f"could not save the store to {str(path)!r}: {cause_of(e)} ({str(where)!r}); the store on disk "
+        "is as it was before this save",
+        str(where),
     )
-    error.errno, error.strerror, error.filename = e.errno, e.strerror, str(where)
-    return error
 
 
 def _missing_ancestors(path: Path) -> list[Path]:

@@ -30,6 +30,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
+from parag.errors import StoreWriteError, cause_of
 from parag.persistence import read_into_at
 
 # Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
@@ -84,12 +85,17 @@ class FullVectors:
     def spilled(
         cls, blocks: Iterable[np.ndarray], d: int, metric_type: int, directory: str | Path
     ) -> FullVectors:
-        """The rows of ``blocks``, in order, in a new unnamed temporary file in ``directory``."""
-        file = tempfile.TemporaryFile(dir=directory)
-        n = 0
-        for block in blocks:
-            n += _pwrite(file, block, n * 4 * d)
-        return cls(_mapped(file, n, d), metric_type, file, Path(directory))
+        """The rows of ``blocks``, in order, in a new unnamed temporary file in ``directory``
+        (StoreWriteError naming it if it cannot be written)."""
+        file = temporary_file(Path(directory))
+        try:
+            n = 0
+            for block in blocks:
+                n += _pwrite(file, block, n * 4 * d, Path(directory))
+            return cls(_mapped(file, n, d), metric_type, file, Path(directory))
+        except BaseException:
+            file.close()
+            raise
 
     @property
     def array(self) -> np.ndarray:
@@ -97,10 +103,11 @@ class FullVectors:
         return self._data[: self.ntotal]
 
     def append(self, x: np.ndarray) -> None:
-        """Add rows after the last slot (not to a saved store's mapped file: it is read-only)."""
+        """Add rows after the last slot (not to a saved store's mapped file: it is read-only).
+        A failed write (disk full) raises StoreWriteError and adds nothing."""
         needed = self.ntotal + len(x)
         if self.file is not None:
-            _pwrite(self.file, x, self.ntotal * 4 * self.d)
+            _pwrite(self.file, x, self.ntotal * 4 * self.d, self.directory)
             self._data = _mapped(self.file, needed, self.d)
         elif needed > len(self._data):
             grown = np.empty((max(needed, int(len(self._data) * GROWTH)), self.d), np.float32)
@@ -204,11 +211,30 @@ def _mapped(file: BinaryIO, n: int, d: int) -> np.ndarray:
     return np.frombuffer(mapped, DTYPE).reshape(n, d)
 
 
-def _pwrite(file: BinaryIO, rows: np.ndarray, offset: int) -> int:
+def temporary_file(directory: Path) -> BinaryIO:
+    """A new unnamed temporary file in ``directory`` (``vectors_dir``), or StoreWriteError."""
+    try:
+        return tempfile.TemporaryFile(dir=directory)
+    except OSError as e:
+        raise _write_error(directory, e, "create a temporary file") from None
+
+
+def _pwrite(file: BinaryIO, rows: np.ndarray, offset: int, directory: Path | None) -> int:
     """Write ``rows`` as raw float32 at byte ``offset``; return how many rows."""
     data = memoryview(np.ascontiguousarray(rows, DTYPE).reshape(-1).view(np.uint8))
     done = 0
-    while done < len(data):
-        done += os.pwrite(file.fileno(), data[done:], offset + done)
+    try:
+        while done < len(data):
+            done += os.pwrite(file.fileno(), data[done:], offset + done)
+    except OSError as e:
+        raise _write_error(directory, e, "write the float32 vectors to its temporary file") from None
     return len(rows)
 
+
+def _write_error(directory: Path | None, e: OSError, doing: str) -> StoreWriteError:
+    return StoreWriteError.of(
+        e,
+        f"could not {doing} in vectors_dir {str(directory)!r}: {cause_of(e)}; no store was changed "
+        "(free space there, or give a vectors_dir this process can write to)",
+        str(directory),
+    )

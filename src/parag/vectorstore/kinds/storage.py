@@ -35,6 +35,7 @@ import faiss
 from parag._faiss_header import MAX_DIMENSION
 from parag._validation import Param
 from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag.vectorstore.kinds.full_vectors import temporary_file
 
 STORAGES = ("float32", "float16", "sq8", "pq")
 COMPRESSED = STORAGES[1:]
@@ -97,8 +98,9 @@ def resolve_storage(kind: str, supported: tuple[str, ...], given: dict[str, Any]
 
 
 def check_vectors_dir(value: Any, storage: str) -> Path | None:
-    """``vectors_dir`` as a Path to an existing directory (None stays None), for compressed
-    storage only; else a parag error naming it."""
+    """``vectors_dir`` as a Path to an existing directory this process can create files in
+    (None stays None), for compressed storage only; else a parag error naming it (StoreWriteError
+    for one it cannot write to: found now, not at the first add that needs it)."""
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
@@ -111,6 +113,7 @@ def check_vectors_dir(value: Any, storage: str) -> Path | None:
     path = Path(value)
     if not path.is_dir():
         raise InvalidArgumentError(f"vectors_dir must be an existing directory, got {str(value)!r}")
+    temporary_file(path).close()
     return path
 
 

@@ -108,8 +108,9 @@ class finite_check:
     """``with finite_check(x, name):`` checks that every value of ``x`` is finite (as
     :func:`check_finite`) before the block, or, for a large ``x``, on a second thread while
     the block runs (numpy's sum releases the GIL): an add sums its vectors while it encodes
-    their metadata. The vectors' error then takes precedence over the block's own, as if
-    they had been checked first."""
+    their metadata. The vectors' error then takes precedence over the block's own (an
+    Exception), as if they had been checked first; an interrupt (KeyboardInterrupt,
+    SystemExit) goes on at once, unchecked."""
 
     def __init__(self, x: np.ndarray, name: str) -> None:
         self._x, self._name = x, name
@@ -120,16 +121,22 @@ class finite_check:
         if self._x.size < BACKGROUND_CHECK_MIN:
             check_finite(self._x, self._name)
             return
-        self._thread = threading.Thread(target=self._sum, name="parag-finite-check", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._sum, name="parag-finite-check", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had (a limit, interpreter shutdown): check now
+            check_finite(self._x, self._name)
+            return
+        self._thread = thread
 
     def _sum(self) -> None:
         self._total = _sum(self._x)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            check_finite(self._x, self._name, self._total)  # (summed here if the thread failed)
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if self._thread is None or (kind is not None and not issubclass(kind, Exception)):
+            return
+        self._thread.join()
+        check_finite(self._x, self._name, self._total)  # (summed here if the thread failed)
 
 
 def unit_rows(x: np.ndarray, name: str) -> np.ndarray:

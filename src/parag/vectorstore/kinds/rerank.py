@@ -72,7 +72,9 @@ class Reranked:
             raise
 
     def copy(self) -> Reranked:
-        """An independent copy (the compressed index cloned, the vectors copied into RAM)."""
+        """An independent copy: the compressed index cloned, the vectors copied as
+        :meth:`FullVectors.copy` copies them (into a new temporary file of ``vectors_dir``,
+        else into RAM, a mapped store's too)."""
         return Reranked(faiss.clone_index(self.base), self.vectors.copy(), self.k_factor)
 
     def reconstruct_batch(self, slots: np.ndarray) -> np.ndarray:

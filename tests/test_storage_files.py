@@ -9,13 +9,20 @@ import os
 import resource
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from parag import FAISSVectorStore
-from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError, StoreWriteError
+from parag.errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    StoreWriteError,
+    UnsupportedOperationError,
+)
 from parag.vectorstore.kinds import full_vectors
 from parag.vectorstore.kinds.storage import TRAIN_AT
 from tests.checks import assert_exact, data
@@ -173,3 +180,29 @@ def test_a_full_disk_under_vectors_dir_fails_the_add_and_changes_nothing(tmp_pat
     assert len(store) == 1000 and store.search(QUERIES, k=5) == before
     assert store.add(BASE[1000:1100]) == list(range(1000, 1100))  # over the failed add's partial rows
     assert np.array_equal(store.get([0, 1099], include_vectors=True).vectors, BASE[[0, 1099]])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_cannot_add_to_the_parents_vectors_file(tmp_path: Path) -> None:
+    """The child shares the parent's temporary file: its add would overwrite the parent's
+    next rows, so it raises. The parent's store is untouched."""
+    store = FAISSVectorStore(D, "Flat", storage="float16", vectors_dir=tmp_path)
+    store.add(BASE[:100])
+    pid = os.fork()
+    if pid == 0:  # the child reports through its exit status; it calls no faiss (OpenMP after fork)
+        try:
+            store.add(BASE[100:110])
+            os._exit(1)
+        except UnsupportedOperationError:
+            os._exit(0 if len(store) == 100 else 2)
+        except BaseException:
+            os._exit(3)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0, done
+    assert store.add(BASE[100:110]) == list(range(100, 110))  # the parent adds as before
+    assert np.array_equal(store.get([5, 109], include_vectors=True).vectors, BASE[[5, 109]])

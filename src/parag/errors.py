@@ -155,7 +155,8 @@ class CollectionMismatchError(InvalidArgumentError):
 
 
 class UnsupportedOperationError(ParagError, NotImplementedError):
-    """This backend does not offer the operation (e.g. save/load on a server-side store)."""
+    """This backend does not offer the operation (e.g. save/load on a server-side store), or
+    not here (an add, in a forked child process, to a store whose vectors file it shares)."""
 
 
 class VerificationError(ParagError, RuntimeError):

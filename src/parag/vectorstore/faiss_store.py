@@ -63,7 +63,9 @@ class FAISSVectorStore(FAISSReads, VectorStore):
     vectors_dir : str or PathLike, optional
         Compressed storage: keep the float32 vectors in an unnamed temporary file in this
         directory (on a disk, not tmpfs) instead of RAM; RAM then holds the compressed index,
-        ids, metadata and, until trained, the flat index. ``save`` copies the file.
+        ids, metadata and, until trained, the flat index. ``save`` copies the file. A forked
+        child process shares that file with its parent: it may search such a store, but an
+        add there raises UnsupportedOperationError (make or load the store in the child).
     **params : int
         IVFFlat: ``nlist``, ``nprobe``. HNSW: ``M`` (32), ``ef_construction`` (40), ``ef_search``.
         Not given, ``ef_search``, ``nlist`` and ``nprobe`` follow the store's size (README,
@@ -149,7 +151,11 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         )
 
     def __copy__(self) -> FAISSVectorStore:
-        """An independent store (``copy.copy`` and ``copy.deepcopy``): index, ids, metadata copied."""
+        """An independent store (``copy.copy`` and ``copy.deepcopy``): index, ids, metadata copied.
+
+        The copy is in RAM, however this store was loaded: a store loaded with ``mmap=True``
+        is read whole (its float32 vectors too). A ``vectors_dir`` store's copy keeps its
+        float32 vectors in a new temporary file there."""
         with self._lock.read():
             return self._with_state(self._state.copy())
 

@@ -30,7 +30,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
-from parag.errors import StoreWriteError, cause_of
+from parag.errors import StoreWriteError, UnsupportedOperationError, cause_of
 from parag.persistence import read_into_at
 
 # Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
@@ -76,6 +76,7 @@ class FullVectors:
         self.metric_type = metric_type
         self.file = file  # None: the rows are in RAM
         self.directory = directory  # where a copy of a temporary file goes
+        self.pid = os.getpid()  # the process whose temporary file it is
         if file is not None and hasattr(os, "posix_fadvise"):
             # Rows are read at scattered offsets: no read-ahead around each (a cold row would
             # otherwise read several pages from disk), as MADV_RANDOM does for the map.
@@ -106,6 +107,11 @@ class FullVectors:
         """Add rows after the last slot (not to a saved store's mapped file: it is read-only).
         A failed write (disk full) raises StoreWriteError and adds nothing."""
         needed = self.ntotal + len(x)
+        if self.directory is not None and os.getpid() != self.pid:  # both would write at one offset
+            raise UnsupportedOperationError(
+                f"this store keeps its float32 vectors in a temporary file of vectors_dir {str(self.directory)!r} "
+                "shared with the process it was forked from: add to it there, or make or load the store anew here"
+            )
         if self.file is not None:
             _pwrite(self.file, x, self.ntotal * 4 * self.d, self.directory)
             self._data = _mapped(self.file, needed, self.d)
@@ -162,7 +168,9 @@ class FullVectors:
             yield self.array[start : start + rows]
 
     def copy(self) -> FullVectors:
-        """An independent copy: in a new temporary file beside a temporary file's, else in RAM."""
+        """An independent copy: in a new temporary file beside a temporary file's, else in
+        RAM. A store loaded with ``mmap=True`` is read whole into RAM (its saved file is not
+        copied, and a map of it would not be independent)."""
         if self.directory is not None:
             return FullVectors.spilled(self.blocks(), self.d, self.metric_type, self.directory)
         return FullVectors(np.array(self.array, np.float32), self.metric_type)

@@ -187,9 +187,8 @@ SEARCH = """
 import json, sys, time
 import numpy as np
 from parag import FAISSVectorStore
-def rss():
-    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return {k: 1024 * int(fields[k].split()[0]) for k in ("RssAnon", "RssFile")}
+sys.path.insert(0, sys.argv[4])
+from bench_scale import rss  # (its import adds ~0.2 MB to rss_loaded)
 path, queries, truth = sys.argv[1], np.load(sys.argv[2]), np.load(sys.argv[3])
 store = FAISSVectorStore.load(path, mmap=True, verify=False)
 loaded = rss()
@@ -227,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     np.save(work / "q.npy", queries)
     np.save(work / "truth.npy", exact_top10(args.n, queries))
     done = subprocess.run([sys.executable, "-c", SEARCH, str(work / "store"), str(work / "q.npy"),
-                           str(work / "truth.npy")], capture_output=True, text=True, check=True)
+                           str(work / "truth.npy"), str(Path(__file__).resolve().parent)],
+                          capture_output=True, text=True, check=True)
     record = {"n": args.n, "d": D, "index_type": args.index, "provenance": prov,
               "resumed": len(progress["runs"]) > 1, **progress, **json.loads(done.stdout)}
     write_json(results / f"scale-{args.n}.json", record)

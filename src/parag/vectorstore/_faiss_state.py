@@ -185,7 +185,7 @@ class FAISSState:
             return
         if not self.kind.remove_tail(self.index, n_slots):
             self.slots.append_dead(extra)
-            self.meta.append(Encoded([None] * extra, [None] * extra))
+            self.meta.append_dead(extra)
             self.docs.append([None] * extra)
 
     def kill(self, slots: np.ndarray) -> None:

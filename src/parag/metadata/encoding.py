@@ -19,8 +19,9 @@ from parag.errors import InvalidMetadataError
 class Encoded(NamedTuple):
     """Metadata checked and encoded for storage.
 
-    Row ``i``'s JSON is ``json[starts[i]:ends[i]]``; consecutive rows are separated by one
-    newline (no JSON text written by orjson holds a raw one). ``dicts`` are the rows as given.
+    ``json`` is a JSON array of the rows with no whitespace between them (orjson's output):
+    row ``i`` is ``json[starts[i]:ends[i]]``, and the one byte between two rows is their
+    comma. ``dicts`` are the rows as given.
     """
 
     json: bytes
@@ -74,7 +75,7 @@ would load back as {'when': [2024, 1]}); use lists not tuples, finite floats, pl
     # One decode of the whole batch catches what JSON would silently change: tuples (become
     # lists), NaN/inf (become null), datetimes (become strings)... It is skipped when every
     # value is of a type that round-trips exactly (a scan 4x cheaper than the decode).
-    if not _all_plain(items) and orjson.loads(_as_array(encoded)) != items:
+    if not _all_plain(items) and orjson.loads(encoded.json) != items:
         for i, (m, b) in enumerate(zip(items, encoded.rows())):
             if orjson.loads(b) != m:
                 raise InvalidMetadataError(
@@ -89,40 +90,34 @@ def _encoded_at_once(items: list[dict[str, Any]]) -> Encoded | None:
     than one call each, measured), or None when an item is not serialisable, or when the
     items' boundaries in the array cannot be told apart by a plain search.
 
-    orjson writes ``[{...},{...}]`` with no whitespace and no raw newline (newlines in
-    strings are escaped), so each ``},{`` between two items is one boundary; when the
-    array holds exactly ``len(items) - 1`` of them, no string or nested dict holds one.
-    Each becomes ``}\\n{``, and the offsets of the newlines are the rows' bounds.
+    orjson writes ``[{...},{...}]`` with no whitespace, so each ``},{`` between two items is
+    one boundary; when the array holds exactly ``len(items) - 1`` of them, no string or
+    nested dict holds one. They are found among the array's ``{`` (one per dict), with no
+    copy of the array.
     """
     if not items:
         return None
     try:
-        json = orjson.dumps(items).replace(b"},{", b"}\n{")
+        json = orjson.dumps(items)
     except TypeError:
         return None
-    newlines = np.flatnonzero(np.frombuffer(json, np.uint8) == _NEWLINE)
-    if len(newlines) != len(items) - 1:
+    array = np.frombuffer(json, np.uint8)
+    braces = np.flatnonzero(array == _OPEN)[1:]  # (the first is the first row's)
+    braces = braces[(array[braces - 1] == _COMMA) & (array[braces - 2] == _CLOSE)]
+    if len(braces) != len(items) - 1:
         return None
     starts = np.empty(len(items), np.int64)
-    starts[0], starts[1:] = 1, newlines + 1  # (after the array's "[")
+    starts[0], starts[1:] = 1, braces  # (after the array's "[")
     ends = np.empty(len(items), np.int64)
-    ends[:-1], ends[-1] = newlines, len(json) - 1  # (before its "]")
+    ends[:-1], ends[-1] = braces - 1, len(json) - 1  # (before each comma, and the "]")
     return Encoded(json, starts, ends, items)
 
 
 def _joined(rows: list[bytes], dicts: list[dict[str, Any]]) -> Encoded:
     """The rows' JSON ``rows`` as one :class:`Encoded`."""
     lengths = np.fromiter(map(len, rows), np.int64, len(rows))
-    ends = np.cumsum(lengths + 1) - 1
-    return Encoded(b"\n".join(rows), ends - lengths, ends, dicts)
-
-
-def _as_array(encoded: Encoded) -> bytes:
-    """The rows as one JSON array."""
-    if not len(encoded.starts):
-        return b"[]"
-    body = encoded.json[encoded.starts[0] : encoded.ends[-1]]
-    return b"[" + body.replace(b"\n", b",") + b"]"
+    ends = np.cumsum(lengths + 1)  # (after the "[" and each row's comma)
+    return Encoded(b"[" + b",".join(rows) + b"]", ends - lengths, ends, dicts)
 
 
 def _encoded_item(m: Any, i: int, name: str) -> bytes:
@@ -138,7 +133,7 @@ def _encoded_item(m: Any, i: int, name: str) -> bytes:
         ) from None
 
 
-_NEWLINE = ord("\n")
+_OPEN, _COMMA, _CLOSE = b"{,}"
 _SCALARS = frozenset({str, int, bool, type(None)})
 _DICT_OR_NONE = frozenset({dict, type(None)})
 

@@ -63,6 +63,11 @@ class MetadataStore:
     def __len__(self) -> int:
         return len(self._starts)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held: the JSON buffer and the offsets (as allocated)."""
+        return len(self._data) + self._starts.nbytes + self._ends.nbytes
+
     def append(self, encoded: Encoded) -> None:
         """New slots at the end, with the metadata ``encoded``."""
         starts, ends = self._appended(encoded)
@@ -148,14 +153,19 @@ class MetadataStore:
         return store
 
     def _appended(self, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
-        """Append the JSON of ``encoded``'s rows to the buffer; where their rows are in it."""
+        """Append the JSON of ``encoded``'s rows to the buffer, each followed by a newline
+        (written over the comma between two rows); where their rows are in it."""
         if not len(encoded.starts):
             return encoded.starts, encoded.ends
         first, last = int(encoded.starts[0]), int(encoded.ends[-1])
         shift = len(self._data) - first
         self._data += memoryview(encoded.json)[first:last]
         self._data.append(_NEWLINE)
-        return encoded.starts + shift, encoded.ends + shift
+        ends = encoded.ends + shift
+        buffer = np.frombuffer(self._data, np.uint8)
+        buffer[ends[:-1]] = _NEWLINE
+        del buffer  # (the buffer cannot grow while a view of it lives)
+        return encoded.starts + shift, ends
 
     def _forget(self, slots: list[int]) -> None:
         """Count the rows of ``slots`` (live or not yet) as bytes no slot points at."""

@@ -1,0 +1,98 @@
+"""The metadata store (one JSON buffer, offsets per slot) against a plain list of dicts:
+every write (append, set, kill, compaction, the rewrite that drops replaced rows) keeps
+``get_many``, ``items``, the filter columns and the JSON lines saved equal to the list's."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import orjson
+import pytest
+
+from parag.errors import CorruptStoreError
+from parag.filters import compile_filter
+from parag.metadata import MetadataStore, encode_metadata
+
+# Rows the one-dump encoding handles, and rows it must leave to the per-row one ("},{" in a
+# string or between nested dicts), with newlines, unicode, nesting, empty dicts.
+ROWS = [
+    {"src": "a", "n": 1},
+    {},
+    {"src": "b\nc", "n": 2.5, "tags": ["x", "y"]},
+    {"src": "},{", "n": 3},
+    {"nested": [{"a": 1}, {"b": 2}], "n": 4},
+    {"src": "é☃", "n": None, "ok": True},
+]
+
+
+def random_rows(rng: random.Random, n: int) -> list[dict]:
+    return [dict(rng.choice(ROWS), i=rng.randrange(1000)) for _ in range(n)]
+
+
+def check(meta: MetadataStore, model: list[dict | None]) -> None:
+    live = [s for s, d in enumerate(model) if d is not None]
+    assert len(meta) == len(model)
+    assert meta.get_many(live) == [model[s] for s in live]
+    assert list(meta.items()) == [(s, model[s]) for s in live]
+    assert meta.to_jsonl() == b"\n".join(b"null" if d is None else orjson.dumps(d) for d in model)
+    assert compile_filter({"n": {"$gte": 2}})(meta).tolist() == [
+        d is not None and isinstance(d.get("n"), (int, float)) and d["n"] >= 2 for d in model
+    ]
+    loaded = MetadataStore.from_jsonl(meta.to_jsonl(), len(model))
+    assert list(loaded.items()) == list(meta.items())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_writes_agree_with_a_list_of_dicts(seed, monkeypatch):
+    import parag.metadata.store as store_module
+
+    monkeypatch.setattr(store_module, "_CHUNK", 7)  # columns and items parse in several chunks
+    rng = random.Random(seed)
+    meta, model = MetadataStore(), []
+    compile_filter({"n": 1})(meta)  # the column exists from the start: every write keeps it
+    for _ in range(40):
+        live = [s for s, d in enumerate(model) if d is not None]
+        op = rng.choice(["append", "append", "set", "kill", "keep", "dead"])
+        if op == "append":
+            rows = random_rows(rng, rng.randrange(0, 12))
+            meta.append(encode_metadata(rows, len(rows)))
+            model += rows
+        elif op == "dead":
+            meta.append_dead(2)
+            model += [None, None]
+        elif op == "set" and live:
+            slots = rng.sample(live, rng.randrange(1, len(live) + 1))
+            rows = random_rows(rng, len(slots))
+            meta.set(slots, encode_metadata(rows, len(rows)))
+            for s, d in zip(slots, rows):
+                model[s] = d
+        elif op == "kill" and live:
+            slots = rng.sample(live, rng.randrange(1, len(live) + 1))
+            meta.kill(slots)
+            for s in slots:
+                model[s] = None
+        elif op == "keep":
+            mask = np.array([rng.random() < 0.8 for _ in model], bool)
+            meta.keep(mask)
+            model = [d for d, k in zip(model, mask) if k]
+        check(meta, model)
+
+
+def test_replaced_rows_are_dropped_once_they_outgrow_the_rows_in_use():
+    meta = MetadataStore()
+    meta.append(encode_metadata([{"v": 0}] * 100, 100))
+    big = {"text": "x" * 100_000}
+    for _ in range(30):  # 3 MB of replaced rows
+        meta.set([5], encode_metadata([big], 1))
+    assert meta.get_many([5, 6]) == [big, {"v": 0}]
+    assert meta.to_jsonl().count(b"\n") == 99
+    # (the buffer held at most the rows in use and as many bytes again, plus the 1 MB slack)
+    assert meta.nbytes < 2 * 100_000 + (1 << 20) + 200_000 + 100 * 16 * 2
+
+
+def test_from_jsonl_counts_lines():
+    assert len(MetadataStore.from_jsonl(b"", 0)) == 0
+    assert MetadataStore.from_jsonl(b"{}\nnull\n{\"a\":1}", 3).get_many([2, 0]) == [{"a": 1}, {}]
+    with pytest.raises(CorruptStoreError, match="2 lines but the index has 3"):
+        MetadataStore.from_jsonl(b"{}\n{}", 3)

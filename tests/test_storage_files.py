@@ -1,6 +1,6 @@
 """Compressed storage's float32 vectors kept in a file, against the numpy oracle: a store given
 ``vectors_dir`` (an unnamed temporary file there instead of RAM) and a store loaded with
-``mmap=True`` (re-ranking reads its candidates' rows with preadv, not through the map)."""
+``mmap=True`` (every search reads the rows it needs with preadv: the file is never mapped)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -24,6 +25,7 @@ from parag.errors import (
     UnsupportedOperationError,
 )
 from parag.vectorstore.kinds import full_vectors
+from parag.vectorstore.kinds.full_vectors import FullVectors
 from parag.vectorstore.kinds.storage import TRAIN_AT
 from tests.checks import assert_exact, data
 from tests.conftest import oracle
@@ -68,7 +70,7 @@ def test_vectors_dir_keeps_the_vectors_in_a_file_and_answers_as_ram_does(
     in_file = build(index_type, storage, metric, vectors_dir=tmp_path)
     in_ram = build(index_type, storage, metric)
     vectors = in_file.faiss_index.vectors
-    assert vectors.file is not None and not vectors.array.flags.writeable  # a read-only map, not RAM
+    assert vectors.file is not None  # not RAM
     assert list(tmp_path.iterdir()) == []  # an unnamed file: nothing to clean up
     assert in_file.search(QUERIES, k=10) == in_ram.search(QUERIES, k=10)
     base, queries = (unit(BASE), unit(QUERIES)) if metric == "cosine" else (BASE, QUERIES)
@@ -92,8 +94,71 @@ def test_vectors_dir_keeps_the_vectors_in_a_file_and_answers_as_ram_does(
         assert loaded.faiss_index.vectors.file is not None
         assert loaded.search(QUERIES, k=10, rerank=3) == in_file.search(QUERIES, k=10, rerank=3)
         assert np.array_equal(loaded.get([N + 5, 1], include_vectors=True).vectors, base[[1, 0]] * scale)
+    assert vectors_mapped(tmp_path) == []  # neither the temporary files nor the saved one
     loaded.add(BASE[:3], ids=[N + 10, N + 11, N + 12])  # a file-backed load keeps adding to its file
     assert np.array_equal(loaded.get([N + 12], include_vectors=True).vectors, base[[2]])
+
+
+def vectors_mapped(directory: Path) -> list[str]:
+    """The files under ``directory`` this process maps, but the FAISS index files (a mapped
+    load maps those): a vectors file, saved or temporary, must never be among them."""
+    with open("/proc/self/maps") as maps:
+        named = {line.split(maxsplit=5)[-1].strip() for line in maps if str(directory) in line}
+    return sorted(name for name in named if "/index." not in name)
+
+
+@pytest.mark.parametrize(("index_type", "storage", "metric"), COMBOS)
+def test_a_mapped_load_answers_exact_and_filtered_searches_from_the_file_unmapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_type: str, storage: str, metric: str
+) -> None:
+    monkeypatch.setattr(full_vectors, "BLOCK_BYTES", 4 * D * 700)  # a scan of every row reads several blocks
+    store = build(index_type, storage, metric)
+    dead = list(range(0, N, 4))
+    store.delete(dead)
+    store.save(tmp_path / "s")
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+    live = [i for i in range(N) if i % 4]
+    for g in (7, 8):  # a filter's few allowed vectors: exact over just their rows
+        allowed = [i for i in live if i % 50 == g]
+        assert_exact(mapped.search(QUERIES, k=5, filter={"g": g}), BASE[allowed], allowed, QUERIES, 5, metric)
+        assert_exact(mapped.search(QUERIES[3], k=100, filter={"g": g}), BASE[allowed], allowed, QUERIES[3], 100, metric)
+    wide = [i for i in live if i % 50 < 45]
+    assert_exact(mapped.search(QUERIES, k=7, filter={"g": {"$lt": 45}}), BASE[wide], wide, QUERIES, 7, metric)
+    assert_exact(mapped.search(QUERIES[:3], k=len(live)), BASE[live], live, QUERIES[:3], len(live), metric)
+    assert mapped.search(QUERIES, k=10, filter={"g": 7}) == store.search(QUERIES, k=10, filter={"g": 7})
+    assert mapped.tune(QUERIES, target_recall=0.9, k=10).recall >= 0.9  # its ground truth scans the file
+    assert vectors_mapped(tmp_path) == []
+
+
+@pytest.mark.parametrize("metric", [faiss.METRIC_L2, faiss.METRIC_INNER_PRODUCT])
+def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metric: int) -> None:
+    monkeypatch.setattr(full_vectors, "BLOCK_BYTES", 4 * D * 100)  # 100 rows a block
+    rows = np.repeat(BASE[:150], 2, axis=0)  # every row twice: ties, across blocks too (rows 99, 100)
+    in_ram = FullVectors(rows.copy(), metric)
+    (tmp_path / "v.f32").write_bytes(rows.astype("<f4").tobytes())  # as a saved store's vectors file
+    in_file = FullVectors.in_file(open(tmp_path / "v.f32", "rb", buffering=0), len(rows), D, metric)  # noqa: SIM115
+    bits = np.zeros(len(rows), bool)
+    bits[::3] = True
+    _bits = np.packbits(bits, bitorder="little")
+    selectors = [None, faiss.IDSelectorBitmap(len(rows), faiss.swig_ptr(_bits)), faiss.IDSelectorRange(290, 400)]
+    subsets = [np.arange(5, 300, 7), np.arange(7, 300, 2), np.array([], np.int64)]  # rows read; every row read; none
+    for q, k in ((QUERIES[:1], 4), (QUERIES, 10), (QUERIES[:2], 350)):  # k beyond the allowed: -1 padded
+        for sel in selectors:
+            params = None if sel is None else faiss.SearchParameters(sel=sel)
+            want, got = in_ram.search(q, k, params), in_file.search(q, k, params)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+            assert np.array_equal(got[1], want[1])
+        for slots in subsets:
+            want = in_ram.search(q, k, faiss.SearchParameters(sel=faiss.IDSelectorArray(slots)))
+            for got in (in_ram.subset_search(q, k, slots), in_file.subset_search(q, k, slots)):
+                np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+                assert np.array_equal(got[1], want[1])
+    assert np.array_equal(in_file.reconstruct_n(140, 20), rows[140:160]) and in_file.reconstruct_n(0, 0).shape == (0, D)
+    assert np.array_equal(in_file.copy().array, rows)  # a mapped load's copy: in RAM
+    with pytest.raises(AttributeError, match="in a file, never mapped"):
+        in_file.array  # noqa: B018
+    assert vectors_mapped(tmp_path) == []
+    in_file.file.close()
 
 
 def test_threads_rerank_from_the_file_at_once(tmp_path: Path) -> None:

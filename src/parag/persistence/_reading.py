@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import os
 import threading
 from collections.abc import Callable
@@ -117,14 +116,6 @@ class StoreFiles:
             block = info["block_size"]
             for i, expected in enumerate(info[self.checksum.blocks_key]):
                 self.check_block(role, i, out[i * block : (i + 1) * block], expected)
-
-    def mapped(self, role: str) -> mmap.mmap | None:
-        """The whole file mapped read-only, after checking all of it (with ``verify``); None
-        for an empty file (which cannot be mapped). Pages stay the page cache's, not RAM."""
-        self.checked_path(role)
-        if not self.size(role):
-            return None
-        return mmap.mmap(self._handles[role].fileno(), 0, access=mmap.ACCESS_READ)
 
     def checked_path(self, role: str) -> str:
         """A path that opens exactly the file opened here, after checking all of it (with

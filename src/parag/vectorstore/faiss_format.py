@@ -18,7 +18,6 @@ the index (``IndexRefineFlat``) and is migrated in memory. The full layout is in
 from __future__ import annotations
 
 import io
-import mmap as mmap_module
 import os
 from pathlib import Path
 from typing import Any
@@ -289,8 +288,8 @@ def _from_refine(kind: IndexKind, refine: faiss.IndexRefine, where: str) -> Rera
 
 def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, mmap: bool) -> FullVectors:
     """The vectors file: exactly ``n_slots x dimension`` little-endian float32 and nothing
-    else, read into RAM or (``mmap``) mapped read-only. Nothing is allocated before its
-    size is known to match the file's."""
+    else, read into RAM or (``mmap``) left in the file, read a row or a block at a time as
+    they are needed. Nothing is allocated before its size is known to match the file's."""
     where, shape = files.describe("vectors"), [n_slots, kind.dimension]
     described = files.manifest.get("vectors")
     if described != {"dtype": VECTORS_DTYPE, "shape": shape}:
@@ -311,20 +310,13 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         if data.size:  # an empty file has nothing to read (and no buffer to read into)
             files.read_into("vectors", memoryview(data))
         return FullVectors(data, kind.faiss_metric)
-    mapped = files.mapped("vectors")
-    if mapped is None:
-        return FullVectors(np.empty((0, kind.dimension), np.float32), kind.faiss_metric)
-    if hasattr(mapped, "madvise"):  # a search reads a few scattered rows: no read-ahead around them
-        mapped.madvise(mmap_module.MADV_RANDOM)
-    if hasattr(os, "posix_fadvise"):
-        # A file just written (or read through) sits in the page cache in large folios, and a
-        # fault maps a whole folio: 1,000 rows read would map most of the file. Its clean
-        # cached pages are dropped, so each row a search reads maps a page or two.
-        os.posix_fadvise(files.handle("vectors").fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    data = np.frombuffer(mapped, VECTORS_DTYPE).reshape(n_slots, kind.dimension)  # read-only
-    # Re-ranking reads rows from the file (its own descriptor of the checked file), not the map.
+    # The whole file passes its checksums before a search reads a row of it. Searches read
+    # the rows they need with preadv from their own descriptor of the checked file, never
+    # through a map: the pages they read stay the kernel's page cache (kept for the next
+    # reads of the same rows, not the process's resident memory).
+    files.checked_path("vectors")
     file = open(os.dup(files.handle("vectors").fileno()), "rb", buffering=0)  # noqa: SIM115
-    return FullVectors(data, kind.faiss_metric, file)
+    return FullVectors.in_file(file, n_slots, kind.dimension, kind.faiss_metric)
 
 
 def _check_index(kind: IndexKind, trained: bool, index: faiss.Index, n_slots: int, where: str) -> None:

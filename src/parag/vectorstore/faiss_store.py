@@ -140,7 +140,7 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         """The ``faiss.Index`` underneath, for inspection and benchmarks: changing it directly
         breaks the store. Its labels are slots (positions), not ids. A trained compressed
         store's is a ``Reranked``: the FAISS index is its ``.base``, the float32 vectors its
-        ``.vectors.array``."""
+        ``.vectors`` (``.vectors.array`` when they are in RAM)."""
         return self._state.index
 
     def __repr__(self) -> str:

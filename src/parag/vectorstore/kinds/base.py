@@ -329,9 +329,11 @@ class IndexKind:
         self, index: faiss.Index, q: np.ndarray, k: int, slots: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among ``slots``: only their distances are computed."""
+        storage = self.storage(index)
+        if isinstance(storage, FullVectors):  # from a file, it reads only their rows
+            return storage.subset_search(q, k, slots)
         # A bare IndexFlat scores only an IDSelectorArray's ids.
-        sel = faiss.IDSelectorArray(slots)
-        return self.storage(index).search(q, k, params=faiss.SearchParameters(sel=sel))
+        return storage.search(q, k, params=faiss.SearchParameters(sel=faiss.IDSelectorArray(slots)))
 
     # ------------------------------------------------------------- loading
 

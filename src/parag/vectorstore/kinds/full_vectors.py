@@ -8,11 +8,14 @@ places:
 - **a file**: raw little-endian float32 rows, nothing else. A store loaded with ``mmap=True``
   uses its saved ``vectors`` file; a store given ``vectors_dir`` uses an unnamed temporary
   file in that directory (the kernel deletes it when the store is gone), appended to by each
-  add. Re-ranking and ``get(include_vectors=True)`` read just the rows they need with
-  ``preadv`` into a small buffer: those pages stay the kernel's page cache and are never
-  mapped into the process, so its resident memory does not grow with the queries it answers
-  (a memory map of the rows it read would keep them resident and counted). Exact searches
-  (filters, an index not yet trained) and rebuilds read the file through a read-only map.
+  add. The file is never mapped: every read is a ``preadv`` into a buffer of the process.
+  Re-ranking and ``get(include_vectors=True)`` read just the rows they need; an exact search
+  over a filter's few allowed slots reads just those rows; an exact search over all of them
+  (a wide filter's fallback, ``tune``'s ground truth), a save, a copy and a rebuild read the
+  file a block at a time. The pages read stay the kernel's page cache, which serves the
+  next read of the same rows from RAM, but they are not mapped into the process, so its
+  resident memory does not grow with the queries it answers (a memory map of the rows it
+  read would keep them resident and counted, a whole large page-cache folio per fault).
 
 ``preadv`` reads at an offset, with no shared file position, so any number of threads
 may read at once.
@@ -20,7 +23,6 @@ may read at once.
 
 from __future__ import annotations
 
-import mmap
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -30,6 +32,7 @@ from typing import BinaryIO
 import faiss
 import numpy as np
 
+from parag._slots import bitmap_selector
 from parag.errors import StoreWriteError, UnsupportedOperationError, cause_of
 from parag.persistence import read_into_at
 
@@ -42,11 +45,15 @@ NO_RESULT = float(np.finfo(np.float32).max)
 DTYPE = "<f4"
 # Copy vectors (to a file, out of one) in pieces of about this many bytes: no full-size copy.
 BLOCK_BYTES = 1 << 24
+# Reading one row of a file (a system call each) costs about ten times its share of reading the
+# whole file a block at a time (measured at 384 dimensions): an exact search over more than this
+# share of the rows reads every row instead.
+SCAN_SHARE = 0.1
 
 
 class FullVectors:
     """The float32 vector of every slot, in slot order: a growable array in RAM, or raw rows
-    in a file (``file``; ``data`` is then a read-only map of them).
+    in a file (``file``, made with :meth:`in_file`).
 
     It answers the calls the store makes of a float32 ``faiss.IndexFlat`` (``search`` with
     a selector, ``reconstruct_n``, ``ntotal``, ``metric_type``), so exact searches need no
@@ -67,20 +74,29 @@ class FullVectors:
     ([[2.0, 2.0, 2.0], [1.0, 0.0, 0.0]], (0, 3))
     """
 
-    def __init__(
-        self, data: np.ndarray, metric_type: int, file: BinaryIO | None = None, directory: Path | None = None
-    ) -> None:
+    def __init__(self, data: np.ndarray, metric_type: int) -> None:
+        """The rows of ``data`` in RAM (taken over, not copied)."""
         self._data = data  # rows beyond ntotal are spare capacity
         self.ntotal = len(data)
         self.d = data.shape[1]
         self.metric_type = metric_type
-        self.file = file  # None: the rows are in RAM
-        self.directory = directory  # where a copy of a temporary file goes
+        self.file: BinaryIO | None = None  # None: the rows are in RAM
+        self.directory: Path | None = None  # the vectors_dir of a temporary file: where its copy goes
         self.pid = os.getpid()  # the process whose temporary file it is
-        if file is not None and hasattr(os, "posix_fadvise"):
+
+    @classmethod
+    def in_file(
+        cls, file: BinaryIO, n: int, d: int, metric_type: int, directory: Path | None = None
+    ) -> FullVectors:
+        """The first ``n`` rows of ``file``: a saved store's vectors file (read-only), or the
+        temporary file of ``directory`` (a ``vectors_dir``, appended to by adds)."""
+        vectors = cls(np.empty((0, d), np.float32), metric_type)
+        vectors.file, vectors.directory, vectors.ntotal = file, directory, n
+        if hasattr(os, "posix_fadvise"):
             # Rows are read at scattered offsets: no read-ahead around each (a cold row would
-            # otherwise read several pages from disk), as MADV_RANDOM does for the map.
+            # otherwise read several pages from disk).
             os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        return vectors
 
     @classmethod
     def spilled(
@@ -93,14 +109,20 @@ class FullVectors:
             n = 0
             for block in blocks:
                 n += _pwrite(file, block, n * 4 * d, Path(directory))
-            return cls(_mapped(file, n, d), metric_type, file, Path(directory))
+            return cls.in_file(file, n, d, metric_type, Path(directory))
         except BaseException:
             file.close()
             raise
 
     @property
     def array(self) -> np.ndarray:
-        """The vectors, shape (ntotal, d): a view, not a copy (of the file's map)."""
+        """The vectors in RAM, shape (ntotal, d): a view, not a copy. Rows in a file have
+        none (nothing maps them): read them with :meth:`take`, :meth:`blocks` or
+        :meth:`reconstruct_n`."""
+        if self.file is not None:
+            raise AttributeError(
+                "these float32 vectors are in a file, never mapped: read them with take, blocks or reconstruct_n"
+            )
         return self._data[: self.ntotal]
 
     def append(self, x: np.ndarray) -> None:
@@ -114,7 +136,6 @@ class FullVectors:
             )
         if self.file is not None:
             _pwrite(self.file, x, self.ntotal * 4 * self.d, self.directory)
-            self._data = _mapped(self.file, needed, self.d)
         elif needed > len(self._data):
             grown = np.empty((max(needed, int(len(self._data) * GROWTH)), self.d), np.float32)
             grown[: self.ntotal] = self.array
@@ -169,34 +190,81 @@ class FullVectors:
 
     def copy(self) -> FullVectors:
         """An independent copy: in a new temporary file beside a temporary file's, else in
-        RAM. A store loaded with ``mmap=True`` is read whole into RAM (its saved file is not
-        copied, and a map of it would not be independent)."""
+        RAM. A store loaded with ``mmap=True`` is read whole into RAM (its saved file is
+        read-only, and a copy can be added to)."""
         if self.directory is not None:
             return FullVectors.spilled(self.blocks(), self.d, self.metric_type, self.directory)
-        return FullVectors(np.array(self.array, np.float32), self.metric_type)
+        rows = self.reconstruct_n(0, self.ntotal)
+        return FullVectors(rows if self.file is not None else rows.copy(), self.metric_type)
 
     def reconstruct_n(self, start: int, n: int) -> np.ndarray:
-        """The vectors of slots ``start`` to ``start + n`` (a view)."""
-        return self.array[start : start + n]
+        """The vectors of slots ``start`` to ``start + n``: a view of those in RAM, a new
+        array of those read from a file."""
+        if self.file is None:
+            return self.array[start : start + n]
+        out = np.empty((n, self.d), np.float32)
+        if n:  # (an empty array has no buffer to read into)
+            read_into_at(self.file, start * 4 * self.d, memoryview(out).cast("B"), "the float32 vectors file")
+        return out
 
     def search(
         self, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-k among the slots ``params.sel`` allows, as ``IndexFlat.search``
-        gives it (labels -1 where fewer are allowed). An ``IDSelectorArray`` scores only its ids."""
+        gives it (labels -1 where fewer are allowed): every row is scored (read from a file a
+        block at a time). A few slots are searched with :meth:`subset_search`."""
         q = np.ascontiguousarray(q, np.float32)
-        distances = np.empty((len(q), k), np.float32)
-        labels = np.empty((len(q), k), np.int64)
         sel = None if params is None else params.sel
-        xb, n, ptr = self.array, self.ntotal, faiss.swig_ptr
-        if not n:
-            distances.fill(NO_RESULT if self.metric_type == faiss.METRIC_L2 else -NO_RESULT)
-            labels.fill(-1)
-        elif self.metric_type == faiss.METRIC_L2:
-            faiss.knn_L2sqr(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), None, sel)
-        else:
-            faiss.knn_inner_product(ptr(q), ptr(xb), self.d, len(q), n, k, ptr(distances), ptr(labels), sel)
-        return distances, labels
+        if self.file is None:
+            return _knn(q, self.array, k, self.metric_type, sel)
+        # Each block's top-k, merged: a FAISS heap keeps the earlier (lower) slot of a tie,
+        # as one scan of the whole array does.
+        best = faiss.ResultHeap(len(q), k, keep_max=self.metric_type != faiss.METRIC_L2)
+        start, id_map = 0, faiss.Int64Vector()
+        for block in self.blocks():
+            block_sel = None
+            if sel is not None:  # the selector asks about slots, FAISS about the block's rows
+                faiss.copy_array_to_vector(np.arange(start, start + len(block)), id_map)
+                block_sel = faiss.IDSelectorTranslated(id_map, sel)
+            distances, rows = _knn(q, block, k, self.metric_type, block_sel)
+            best.add_result(distances, np.where(rows >= 0, rows + start, -1))
+            start += len(block)
+        best.finalize()
+        return best.D, best.I
+
+    def subset_search(self, q: np.ndarray, k: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The exact top-k among ``slots`` (increasing), as :meth:`search` with a selector of
+        them gives it; only their rows are scored, and only they are read from a file (unless
+        they are more than ``SCAN_SHARE`` of the rows: then the file is scanned)."""
+        q = np.ascontiguousarray(q, np.float32)
+        if self.file is None:  # FAISS's by-index path: only these rows' scores are computed
+            return _knn(q, self.array, k, self.metric_type, faiss.IDSelectorArray(slots))
+        if len(slots) > SCAN_SHARE * self.ntotal:
+            allowed = np.zeros(self.ntotal, bool)
+            allowed[slots] = True
+            return self.search(q, k, faiss.SearchParameters(sel=bitmap_selector(allowed)[0]))
+        # The same by-index path on the rows read, numbered 0, 1, ... in slot order: the same
+        # scores, and ties broken in the same order, as on the whole array.
+        by_row = faiss.IDSelectorArray(np.arange(len(slots)))
+        distances, rows = _knn(q, self.take(slots), k, self.metric_type, by_row)
+        return distances, np.append(slots, -1)[rows]  # row -1 (none found) reads the -1 appended
+
+
+def _knn(
+    q: np.ndarray, xb: np.ndarray, k: int, metric_type: int, sel: faiss.IDSelector | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's exact top-k of each query among the rows of ``xb`` that ``sel`` allows."""
+    distances = np.empty((len(q), k), np.float32)
+    labels = np.empty((len(q), k), np.int64)
+    n, d, ptr = len(xb), xb.shape[1], faiss.swig_ptr
+    if not n:
+        distances.fill(NO_RESULT if metric_type == faiss.METRIC_L2 else -NO_RESULT)
+        labels.fill(-1)
+    elif metric_type == faiss.METRIC_L2:
+        faiss.knn_L2sqr(ptr(q), ptr(xb), d, len(q), n, k, ptr(distances), ptr(labels), None, sel)
+    else:
+        faiss.knn_inner_product(ptr(q), ptr(xb), d, len(q), n, k, ptr(distances), ptr(labels), sel)
+    return distances, labels
 
 
 def read_blocks(file: BinaryIO, n: int, d: int) -> Iterator[np.ndarray]:
@@ -207,16 +275,6 @@ def read_blocks(file: BinaryIO, n: int, d: int) -> Iterator[np.ndarray]:
         block = np.empty((min(rows, n - start), d), np.float32)
         read_into_at(file, start * 4 * d, memoryview(block).cast("B"), "the vectors file")
         yield block
-
-
-def _mapped(file: BinaryIO, n: int, d: int) -> np.ndarray:
-    """The first ``n`` rows of ``file``, mapped read-only (an empty array for none)."""
-    if not n:
-        return np.empty((0, d), np.float32)
-    mapped = mmap.mmap(file.fileno(), n * 4 * d, access=mmap.ACCESS_READ)
-    if hasattr(mapped, "madvise"):  # readers touch scattered rows: no read-ahead around them
-        mapped.madvise(mmap.MADV_RANDOM)
-    return np.frombuffer(mapped, DTYPE).reshape(n, d)
 
 
 def temporary_file(directory: Path) -> BinaryIO:

@@ -141,7 +141,7 @@ def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: py
     bits[::3] = True
     _bits = np.packbits(bits, bitorder="little")
     selectors = [None, faiss.IDSelectorBitmap(len(rows), faiss.swig_ptr(_bits)), faiss.IDSelectorRange(290, 400)]
-    subsets = [np.arange(5, 300, 7), np.arange(7, 300, 2), np.array([], np.int64)]  # rows read; every row read; none
+    subsets = [np.arange(5, 300, 7), np.arange(7, 300, 3), np.array([], np.int64)]  # rows read; every row read; none
     for q, k in ((QUERIES[:1], 4), (QUERIES, 10), (QUERIES[:2], 350)):  # k beyond the allowed: -1 padded
         for sel in selectors:
             params = None if sel is None else faiss.SearchParameters(sel=sel)

@@ -161,22 +161,22 @@ def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: py
     in_file.file.close()
 
 
-def test_threads_rerank_from_the_file_at_once(tmp_path: Path) -> None:
+def test_threads_rerank_and_filter_from_the_file_at_once(tmp_path: Path) -> None:
     store = build("HNSW", "sq8", "L2")
     store.save(tmp_path / "s")
     mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
-    expected = [store.search(q, k=10) for q in QUERIES]
+    expected = {t: [store.search(q, k=10, filter=f) for q in QUERIES for f in (None, {"g": t})] for t in range(8)}
     got: dict[int, list] = {}
 
-    def run(t: int) -> None:
-        got[t] = [mapped.search(q, k=10) for q in QUERIES for _ in range(2)][::2]
+    def run(t: int) -> None:  # re-ranking, and exact searches over a filter's rows read from the file
+        got[t] = [mapped.search(q, k=10, filter=f) for q in QUERIES for f in (None, {"g": t})]
 
     threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert all(got[t] == expected for t in range(8))
+    assert got == expected
 
 
 def test_vectors_dir_errors_name_it(tmp_path: Path) -> None:
@@ -194,7 +194,7 @@ def test_vectors_dir_errors_name_it(tmp_path: Path) -> None:
 
 def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(tmp_path: Path) -> None:
     store = FAISSVectorStore(D, "Flat", storage="float16")
-    store.add(BASE[:200])
+    store.add(BASE[:200], [{"g": i % 50} for i in range(200)])
     store.save(tmp_path / "s")
     mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
     (vectors_file,) = (p for p in (tmp_path / "s").iterdir() if p.name.startswith("vectors"))
@@ -203,6 +203,9 @@ def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(tmp_pa
         mapped.get([199], include_vectors=True)
     with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
         mapped.search(BASE[199], k=5, rerank=4)  # its candidates are rows past the end
+    for few_or_most in ({"g": 49}, {"g": {"$lt": 45}}):  # exact over their rows read; over the file scanned
+        with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+            mapped.search(BASE[199], k=5, filter=few_or_most)
     assert np.array_equal(mapped.get([3], include_vectors=True).vectors, BASE[[3]])  # rows still there read
 
 

@@ -22,11 +22,6 @@ class GrowableArray:
     def __len__(self) -> int:
         return len(self.view)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes allocated, the room to grow included."""
-        return int(self._buffer.nbytes)
-
     def append(self, values: Any, count: int | None = None) -> None:
         """Append ``values`` (an array), or ``count`` copies of the fill value."""
         n = len(values) if count is None else count

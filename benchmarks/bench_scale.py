@@ -2,26 +2,35 @@
 
 Usage::
 
-    flock /tmp/parag-bench.lock ./run bench --scale 10m [--n 10000000] [--index HNSW] [--storage sq8]
-                                                        [--checkpoint-every 1000000] [--fresh]
+    flock /tmp/parag-bench.lock ./run bench --scale 10m [--n 10000000] [--index IVFFlat] [--storage sq8]
+                                 [--rerank 2] [--param NAME=INT ...] [--checkpoint-every 1000000] [--fresh]
+    ./run bench --scale 10m --report-only      # rewrite docs/bench-scale.md from the raw results
 
-Builds an ``n`` x 384 store of synthetic clustered unit vectors (1,000 centres, inner
-product, generated and added a chunk of 200,000 at a time: 10M x 384 float32 is 15 GB) with a
-small metadata dict per vector, in the memory-saving configuration (HNSW + sq8 + re-ranking by
-default), saves it, and measures, in a fresh process that loads it with ``mmap=True``:
-build time, peak RSS of the build, disk size, steady RSS after loading and after the
-queries, recall@10 against exact search (brute force over the chunks), single-query p50/p95,
-batch QPS and the p50 of a 1%-selective filtered search. Raw JSON goes to
-``docs/bench-results/scale/`` for the full size, ``benchmarks/results/scale/`` otherwise.
-The store takes parag's defaults: ``ef_construction`` and ``ef_search`` follow its size.
+Builds an ``n`` x 384 store of synthetic clustered unit vectors (generated and added a chunk of
+200,000 at a time: 10M x 384 float32 is 15 GB) with a small metadata dict per vector, in a
+memory-saving configuration (compressed storage + exact re-ranking), saves it, and measures,
+in a fresh process that loads it with ``mmap=True`` (``bench_scale_search.py``): build time,
+peak RSS of the build, disk size, steady RSS after loading and after the queries, recall@10
+against exact search (brute force over the chunks), single-query p50/p95, batch QPS and the
+p50 of a 1%-selective filtered search at the store's defaults, then recall and single-query
+p50 per value of the per-search parameter, next to raw FAISS on the same index. Raw JSON goes
+to ``docs/bench-results/scale/`` for the full size (and the report to docs/bench-scale.md),
+``benchmarks/results/scale/`` otherwise. The store takes parag's defaults unless ``--param``
+sets one (e.g. ``--param M=16``).
 
-A full 10M run takes hours on 2 cores (a 1M HNSW store at the defaults built in 1,485 s on
-the shared machine, docs/bench-defaults.md; 0.3-0.4 ms per vector at 200k-600k), longer than
-a working session, so the build is **resumable**. Its work directory,
-``benchmarks/results/scale-work/<index>-<storage>-<n>/``, holds one checkpoint: the store,
+The data: 1,000 Gaussian clusters whose spread decays along a random basis (``DECAY``,
+``SPREAD``), calibrated so that a vector's neighbours are as distinct as real MiniLM sentence
+embeddings' (local intrinsic dimension ~10, as debian-minilm's ~11: ``neighbour_structure``,
+recorded in every result). Isotropic clusters (the generator of earlier runs) have a local
+intrinsic dimension of 50-80: their near neighbours are almost equidistant, which no real
+embedding set looks like and which made an HNSW build slow down without bound past 2M.
+
+An HNSW build of 10M takes hours on 2 cores (0.4 ms per vector and more as the graph grows),
+longer than a working session, so the build is **resumable**. Its work directory,
+``benchmarks/results/scale-work/<index>-<storage>[-<param><value>...]-<n>/``, holds one checkpoint: the store,
 saved (atomically) every ``--checkpoint-every`` vectors and at the end, and ``progress.json``
 (vectors added, build seconds so far, each run's start). Rerunning the same command (same
-``--n``, ``--index``, ``--storage``) loads the checkpoint and adds the chunks after it; a
+``--n``, ``--index``, ``--storage``, ``--param``) loads the checkpoint and adds the chunks after it; a
 stop (SIGTERM, SIGKILL, a session's end) loses at most the chunks since the last checkpoint.
 The report adds the build seconds of every run (``build_s``; ``runs`` lists them, and
 ``resumed`` is true when there was more than one); ``peak_build_rss`` is the largest of
@@ -46,6 +55,7 @@ the run: ``rm -r benchmarks/results/scale-work``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -61,23 +71,43 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_provenance import PUBLISHED_RESULTS, ROOT, provenance, read_json, write_json  # noqa: E402
+from bench_data import SHARED  # noqa: E402
+from bench_provenance import PUBLISHED_RESULTS, ROOT, describe, need, provenance, read_json, write_json  # noqa: E402
 
 from parag import FAISSVectorStore  # noqa: E402
 
 FULL = 10_000_000
 D, CENTRES, CHUNK = 384, 1000, 200_000
+# Each cluster spreads along a random basis with variances decaying as i**-DECAY (i = 1..384),
+# so that a vector's neighbours have the structure of real sentence embeddings (see
+# neighbour_structure), not isotropic noise: SPREAD is the RMS spread per dimension
+# relative to the centres' (standard normal) coordinates.
+DECAY, SPREAD = 0.75, 2.0
 WORK = ROOT / "benchmarks" / "results" / "scale-work"
 # Disk per vector of a saved HNSW sq8 store (2,222 measured at 600k), before the first
 # checkpoint says; and the disk left to others after a save.
 STORE_BYTES_PER_VECTOR, DISK_RESERVE = 2_300, 3 * 2**30
 
 
+@functools.cache
+def generator() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The dataset's fixed parts: the cluster centres, a random orthonormal basis, and each
+    cluster's spread along that basis (the decaying spectrum, shuffled per cluster)."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((CENTRES, D)).astype(np.float32)
+    basis = np.linalg.qr(rng.standard_normal((D, D)))[0].astype(np.float32)
+    spectrum = np.arange(1, D + 1) ** -DECAY
+    spectrum *= SPREAD / np.sqrt(np.mean(spectrum**2))
+    shapes = np.stack([spectrum[rng.permutation(D)] for _ in range(CENTRES)]).astype(np.float32)
+    return centres, basis, shapes
+
+
 def chunk(i: int, n: int) -> np.ndarray:
-    """Chunk ``i`` (``n`` rows) of the dataset: unit vectors around shared centres."""
-    centres = np.random.default_rng(0).standard_normal((CENTRES, D)).astype(np.float32)
+    """Chunk ``i`` (``n`` rows) of the dataset: unit vectors in anisotropic Gaussian clusters."""
+    centres, basis, shapes = generator()
     rng = np.random.default_rng(i + 1)
-    x = centres[rng.integers(0, CENTRES, n)] + 0.5 * rng.standard_normal((n, D)).astype(np.float32)
+    cluster = rng.integers(0, CENTRES, n)
+    x = centres[cluster] + (rng.standard_normal((n, D), dtype=np.float32) * shapes[cluster]) @ basis
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
@@ -89,7 +119,7 @@ def chunks(n: int, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
 
 def exact_top10(n: int, queries: np.ndarray) -> np.ndarray:
     """The true top 10 of ``queries`` over the whole dataset, chunk by chunk; cached on disk."""
-    cached = WORK / f"truth-{n}x{D}-chunk{CHUNK}-q{len(queries)}.npy"
+    cached = WORK / f"truth-{n}x{D}-decay{DECAY}-spread{SPREAD}-chunk{CHUNK}-q{len(queries)}.npy"
     if cached.exists():
         return np.load(cached)
     heap = faiss.ResultHeap(len(queries), 10, keep_max=True)
@@ -101,6 +131,33 @@ def exact_top10(n: int, queries: np.ndarray) -> np.ndarray:
     np.save(cached.with_suffix(".tmp.npy"), heap.I)
     os.replace(cached.with_suffix(".tmp.npy"), cached)
     return heap.I
+
+
+def neighbour_structure(base: np.ndarray, k: int = 20) -> dict[str, float]:
+    """How hard nearest neighbours are to tell apart, the medians over 500 of ``base``'s own
+    rows: the local intrinsic dimension (maximum-likelihood estimate from the distances to
+    the ``k`` nearest neighbours; Levina and Bickel 2004), the relative contrast (mean
+    distance to a random row / distance to the 10th neighbour) and the 10th neighbour's
+    distance over the 1st's. Isotropic Gaussian clusters give a high LID and a ratio near 1.
+    """
+    queries = base[np.random.default_rng(1).choice(len(base), 500, replace=False)]
+    similarities = faiss.knn(queries, base, k + 1, metric=faiss.METRIC_INNER_PRODUCT)[0][:, 1:]  # not itself
+    distances = np.sqrt(np.maximum(2 - 2 * similarities, 1e-12))  # unit vectors
+    lid = -1 / np.mean(np.log(distances[:, :-1] / distances[:, -1:]), axis=1)
+    others = base[np.random.default_rng(2).integers(0, len(base), 2000)]
+    mean_distance = np.sqrt(np.maximum(2 - 2 * queries @ others.T, 0)).mean(axis=1)
+    return {"rows": len(base), "lid": float(np.median(lid)), "relative_contrast": float(np.median(mean_distance / distances[:, 9])),
+            "d10_over_d1": float(np.median(distances[:, 9] / distances[:, 0]))}
+
+
+def calibration() -> dict[str, dict[str, float]]:
+    """The neighbour structure of this dataset's first 58,940 rows, and of the real MiniLM
+    sentence embeddings of the same size (debian-minilm) when ../shared/data has them."""
+    structure = {"synthetic": neighbour_structure(chunk(0, 58_940))}
+    real = SHARED / "debian-minilm" / "base.npy"
+    if real.exists():
+        structure["debian-minilm"] = neighbour_structure(np.load(real))
+    return structure
 
 
 def rss() -> dict[str, int]:
@@ -137,7 +194,8 @@ def start_or_resume(args: argparse.Namespace, work: Path) -> tuple[FAISSVectorSt
         print("the checkpoint was lost (a stop during an unprotected save): building from the start", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    store = FAISSVectorStore(D, args.index, "IP", storage=args.storage, vectors_dir=work)
+    store = FAISSVectorStore(D, args.index, "IP", storage=args.storage, rerank=args.rerank, vectors_dir=work,
+                             **dict(args.param))
     progress = {"n": args.n, "chunk": CHUNK, "n_added": 0, "done": False, "build_s": 0.0, "chunk_s": [],
                 "save_s": [], "unprotected_saves": 0, "runs": [run(0, 0.0)]}
     return store, progress
@@ -183,41 +241,83 @@ def build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return progress
 
 
-SEARCH = """
-import json, sys, time
-import numpy as np
-from parag import FAISSVectorStore
-sys.path.insert(0, sys.argv[4])
-from bench_scale import rss  # (its import adds ~0.2 MB to rss_loaded)
-path, queries, truth = sys.argv[1], np.load(sys.argv[2]), np.load(sys.argv[3])
-store = FAISSVectorStore.load(path, mmap=True, verify=False)
-loaded = rss()
-single = []
-for q in queries:
-    start = time.perf_counter(); store.search(q, k=10); single.append(time.perf_counter() - start)
-start = time.perf_counter(); ids = store.search(queries, k=10).ids; batch = time.perf_counter() - start
-filtered = []
-for q in queries[:100]:
-    start = time.perf_counter(); store.search(q, k=10, filter={"source": "s7"}); filtered.append(time.perf_counter() - start)
-recall = sum(len(set(r) & set(t.tolist())) for r, t in zip(ids, truth)) / truth.size
-print(json.dumps({"params": store.params, "rss_loaded": loaded, "rss_searched": rss(), "recall": recall,
-                  "single_p50_ms": 1000 * float(np.median(single)), "single_p95_ms": 1000 * float(np.percentile(single, 95)),
-                  "batch_qps": len(queries) / batch, "filtered_1%_p50_ms": 1000 * float(np.median(filtered))}))
-"""
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f}"
+
+
+def report(records: list[dict[str, Any]], results: Path) -> str:
+    """docs/bench-scale.md, from the raw records of full-size runs alone."""
+    lines = ["# Scale: 10M x 384", "",
+             "Generated by `benchmarks/bench_scale.py` (`./run bench --scale 10m`) from its raw results alone: "
+             "the store built in adds of 200,000 with small metadata, saved, then loaded with `mmap=True` in a "
+             "fresh process. RSS is the process's resident memory (anonymous + file-backed pages of the mapped "
+             "store); recall@10 against the exact top 10 of 1,000 queries.", ""]
+    for record in records:
+        n, config = need(record, "n", "a scale record"), f"{record['index_type']} + {record['storage']}"
+        data, prov = need(record, "data", "a scale record"), need(record, "provenance", "a scale record")
+        loaded, searched = record["rss_loaded"], record["rss_searched"]
+        lines += [f"## {config}, {n:,} vectors: {', '.join(f'{k} {v}' for k, v in record['params'].items())}", "",
+                  *describe(prov, results), ""]
+        structure = data["neighbours"]
+        lines += ["The data: unit vectors in Gaussian clusters around "
+                  f"{data['centres']:,} random centres, each cluster spread along a random basis with variances "
+                  f"decaying as i^-{data['decay']} (RMS spread {data['spread']} x the centres' coordinates), so that "
+                  "neighbours have the structure of real sentence embeddings rather than isotropic noise "
+                  "(`neighbour_structure`, medians over 500 rows of 58,940):", "",
+                  "| data | local intrinsic dimension | relative contrast | d(10th) / d(1st) |", "|---|---|---|---|",
+                  *(f"| {name} | {s['lid']:.1f} | {s['relative_contrast']:.2f} | {s['d10_over_d1']:.3f} |"
+                    for name, s in structure.items()), ""]
+        lines += ["| figure | value |", "|---|---|",
+                  f"| build (all runs) | {record['build_s']:,.0f} s{' (resumed)' if record['resumed'] else ''} |",
+                  f"| peak RSS of the build | {gib(record['peak_build_rss'])} GiB |",
+                  f"| disk (saved store) | {gib(record['disk_bytes'])} GiB |",
+                  f"| RSS after load (mmap) | {gib(sum(loaded.values()))} GiB ({gib(loaded['RssAnon'])} anonymous) |",
+                  f"| RSS after the queries (steady) | {gib(sum(searched.values()))} GiB ({gib(searched['RssAnon'])} anonymous) |",
+                  f"| recall@10 at the defaults | {record['recall']:.3f} |",
+                  f"| single-query p50 / p95 at the defaults | {record['single_p50_ms']:.2f} / {record['single_p95_ms']:.2f} ms |",
+                  f"| batch QPS at the defaults | {record['batch_qps']:,.0f} |",
+                  f"| filtered search (1% match) p50 | {record['filtered_1%_p50_ms']:.2f} ms |", ""]
+        name = next(k for k in record["sweep"][0] if k in ("ef_search", "nprobe"))
+        lines += [f"Per-search `{name}`: parag against raw FAISS on the very same index object with the same "
+                  f"re-ranking (`IndexRefineFlat`, k_factor {record['params']['rerank']}, over the memory-mapped "
+                  "vector file), single queries alternating between the two:", "",
+                  f"| {name} | recall@10 | single p50 ms | raw FAISS recall@10 | raw FAISS p50 ms | parag / raw |",
+                  "|---|---|---|---|---|---|",
+                  *(f"| {row[name]} | {row['recall']:.3f} | {row['single_p50_ms']:.2f} | {row['raw_recall']:.3f} | "
+                    f"{row['raw_single_p50_ms']:.2f} | {row['single_p50_ms'] / row['raw_single_p50_ms']:.2f} |"
+                    for row in record["sweep"]), ""]
+    return "\n".join(lines)
+
+
+def write_report(results: Path) -> None:
+    records = [read_json(path) for path in sorted(results.glob("scale-*.json"))]
+    (ROOT / "docs" / "bench-scale.md").write_text(report(records, results))
+
+
+def index_param(text: str) -> tuple[str, int]:
+    name, _, value = text.partition("=")
+    return name, int(value)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=FULL)
-    parser.add_argument("--index", default="HNSW")
+    parser.add_argument("--index", default="IVFFlat")
     parser.add_argument("--storage", default="sq8")
+    parser.add_argument("--rerank", type=int, default=2, help="candidates re-scored exactly, per result")
+    parser.add_argument("--param", type=index_param, action="append", default=[], metavar="NAME=INT",
+                        help="an index parameter of the store (e.g. M=16), repeatable")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--checkpoint-every", type=int, default=1_000_000,
                         help="vectors between checkpoints (a multiple of the 200,000-row chunk)")
     parser.add_argument("--fresh", action="store_true", help="discard the checkpoint and build from the start")
+    parser.add_argument("--report-only", action="store_true", help="rewrite docs/bench-scale.md from the raw results")
     args = parser.parse_args(argv)
     results = PUBLISHED_RESULTS / "scale" if args.n == FULL else ROOT / "benchmarks" / "results" / "scale"
-    work = WORK / f"{args.index}-{args.storage}-{args.n}"
+    if args.report_only:
+        write_report(PUBLISHED_RESULTS / "scale")
+        return
+    work = WORK / "-".join([args.index, args.storage, *(f"{k}{v}" for k, v in args.param), str(args.n)])
     if args.fresh:
         shutil.rmtree(work, ignore_errors=True)
     progress = build(args, work)
@@ -225,13 +325,16 @@ def main(argv: list[str] | None = None) -> None:
     queries = chunk(10**6, args.queries)  # a seed no data chunk uses
     np.save(work / "q.npy", queries)
     np.save(work / "truth.npy", exact_top10(args.n, queries))
-    done = subprocess.run([sys.executable, "-c", SEARCH, str(work / "store"), str(work / "q.npy"),
-                           str(work / "truth.npy"), str(Path(__file__).resolve().parent)],
-                          capture_output=True, text=True, check=True)
-    record = {"n": args.n, "d": D, "index_type": args.index, "provenance": prov,
+    done = subprocess.run([sys.executable, str(Path(__file__).with_name("bench_scale_search.py")),
+                           str(work / "store"), str(work / "q.npy"), str(work / "truth.npy")],
+                          stdout=subprocess.PIPE, text=True, check=True)
+    record = {"n": args.n, "d": D, "index_type": args.index, "storage": args.storage, "provenance": prov,
+              "data": {"centres": CENTRES, "decay": DECAY, "spread": SPREAD, "neighbours": calibration()},
               "resumed": len(progress["runs"]) > 1, **progress, **json.loads(done.stdout)}
-    write_json(results / f"scale-{args.n}.json", record)
+    write_json(results / f"scale-{work.name}.json", record)
     print(json.dumps(record, indent=1))
+    if args.n == FULL:
+        write_report(results)
 
 
 if __name__ == "__main__":

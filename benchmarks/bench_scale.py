@@ -3,7 +3,7 @@
 Usage::
 
     flock /tmp/parag-bench.lock ./run bench --scale 10m [--n 10000000] [--index IVFFlat] [--storage sq8]
-                                 [--rerank 2] [--param NAME=INT ...] [--checkpoint-every 1000000] [--fresh]
+                                 [--rerank N] [--param NAME=INT ...] [--checkpoint-every 1000000] [--fresh]
     ./run bench --scale 10m --report-only      # rewrite docs/bench-scale.md from the raw results
 
 Builds an ``n`` x 384 store of synthetic clustered unit vectors (generated and added a chunk of
@@ -194,8 +194,8 @@ def start_or_resume(args: argparse.Namespace, work: Path) -> tuple[FAISSVectorSt
         print("the checkpoint was lost (a stop during an unprotected save): building from the start", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    store = FAISSVectorStore(D, args.index, "IP", storage=args.storage, rerank=args.rerank, vectors_dir=work,
-                             **dict(args.param))
+    params = dict(args.param) | ({"rerank": args.rerank} if args.rerank else {})
+    store = FAISSVectorStore(D, args.index, "IP", storage=args.storage, vectors_dir=work, **params)
     progress = {"n": args.n, "chunk": CHUNK, "n_added": 0, "done": False, "build_s": 0.0, "chunk_s": [],
                 "save_s": [], "unprotected_saves": 0, "runs": [run(0, 0.0)]}
     return store, progress
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=FULL)
     parser.add_argument("--index", default="IVFFlat")
     parser.add_argument("--storage", default="sq8")
-    parser.add_argument("--rerank", type=int, default=2, help="candidates re-scored exactly, per result")
+    parser.add_argument("--rerank", type=int, help="candidates re-scored exactly, per result (default: the storage's)")
     parser.add_argument("--param", type=index_param, action="append", default=[], metavar="NAME=INT",
                         help="an index parameter of the store (e.g. M=16), repeatable")
     parser.add_argument("--queries", type=int, default=1000)

@@ -279,8 +279,8 @@ def report(records: list[dict[str, Any]], results: Path) -> str:
                   f"| filtered search (1% match) p50 | {record['filtered_1%_p50_ms']:.2f} ms |", ""]
         name = next(k for k in record["sweep"][0] if k in ("ef_search", "nprobe"))
         lines += [f"Per-search `{name}`: parag against raw FAISS on the very same index object with the same "
-                  f"re-ranking (`IndexRefineFlat`, k_factor {record['params']['rerank']}, over the memory-mapped "
-                  "vector file), single queries alternating between the two:", "",
+                  f"re-ranking (the index's {record['params']['rerank']} x 10 best re-scored exactly from the "
+                  "memory-mapped vector file), single queries alternating between the two, after 1,000 warm-up queries:", "",
                   f"| {name} | recall@10 | single p50 ms | raw FAISS recall@10 | raw FAISS p50 ms | parag / raw |",
                   "|---|---|---|---|---|---|",
                   *(f"| {row[name]} | {row['recall']:.3f} | {row['single_p50_ms']:.2f} | {row['raw_recall']:.3f} | "

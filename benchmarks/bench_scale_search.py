@@ -2,13 +2,15 @@
 
 Usage: ``python bench_scale_search.py STORE QUERIES.npy TRUTH.npy`` prints one JSON record.
 
-It loads the store with ``mmap=True`` (the RSS after loading is ``rss_loaded``) and measures,
-at the store's default parameters: recall@10 of a batch search of every query against the
+It loads the store with ``mmap=True`` (the RSS after loading is ``rss_loaded``), warms it up
+with 1,000 other queries (as a serving process has answered some: a cold page cache would
+dominate every figure) and measures, at the store's default parameters: recall@10 of a batch search of every query against the
 exact top 10, single-query p50/p95, batch QPS and the p50 of a 1%-selective filtered search
 (``{"source": "s7"}``). Then ``sweep``: for each value of the per-search parameter
 (``ef_search`` or ``nprobe``), recall@10 and single-query p50 of the store, and of raw FAISS
-on the very same index object with the same re-ranking (``faiss.IndexRefineFlat`` over the
-store's float32 vector file, memory-mapped read-only): single queries alternate between the
+on the very same index object with the same re-ranking (the index's ``rerank x 10`` best
+re-scored exactly from the store's float32 vector file, memory-mapped read-only, as
+``faiss.IndexRefineFlat`` does but without its copy of the vectors): single queries alternate between the
 two, each on its own query. ``rss_searched`` is taken before raw FAISS touches the file.
 """
 

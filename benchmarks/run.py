@@ -12,11 +12,12 @@
     ./run bench --report-only docs/bench-results     rewrite the reports from saved raw results
     ./run bench --systems milvus --milvus-uri https://my-cluster:19530   parag on your Milvus
                                  (token from $MILVUS_TOKEN; collections parag_bench_*, dropped after)
-    ./run bench --scale 10m      opt-in, hours on 2 cores: 10M x 384 HNSW + sq8, loaded with mmap=True
-                                 (benchmarks/bench_scale.py; --n N for a smaller size). Resumable:
-                                 checkpoints every 1M vectors in benchmarks/results/scale-work/; the
-                                 same command again continues the build (or, once built, re-measures);
-                                 --fresh starts over
+    ./run bench --scale 10m      opt-in: 10M x 384 IVFFlat + sq8 with exact re-ranking, loaded with
+                                 mmap=True (benchmarks/bench_scale.py, report docs/bench-scale.md; about
+                                 an hour on 2 cores; --index HNSW --param M=16: hours). Resumable:
+                                 checkpoints every --checkpoint-every vectors in
+                                 benchmarks/results/scale-work/; the same command again continues the
+                                 build (or, once built, re-measures); --fresh starts over
 
 Suites (``--suites``, default all): ``systems`` (this file: every system on every dataset,
 report benchmarks.md), ``filters`` (bench_filters.py: filtered search against raw FAISS on the

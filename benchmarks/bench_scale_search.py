@@ -88,6 +88,8 @@ def at_defaults(store: FAISSVectorStore, queries: np.ndarray, truth: np.ndarray)
 
 def sweep(store: FAISSVectorStore, path: Path, queries: np.ndarray, truth: np.ndarray) -> list[dict]:
     name = "ef_search" if store.index_type == "HNSW" else "nprobe"
+    if not store.is_trained:  # a store too small to train searches exactly: nothing to sweep
+        return []
     rerank, base, vectors = int(store.params["rerank"]), store.faiss_index.base, raw_vectors(store, path)
     rows = []
     for value in SWEEP[store.index_type]:

@@ -191,11 +191,11 @@ def test_scale_run_resumes_after_a_stop(tmp_path, monkeypatch):
         scale.main(argv)
     monkeypatch.setattr(scale, "checkpoint", save)
     scale.main(argv)
-    record = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-1000.json").read_text())
+    record = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-IVFFlat-sq8-1000.json").read_text())
     assert record["resumed"] and [r["from"] for r in record["runs"]] == [0, 500]
     assert record["n_added"] == 1000 and len(record["chunk_s"]) == 2
     assert record["build_s"] == pytest.approx(sum(record["chunk_s"]))
     assert record["recall"] >= 0.9
     scale.main(argv)  # built: measured again, nothing added
-    again = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-1000.json").read_text())
+    again = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-IVFFlat-sq8-1000.json").read_text())
     assert again["chunk_s"] == record["chunk_s"] and len(again["runs"]) == 2

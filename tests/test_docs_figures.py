@@ -48,6 +48,16 @@ def test_focused_reports_are_their_raw_results(bench, suite, report):
         f"python benchmarks/bench_{suite}.py --report-only regenerates it")
 
 
+def test_the_scale_report_is_its_raw_results(bench):
+    raws = sorted((RESULTS / "scale").glob("scale-*.json"))
+    if not raws:
+        pytest.skip("docs/bench-results/scale/ is not committed yet")
+    module, provenance = bench("bench_scale"), bench("bench_provenance")
+    assert (DOCS / "bench-scale.md").read_text() == module.report([provenance.read_json(r) for r in raws], RESULTS / "scale"), (
+        "docs/bench-scale.md differs from what its raw results give: "
+        "python benchmarks/bench_scale.py --report-only regenerates it")
+
+
 def test_the_records_report_is_its_raw_results(bench):
     raw = RESULTS / "records" / "results.json"
     if not raw.exists():

@@ -30,6 +30,9 @@ class SlotMap:
         # search reads them, and a property call would cost more than the rest of the check).
         self.n_live = int(np.count_nonzero(self._ids.view != kind.dead))
         self.n_dead = len(self._ids) - self.n_live
+        #: Whether every slot holds its own number as its id (generated ids, nothing deleted
+        #: yet: the usual store), so that a search's slots are its ids, with nothing to look up.
+        self.ids_are_slots = kind is INT_IDS and _counts_up(self._ids.view, 0)
         self._lookup: dict[int | str, int] | None = None
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
 
@@ -95,6 +98,7 @@ class SlotMap:
         first = self.n_slots
         self._ids.append(ids)
         self.n_live += len(ids)
+        self.ids_are_slots = self.ids_are_slots and _counts_up(ids, first)
         if self._lookup is not None:
             self._lookup.update(zip(ids.tolist(), range(first, first + len(ids))))
         self._selector = None
@@ -103,6 +107,7 @@ class SlotMap:
         """Add ``n`` dead slots (vectors a failed add left in an index that cannot remove them)."""
         self._ids.append(None, count=n)  # the fill value: the kind's dead id
         self.n_dead += n
+        self.ids_are_slots = False
         self._selector = None
 
     def kill(self, slots: np.ndarray) -> None:
@@ -113,6 +118,7 @@ class SlotMap:
         self._slot_ids[slots] = self.kind.dead
         self.n_live -= len(slots)
         self.n_dead += len(slots)
+        self.ids_are_slots = self.ids_are_slots and not len(slots)
         self._selector = None
 
     def compact(self) -> np.ndarray:
@@ -136,6 +142,11 @@ class SlotMap:
     def live_mask(self) -> np.ndarray:
         """A new boolean array: True for each live slot."""
         return self._slot_ids != self.kind.dead
+
+
+def _counts_up(ids: np.ndarray, first: int) -> bool:
+    """Whether ``ids`` are ``first, first + 1, ...``."""
+    return bool((ids == np.arange(first, first + len(ids))).all())
 
 
 def bitmap_selector(mask: np.ndarray) -> tuple[faiss.IDSelector, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from parag._ids import Ids, as_store_ids
 from parag._locks import RWLock
-from parag._validation import as_vectors, check_bool, check_int, check_k, unit_rows
+from parag._validation import as_vectors, check_bool, check_int, check_k, finite_vector, unit_rows
 from parag.errors import InvalidArgumentError, InvalidTypeError
 from parag.filters import Filter, compile_filter
 from parag.vectorstore._faiss_state import FAISSState
@@ -106,7 +106,12 @@ class FAISSReads:
         [{'id': 0, 'score': 1.0, 'document': 'zero', 'metadata': {'p': 'origin'}}]
         """
         kind = self._state.kind  # (read once: each property is a Python call on the path of every search)
-        q, single = as_vectors(query, kind.dimension, "query")
+        cosine = kind.metric == "cosine"
+        # The usual query, one finite float32 vector (not a cosine store's: it is normalised
+        # first), is checked in a few steps and goes to FAISS as its pointer, with no array
+        # made; anything else is converted, or rejected, by as_vectors.
+        pointer = None if cosine else finite_vector(query, kind.dimension)
+        q, single = (None, True) if pointer is not None else as_vectors(query, kind.dimension, "query")
         if type(k) is not int or k < 1:  # (the common case spared the check's two calls)
             k = check_k(k)
         overrides = {}
@@ -114,20 +119,24 @@ class FAISSReads:
             overrides = kind.check_overrides({"nprobe": nprobe, "ef_search": ef_search, "rerank": rerank})
         wanted = _EVERYTHING if include is INCLUDABLE else check_include(include)
         matching = None if filter is None else compile_filter(filter)
-        if kind.metric == "cosine":
+        if cosine:
             q = unit_rows(q, "query")
+        if single and pointer is None:  # a converted query: the fast path's pointer to it
+            pointer = finite_vector(q[0], kind.dimension)
         with self._lock.reading:
             state = self._state
-            if single and matching is None and not overrides:
-                hits = state.search_one(q, k)
+            if pointer is not None and matching is None and not overrides:
+                hits = state.search_one(pointer, k)
                 if hits is not None:  # the result built here, not by a helper: a call less per search
-                    distances, listed, found = hits
+                    distances, ids, slots = hits
                     return SearchResult(
                         distances,
-                        state.slots.ids_at(found).tolist()[0],
-                        state.meta.get_many(listed) if "metadata" in wanted else None,
-                        state.docs.get_many(listed) if "documents" in wanted else None,
+                        ids,
+                        state.meta.get_many(slots) if "metadata" in wanted else None,
+                        state.docs.get_many(slots) if "documents" in wanted else None,
                     )
+            if q is None:
+                q = query[None]  # type: ignore[index]
             allowed = None if matching is None else matching(state.meta, state.docs)
             distances, slots = state.search_slots(q, k, overrides, allowed)
             return _search_result(state, distances, slots, single, wanted)

@@ -84,3 +84,22 @@ def test_slot_map_with_string_ids():
     assert keep.tolist() == [True, False, True] and slots.slot_ids.tolist() == ["a", "c"]
     assert slots.slots_of(as_store_ids(["c"], STR_IDS)).tolist() == [1]
     assert not slots.has_duplicates() and slots.kind is STR_IDS
+
+
+def test_ids_are_slots_only_while_every_slot_holds_its_own_number():
+    slots = SlotMap()
+    assert slots.ids_are_slots  # empty
+    slots.append(np.arange(3))
+    assert slots.ids_are_slots
+    slots.append(np.array([3, 9]))
+    assert not slots.ids_are_slots and slots.ids_at(np.array([4])).tolist() == [9]
+    assert SlotMap(np.arange(5)).ids_are_slots and not SlotMap(np.array([0, 2])).ids_are_slots
+    killed = SlotMap(np.arange(4))
+    killed.kill(np.array([0]))
+    assert not killed.ids_are_slots
+    killed.compact()  # ids 1, 2, 3 now at slots 0, 1, 2
+    assert not killed.ids_are_slots and killed.ids_at(np.array([0])).tolist() == [1]
+    dead = SlotMap(np.arange(2))
+    dead.append_dead(1)
+    assert not dead.ids_are_slots
+    assert not SlotMap(np.array(["0"]), STR_IDS).ids_are_slots

@@ -240,3 +240,28 @@ def test_ivf_nlist_below_default_nprobe_is_accepted(nlist):
     store.add(x)
     assert store.is_trained
     assert_exact(store.search(q, k=10), x, range(len(x)), q, 10, "L2")
+
+
+@pytest.mark.parametrize("index_type", ["HNSW", "IVFFlat"])
+@pytest.mark.parametrize("metric", ["IP", "cosine"])
+def test_single_query_in_any_form_finds_the_ids_a_batch_finds(index_type, metric):
+    # One query takes a fast path (a float32 vector goes to FAISS as it is, its slots are its
+    # ids while no id was ever given or deleted); every form of it and every id layout must
+    # give what the batch path gives.
+    x, q = data(2000, 16, 3, seed=4)
+    params = {"nlist": 8, "nprobe": 8} if index_type == "IVFFlat" else {}
+    generated = FAISSVectorStore(16, index_type, metric, **params)
+    generated.add(x)
+    own = FAISSVectorStore(16, index_type, metric, **params)
+    own.add(x, ids=[7 * i + 1 for i in range(len(x))])
+    compacted = FAISSVectorStore(16, index_type, metric, **params)
+    compacted.add(x)
+    compacted.delete(list(range(0, 2000, 2)))
+    compacted.compact()
+    for store, holds in ((generated, lambda i: 0 <= i < 2000), (own, lambda i: i % 7 == 1), (compacted, lambda i: i % 2)):
+        batch = store.search(q, k=5)
+        for row, (dist, ids, meta) in zip(q, zip(*batch)):
+            for form in (row, row.astype(np.float64), row.tolist(), np.repeat(row, 2)[::2]):
+                assert store.search(form, k=5) == (dist, ids, meta)
+            assert store.search(row[None], k=5) == ([dist], [ids], [meta])
+        assert all(holds(i) for i in sum(batch.ids, []))  # the ids of the slots found, not the slots

@@ -41,6 +41,11 @@ def check(meta: MetadataStore, model: list[dict | None]) -> None:
     ]
     loaded = MetadataStore.from_jsonl(meta.to_jsonl(), len(model))
     assert list(loaded.items()) == list(meta.items())
+    for store in (meta, loaded):
+        assert store.null_rows().tolist() == [d is None for d in model]
+        lines = meta.to_jsonl().split(b"\n") if model else []
+        assert store.lines(0, len(model)) == lines and store.lines(1, 3) == lines[1:3]
+        assert {type(line) for line in store.lines(0, len(model))} <= {bytes}
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import orjson
 
 from parag.errors import CorruptStoreError
 
-_CHUNK = 10_000  # lines decoded at once: bounded memory, few calls
+CHUNK = 10_000  # lines decoded at once: bounded memory, few calls
 _NPY_MAGIC = re.compile(rb"\x93NUMPY(\x01\x00|\x02\x00)")
 # The header numpy writes: a dict of three simple fields (a literal_eval of it cannot recurse).
 _NPY_HEADER = re.compile(
@@ -27,10 +28,12 @@ _NPY_HEADER = re.compile(
 _MAX_NPY_HEADER = 4096  # numpy pads to 64 bytes; an int64 vector's header takes ~70
 
 
-def check_metadata_lines(lines: list[bytes], where: str) -> None:
-    """Raise CorruptStoreError unless every line is ``null`` or exactly one JSON object."""
-    for start in range(0, len(lines), _CHUNK):
-        chunk = lines[start : start + _CHUNK]
+def check_metadata_lines(chunks: Iterator[tuple[int, list[bytes]]], where: str) -> None:
+    """Raise CorruptStoreError unless every line is ``null`` or exactly one JSON object.
+
+    ``chunks`` gives the lines a chunk of at most :data:`CHUNK` at a time: (the number of
+    the chunk's first line from 0, its lines)."""
+    for start, chunk in chunks:
         try:
             values = orjson.loads(b"[" + b",".join(chunk) + b"]")
         except orjson.JSONDecodeError:

@@ -128,6 +128,22 @@ class MetadataStore:
                 self._columns.build(missing, self._parsed())
             return self._columns
 
+    def lines(self, first: int, stop: int) -> list[bytes]:
+        """The JSON line of each slot from ``first`` to ``stop`` (``null``: deleted), a bytes
+        object each (to check a loaded file a chunk at a time)."""
+        with memoryview(self._data) as view:
+            return [view[a:b].tobytes() for a, b in zip(self._starts[first:stop], self._ends[first:stop])]
+
+    def null_rows(self) -> np.ndarray:
+        """A mask over slots: those whose line is exactly ``null`` (deleted)."""
+        starts, ends = _view(self._starts), _view(self._ends)
+        four = np.flatnonzero(ends - starts == 4)
+        data = np.frombuffer(self._data, np.uint8)
+        at = starts[four, None] + np.arange(4)
+        mask = np.zeros(len(starts), bool)
+        mask[four] = (data[at] == np.frombuffer(b"null", np.uint8)).all(axis=1)
+        return mask
+
     def to_jsonl(self) -> bytes:
         """One JSON line per slot, ``null`` for a deleted slot."""
         return _joined(self._data, _runs(_view(self._starts), _view(self._ends)))  # type: ignore[no-any-return]

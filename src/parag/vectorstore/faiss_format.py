@@ -27,7 +27,7 @@ import numpy as np
 
 import parag.persistence as persistence
 from parag._faiss_header import check_index_file
-from parag._load_checks import check_metadata_lines, check_npy_header
+from parag._load_checks import CHUNK, check_metadata_lines, check_npy_header
 from parag._ids import ID_KINDS, INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, IdKind
 from parag._jsonl import dump_strings, load_strings
 from parag._slots import SlotMap
@@ -221,12 +221,14 @@ def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
 
 
 def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataStore:
-    """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots."""
+    """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots.
+    (Checked a chunk of lines at a time: no bytes object per line of the whole file.)"""
     data, where, live = files.read("metadata"), files.describe("metadata"), slots.live_mask()
-    lines = data.split(b"\n") if data else []
-    if len(lines) != len(live):
-        raise CorruptStoreError(f"{where} has {len(lines)} lines, the ids file {len(live)} slots")
-    deleted = np.fromiter((line == b"null" for line in lines), bool, len(lines))
+    n_lines = data.count(b"\n") + 1 if data else 0
+    if n_lines != len(live):
+        raise CorruptStoreError(f"{where} has {n_lines} lines, the ids file {len(live)} slots")
+    meta = MetadataStore.from_jsonl(data, n_lines)
+    deleted = meta.null_rows()
     disagree = np.flatnonzero(deleted == live)
     if len(disagree):
         slot = int(disagree[0])
@@ -234,8 +236,8 @@ def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataSto
             f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
             f"{'no' if deleted[slot] else 'some'} metadata but id {slots.slot_ids[slot].item()!r}"
         )
-    check_metadata_lines(lines, where)
-    return MetadataStore.from_jsonl(data, len(live))
+    check_metadata_lines(((a, meta.lines(a, a + CHUNK)) for a in range(0, n_lines, CHUNK)), where)
+    return meta
 
 
 def _read_index(files: persistence.StoreFiles, mmap: bool) -> faiss.Index:

@@ -141,7 +141,8 @@ def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: py
     bits[::3] = True
     _bits = np.packbits(bits, bitorder="little")
     selectors = [None, faiss.IDSelectorBitmap(len(rows), faiss.swig_ptr(_bits)), faiss.IDSelectorRange(290, 400)]
-    subsets = [np.arange(5, 300, 7), np.arange(7, 300, 3), np.array([], np.int64)]  # rows read; every row read; none
+    runs = np.r_[0:3, 50:130, 131, 200:300]  # consecutive slots, a call a run: across blocks, to the last row
+    subsets = [np.arange(5, 300, 7), runs, np.arange(7, 300, 3), np.array([], np.int64)]  # rows read; every row; none
     for q, k in ((QUERIES[:1], 4), (QUERIES, 10), (QUERIES[:2], 350)):  # k beyond the allowed: -1 padded
         for sel in selectors:
             params = None if sel is None else faiss.SearchParameters(sel=sel)
@@ -153,6 +154,10 @@ def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: py
             for got in (in_ram.subset_search(q, k, slots), in_file.subset_search(q, k, slots)):
                 np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
                 assert np.array_equal(got[1], want[1])
+    mixed = np.array([7, 8, 9, 3, 4, 299, 0, 1, 1, 2])  # runs in any order, a slot twice
+    for runs_from in (100, 2):  # a call a row; a call a run
+        monkeypatch.setattr(full_vectors, "RUNS_FROM", runs_from)
+        assert np.array_equal(in_file.take(mixed), rows[mixed])
     assert np.array_equal(in_file.reconstruct_n(140, 20), rows[140:160]) and in_file.reconstruct_n(0, 0).shape == (0, D)
     assert np.array_equal(in_file.copy().array, rows)  # a mapped load's copy: in RAM
     with pytest.raises(AttributeError, match="in a file, never mapped"):
@@ -192,15 +197,19 @@ def test_vectors_dir_errors_name_it(tmp_path: Path) -> None:
     assert len(FAISSVectorStore.load(tmp_path / "s", vectors_dir=str(tmp_path))) == 0
 
 
-def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(tmp_path: Path) -> None:
+def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(full_vectors, "RUNS_FROM", 2)  # a few consecutive rows are read as a run
     store = FAISSVectorStore(D, "Flat", storage="float16")
     store.add(BASE[:200], [{"g": i % 50} for i in range(200)])
     store.save(tmp_path / "s")
     mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
     (vectors_file,) = (p for p in (tmp_path / "s").iterdir() if p.name.startswith("vectors"))
     os.truncate(vectors_file, 4 * D * 10)  # rows 10 on are gone; the store's descriptor sees it
-    with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
-        mapped.get([199], include_vectors=True)
+    for ids in ([199], [8, 9, 10, 11]):  # a row past the end; a run of rows read in one call across it
+        with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+            mapped.get(ids, include_vectors=True)
     with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
         mapped.search(BASE[199], k=5, rerank=4)  # its candidates are rows past the end
     for few_or_most in ({"g": 49}, {"g": {"$lt": 45}}):  # exact over their rows read; over the file scanned

@@ -10,7 +10,8 @@ places:
   file in that directory (the kernel deletes it when the store is gone), appended to by each
   add. The file is never mapped: every read is a ``preadv`` into a buffer of the process.
   Re-ranking and ``get(include_vectors=True)`` read just the rows they need; an exact search
-  over a filter's few allowed slots reads just those rows; an exact search over all of them
+  over a filter's few allowed slots reads just those rows (each run of consecutive ones with
+  one call: a system call costs far more than the row it copies); an exact search over all of them
   (a wide filter's fallback, ``tune``'s ground truth), a save, a copy and a rebuild read the
   file a block at a time. The pages read stay the kernel's page cache, which serves the
   next read of the same rows from RAM, but they are not mapped into the process, so its
@@ -49,6 +50,8 @@ BLOCK_BYTES = 1 << 24
 # of reading and scoring the whole file a block at a time (200k x 384, page cache warm): an exact
 # search over more than this share of the rows reads every row instead.
 SCAN_SHARE = 0.25
+# Reads of at least this many rows look for runs of consecutive slots, each read with one call.
+RUNS_FROM = 100
 
 
 class FullVectors:
@@ -149,15 +152,22 @@ class FullVectors:
         self.ntotal = min(self.ntotal, n)
 
     def take(self, slots: np.ndarray) -> np.ndarray:
-        """Copies of the vectors at ``slots`` (in-range slot numbers)."""
+        """Copies of the vectors at ``slots`` (in-range slot numbers, in any order). From a file,
+        each run of consecutive slots (a filter on a document's chunks, added together) is
+        read with one ``preadv``: a call costs microseconds, copying a row a fraction of one."""
         if self.file is None:
             return np.array(self.array[slots], np.float32)
         out = np.empty((len(slots), self.d), np.float32)
+        listed = slots.tolist()
+        if len(slots) < RUNS_FROM:  # a re-ranking's few rows: a call each (finding runs costs more)
+            starts = list(range(len(slots)))
+        else:
+            starts = np.flatnonzero(np.diff(slots, prepend=-2) != 1).tolist()  # where runs begin
         view, row = memoryview(out.reshape(-1).view(np.uint8)), 4 * self.d
         fd = self.file.fileno()
-        for i, slot in enumerate(slots.tolist()):
-            piece = view[i * row : (i + 1) * row]
-            if os.preadv(fd, [piece], slot * row) < row:
+        for i, end in zip(starts, [*starts[1:], len(slots)]):
+            piece, slot = view[i * row : end * row], listed[i]
+            if os.preadv(fd, [piece], slot * row) < len(piece):
                 # A short read (a file truncated under the store, an I/O error): the looping
                 # reader reads the rest or raises CorruptStoreError, never leaving rows unread.
                 read_into_at(self.file, slot * row, piece, "the float32 vectors file")
@@ -234,8 +244,9 @@ class FullVectors:
 
     def subset_search(self, q: np.ndarray, k: int, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-k among ``slots`` (increasing), as :meth:`search` with a selector of
-        them gives it; only their rows are scored, and only they are read from a file (unless
-        they are more than ``SCAN_SHARE`` of the rows: then the file is scanned)."""
+        them gives it; only their rows are scored, and only they are read from a file, a run
+        of consecutive slots a call (unless they are more than ``SCAN_SHARE`` of the rows: then
+        the file is scanned)."""
         q = np.ascontiguousarray(q, np.float32)
         if self.file is None:  # FAISS's by-index path: only these rows' scores are computed
             return _knn(q, self.array, k, self.metric_type, faiss.IDSelectorArray(slots))

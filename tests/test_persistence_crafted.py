@@ -172,6 +172,16 @@ def test_one_json_object_per_metadata_line(tmp_path: Path, line: bytes, words: s
     assert words in str(info.value)
 
 
+def test_a_value_split_across_two_metadata_lines_is_refused(tmp_path: Path) -> None:
+    """Two lines that decode as two objects only when joined (``{"a":[{}`` + ``{}]},{}``)."""
+    path = saved(tmp_path, "Flat")
+    lines = data_file(path, "metadata").read_bytes().split(b"\n")
+    lines[0], lines[1] = b'{"a":[{}', b'{}]},{}'
+    reseal(path, files={"metadata": b"\n".join(lines)})
+    with pytest.raises(CorruptStoreError, match="metadata file.*line 1 is not one JSON value"):
+        FAISSVectorStore.load(path)
+
+
 @pytest.mark.parametrize(
     "header",
     [

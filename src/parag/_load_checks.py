@@ -32,17 +32,18 @@ def check_metadata_lines(chunks: Iterator[tuple[int, list[bytes]]], where: str) 
     """Raise CorruptStoreError unless every line is ``null`` or exactly one JSON object.
 
     ``chunks`` gives the lines a chunk of at most :data:`CHUNK` at a time: (the number of
-    the chunk's first line from 0, its lines)."""
+    the chunk's first line from 0, its lines). Each line is decoded on its own: lines joined
+    into one array could hide a value split across two of them (``{"a":[{}`` and
+    ``{}]},{}`` join into two objects), which later reads of the lines would then fail on."""
     for start, chunk in chunks:
         try:
-            values = orjson.loads(b"[" + b",".join(chunk) + b"]")
+            values = list(map(orjson.loads, chunk))
         except orjson.JSONDecodeError:
-            values = None
+            values = []
         # Counted, not looped over in Python: every value a dict or None, and a None only
         # where the line is exactly "null" (" null" also decodes to None).
         if (
-            values is None
-            or len(values) != len(chunk)
+            len(values) != len(chunk)
             or not set(map(type, values)) <= {dict, type(None)}
             or values.count(None) != chunk.count(b"null")
         ):
@@ -62,7 +63,6 @@ def _raise_for_first_bad_line(chunk: list[bytes], start: int, where: str) -> Non
                 raise CorruptStoreError(f'{where}: line {start + offset + 1} is null spelled {line[:40]!r}, not "null"')
             problem = f"holds a {type(value).__name__}, not a JSON object"
         raise CorruptStoreError(f"{where}: line {start + offset + 1} {problem}")
-    raise CorruptStoreError(f"{where}: a line holds more than one JSON value")  # joined, they decode apart
 
 
 def check_npy_header(data: bytes, where: str) -> None:

@@ -221,12 +221,14 @@ class FullVectors:
         self, q: np.ndarray, k: int, params: faiss.SearchParameters | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The exact top-k among the slots ``params.sel`` allows, as ``IndexFlat.search``
-        gives it (labels -1 where fewer are allowed): every row is scored (read from a file a
-        block at a time). A few slots are searched with :meth:`subset_search`."""
+        gives it (labels -1 where fewer are allowed): every row is scored, a block at a time
+        (read from a file, or views of the array in RAM). A few slots are searched with
+        :meth:`subset_search`."""
         q = np.ascontiguousarray(q, np.float32)
         sel = None if params is None else params.sel
-        if self.file is None:
-            return _knn(q, self.array, k, self.metric_type, sel)
+        # Rows in RAM are scored in the same blocks as rows in a file: FAISS's kernel for
+        # fewer than 20 queries and no selector rounds differently on a shorter array (the
+        # last block), so only the same blocks give the same scores and ids, bit for bit.
         # Each block's top-k, merged: a FAISS heap keeps the earlier (lower) slot of a tie,
         # as one scan of the whole array does.
         best = faiss.ResultHeap(len(q), k, keep_max=self.metric_type != faiss.METRIC_L2)

@@ -226,9 +226,10 @@ class FullVectors:
         :meth:`subset_search`."""
         q = np.ascontiguousarray(q, np.float32)
         sel = None if params is None else params.sel
-        # Rows in RAM are scored in the same blocks as rows in a file: FAISS's kernel for
-        # fewer than 20 queries and no selector rounds differently on a shorter array (the
-        # last block), so only the same blocks give the same scores and ids, bit for bit.
+        # Rows in RAM are scored in the same blocks as rows in a file: with fewer queries
+        # than threads, FAISS's scan for fewer than 20 queries splits one query's rows among
+        # its threads, so an array of another length (the last block) rounds differently;
+        # only the same blocks give the same scores and ids, bit for bit.
         # Each block's top-k, merged: a FAISS heap keeps the earlier (lower) slot of a tie,
         # as one scan of the whole array does.
         best = faiss.ResultHeap(len(q), k, keep_max=self.metric_type != faiss.METRIC_L2)

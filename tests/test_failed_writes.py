@@ -170,3 +170,49 @@ def test_a_delete_whose_compaction_fails_is_still_done(index_type):
     assert not set(np.ravel(store.search(QUERIES, k=7).ids)) & set(doomed)
     store.compact()
     assert store.ids() == live
+
+
+@contextlib.contextmanager
+def failing_call(owner: object, name: str, call: int, keep: int = 0) -> Iterator[None]:
+    """Call number ``call`` of ``owner.name`` does its work on the first ``keep`` items of
+    its last argument, then raises MemoryError; the other calls work."""
+    real, calls = getattr(owner, name), []
+
+    def broken(*args):
+        calls.append(1)
+        if len(calls) != call:
+            return real(*args)
+        if keep:
+            real(*args[:-1], args[-1][:keep])
+        raise MemoryError("injected")
+
+    setattr(owner, name, broken)
+    try:
+        yield
+    finally:
+        setattr(owner, name, real)
+
+
+@pytest.mark.parametrize("fault", ["offsets", "columns"])
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_metadata_append_that_runs_out_of_memory_changes_nothing(index_type, fault, tmp_path):
+    # The metadata is appended after FAISS took the vectors: its buffer, offsets and filter
+    # columns (built by the filtered search in state()) are all cut back, FAISS's add undone.
+    import parag.metadata.store as store_module
+    from parag.metadata.columns import Columns
+
+    def fault_injected() -> contextlib.AbstractContextManager:
+        if fault == "offsets":  # the row starts have grown, the row ends cannot
+            return failing_call(store_module, "_extend", call=2)
+        return failing_call(Columns, "append", call=1, keep=2)  # two slots' values are in
+
+    store = make_store(index_type, deleted=(3, 5))
+    before = state(store)
+    with fault_injected(), pytest.raises(MemoryError):
+        store.add(RNG.standard_normal((5, D)), [{"n": -i, "even": True} for i in range(5)])
+    store.save(tmp_path / "saved")
+    assert state(FAISSVectorStore.load(tmp_path / "saved")) == before
+    assert_fails_cleanly(store, lambda: store.add(RNG.standard_normal((5, D)), [{"n": 0}] * 5), MemoryError,
+                         fault_injected())
+    assert_fails_cleanly(store, lambda: store.upsert([0, 1, 999], RNG.standard_normal((3, D))), MemoryError,
+                         fault_injected())

@@ -71,11 +71,19 @@ class MetadataStore:
         return len(self._data) + 2 * 8 * len(self._starts)
 
     def append(self, encoded: Encoded) -> None:
-        """New slots at the end, with the metadata ``encoded``."""
-        starts, ends = self._appended(encoded)
-        _extend(self._starts, starts)
-        _extend(self._ends, ends)
-        self._columns.append(encoded.dicts)
+        """New slots at the end, with the metadata ``encoded``; all or nothing: if it raises
+        (out of memory), the store is as it was."""
+        n_slots, n_bytes = len(self), len(self._data)
+        try:
+            starts, ends = self._appended(encoded)
+            _extend(self._starts, starts)
+            _extend(self._ends, ends)
+            self._columns.append(encoded.dicts)
+        except BaseException:
+            del self._data[n_bytes:], self._starts[n_slots:], self._ends[n_slots:]
+            if self._columns.n_slots != n_slots:  # failed while updating the columns: drop them,
+                self._columns = Columns(n_slots)  # the next filter builds them again from the JSON
+            raise
 
     def append_dead(self, n: int) -> None:
         """``n`` deleted slots at the end."""
@@ -170,13 +178,12 @@ class MetadataStore:
             return encoded.starts, encoded.ends
         first, last = int(encoded.starts[0]), int(encoded.ends[-1])
         shift = len(self._data) - first
+        starts, ends = encoded.starts + shift, encoded.ends + shift
         self._data += memoryview(encoded.json)[first:last]
         self._data.append(_NEWLINE)
-        ends = encoded.ends + shift
-        buffer = np.frombuffer(self._data, np.uint8)
-        buffer[ends[:-1]] = _NEWLINE
-        del buffer  # (the buffer cannot grow while a view of it lives)
-        return encoded.starts + shift, ends
+        # (a view held by no name: the buffer cannot grow, or be cut back, while one lives)
+        np.frombuffer(self._data, np.uint8)[ends[:-1]] = _NEWLINE
+        return starts, ends
 
     def _point(self, slots: list[int], starts: np.ndarray | int, ends: np.ndarray | int) -> None:
         """Point ``slots`` at new rows; the rows they leave are bytes no slot points at (a

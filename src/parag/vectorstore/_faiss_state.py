@@ -139,9 +139,10 @@ class FAISSState:
     ) -> None:
         """Add vectors under new slots, killing the ``replacing`` slots (an upsert).
 
-        What can fail (FAISS's add, an IVF index's training) runs before the slots, metadata
-        and next id change; when it raises, the vectors FAISS took are taken out again and
-        the store is as it was. A compaction the write triggers comes after, on its own.
+        What can fail (FAISS's add, an IVF index's training, the metadata's append, which is
+        all or nothing) runs before the slots, documents and next id change; when it raises,
+        the vectors FAISS took are taken out again and the store is as it was. A compaction
+        the write triggers comes after, on its own.
         """
         n_before = self.index.ntotal
         self.kind.before_add(self.index, n_before + len(x))
@@ -149,6 +150,7 @@ class FAISSState:
             with threads_for(len(x), n_before + len(x)):
                 self.index.add(x)
             index = self._after_add(ids, replacing)
+            self.meta.append(encoded)
         except BaseException:
             self._forget_from(n_before)
             self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
@@ -158,7 +160,6 @@ class FAISSState:
             self.meta.kill(replacing.tolist())
             self.docs.kill(replacing.tolist())
         self.slots.append(ids)
-        self.meta.append(encoded)
         self.docs.append(docs)
         if self.slots.kind is INT_IDS:
             self.next_id = max(self.next_id, int(ids.max()) + 1)

@@ -21,6 +21,7 @@ from parag.errors import (
     CorruptStoreError,
     InvalidArgumentError,
     InvalidTypeError,
+    StoreReadError,
     StoreWriteError,
     UnsupportedOperationError,
 )
@@ -208,14 +209,38 @@ def test_a_vectors_file_truncated_under_a_mapped_store_raises_not_garbage(
     (vectors_file,) = (p for p in (tmp_path / "s").iterdir() if p.name.startswith("vectors"))
     os.truncate(vectors_file, 4 * D * 10)  # rows 10 on are gone; the store's descriptor sees it
     for ids in ([199], [8, 9, 10, 11]):  # a row past the end; a run of rows read in one call across it
-        with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+        with pytest.raises(CorruptStoreError, match=r"vectors file '.*\.f32' ends at byte"):
             mapped.get(ids, include_vectors=True)
-    with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+    with pytest.raises(CorruptStoreError, match=r"vectors file '.*\.f32' ends at byte"):
         mapped.search(BASE[199], k=5, rerank=4)  # its candidates are rows past the end
     for few_or_most in ({"g": 49}, {"g": {"$lt": 45}}):  # exact over their rows read; over the file scanned
-        with pytest.raises(CorruptStoreError, match="vectors file ends at byte"):
+        with pytest.raises(CorruptStoreError, match=r"vectors file '.*\.f32' ends at byte"):
             mapped.search(BASE[199], k=5, filter=few_or_most)
     assert np.array_equal(mapped.get([3], include_vectors=True).vectors, BASE[[3]])  # rows still there read
+
+
+def test_a_vectors_file_the_system_fails_to_read_raises_a_parag_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FAISSVectorStore(D, "Flat", storage="float16", vectors_dir=tmp_path)
+    store.add(BASE[:200], [{"g": i % 50} for i in range(200)])
+    store.save(tmp_path / "s")
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+
+    def failing(fd: int, buffers: list, offset: int) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "preadv", failing)
+        with pytest.raises(StoreReadError, match=r"could not read vectors file '.*\.f32' at byte \d+: Input/output"):
+            mapped.get([7], include_vectors=True)
+        with pytest.raises(StoreReadError, match="could not read the temporary float32 vectors file in vectors_dir"):
+            store.search(BASE[0], k=5, filter={"g": {"$lt": 45}})  # the file scanned
+    with monkeypatch.context() as m:  # a temporary file has no manifest: the message says what it is
+        m.setattr(os, "preadv", lambda fd, buffers, offset: 0)
+        with pytest.raises(CorruptStoreError, match=r"temporary .* ends at byte 448, short of byte 512: it was truncated"):
+            store.get([7], include_vectors=True)
+    assert np.array_equal(store.get([7], include_vectors=True).vectors, BASE[[7]])
 
 
 def unwritable_dir(tmp_path: Path) -> Path:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError
+from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError, StoreReadError, cause_of
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
 from parag.persistence._safe_open import open_regular
@@ -203,12 +203,21 @@ def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
 
 
 def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
-    """Fill ``out`` with the bytes at ``offset`` (preadv: no copy, no race on the position)."""
+    """Fill ``out`` with the bytes at ``offset`` (preadv: no copy, no race on the position).
+    A file that ends too soon raises CorruptStoreError, one the system fails to read
+    StoreReadError; both name ``what``."""
     got = 0
     while got < len(out):
-        n = os.preadv(f.fileno(), [out[got:]], offset + got)
+        try:
+            n = os.preadv(f.fileno(), [out[got:]], offset + got)
+        except OSError as e:
+            error = StoreReadError(f"could not read {what} at byte {offset + got}: {cause_of(e)}")
+            error.errno, error.strerror = e.errno, e.strerror
+            raise error from e
         if not n:
-            raise CorruptStoreError(f"{what} ends at byte {offset + got}, before its manifest size (truncated)")
+            raise CorruptStoreError(
+                f"{what} ends at byte {offset + got}, short of byte {offset + len(out)}: it was truncated"
+            )
         got += n
 
 

@@ -305,7 +305,7 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         )
     if not mmap and kind.vectors_dir is not None:  # copied, checked, into a file of vectors_dir
         files.checked_path("vectors")
-        rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension)
+        rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension, where)
         return FullVectors.spilled(rows, kind.dimension, kind.faiss_metric, kind.vectors_dir)
     if not mmap:
         data = np.empty((n_slots, kind.dimension), VECTORS_DTYPE)
@@ -318,7 +318,7 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
     # reads of the same rows, not the process's resident memory).
     files.checked_path("vectors")
     file = open(os.dup(files.handle("vectors").fileno()), "rb", buffering=0)  # noqa: SIM115
-    return FullVectors.in_file(file, n_slots, kind.dimension, kind.faiss_metric)
+    return FullVectors.in_file(file, n_slots, kind.dimension, kind.faiss_metric, where=where)
 
 
 def _check_index(kind: IndexKind, trained: bool, index: faiss.Index, n_slots: int, where: str) -> None:

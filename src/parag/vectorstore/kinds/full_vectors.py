@@ -85,16 +85,21 @@ class FullVectors:
         self.metric_type = metric_type
         self.file: BinaryIO | None = None  # None: the rows are in RAM
         self.directory: Path | None = None  # the vectors_dir of a temporary file: where its copy goes
+        self.where = "the float32 vectors"  # the file, for error messages
         self.pid = os.getpid()  # the process whose temporary file it is
 
     @classmethod
     def in_file(
-        cls, file: BinaryIO, n: int, d: int, metric_type: int, directory: Path | None = None
+        cls, file: BinaryIO, n: int, d: int, metric_type: int, directory: Path | None = None, where: str = ""
     ) -> FullVectors:
-        """The first ``n`` rows of ``file``: a saved store's vectors file (read-only), or the
-        temporary file of ``directory`` (a ``vectors_dir``, appended to by adds)."""
+        """The first ``n`` rows of ``file``: a saved store's vectors file (read-only), described
+        in error messages as ``where``, or the temporary file of ``directory`` (a ``vectors_dir``,
+        appended to by adds)."""
         vectors = cls(np.empty((0, d), np.float32), metric_type)
         vectors.file, vectors.directory, vectors.ntotal = file, directory, n
+        if directory is not None:
+            where = f"the temporary float32 vectors file in vectors_dir {str(directory)!r}"
+        vectors.where = where or vectors.where
         if hasattr(os, "posix_fadvise"):
             # Rows are read at scattered offsets: no read-ahead around each (a cold row would
             # otherwise read several pages from disk).
@@ -167,10 +172,14 @@ class FullVectors:
         fd = self.file.fileno()
         for i, end in zip(starts, [*starts[1:], len(slots)]):
             piece, slot = view[i * row : end * row], listed[i]
-            if os.preadv(fd, [piece], slot * row) < len(piece):
-                # A short read (a file truncated under the store, an I/O error): the looping
-                # reader reads the rest or raises CorruptStoreError, never leaving rows unread.
-                read_into_at(self.file, slot * row, piece, "the float32 vectors file")
+            try:
+                n = os.preadv(fd, [piece], slot * row)
+            except OSError:
+                n = 0
+            if n < len(piece):
+                # A short or failed read (a file truncated under the store, an I/O error): the
+                # looping reader reads the rest or raises a parag error naming the file.
+                read_into_at(self.file, slot * row, piece, self.where)
         return out
 
     def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +201,7 @@ class FullVectors:
     def blocks(self) -> Iterator[np.ndarray]:
         """Every row in order, a piece at a time (read with ``preadv`` from a file: none of it mapped)."""
         if self.file is not None:
-            yield from read_blocks(self.file, self.ntotal, self.d)
+            yield from read_blocks(self.file, self.ntotal, self.d, self.where)
             return
         rows = max(1, BLOCK_BYTES // (4 * self.d))
         for start in range(0, self.ntotal, rows):
@@ -214,7 +223,7 @@ class FullVectors:
             return self.array[start : start + n]
         out = np.empty((n, self.d), np.float32)
         if n:  # (an empty array has no buffer to read into)
-            read_into_at(self.file, start * 4 * self.d, memoryview(out).cast("B"), "the float32 vectors file")
+            read_into_at(self.file, start * 4 * self.d, memoryview(out).cast("B"), self.where)
         return out
 
     def search(
@@ -281,13 +290,13 @@ def _knn(
     return distances, labels
 
 
-def read_blocks(file: BinaryIO, n: int, d: int) -> Iterator[np.ndarray]:
-    """The first ``n`` raw float32 rows of ``file``, in order, a piece at a time (``preadv``:
-    none of it mapped, the file's position untouched)."""
+def read_blocks(file: BinaryIO, n: int, d: int, where: str) -> Iterator[np.ndarray]:
+    """The first ``n`` raw float32 rows of ``file`` (``where``, for error messages), in order,
+    a piece at a time (``preadv``: none of it mapped, the file's position untouched)."""
     rows = max(1, BLOCK_BYTES // (4 * d))
     for start in range(0, n, rows):
         block = np.empty((min(rows, n - start), d), np.float32)
-        read_into_at(file, start * 4 * d, memoryview(block).cast("B"), "the vectors file")
+        read_into_at(file, start * 4 * d, memoryview(block).cast("B"), where)
         yield block
 
 

@@ -153,7 +153,7 @@ def _file_problems(store: Path) -> dict[str, list[str]]:
     with files:
         for role, entry in files.manifest["files"].items():
             try:
-                files.checked_path(role)
+                files.check_whole(role)
             except CorruptStoreError as exc:
                 problems[entry["name"]] = [" ".join(str(exc).split())]
     return problems

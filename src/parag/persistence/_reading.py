@@ -126,12 +126,17 @@ class StoreFiles:
         save has deleted it.
         """
         f, info = self._handles[role], self.manifest["files"][role]
-        if role in self._checks:
+        self.check_whole(role)
+        by_fd = f"/proc/self/fd/{f.fileno()}"
+        return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
+
+    def check_whole(self, role: str) -> None:
+        """Check all of the file against its checksums (with ``verify``; else nothing), before
+        anything reads it some other way than through this class (a descriptor of it, a path)."""
+        if role in self._checks:  # a large file: hashed on its background thread meanwhile
             self._checks[role].result()
         elif self.verify:
             self._check_whole(role)
-        by_fd = f"/proc/self/fd/{f.fileno()}"
-        return by_fd if os.path.exists(by_fd) else str(self.path / info["name"])
 
     def check_block(self, role: str, i: int, data: memoryview | bytes, expected: str) -> None:
         if self.checksum.hex(data) != expected:

@@ -304,7 +304,7 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
             f"({n_slots} slots x {kind.dimension} float32)"
         )
     if not mmap and kind.vectors_dir is not None:  # copied, checked, into a file of vectors_dir
-        files.checked_path("vectors")
+        files.check_whole("vectors")
         rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension, where)
         return FullVectors.spilled(rows, kind.dimension, kind.faiss_metric, kind.vectors_dir)
     if not mmap:
@@ -316,7 +316,7 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
     # the rows they need with preadv from their own descriptor of the checked file, never
     # through a map: the pages they read stay the kernel's page cache (kept for the next
     # reads of the same rows, not the process's resident memory).
-    files.checked_path("vectors")
+    files.check_whole("vectors")
     file = open(os.dup(files.handle("vectors").fileno()), "rb", buffering=0)  # noqa: SIM115
     return FullVectors.in_file(file, n_slots, kind.dimension, kind.faiss_metric, where=where)
 

@@ -27,6 +27,7 @@ def value_key(value: Any) -> tuple[str, Any]:
         return ("null", None)
     return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
 
+
 class Column:
     """The values of one metadata key, by slot, in the forms filters need.
 
@@ -61,6 +62,7 @@ class Column:
         return cached[1], cached[2][self.codes.view + 1]
 
     def put(self, slots: list[int], values: list[Any]) -> None:
+        """Set the value of each of ``slots`` (the key is present there) to that of ``values``."""
         vocab = self.vocab
         codes = []
         for v in values:
@@ -100,6 +102,7 @@ class Column:
                 self.elements.setdefault(key, set()).add(slot)
 
     def _drop_elements(self, slots: list[int]) -> None:
+        """Forget the list elements of ``slots`` (their values are being replaced)."""
         if not self._slot_elements:
             return
         for slot in slots:
@@ -108,6 +111,7 @@ class Column:
                 holders.discard(slot)
                 if not holders:
                     del self.elements[key]
+
 
 class Columns:
     """A :class:`Column` for each metadata key filters have named: what filters are evaluated
@@ -149,6 +153,7 @@ class Columns:
             _put_values(column, key, slots, dicts)
 
     def keep(self, mask: np.ndarray) -> None:
+        """Drop the slots where ``mask`` is False and renumber the rest in order."""
         for column in self._columns.values():
             column.keep(mask)
         self.n_slots = int(mask.sum())

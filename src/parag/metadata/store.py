@@ -2,10 +2,10 @@
 
 Each ``add`` encodes its batch's metadata once (:func:`~parag.metadata.encode_metadata`)
 and the store appends that JSON, rows separated by newlines, to one ``bytearray``; two int64
-arrays give each slot's row as ``data[starts[slot]:ends[slot]]``. (``array.array``s, not numpy
-arrays: a search reads its k hits' offsets by plain indexing, ~1 us less per 10 hits.) A row thus costs its JSON
-and 17 bytes (a bytes object per row would add ~33 bytes of header and an 8-byte pointer),
-an add copies its batch once, and saving is a few slices of the buffer. Keeping JSON rather
+arrays give each slot's row as ``data[starts[slot]:ends[slot]]``. (``array.array``s, not
+numpy arrays: a search reads its k hits' offsets by plain indexing, ~1 us less per 10 hits.)
+A row thus costs its JSON and 17 bytes (a bytes object per row would add ~33 bytes of
+header and an 8-byte pointer), an add copies its batch once, and saving is a few slices of the buffer. Keeping JSON rather
 than dicts has three more payoffs: the store cannot be changed through a dict a caller
 holds, a search decodes only the k hits it returns, and filter columns come from one parse.
 
@@ -110,7 +110,8 @@ class MetadataStore:
         """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse
         of them all costs half as much as a parse per dict."""
         data, starts, ends = self._data, self._starts, self._ends
-        return orjson.loads(b"[" + b",".join([data[starts[s] : ends[s]] for s in slots]) + b"]")  # type: ignore[no-any-return]
+        rows = [data[starts[s] : ends[s]] for s in slots]
+        return orjson.loads(b"[" + b",".join(rows) + b"]")  # type: ignore[no-any-return]
 
     def get_rows(self, slots: np.ndarray) -> list[list[dict[str, Any]]]:
         """Fresh dicts for a 2-D array of live slots, row by row (search results of a batch)."""

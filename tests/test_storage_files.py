@@ -243,6 +243,23 @@ def test_a_vectors_file_the_system_fails_to_read_raises_a_parag_error_naming_it(
     assert np.array_equal(store.get([7], include_vectors=True).vectors, BASE[[7]])
 
 
+def test_a_store_file_the_system_fails_to_read_at_load_raises_a_parag_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FAISSVectorStore(D, "Flat")
+    store.add(BASE[:20], [{"g": i} for i in range(20)])
+    store.save(tmp_path / "s")
+
+    def failing(fd: int, length: int, offset: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "pread", failing)
+        with pytest.raises(StoreReadError, match=r"could not read \w+ file '.*' at byte 0: Input/output"):
+            FAISSVectorStore.load(tmp_path / "s")
+    assert len(FAISSVectorStore.load(tmp_path / "s")) == 20
+
+
 def unwritable_dir(tmp_path: Path) -> Path:
     """A directory this process cannot create files in (root writes anywhere chmod allows:
     it gets sysfs, read-only in a container), or a skip."""

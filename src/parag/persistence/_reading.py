@@ -196,10 +196,14 @@ class _Background:
 
 
 def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
-    """Exactly ``length`` bytes at ``offset`` (pread: threads sharing ``f`` do not race on its position)."""
+    """Exactly ``length`` bytes at ``offset`` (pread: threads sharing ``f`` do not race on its
+    position). An early end raises CorruptStoreError, a failed read StoreReadError."""
     chunks, got = [], 0
     while got < length:
-        chunk = os.pread(f.fileno(), length - got, offset + got)
+        try:
+            chunk = os.pread(f.fileno(), length - got, offset + got)
+        except OSError as e:
+            raise _read_error(what, offset + got, e) from e
         if not chunk:
             raise CorruptStoreError(f"{what} ends at byte {offset + got}, before its manifest size (truncated)")
         chunks.append(chunk)
@@ -216,14 +220,20 @@ def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
         try:
             n = os.preadv(f.fileno(), [out[got:]], offset + got)
         except OSError as e:
-            error = StoreReadError(f"could not read {what} at byte {offset + got}: {cause_of(e)}")
-            error.errno, error.strerror = e.errno, e.strerror
-            raise error from e
+            raise _read_error(what, offset + got, e) from e
         if not n:
             raise CorruptStoreError(
                 f"{what} ends at byte {offset + got}, short of byte {offset + len(out)}: it was truncated"
             )
         got += n
+
+
+def _read_error(what: str, offset: int, e: OSError) -> StoreReadError:
+    """The parag error for a read the system failed (an I/O error, not an early end), naming
+    ``what`` and keeping the errno."""
+    error = StoreReadError(f"could not read {what} at byte {offset}: {cause_of(e)}")
+    error.errno, error.strerror = e.errno, e.strerror
+    return error
 
 
 def check_is_store(path: Path) -> None:

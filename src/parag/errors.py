@@ -10,6 +10,8 @@ A call that raises leaves the store exactly as it was before the call.
 
 from __future__ import annotations
 
+from typing import Self
+
 __all__ = [
     "ParagError",
     "InvalidArgumentError",
@@ -98,23 +100,28 @@ class MissingDependencyError(ParagError, ImportError):
     """An optional dependency is not installed; the message names the pip command."""
 
 
-class StoreWriteError(ParagError, OSError):
-    """Writing failed in the file system (disk full, read-only, no permission...): a save, or
-    the float32 vectors of a store given ``vectors_dir`` (an unwritable one is found when the
-    store is made or loaded). The message names the path and the cause; the store, on disk and
-    in memory, is as it was before the call.
-    ``errno`` and ``filename`` are those of the failed operation."""
+class _FileSystemError(ParagError, OSError):
+    """A file-system failure: the message names the path and the cause; ``errno`` (and,
+    where given, ``filename``) are those of the failed operation."""
 
     def __str__(self) -> str:
         # OSError would print only "[Errno N] strerror" once errno is set.
         return str(self.args[0]) if self.args else ""
 
     @classmethod
-    def of(cls, e: OSError, message: str, filename: str) -> StoreWriteError:
+    def of(cls, e: OSError, message: str, filename: str | None = None) -> Self:
         """``message`` (which names the cause: :func:`cause_of` ``e``) with ``e``'s errno."""
         error = cls(message)
         error.errno, error.strerror, error.filename = e.errno, e.strerror, filename
         return error
+
+
+class StoreWriteError(_FileSystemError):
+    """Writing failed in the file system (disk full, read-only, no permission...): a save, or
+    the float32 vectors of a store given ``vectors_dir`` (an unwritable one is found when the
+    store is made or loaded). The message names the path and the cause; the store, on disk and
+    in memory, is as it was before the call.
+    ``errno`` and ``filename`` are those of the failed operation."""
 
 
 def cause_of(e: OSError) -> str:
@@ -122,11 +129,9 @@ def cause_of(e: OSError) -> str:
     return e.strerror or str(e) or type(e).__name__
 
 
-class StoreReadError(ParagError, OSError):
-    """A store's files exist but the file system refused to read them (no permission...)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
+class StoreReadError(_FileSystemError):
+    """A store's files exist but the file system refused to read them (no permission, an I/O
+    error...); ``errno`` is that of the failed operation."""
 
 
 class ReentrantWriteError(ParagError, RuntimeError):

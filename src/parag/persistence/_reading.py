@@ -203,7 +203,7 @@ def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
         try:
             chunk = os.pread(f.fileno(), length - got, offset + got)
         except OSError as e:
-            raise _read_error(what, offset + got, e) from e
+            raise StoreReadError.of(e, f"could not read {what} at byte {offset + got}: {cause_of(e)}") from e
         if not chunk:
             raise CorruptStoreError(f"{what} ends at byte {offset + got}, before its manifest size (truncated)")
         chunks.append(chunk)
@@ -220,20 +220,12 @@ def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
         try:
             n = os.preadv(f.fileno(), [out[got:]], offset + got)
         except OSError as e:
-            raise _read_error(what, offset + got, e) from e
+            raise StoreReadError.of(e, f"could not read {what} at byte {offset + got}: {cause_of(e)}") from e
         if not n:
             raise CorruptStoreError(
                 f"{what} ends at byte {offset + got}, short of byte {offset + len(out)}: it was truncated"
             )
         got += n
-
-
-def _read_error(what: str, offset: int, e: OSError) -> StoreReadError:
-    """The parag error for a read the system failed (an I/O error, not an early end), naming
-    ``what`` and keeping the errno."""
-    error = StoreReadError(f"could not read {what} at byte {offset}: {cause_of(e)}")
-    error.errno, error.strerror = e.errno, e.strerror
-    return error
 
 
 def check_is_store(path: Path) -> None:

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from parag.errors import CorruptStoreError, StoreReadError
+from parag.errors import CorruptStoreError, StoreReadError, cause_of
 
 # O_NOFOLLOW and O_NONBLOCK do not exist on Windows, where links need privileges to create.
 _SAFE = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -44,9 +44,7 @@ def open_regular(directory: Path, name: str) -> BinaryIO:
             raise CorruptStoreError(
                 f"{str(path)!r} is a symbolic link: a store's files must be regular files in its directory"
             ) from None
-        error = StoreReadError(f"cannot open {str(path)!r}: {e.strerror}")
-        error.errno, error.strerror, error.filename = e.errno, e.strerror, str(path)
-        raise error from None
+        raise StoreReadError.of(e, f"cannot open {str(path)!r}: {cause_of(e)}", str(path)) from None
     try:
         _require_regular(fd, path)
         _set_blocking(fd)

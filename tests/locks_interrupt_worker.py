@@ -1,12 +1,7 @@
 """Worker of tests/test_locks.py's interrupted-read test, run as a script with one argument,
 ``mutex`` or ``wait``: where the read blocks when a real SIGINT interrupts it. Prints ``ok``
-when the interrupted read raised KeyboardInterrupt and left no entry for writers to wait for.
-
-It runs in its own process because a SIGINT that lands a moment too early (before the read is
-inside the blocking call) is the documented window of RWLock (its class docstring): the
-KeyboardInterrupt then comes out of the mutex's ``__enter__`` with the mutex held, and the
-read's clean-up waits for that mutex for ever. The parent kills such a run and tries again;
-in-process, it hung the whole suite.
+when the interrupted read raised KeyboardInterrupt and left no entry for writers to wait for
+and the mutex free.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class RWLock:
 
     A KeyboardInterrupt may land between any two bytecodes. A waiting writer re-checks
     every 50 ms, so a reader interrupted between leaving and waking it delays it at most
-    that; an interrupted slow-path read removes its own entry. What is left: an interrupt
+    that; an interrupted slow-path read removes its own entry, and releases the mutex if the
+    interrupt came between its acquisition and the ``with`` block. What is left: an interrupt
     between a fast-path reader's registering and its looking for writers leaves its entry
     behind (writers then wait for a read that never ends), and one inside a writer's
     ``finally`` before it uncounts itself holds readers back for good. Each is a window of
@@ -48,7 +49,9 @@ class RWLock:
     """
 
     def __init__(self, locked_reads: bool = not GIL_ENABLED) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Reentrant so that an interrupted read can release a hold its KeyboardInterrupt leaked
+        # (``_abandon_read``); only slow paths take it, so the cost does not show.
+        self._cond = threading.Condition(threading.RLock())
         self._readers: list[int] = []  # thread id of each read held (twice for a nested read)
         self._writing = 0  # writers waiting or writing: new readers step back while it is not 0
         self._writer: int | None = None
@@ -116,6 +119,14 @@ class RWLock:
             if me in self._readers:
                 self._readers.remove(me)
                 self._cond.notify_all()
+        # An interrupt that lands between the mutex's acquisition and the ``with`` taking charge
+        # of it (inside ``__enter__``) leaves it held by this thread, and every other thread
+        # would wait for it for ever. A read holds it nowhere else, so any hold left is that one.
+        while True:
+            try:
+                self._cond.release()
+            except RuntimeError:  # not held by this thread: nothing was left
+                return
 
 
 class _Reading:

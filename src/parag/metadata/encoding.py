@@ -29,6 +29,13 @@ class Encoded(NamedTuple):
     ends: np.ndarray
     dicts: list[dict[str, Any]]
 
+    @classmethod
+    def from_rows(cls, rows: list[bytes], dicts: list[dict[str, Any]]) -> Encoded:
+        """The rows' JSON ``rows`` (of ``dicts``) joined into one array (the inverse of :meth:`rows`)."""
+        lengths = np.fromiter(map(len, rows), np.int64, len(rows))
+        ends = np.cumsum(lengths + 1)  # (after the "[" and each row's comma)
+        return cls(b"[" + b",".join(rows) + b"]", ends - lengths, ends, dicts)
+
     def rows(self) -> list[bytes]:
         """The JSON of each row, as a bytes object each."""
         return [self.json[s:e] for s, e in zip(self.starts.tolist(), self.ends.tolist())]
@@ -51,7 +58,7 @@ def encode_metadata(metadata: Any, n: int, name: str = "metadata") -> Encoded:
 would load back as {'when': [2024, 1]}); use lists not tuples, finite floats, plain str/int values
     """
     if metadata is None:
-        return _joined([b"{}"] * n, [{}] * n)
+        return Encoded.from_rows([b"{}"] * n, [{}] * n)
     if isinstance(metadata, dict):
         if n != 1:
             raise InvalidMetadataError(f"{name} must be a list of {n} dicts, one per vector, got one dict")
@@ -71,7 +78,7 @@ would load back as {'when': [2024, 1]}); use lists not tuples, finite floats, pl
         items = metadata if type(metadata) is list else list(metadata)
     encoded = _encoded_at_once(items) if types <= _DICT_OR_NONE else None
     if encoded is None:  # something to report (or a rare layout): item by item, naming the first bad one
-        encoded = _joined([_encoded_item(m, i, name) for i, m in enumerate(items)], items)
+        encoded = Encoded.from_rows([_encoded_item(m, i, name) for i, m in enumerate(items)], items)
     # One decode of the whole batch catches what JSON would silently change: tuples (become
     # lists), NaN/inf (become null), datetimes (become strings)... It is skipped when every
     # value is of a type that round-trips exactly (a scan 4x cheaper than the decode).
@@ -111,13 +118,6 @@ def _encoded_at_once(items: list[dict[str, Any]]) -> Encoded | None:
     ends = np.empty(len(items), np.int64)
     ends[:-1], ends[-1] = braces - 1, len(json) - 1  # (before each comma, and the "]")
     return Encoded(json, starts, ends, items)
-
-
-def _joined(rows: list[bytes], dicts: list[dict[str, Any]]) -> Encoded:
-    """The rows' JSON ``rows`` as one :class:`Encoded`."""
-    lengths = np.fromiter(map(len, rows), np.int64, len(rows))
-    ends = np.cumsum(lengths + 1)  # (after the "[" and each row's comma)
-    return Encoded(b"[" + b",".join(rows) + b"]", ends - lengths, ends, dicts)
 
 
 def _encoded_item(m: Any, i: int, name: str) -> bytes:

@@ -5,9 +5,10 @@ and the store appends that JSON, rows separated by newlines, to one ``bytearray`
 arrays give each slot's row as ``data[starts[slot]:ends[slot]]``. (``array.array``s, not
 numpy arrays: a search reads its k hits' offsets by plain indexing, ~1 us less per 10 hits.)
 A row thus costs its JSON and 17 bytes (a bytes object per row would add ~33 bytes of
-header and an 8-byte pointer), an add copies its batch once, and saving is a few slices of the buffer. Keeping JSON rather
-than dicts has three more payoffs: the store cannot be changed through a dict a caller
-holds, a search decodes only the k hits it returns, and filter columns come from one parse.
+header and an 8-byte pointer), an add copies its batch once, and saving is a few slices of
+the buffer. Keeping JSON rather than dicts has three more payoffs: the store cannot be
+changed through a dict a caller holds, a search decodes only the k hits it returns, and
+filter columns come from one parse.
 
 A row set later (``update_metadata``) is appended to the buffer and its slot pointed there;
 a deleted slot points at the ``null`` the buffer starts with. The bytes no slot points at
@@ -19,7 +20,7 @@ from __future__ import annotations
 import threading
 from array import array
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import orjson
@@ -32,6 +33,7 @@ _DEAD = b"null\n"  # the first bytes of every buffer: where the rows of deleted 
 _DEAD_END = len(_DEAD) - 1
 _NEWLINE = ord("\n")
 _CHUNK = 65536  # slots parsed at once when every slot's metadata is read (memory stays bounded)
+_Runs = tuple[list[int], list[int]]  # byte ranges of the buffer: (firsts, lasts)
 
 
 class MetadataStore:
@@ -155,7 +157,7 @@ class MetadataStore:
 
     def to_jsonl(self) -> bytes:
         """One JSON line per slot, ``null`` for a deleted slot."""
-        return _joined(self._data, _runs(_view(self._starts), _view(self._ends)))  # type: ignore[no-any-return]
+        return _joined(self._data, _runs(_view(self._starts), _view(self._ends)))
 
     @classmethod
     def from_jsonl(cls, data: bytes, n_slots: int) -> MetadataStore:
@@ -226,7 +228,7 @@ def _extend(offsets: array[int], values: np.ndarray) -> None:
     offsets.frombytes(memoryview(np.ascontiguousarray(values, np.int64)).cast("B"))
 
 
-def _runs(starts: np.ndarray, ends: np.ndarray) -> tuple[list[int], list[int]]:
+def _runs(starts: np.ndarray, ends: np.ndarray) -> _Runs:
     """The byte ranges (firsts, lasts) of the buffer that hold the rows ``[starts, ends)``,
     each with its newline, in order: one range per run of rows that lie one after another."""
     if not len(starts):
@@ -237,11 +239,16 @@ def _runs(starts: np.ndarray, ends: np.ndarray) -> tuple[list[int], list[int]]:
     return firsts.tolist(), lasts.tolist()
 
 
+@overload
+def _joined(data: bytearray, runs: _Runs, head: bytearray, newline_at_end: bool = False) -> bytearray: ...
+@overload
+def _joined(data: bytearray, runs: _Runs, head: bytes = b"", newline_at_end: bool = False) -> bytes: ...
 def _joined(
-    data: bytearray, runs: tuple[list[int], list[int]], head: bytes | bytearray = b"", newline_at_end: bool = False
-) -> Any:
+    data: bytearray, runs: _Runs, head: bytes | bytearray = b"", newline_at_end: bool = False
+) -> bytes | bytearray:
     """``head`` followed by the byte ranges ``runs`` (see :func:`_runs`) of ``data``, the
-    last newline left out unless ``newline_at_end``; of ``head``'s type."""
+    last newline left out unless ``newline_at_end``; of ``head``'s type (a rewrite's new
+    buffer is made as the ``bytearray`` it stays, with no copy)."""
     firsts, lasts = runs
     if not firsts:
         return head

@@ -26,11 +26,11 @@ from parag.errors import InvalidArgumentError, InvalidTypeError
 from parag.persistence import _reading, _writing
 from parag.persistence._directory import LOCK
 from parag.persistence._manifest import FORMAT, FORMAT_VERSION, MANIFEST
-from parag.persistence._reading import StoreFiles, read_into_at
+from parag.persistence._reading import StoreFiles, read_into_at, read_pieces_at
 from parag.persistence._writing import BLOCK_SIZE, Writer
 
 __all__ = [
-    "save", "load", "StoreFiles", "Writer", "read_into_at",
+    "save", "load", "StoreFiles", "Writer", "read_into_at", "read_pieces_at",
     "BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "LOCK", "MANIFEST",
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -215,17 +215,28 @@ def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
     """Fill ``out`` with the bytes at ``offset`` (preadv: no copy, no race on the position).
     A file that ends too soon raises CorruptStoreError, one the system fails to read
     StoreReadError; both name ``what``."""
-    got = 0
-    while got < len(out):
-        try:
-            n = os.preadv(f.fileno(), [out[got:]], offset + got)
-        except OSError as e:
-            raise StoreReadError.of(e, f"could not read {what} at byte {offset + got}: {cause_of(e)}") from e
-        if not n:
-            raise CorruptStoreError(
-                f"{what} ends at byte {offset + got}, short of byte {offset + len(out)}: it was truncated"
-            )
-        got += n
+    read_pieces_at(f, [(offset, out)], what)
+
+
+def read_pieces_at(f: BinaryIO, pieces: Iterable[tuple[int, memoryview]], what: str) -> None:
+    """Fill each ``out`` of ``pieces`` (offset, out) as :func:`read_into_at` does: in one
+    loop, so that a read a row (re-ranking's) costs little more than its system call."""
+    fd = f.fileno()
+    for offset, out in pieces:
+        piece, got = out, 0
+        while True:  # (an empty piece reads 0 bytes: done)
+            try:
+                n = os.preadv(fd, [piece], offset + got)
+            except OSError as e:
+                raise StoreReadError.of(e, f"could not read {what} at byte {offset + got}: {cause_of(e)}") from e
+            if n == len(piece):
+                break
+            if not n:
+                raise CorruptStoreError(
+                    f"{what} ends at byte {offset + got}, short of byte {offset + len(out)}: it was truncated"
+                )
+            got += n
+            piece = out[got:]
 
 
 def check_is_store(path: Path) -> None:

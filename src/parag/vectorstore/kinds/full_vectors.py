@@ -35,7 +35,7 @@ import numpy as np
 
 from parag._slots import bitmap_selector
 from parag.errors import StoreWriteError, UnsupportedOperationError, cause_of
-from parag.persistence import read_into_at
+from parag.persistence import read_into_at, read_pieces_at
 
 # Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
 # (capacity not yet used) stays under a quarter of the vectors.
@@ -169,17 +169,9 @@ class FullVectors:
         else:
             starts = np.flatnonzero(np.diff(slots, prepend=-2) != 1).tolist()  # where runs begin
         view, row = memoryview(out.reshape(-1).view(np.uint8)), 4 * self.d
-        fd = self.file.fileno()
-        for i, end in zip(starts, [*starts[1:], len(slots)]):
-            piece, slot = view[i * row : end * row], listed[i]
-            try:
-                n = os.preadv(fd, [piece], slot * row)
-            except OSError:
-                n = 0
-            if n < len(piece):
-                # A short or failed read (a file truncated under the store, an I/O error): the
-                # looping reader reads the rest or raises a parag error naming the file.
-                read_into_at(self.file, slot * row, piece, self.where)
+        ends = [*starts[1:], len(slots)]
+        pieces = [(listed[i] * row, view[i * row : end * row]) for i, end in zip(starts, ends)]
+        read_pieces_at(self.file, pieces, self.where)
         return out
 
     def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -160,12 +160,13 @@ class MetadataStore:
         return _joined(self._data, _runs(_view(self._starts), _view(self._ends)))
 
     @classmethod
-    def from_jsonl(cls, data: bytes, n_slots: int) -> MetadataStore:
-        """The store of ``data``, JSON lines (checked by the caller) for ``n_slots`` slots."""
+    def from_jsonl(cls, data: bytes, n_slots: int, where: str = "metadata") -> MetadataStore:
+        """The store of ``data``, JSON lines (checked by the caller) for ``n_slots`` slots;
+        CorruptStoreError naming ``where`` if it has another number of lines."""
         newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE)
         n_lines = len(newlines) + 1 if data else 0
         if n_lines != n_slots:
-            raise CorruptStoreError(f"metadata has {n_lines} lines but the index has {n_slots} vectors")
+            raise CorruptStoreError(f"{where} has {n_lines} lines but the index has {n_slots} vectors")
         store = cls()
         if n_slots:
             starts = np.concatenate([[0], newlines + 1]) + len(_DEAD)

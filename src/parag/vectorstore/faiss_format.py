@@ -223,11 +223,9 @@ def _read_slot_ids(files: persistence.StoreFiles, n_slots: int) -> np.ndarray:
 def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataStore:
     """The metadata file: one JSON line per slot, ``null`` exactly on the deleted slots.
     (Checked a chunk of lines at a time: no bytes object per line of the whole file.)"""
-    data, where, live = files.read("metadata"), files.describe("metadata"), slots.live_mask()
-    n_lines = data.count(b"\n") + 1 if data else 0
-    if n_lines != len(live):
-        raise CorruptStoreError(f"{where} has {n_lines} lines, the ids file {len(live)} slots")
-    meta = MetadataStore.from_jsonl(data, n_lines)
+    where, live = files.describe("metadata"), slots.live_mask()
+    meta = MetadataStore.from_jsonl(files.read("metadata"), len(live), where)
+    n_lines = len(meta)
     deleted = meta.null_rows()
     disagree = np.flatnonzero(deleted == live)
     if len(disagree):

@@ -172,6 +172,15 @@ def test_one_json_object_per_metadata_line(tmp_path: Path, line: bytes, words: s
     assert words in str(info.value)
 
 
+def test_a_bad_metadata_line_past_the_first_chunk_is_refused_by_its_number(tmp_path: Path) -> None:
+    """Lines are checked 10,000 at a time: a bad one in a later chunk is found and numbered."""
+    path = saved(tmp_path, "Flat", n=25_000)
+    lines = data_file(path, "metadata").read_bytes().split(b"\n")
+    lines[20_001] = b"[1]"
+    reseal(path, files={"metadata": b"\n".join(lines)})
+    refused(path, "metadata file", "line 20002 holds a list")
+
+
 def test_a_value_split_across_two_metadata_lines_is_refused(tmp_path: Path) -> None:
     """Two lines that decode as two objects only when joined (``{"a":[{}`` + ``{}]},{}``)."""
     path = saved(tmp_path, "Flat")

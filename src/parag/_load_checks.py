@@ -12,13 +12,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import orjson
 
 from parag.errors import CorruptStoreError
 
-CHUNK = 10_000  # lines decoded at once: bounded memory, few calls
+_CHUNK = 10_000  # lines decoded at once: bounded memory, few calls
 _NPY_MAGIC = re.compile(rb"\x93NUMPY(\x01\x00|\x02\x00)")
 # The header numpy writes: a dict of three simple fields (a literal_eval of it cannot recurse).
 _NPY_HEADER = re.compile(
@@ -28,14 +28,16 @@ _NPY_HEADER = re.compile(
 _MAX_NPY_HEADER = 4096  # numpy pads to 64 bytes; an int64 vector's header takes ~70
 
 
-def check_metadata_lines(chunks: Iterator[tuple[int, list[bytes]]], where: str) -> None:
+def check_metadata_lines(lines: Callable[[int, int], list[bytes]], n_lines: int, where: str) -> None:
     """Raise CorruptStoreError unless every line is ``null`` or exactly one JSON object.
 
-    ``chunks`` gives the lines a chunk of at most :data:`CHUNK` at a time: (the number of
-    the chunk's first line from 0, its lines). Each line is decoded on its own: lines joined
-    into one array could hide a value split across two of them (``{"a":[{}`` and
-    ``{}]},{}`` join into two objects), which later reads of the lines would then fail on."""
-    for start, chunk in chunks:
+    ``lines(start, stop)`` gives the lines from ``start`` to ``stop`` (numbered from 0),
+    asked for ``_CHUNK`` lines at a time: memory stays bounded. Each line is decoded on its
+    own: lines joined into one array could hide a value split across two of them
+    (``{"a":[{}`` and ``{}]},{}`` join into two objects), which later reads of the lines
+    would then fail on."""
+    for start in range(0, n_lines, _CHUNK):
+        chunk = lines(start, start + _CHUNK)
         try:
             values = list(map(orjson.loads, chunk))
         except orjson.JSONDecodeError:

@@ -27,7 +27,7 @@ import numpy as np
 
 import parag.persistence as persistence
 from parag._faiss_header import check_index_file
-from parag._load_checks import CHUNK, check_metadata_lines, check_npy_header
+from parag._load_checks import check_metadata_lines, check_npy_header
 from parag._ids import ID_KINDS, INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, IdKind
 from parag._jsonl import dump_strings, load_strings
 from parag._slots import SlotMap
@@ -225,7 +225,6 @@ def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataSto
     (Checked a chunk of lines at a time: no bytes object per line of the whole file.)"""
     where, live = files.describe("metadata"), slots.live_mask()
     meta = MetadataStore.from_jsonl(files.read("metadata"), len(live), where)
-    n_lines = len(meta)
     deleted = meta.null_rows()
     disagree = np.flatnonzero(deleted == live)
     if len(disagree):
@@ -234,7 +233,7 @@ def _read_metadata(files: persistence.StoreFiles, slots: SlotMap) -> MetadataSto
             f"{where} disagrees with the ids file on {len(disagree)} slots: slot {slot} has "
             f"{'no' if deleted[slot] else 'some'} metadata but id {slots.slot_ids[slot].item()!r}"
         )
-    check_metadata_lines(((a, meta.lines(a, a + CHUNK)) for a in range(0, n_lines, CHUNK)), where)
+    check_metadata_lines(meta.lines, len(meta), where)
     return meta
 
 

@@ -24,6 +24,7 @@ from parag.errors import (
     StoreReadError,
     StoreWriteError,
     UnsupportedOperationError,
+    VectorsNotInMemoryError,
 )
 from parag.vectorstore.kinds import full_vectors
 from parag.vectorstore.kinds.full_vectors import FullVectors
@@ -161,8 +162,9 @@ def test_full_vectors_in_a_file_search_as_in_ram(tmp_path: Path, monkeypatch: py
         assert np.array_equal(in_file.take(mixed), rows[mixed])
     assert np.array_equal(in_file.reconstruct_n(140, 20), rows[140:160]) and in_file.reconstruct_n(0, 0).shape == (0, D)
     assert np.array_equal(in_file.copy().array, rows)  # a mapped load's copy: in RAM
-    with pytest.raises(AttributeError, match="in a file, never mapped"):
+    with pytest.raises(AttributeError, match="in a file, never mapped") as info:
         in_file.array  # noqa: B018
+    assert isinstance(info.value, VectorsNotInMemoryError)  # a parag error, and hasattr says False
     assert vectors_mapped(tmp_path) == []
     in_file.file.close()
 

@@ -36,6 +36,7 @@ __all__ = [
     "ServerError",
     "CollectionMismatchError",
     "UnsupportedOperationError",
+    "VectorsNotInMemoryError",
     "VerificationError",
 ]
 
@@ -162,6 +163,13 @@ class CollectionMismatchError(InvalidArgumentError):
 class UnsupportedOperationError(ParagError, NotImplementedError):
     """This backend does not offer the operation (e.g. save/load on a server-side store), or
     not here (an add, in a forked child process, to a store whose vectors file it shares)."""
+
+
+class VectorsNotInMemoryError(UnsupportedOperationError, AttributeError):
+    """A compressed store's float32 vectors are in a file (``mmap=True``, ``vectors_dir``),
+    which is never mapped, so they have no in-memory ``.array``: read them with ``take``,
+    ``blocks`` or ``reconstruct_n``, which work wherever they are. (An AttributeError too:
+    ``hasattr(vectors, "array")`` tells where they are.)"""
 
 
 class VerificationError(ParagError, RuntimeError):

@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 
 from parag._slots import bitmap_selector
-from parag.errors import StoreWriteError, UnsupportedOperationError, cause_of
+from parag.errors import StoreWriteError, UnsupportedOperationError, VectorsNotInMemoryError, cause_of
 from parag.persistence import read_into_at, read_pieces_at
 
 # Grow the in-RAM array by a quarter at a time: adds stay amortised O(1) while the slack
@@ -125,11 +125,12 @@ class FullVectors:
     @property
     def array(self) -> np.ndarray:
         """The vectors in RAM, shape (ntotal, d): a view, not a copy. Rows in a file have
-        none (nothing maps them): read them with :meth:`take`, :meth:`blocks` or
-        :meth:`reconstruct_n`."""
+        none (nothing maps them): VectorsNotInMemoryError; read them with :meth:`take`,
+        :meth:`blocks` or :meth:`reconstruct_n`, which work wherever they are."""
         if self.file is not None:
-            raise AttributeError(
-                "these float32 vectors are in a file, never mapped: read them with take, blocks or reconstruct_n"
+            raise VectorsNotInMemoryError(
+                f"these float32 vectors are in a file, never mapped ({self.where}), so they have no "
+                "array: read them with take(slots), blocks() or reconstruct_n(start, n)"
             )
         return self._data[: self.ntotal]
 

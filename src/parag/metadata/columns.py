@@ -140,10 +140,12 @@ class Columns:
         self.n_slots += len(dicts)
         if not self._columns:  # no filter has named a key yet: nothing to keep up to date
             return
-        for column in self._columns.values():
+        slots = range(first, self.n_slots)
+        for key, column in self._columns.items():
+            # New slots start absent (-1, NaN) with no list elements: nothing to clear first.
             column.codes.append(None, count=len(dicts))
             column.numbers.append(None, count=len(dicts))
-        self.put(range(first, self.n_slots), dicts)
+            _put_values(column, key, slots, dicts)
 
     def put(self, slots: Iterable[int], dicts: list[dict[str, Any] | None]) -> None:
         """Set the values of ``slots`` to those of ``dicts`` (None: no values)."""

@@ -67,11 +67,6 @@ class MetadataStore:
     def __len__(self) -> int:
         return len(self._starts)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes held: the JSON buffer and the offsets (their room to grow left out)."""
-        return len(self._data) + 2 * 8 * len(self._starts)
-
     def append(self, encoded: Encoded) -> None:
         """New slots at the end, with the metadata ``encoded``; all or nothing: if it raises
         (out of memory), the store is as it was."""

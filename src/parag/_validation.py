@@ -41,6 +41,14 @@ def as_vectors(
     """
     if finite_vector(x, dimension) is not None:
         return x[None], True  # (a (1, d) view: indexing costs half a reshape call)
+    return converted_vectors(x, dimension, name, finite)
+
+
+def converted_vectors(
+    x: npt.ArrayLike, dimension: int, name: str = "vectors", finite: bool = True
+) -> tuple[np.ndarray, bool]:
+    """:func:`as_vectors` without its first step, for a caller that has already tried
+    :func:`finite_vector` on ``x`` and been turned down: ``x`` converted, or rejected."""
     if isinstance(x, (str, bytes)):
         raise InvalidTypeError(f"{name} must be numbers, got a {type(x).__name__}")
     try:

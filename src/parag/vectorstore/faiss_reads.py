@@ -12,12 +12,21 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 
 from parag._ids import Ids, as_store_ids
 from parag._locks import RWLock
-from parag._validation import as_vectors, check_bool, check_int, check_k, finite_vector, unit_rows
+from parag._validation import (
+    as_vectors,
+    check_bool,
+    check_int,
+    check_k,
+    converted_vectors,
+    finite_vector,
+    unit_rows,
+)
 from parag.errors import InvalidArgumentError, InvalidTypeError
 from parag.filters import Filter, compile_filter
 from parag.vectorstore._faiss_state import FAISSState
@@ -111,7 +120,12 @@ class FAISSReads:
         # first), is checked in a few steps and goes to FAISS as its pointer, with no array
         # made; anything else is converted, or rejected, by as_vectors.
         pointer = None if cosine else finite_vector(query, kind.dimension)
-        q, single = (None, True) if pointer is not None else as_vectors(query, kind.dimension, "query")
+        if pointer is not None:
+            q, single = None, True
+        elif cosine:  # (as_vectors tries finite_vector first: the query's one check)
+            q, single = as_vectors(query, kind.dimension, "query")
+        else:  # turned down by finite_vector: not tried again
+            q, single = converted_vectors(query, kind.dimension, "query")
         if type(k) is not int or k < 1:  # (the common case spared the check's two calls)
             k = check_k(k)
         overrides = {}
@@ -122,7 +136,9 @@ class FAISSReads:
         if cosine:
             q = unit_rows(q, "query")
         if single and pointer is None:  # a converted query: the fast path's pointer to it
-            pointer = finite_vector(q[0], kind.dimension)
+            # Unit rows are finite float32, contiguous: nothing to check again. Another query
+            # is checked here once (values so large its squared norm overflows go the general way).
+            pointer = faiss.swig_ptr(q[0]) if cosine else finite_vector(q[0], kind.dimension)
         with self._lock.reading:
             state = self._state
             if pointer is not None and matching is None and not overrides:

@@ -40,9 +40,11 @@ def check(meta: MetadataStore, model: list[dict | None]) -> None:
     assert compile_filter({"n": {"$gte": 2}})(meta).tolist() == [
         d is not None and isinstance(d.get("n"), (int, float)) and d["n"] >= 2 for d in model
     ]
-    loaded = MetadataStore.from_jsonl(meta.to_jsonl(), len(model))
-    assert list(loaded.items()) == list(meta.items())
-    for store in (meta, loaded):
+    loaded, copied = MetadataStore.from_jsonl(meta.to_jsonl(), len(model)), meta.copy()
+    assert list(loaded.items()) == list(meta.items()) == list(copied.items())
+    assert copied.to_jsonl() == meta.to_jsonl()
+    assert compile_filter({"n": 1})(copied).tolist() == compile_filter({"n": 1})(meta).tolist()
+    for store in (meta, loaded, copied):
         assert store.null_rows().tolist() == [d is None for d in model]
         lines = meta.to_jsonl().split(b"\n") if model else []
         assert store.lines(0, len(model)) == lines and store.lines(1, 3) == lines[1:3]

@@ -170,6 +170,15 @@ class MetadataStore:
             store._columns = Columns(n_slots)
         return store
 
+    def copy(self) -> MetadataStore:
+        """An independent copy: the buffer and offsets copied as they are (no JSON is parsed
+        or written); its filter columns are built again when a filter names a key."""
+        copied = MetadataStore()
+        copied._use(bytearray(self._data), _view(self._starts), _view(self._ends))
+        copied._unused = self._unused
+        copied._columns = Columns(len(self))
+        return copied
+
     def _appended(self, encoded: Encoded) -> tuple[np.ndarray, np.ndarray]:
         """Append the JSON of ``encoded``'s rows to the buffer, each followed by a newline
         (written over the comma between two rows); where their rows are in it."""

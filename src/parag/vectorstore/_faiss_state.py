@@ -57,9 +57,9 @@ class FAISSState:
         kind = type(self.kind)(self.kind.dimension, self.kind.metric, dict(self.kind.params), self.kind.auto)
         kind.vectors_dir = self.kind.vectors_dir
         slots = SlotMap(self.slots.slot_ids.copy(), self.slots.kind)
-        meta = MetadataStore.from_jsonl(self.meta.to_jsonl(), self.slots.n_slots)
         docs = DocumentStore(self.docs.get_many(list(range(self.slots.n_slots))))
-        return FAISSState(kind, kind.copy_index(self.index), slots, meta, self.next_id, self.read_only, docs)
+        index, meta = kind.copy_index(self.index), self.meta.copy()
+        return FAISSState(kind, index, slots, meta, self.next_id, self.read_only, docs)
 
     @property
     def is_trained(self) -> bool:

@@ -140,9 +140,8 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         """The ``faiss.Index`` underneath, for inspection and benchmarks: changing it directly
         breaks the store. Its labels are slots (positions), not ids. A trained compressed
         store's is a ``Reranked``: the FAISS index is its ``.base``, the float32 vectors its
-        ``.vectors``: read them with ``.vectors.take(slots)`` or ``.vectors.blocks()``, wherever
-        they are; ``.vectors.array`` exists only when they are in RAM (in a file, ``mmap=True`` or
-        ``vectors_dir``, it raises VectorsNotInMemoryError)."""
+        ``.vectors``: read them with ``.vectors.take(slots)`` or ``.vectors.blocks()``; ``.array``
+        exists only in RAM (in a file, ``mmap=True``/``vectors_dir``: VectorsNotInMemoryError)."""
         return self._state.index
 
     def __repr__(self) -> str:

@@ -16,8 +16,12 @@ import faiss
 import numpy as np
 import pytest
 
+from parag._slots import SlotMap
+from parag.documents import DocumentStore
 from parag.errors import InvalidMetadataError
+from parag.metadata.columns import Columns
 from parag.vectorstore import FAISSVectorStore
+from tests.checks import exact_over
 
 D = 8
 RNG = np.random.default_rng(0)
@@ -30,10 +34,12 @@ KINDS = {
 }
 
 
-def make_store(index_type: str, n: int = 200, deleted: tuple[int, ...] = ()) -> FAISSVectorStore:
+def make_store(index_type: str, n: int = 200, deleted: tuple[int, ...] = (),
+               x: np.ndarray | None = None) -> FAISSVectorStore:
     params, _ = KINDS[index_type]
     store = FAISSVectorStore(D, index_type, **params)
-    store.add(RNG.standard_normal((n, D)), [{"n": i, "even": i % 2 == 0} for i in range(n)])
+    store.add(RNG.standard_normal((n, D)) if x is None else x, [{"n": i, "even": i % 2 == 0} for i in range(n)],
+              documents=[f"document {i}" for i in range(n)])
     if deleted:
         store.delete(list(deleted))  # tombstones: searches go through a selector
     return store
@@ -42,8 +48,8 @@ def make_store(index_type: str, n: int = 200, deleted: tuple[int, ...] = ()) -> 
 def state(store: FAISSVectorStore) -> tuple:
     """Everything a user can observe, except the next generated id (see next_id)."""
     ids = store.ids()
-    return (len(store), ids, store.params, store.get(ids, include_vectors=True).metadata,
-            store.get(ids, include_vectors=True).vectors.tobytes(), store.is_trained,
+    got = store.get(ids, include_vectors=True)
+    return (len(store), ids, store.params, got.metadata, got.documents, got.vectors.tobytes(), store.is_trained,
             store.search(QUERIES, k=7), store.search(QUERIES, k=7, filter={"even": True}))
 
 
@@ -199,7 +205,6 @@ def test_a_metadata_append_that_runs_out_of_memory_changes_nothing(index_type, f
     # The metadata is appended after FAISS took the vectors: its buffer, offsets and filter
     # columns (built by the filtered search in state()) are all cut back, FAISS's add undone.
     import parag.metadata.store as store_module
-    from parag.metadata.columns import Columns
 
     def fault_injected() -> contextlib.AbstractContextManager:
         if fault == "offsets":  # the row starts have grown, the row ends cannot
@@ -216,3 +221,106 @@ def test_a_metadata_append_that_runs_out_of_memory_changes_nothing(index_type, f
                          fault_injected())
     assert_fails_cleanly(store, lambda: store.upsert([0, 1, 999], RNG.standard_normal((3, D))), MemoryError,
                          fault_injected())
+
+
+# The bookkeeping after FAISS's add, step by step: (owner, method) of each step that may run
+# out of memory. The step does part of its work (two items), then raises MemoryError.
+STEPS = {
+    "slots kill": (SlotMap, "kill"),  # (the kills: upserts only)
+    "documents kill": (DocumentStore, "kill"),
+    "metadata kill": (Columns, "put"),  # (the filter columns of the replaced slots)
+    "slots append": (SlotMap, "append"),
+    "documents append": (DocumentStore, "append"),
+}
+
+
+def assert_holds(store: FAISSVectorStore, vectors: dict[int, np.ndarray]) -> None:
+    """The store holds exactly ``vectors`` (id -> vector, as the test added them), and a
+    Flat store's search is numpy brute force's over them."""
+    assert store.ids() == list(vectors)
+    assert np.array_equal(store.get(list(vectors), include_vectors=True).vectors, np.stack(list(vectors.values())))
+    if store.index_type == "Flat":
+        exact_over(store.search(QUERIES, k=7), vectors, QUERIES, 7, store.metric)
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_bookkeeping_that_runs_out_of_memory_after_faiss_added_changes_nothing(index_type, step, tmp_path):
+    # FAISS took the vectors; then slots, documents or metadata fail part way: all of it,
+    # FAISS's add included, is undone (a Flat or IVF index removes the vectors again, an
+    # HNSW graph keeps them as tombstones no search or count sees).
+    x = RNG.standard_normal((200, D)).astype(np.float32)
+    store = make_store(index_type, x=x, deleted=(3, 5))
+    vectors = {i: x[i] for i in range(200) if i not in (3, 5)}
+    before = state(store)
+    owner, name = STEPS[step]
+    new = RNG.standard_normal((4, D))
+    writes = [lambda: store.upsert([0, 1, 7, 999], new, [{"n": -1, "even": True}] * 4, list("abcd"))]
+    if "kill" not in step:
+        writes.append(lambda: store.add(new, [{"n": -1, "even": True}] * 4, documents=list("abcd")))
+    for write in writes:
+        with failing_call(owner, name, call=1, keep=2), pytest.raises(MemoryError):
+            write()
+        assert state(store) == before
+        assert_holds(store, vectors)
+    store.save(tmp_path / "saved")
+    assert state(FAISSVectorStore.load(tmp_path / "saved")) == before
+    assert_fails_cleanly(store, writes[0], MemoryError, failing_call(owner, name, call=1, keep=2))
+
+
+def test_a_first_write_that_fails_leaves_the_id_kind_open():
+    # An empty store takes the kind of the first ids it is given: a first add of string ids
+    # that fails does not fix the store to strings.
+    store = FAISSVectorStore(D)
+    with failing_call(SlotMap, "append", call=1), pytest.raises(MemoryError):
+        store.add(RNG.standard_normal((2, D)), ids=["a", "b"])
+    assert len(store) == 0 and store.ids() == []
+    x = RNG.standard_normal((2, D)).astype(np.float32)
+    assert store.add(x) == [0, 1]
+    assert_holds(store, {0: x[0], 1: x[1]})
+
+
+def test_dropping_replaced_metadata_that_runs_out_of_memory_keeps_the_write(tmp_path):
+    # An upsert leaves its replaced rows' bytes unused; once they outgrow half the buffer
+    # they are dropped (a rewrite). That is housekeeping after a complete write: when it
+    # runs out of memory the write stands, it says so, and a later write drops the bytes.
+    import parag.metadata.store as store_module
+
+    store = FAISSVectorStore(D)
+    x = RNG.standard_normal((200, D)).astype(np.float32)
+    store.add(x, [{"pad": "x" * 6000}] * 200)  # 1.2 MB of metadata
+    y = RNG.standard_normal((200, D)).astype(np.float32)
+    with failing_call(store_module.MetadataStore, "_rewrite", call=1), pytest.warns(RuntimeWarning, match="metadata"):
+        store.upsert(list(range(200)), y, [{"n": i} for i in range(200)])
+    assert_holds(store, dict(enumerate(y)))
+    assert store.get(list(range(200))).metadata == [{"n": i} for i in range(200)]
+    store.save(tmp_path / "saved")
+    assert FAISSVectorStore.load(tmp_path / "saved").get([0, 199]).metadata == [{"n": 0}, {"n": 199}]
+
+
+@contextlib.contextmanager
+def pointing_fails() -> Iterator[None]:
+    """MetadataStore._point (how an upsert marks the replaced rows deleted) points two slots,
+    then raises MemoryError holding a numpy view of the offsets, as its own locals are when
+    it runs out of memory: the traceback keeps them alive while the write is undone."""
+    from parag.metadata.store import MetadataStore
+
+    real = MetadataStore._point
+
+    def broken(self, slots, starts, ends):
+        real(self, slots[:2], starts, ends)
+        view = np.frombuffer(self._starts, np.int64)  # noqa: F841 - alive in the traceback
+        raise MemoryError("injected")
+
+    MetadataStore._point = broken
+    try:
+        yield
+    finally:
+        MetadataStore._point = real
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_marking_replaced_metadata_that_runs_out_of_memory_changes_nothing(index_type):
+    store = make_store(index_type, deleted=(3, 5))
+    assert_fails_cleanly(store, lambda: store.upsert([0, 1, 7, 999], RNG.standard_normal((4, D))), MemoryError,
+                         pointing_fails())

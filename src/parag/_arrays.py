@@ -33,6 +33,10 @@ class GrowableArray:
         self._buffer[start:end] = self._fill if count is not None else values
         self.view = self._buffer[:end]
 
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` entries (undoing appends: the buffer stays as large)."""
+        self.view = self._buffer[:n]
+
     def keep(self, mask: np.ndarray) -> None:
         """Drop the entries where ``mask`` is False."""
         self._buffer = self.view[mask]

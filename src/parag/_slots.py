@@ -17,6 +17,8 @@ from parag._ids import INT_IDS, IdKind
 from parag.errors import DuplicateIdError, IdNotFoundError
 
 _DEAD = -1  # a dead slot in a list of slots (slots are always ints)
+#: A SlotMap's counts and the ids of some slots, as :meth:`SlotMap.savepoint` takes them.
+SlotsPoint = tuple[int, int, int, bool, np.ndarray, np.ndarray]
 
 
 class SlotMap:
@@ -101,6 +103,20 @@ class SlotMap:
         self.ids_are_slots = self.ids_are_slots and _counts_up(ids, first)
         if self._lookup is not None:
             self._lookup.update(zip(ids.tolist(), range(first, first + len(ids))))
+        self._selector = None
+
+    def savepoint(self, slots: np.ndarray) -> SlotsPoint:
+        """What :meth:`roll_back` needs to undo the appends, and the kills of ``slots``, that follow."""
+        return self.n_slots, self.n_live, self.n_dead, self.ids_are_slots, slots, self._slot_ids[slots]
+
+    def roll_back(self, point: SlotsPoint) -> None:
+        """Undo the appends made since ``point`` and the kills of its slots (a write that
+        failed part way). The id -> slot lookup is dropped and built again on first use:
+        putting back a half-made update of it would take as many steps as the update."""
+        n_slots, self.n_live, self.n_dead, self.ids_are_slots, slots, ids = point
+        self._ids.truncate(n_slots)
+        self._slot_ids[slots] = ids
+        self._lookup = None
         self._selector = None
 
     def append_dead(self, n: int) -> None:

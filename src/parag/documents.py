@@ -17,6 +17,9 @@ import numpy as np
 from parag._jsonl import check_utf8, dump_strings, load_strings
 from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError
 
+#: The number of slots, the no-document flag, some slots and their documents (see savepoint).
+DocsPoint = tuple[int, bool, list[int], list[str | None]]
+
 
 def check_documents(documents: Any, n: int, name: str = "documents") -> list[str | None]:
     """One document (a str, or None for none) per vector, checked.
@@ -70,6 +73,17 @@ class DocumentStore:
     def kill(self, slots: list[int]) -> None:
         for s in slots:
             self._docs[s] = None
+
+    def savepoint(self, slots: list[int]) -> DocsPoint:
+        """What :meth:`roll_back` needs to undo the appends, and the kills of ``slots``, that follow."""
+        return len(self._docs), self._none, slots, self.get_many(slots)
+
+    def roll_back(self, point: DocsPoint) -> None:
+        """Undo the appends made since ``point`` and the kills of its slots."""
+        n_slots, self._none, slots, documents = point
+        del self._docs[n_slots:]
+        for s, d in zip(slots, documents):
+            self._docs[s] = d
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""

@@ -18,8 +18,10 @@ any more are dropped when the store compacts, or when they outgrow half the buff
 from __future__ import annotations
 
 import threading
+import traceback
+import warnings
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
 import numpy as np
@@ -57,29 +59,42 @@ class MetadataStore:
         self._columns_lock = threading.Lock()  # concurrent searches may race to build them
 
     def _use(self, data: bytearray, starts: np.ndarray, ends: np.ndarray) -> None:
-        """Hold the rows ``data[starts[slot]:ends[slot]]`` (``data`` starting with ``null``)."""
-        self._data = data
-        self._starts, self._ends = array("q"), array("q")
-        _extend(self._starts, starts)
-        _extend(self._ends, ends)
+        """Hold the rows ``data[starts[slot]:ends[slot]]`` (``data`` starting with ``null``).
+        Every piece is made before any is replaced: a rewrite that runs out of memory changes nothing."""
+        new_starts, new_ends = array("q"), array("q")
+        _extend(new_starts, starts)
+        _extend(new_ends, ends)
+        self._data, self._starts, self._ends = data, new_starts, new_ends
         self._unused = 0  # bytes of the buffer that no slot points at
 
     def __len__(self) -> int:
         return len(self._starts)
 
-    def append(self, encoded: Encoded) -> None:
-        """New slots at the end, with the metadata ``encoded``; all or nothing: if it raises
-        (out of memory), the store is as it was."""
-        n_slots, n_bytes = len(self), len(self._data)
+    def append(self, encoded: Encoded, replacing: Sequence[int] = ()) -> None:
+        """New slots at the end, with the metadata ``encoded``, and the ``replacing`` slots
+        marked deleted (an upsert); all or nothing: if it raises (out of memory), the store
+        is as it was. The bytes of the replaced rows are dropped by :meth:`tidy`, later."""
+        n_slots, n_bytes, unused, killed = len(self), len(self._data), self._unused, list(replacing)
+        if killed:  # (fancy indexing: copies)
+            replaced = _view(self._starts)[killed], _view(self._ends)[killed]
         try:
+            if killed:
+                self._point(killed, 0, _DEAD_END)
+                self._columns.put(killed, [None] * len(killed))
             starts, ends = self._appended(encoded)
             _extend(self._starts, starts)
             _extend(self._ends, ends)
             self._columns.append(encoded.dicts)
-        except BaseException:
+        except BaseException as e:
+            # The failed step's frame, kept by the traceback, may hold numpy views of the
+            # offsets (as _point's does), and an array cannot be cut back while one lives.
+            traceback.clear_frames(e.__traceback__)
             del self._data[n_bytes:], self._starts[n_slots:], self._ends[n_slots:]
-            if self._columns.n_slots != n_slots:  # failed while updating the columns: drop them,
-                self._columns = Columns(n_slots)  # the next filter builds them again from the JSON
+            if killed:
+                _view(self._starts)[killed], _view(self._ends)[killed] = replaced
+                self._unused = unused
+            if killed or self._columns.n_slots != n_slots:  # the columns may be half changed: drop
+                self._columns = Columns(n_slots)  # them; the next filter builds them again from the JSON
             raise
 
     def append_dead(self, n: int) -> None:
@@ -92,11 +107,26 @@ class MetadataStore:
         """Replace the metadata of (live) ``slots``."""
         self._point(slots, *self._appended(encoded))
         self._columns.put(slots, encoded.dicts)
+        self.tidy()
 
     def kill(self, slots: list[int]) -> None:
         """Mark ``slots`` deleted."""
         self._point(slots, 0, _DEAD_END)
         self._columns.put(slots, [None] * len(slots))
+        self.tidy()
+
+    def tidy(self) -> None:
+        """Drop the bytes no slot points at any more once they outgrow half the buffer.
+
+        Housekeeping after a write that is complete: a rewrite that runs out of memory
+        changes nothing (see :meth:`_use`), and the bytes wait for a later one.
+        """
+        if self._unused > max(len(self._data) // 2, 1 << 20):
+            try:
+                self._rewrite(None)
+            except MemoryError as e:
+                warnings.warn(f"parag: dropping the metadata no slot uses any more failed ({e!r}); it is "
+                              "kept until a later write or compact() succeeds", RuntimeWarning, stacklevel=2)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""
@@ -195,15 +225,12 @@ class MetadataStore:
         return starts, ends
 
     def _point(self, slots: list[int], starts: np.ndarray | int, ends: np.ndarray | int) -> None:
-        """Point ``slots`` at new rows; the rows they leave are bytes no slot points at (a
-        rewrite drops them once they outgrow half the buffer)."""
+        """Point ``slots`` at new rows; the rows they leave are bytes no slot points at (which
+        :meth:`tidy` drops)."""
         starts_view, ends_view = _view(self._starts), _view(self._ends)
         left = starts_view[slots]
         self._unused += int((ends_view[slots] - left + 1)[left != 0].sum())
         starts_view[slots], ends_view[slots] = starts, ends
-        del starts_view, ends_view  # (before the rewrite replaces the arrays)
-        if self._unused > max(len(self._data) // 2, 1 << 20):
-            self._rewrite(None)
 
     def _rewrite(self, mask: np.ndarray | None) -> None:
         """A new buffer holding the rows of the slots ``mask`` keeps (None: all), in order."""

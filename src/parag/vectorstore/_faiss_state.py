@@ -73,14 +73,14 @@ class FAISSState:
         if ids is None:
             ids = self._generated_ids(len(x))
         else:
-            self._adopt_kind(ids, "ids")
+            self.check_kind(ids, "ids")
             self.slots.check_new(ids)
         self.append(x, ids, encoded, docs)
         return ids
 
     def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, docs: list[str | None]) -> None:
         """Add vectors under ``ids``, replacing those of ids already stored."""
-        self._adopt_kind(ids, "ids")
+        self.check_kind(ids, "ids")
         present = ids[self._stored(ids)]
         self.append(x, ids, encoded, docs, replacing=self.slots.slots_of(present))
 
@@ -105,12 +105,12 @@ class FAISSState:
         if not self._kind_open():
             check_kind(ids, self.slots.kind, name)
 
-    def _adopt_kind(self, ids: np.ndarray, name: str) -> None:
-        """Check ``ids`` against the store's kind; a store that has never held an id takes
-        the kind of the first ids it is given."""
-        self.check_kind(ids, name)
+    def _slots_for(self, ids: np.ndarray) -> SlotMap:
+        """The slot map that (checked) ``ids`` go in: the store's, or a new one for strings
+        when a store that has never held an id takes the kind of the first ids it is given."""
         if self._kind_open() and ids.dtype == STR_IDS.dtype:
-            self.slots = SlotMap(kind=STR_IDS)
+            return SlotMap(kind=STR_IDS)
+        return self.slots
 
     def _kind_open(self) -> bool:
         return self.slots.n_slots == 0 and self.next_id == 0 and self.slots.kind is INT_IDS
@@ -137,47 +137,54 @@ class FAISSState:
         docs: list[str | None],
         replacing: np.ndarray | None = None,
     ) -> None:
-        """Add vectors under new slots, killing the ``replacing`` slots (an upsert).
+        """Add vectors under new slots, killing the ``replacing`` slots (an upsert); all or
+        nothing.
 
-        What can fail (FAISS's add, an IVF index's training, the metadata's append, which is
-        all or nothing) runs before the slots, documents and next id change; when it raises,
-        the vectors FAISS took are taken out again and the store is as it was. A compaction
-        the write triggers comes after, on its own.
+        FAISS's add comes first, then an IVF index's training, then the bookkeeping: slots,
+        documents and, last, the metadata (all or nothing itself). Any step may raise (out of
+        memory); the steps before it are then undone (the slots and documents rolled back,
+        the vectors FAISS took taken out again) and the store is as it was. The index, the
+        slot map and the next id are replaced only once every step has succeeded. A
+        compaction the write triggers comes after, on its own.
         """
         n_before = self.index.ntotal
+        slots = self._slots_for(ids)
+        replaced = np.empty(0, np.int64) if replacing is None else replacing
+        killed = replaced.tolist()
+        slots_point, docs_point = slots.savepoint(replaced), self.docs.savepoint(killed)
         self.kind.before_add(self.index, n_before + len(x))
         try:
             with threads_for(len(x), n_before + len(x)):
                 self.index.add(x)
-            index = self._after_add(ids, replacing)
-            self.meta.append(encoded)
+            index = self._after_add(slots, ids, replaced)
+            if killed:
+                slots.kill(replaced)
+                self.docs.kill(killed)
+            slots.append(ids)
+            self.docs.append(docs)
+            next_id = max(self.next_id, int(ids.max()) + 1) if slots.kind is INT_IDS else self.next_id
+            self.meta.append(encoded, killed)
         except BaseException:
+            slots.roll_back(slots_point)
+            self.docs.roll_back(docs_point)
             self._forget_from(n_before)
             self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
             raise
-        if replacing is not None and len(replacing):
-            self.slots.kill(replacing)
-            self.meta.kill(replacing.tolist())
-            self.docs.kill(replacing.tolist())
-        self.slots.append(ids)
-        self.docs.append(docs)
-        if self.slots.kind is INT_IDS:
-            self.next_id = max(self.next_id, int(ids.max()) + 1)
+        self.slots, self.next_id = slots, next_id
         self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
         self.kind.apply_defaults(index)  # the index has grown: its automatic parameters follow
+        self.meta.tidy()
         self._compact_if_needed()
 
-    def _after_add(self, ids: np.ndarray, replacing: np.ndarray | None) -> faiss.Index:
-        """The index once ``ids`` hold the new slots: an untrained IVF index trains when it
-        then holds enough live vectors, and retrains when it has outgrown its lists. The slots
-        themselves are not changed yet."""
-        n_replaced = 0 if replacing is None else len(replacing)
-        if not self.kind.trains_after_add(self.index, self.slots.n_live + len(ids) - n_replaced):
+    def _after_add(self, slots: SlotMap, ids: np.ndarray, replacing: np.ndarray) -> faiss.Index:
+        """The index once ``ids`` hold new slots of ``slots`` (the ``replacing`` ones killed):
+        an untrained IVF index trains when it then holds enough live vectors, and retrains
+        when it has outgrown its lists. The slots themselves are not changed yet."""
+        if not self.kind.trains_after_add(self.index, slots.n_live + len(ids) - len(replacing)):
             return self.index
-        slot_ids = np.concatenate([self.slots.slot_ids, ids])
-        if n_replaced:
-            slot_ids[replacing] = self.slots.kind.dead
-        return self.kind.after_add(self.index, SlotMap(slot_ids, self.slots.kind))
+        slot_ids = np.concatenate([slots.slot_ids, ids])
+        slot_ids[replacing] = slots.kind.dead
+        return self.kind.after_add(self.index, SlotMap(slot_ids, slots.kind))
 
     def _forget_from(self, n_slots: int) -> None:
         """Undo a failed add: the vectors the index holds beyond slot ``n_slots`` are removed

@@ -42,8 +42,8 @@ def test_document_store_round_trip_and_substring_mask():
     live = np.array([True, True, True, False])
     back = DocumentStore.from_jsonl(docs.to_jsonl(), live, "documents file")
     assert back.get_many([0, 1, 2, 3]) == docs.get_many([0, 1, 2, 3])
-    back.keep(live)
-    assert len(back) == 3 and back.get_many([2]) == ['line\nbreak "quoted" ünï']
+    kept = back.kept(live)
+    assert len(kept) == 3 and kept.get_many([2]) == ['line\nbreak "quoted" ünï'] and len(back) == 4
     assert DocumentStore.from_jsonl(b"", np.zeros(0, bool), "f").get_many([]) == []
 
 

@@ -324,3 +324,22 @@ def test_marking_replaced_metadata_that_runs_out_of_memory_changes_nothing(index
     store = make_store(index_type, deleted=(3, 5))
     assert_fails_cleanly(store, lambda: store.upsert([0, 1, 7, 999], RNG.standard_normal((4, D))), MemoryError,
                          pointing_fails())
+
+
+@pytest.mark.parametrize("fault", ["columns", "rows"])
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_compaction_whose_metadata_runs_out_of_memory_changes_nothing(index_type, fault):
+    # The index is rebuilt, the slot map and documents made anew: then the metadata's filter
+    # columns are renumbered and its rows rewritten. Either failing undoes the whole compaction.
+    from parag.metadata.store import MetadataStore
+
+    store = make_store(index_type, deleted=(3, 5))
+    owner, name = (Columns, "keep") if fault == "columns" else (MetadataStore, "_rewrite")
+    assert_fails_cleanly(store, store.compact, MemoryError, failing_call(owner, name, call=1))
+    x = RNG.standard_normal((200, D)).astype(np.float32)
+    store = make_store(index_type, x=x, deleted=(3, 5))
+    doomed = list(range(0, 200, 2))  # past every kind's compact_at: the delete compacts
+    with failing_call(owner, name, call=1), pytest.warns(RuntimeWarning, match="compact"):
+        assert store.delete(doomed) == len(doomed)
+    assert_holds(store, {i: x[i] for i in range(1, 200, 2) if i not in (3, 5)})
+    assert store.search(QUERIES, k=3, filter={"even": True}).ids == [[]] * len(QUERIES)

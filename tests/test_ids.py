@@ -80,8 +80,8 @@ def test_slot_map_with_string_ids():
     with pytest.raises(IdNotFoundError, match="'b'"):
         slots.slots_of(as_store_ids(["b"], STR_IDS))
     assert slots.live_mask().tolist() == [True, False, True]
-    keep = slots.compact()
-    assert keep.tolist() == [True, False, True] and slots.slot_ids.tolist() == ["a", "c"]
+    slots = slots.compacted()
+    assert slots.slot_ids.tolist() == ["a", "c"]
     assert slots.slots_of(as_store_ids(["c"], STR_IDS)).tolist() == [1]
     assert not slots.has_duplicates() and slots.kind is STR_IDS
 
@@ -97,8 +97,9 @@ def test_ids_are_slots_only_while_every_slot_holds_its_own_number():
     killed = SlotMap(np.arange(4))
     killed.kill(np.array([0]))
     assert not killed.ids_are_slots
-    killed.compact()  # ids 1, 2, 3 now at slots 0, 1, 2
-    assert not killed.ids_are_slots and killed.ids_at(np.array([0])).tolist() == [1]
+    compacted = killed.compacted()  # ids 1, 2, 3 now at slots 0, 1, 2
+    assert not compacted.ids_are_slots and compacted.ids_at(np.array([0])).tolist() == [1]
+    assert killed.n_slots == 4
     dead = SlotMap(np.arange(2))
     dead.append_dead(1)
     assert not dead.ids_are_slots

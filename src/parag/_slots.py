@@ -137,11 +137,9 @@ class SlotMap:
         self.ids_are_slots = self.ids_are_slots and not len(slots)
         self._selector = None
 
-    def compact(self) -> np.ndarray:
-        """Drop dead slots and renumber the rest; returns the keep-mask over old slots."""
-        keep = self._slot_ids != self.kind.dead
-        self.__init__(self._slot_ids[keep], self.kind)  # type: ignore[misc]
-        return keep
+    def compacted(self) -> SlotMap:
+        """A new map of the live slots alone, renumbered in order (this one is unchanged)."""
+        return SlotMap(self.live_ids(), self.kind)
 
     def live_selector(self) -> faiss.IDSelector | None:
         """A FAISS selector of the live slots, or None when no slot is dead (the fast path).

@@ -85,9 +85,9 @@ class DocumentStore:
         for s, d in zip(slots, documents):
             self._docs[s] = d
 
-    def keep(self, mask: np.ndarray) -> None:
-        """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""
-        self._docs = [d for d, k in zip(self._docs, mask.tolist()) if k]
+    def kept(self, mask: np.ndarray) -> DocumentStore:
+        """A new store of the slots where ``mask`` is True, renumbered in order (compaction)."""
+        return DocumentStore([d for d, k in zip(self._docs, mask.tolist()) if k])
 
     def get_many(self, slots: list[int]) -> list[str | None]:
         if self._none:

@@ -129,9 +129,14 @@ class MetadataStore:
                               "kept until a later write or compact() succeeds", RuntimeWarning, stacklevel=2)
 
     def keep(self, mask: np.ndarray) -> None:
-        """Drop the slots where ``mask`` is False (compaction renumbers the rest in order)."""
-        self._rewrite(mask)
-        self._columns.keep(mask)
+        """Drop the slots where ``mask`` is False (compaction renumbers the rest in order);
+        all or nothing: if it raises (out of memory), the rows are as they were."""
+        try:
+            self._columns.keep(mask)
+            self._rewrite(mask)  # (makes every piece before it replaces any: see _use)
+        except BaseException:
+            self._columns = Columns(len(self))  # half kept, or kept when the rows were not: dropped
+            raise
 
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
         """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse

@@ -205,15 +205,16 @@ class FAISSState:
         self._compact_if_needed()
 
     def compact(self) -> None:
-        """Rebuild the index without the dead slots and renumber the rest. The new index is
-        complete before anything changes: a rebuild that fails leaves the store as it was."""
+        """Rebuild the index without the dead slots and renumber the rest; all or nothing.
+        The new index, slot map and documents are made before anything changes, and the
+        metadata, all or nothing itself, comes last: a failure leaves the store as it was."""
         if not self.slots.n_dead:
             return
         keep = self.slots.live_mask()
         index = self.kind.rebuild(self.index, keep)
-        self.slots.compact()
+        slots, docs = self.slots.compacted(), self.docs.kept(keep)
         self.meta.keep(keep)
-        self.docs.keep(keep)
+        self.slots, self.docs = slots, docs
         self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
         self.kind.apply_defaults(index)
 

@@ -25,7 +25,7 @@ recorded in every result). Isotropic clusters (the generator of earlier runs) ha
 intrinsic dimension of 50-80: their near neighbours are almost equidistant, which no real
 embedding set looks like and which made an HNSW build slow down without bound past 2M.
 
-An IVFFlat + sq8 build of 10M took 15 minutes on 2 cores, an HNSW (M 16) one 71 (0.41-0.48 s
+An IVFFlat + sq8 build of 10M took 5 minutes on 2 cores (15 on a busy machine), an HNSW (M 16) one 71 (0.41-0.48 s
 per thousand vectors past 1M): a stop must not cost the build, so it is **resumable**. Its work directory,
 ``benchmarks/results/scale-work/<index>-<storage>[-<param><value>...]-<n>/``, holds one checkpoint: the store,
 saved (atomically) every ``--checkpoint-every`` vectors and at the end, and ``progress.json``

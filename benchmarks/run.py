@@ -14,7 +14,7 @@
                                  (token from $MILVUS_TOKEN; collections parag_bench_*, dropped after)
     ./run bench --scale 10m      opt-in: 10M x 384 IVFFlat + sq8 with exact re-ranking, loaded with
                                  mmap=True (benchmarks/bench_scale.py, report docs/bench-scale.md; about
-                                 half an hour on 2 cores; --index HNSW --param M=16: 80 min). Resumable:
+                                 15 minutes on 2 cores; --index HNSW --param M=16: 80 min). Resumable:
                                  checkpoints every --checkpoint-every vectors in
                                  benchmarks/results/scale-work/; the same command again continues the
                                  build (or, once built, re-measures); --fresh starts over

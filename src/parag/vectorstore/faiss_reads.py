@@ -4,7 +4,8 @@
 :class:`FAISSReads` is the half of the store that never changes it: each method checks its
 arguments first, takes the read lock (any number of reads run at once) and turns the slots
 the state finds into ids, metadata and documents, decoding only what ``include`` asks for.
-``FAISSVectorStore`` inherits it and adds construction, the writes, ``tune``, ``save`` and ``load``.
+``FAISSVectorStore`` inherits it (and ``save`` and ``load``, from
+:class:`~parag.vectorstore.faiss_save_load.FAISSSaveLoad`) and adds construction, the writes and ``tune``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 with the index.
 
 The index types are ``"Flat"`` (exact), ``"IVFFlat"`` and ``"HNSW"`` (approximate); the
-metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`.
+metrics ``"L2"``, ``"IP"`` and ``"cosine"``. See :class:`FAISSVectorStore`. This module holds
+construction, the writes and ``tune``; the reads come from ``faiss_reads.py`` and ``save`` and
+``load`` from ``faiss_save_load.py``.
 """
 
 from __future__ import annotations
@@ -10,15 +12,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 import parag.tuning as tuning
-import parag.vectorstore.faiss_format as faiss_format
-from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
 from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check
@@ -29,13 +28,14 @@ from parag.metadata import encode_metadata
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.base import Documents, GetResult, Metadata, VectorStore
 from parag.vectorstore.faiss_reads import FAISSReads
+from parag.vectorstore.faiss_save_load import FAISSSaveLoad
 from parag.vectorstore.kinds import configure
 from parag.vectorstore.kinds.storage import check_vectors_dir
 
 __all__ = ["FAISSVectorStore", "GetResult"]
 
 
-class FAISSVectorStore(FAISSReads, VectorStore):
+class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     """A FAISS index whose vectors carry ids (ints or strings), JSON metadata and documents,
     saved to a directory.
 
@@ -327,83 +327,7 @@ class FAISSVectorStore(FAISSReads, VectorStore):
         with self._lock.write():
             return tuning.tune(self._state, q, target_recall, k, n_samples, seed)
 
-    # ----------------------------------------------------------------- persistence
-
-    def save(self, path: str | Path) -> None:
-        """Write the store to the directory ``path``, atomically.
-
-        The directory holds the complete old store until the new one is complete and
-        fsynced, then the complete new one (``docs/format.md`` describes the files and the
-        commit protocol). Every byte is hashed (XXH3-128) as it is written. Searches may run
-        while a save does; writes wait for it.
-
-        Raises
-        ------
-        NotAStoreError
-            ``path`` is a file, or a non-empty directory that is not a parag store: nothing
-            of it is touched.
-        StoreWriteError
-            Writing failed (disk full, read-only file system...); also an OSError. The old
-            store, if any, is left as it was, and a directory the save created is removed.
-        """
-        with self._lock.read():
-            faiss_format.save(path, self._state)
-
-    @hybridmethod
-    def load(
-        target: type[FAISSVectorStore] | FAISSVectorStore,  # noqa: N805 - class or instance
-        path: str | Path,
-        *,
-        verify: bool = True,
-        mmap: bool = False,
-        vectors_dir: str | os.PathLike[str] | None = None,
-    ) -> FAISSVectorStore:
-        """Load a saved store.
-
-        ``FAISSVectorStore.load(path)`` returns a new store; ``store.load(path)`` replaces
-        the contents of ``store`` and returns it.
-
-        Parameters
-        ----------
-        path : str or Path
-            A directory written by :meth:`save`.
-        verify : bool, default True
-            Check the checksum of every block of every file before FAISS or parag parses
-            it. False skips hashing and checks only sizes and counts: faster on large
-            stores, but damaged bytes may then load silently or fail later.
-        mmap : bool, default False
-            Map the index file (and a compressed store's vectors file) into memory instead
-            of reading them: they take almost no RAM (the OS pages them in as searches touch
-            them; an HNSW graph is read into RAM) and the store is read-only:
-            ``add``, ``delete``, ``upsert``, ``update_metadata`` and ``compact`` raise
-            ReadOnlyStoreError (FAISS would abort the process if a mapped index were
-            modified). Searching, ``get``, ``save`` and ``tune`` work. With ``verify`` the
-            index file is read once to check it before it is mapped.
-        vectors_dir : str or PathLike, optional
-            Without ``mmap``: a compressed store's float32 vectors go to a file there, not
-            RAM, as with the constructor's ``vectors_dir`` (a mapped load reads its own file).
-
-        Raises
-        ------
-        StoreNotFoundError, NotAStoreError, CorruptStoreError, UnsupportedFormatError
-            See :mod:`parag.persistence` and ``docs/format.md``: the message says what is
-            wrong and in which file.
-        """
-        check_bool(mmap, "mmap")
-        state = faiss_format.load(path, verify=verify, mmap=mmap, vectors_dir=vectors_dir)
-        if isinstance(target, type):
-            return target._with_state(state)
-        with target._lock.write():
-            target._state = state  # a whole new state: searches see the old one or the new one
-        return target
-
     # ----------------------------------------------------------------- internals
-
-    @classmethod
-    def _with_state(cls, state: FAISSState) -> FAISSVectorStore:
-        store = cls.__new__(cls)
-        store._state, store._lock = state, RWLock()
-        return store
 
     @contextmanager
     def _writing(self) -> Iterator[FAISSState]:

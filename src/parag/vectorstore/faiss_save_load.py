@@ -1,0 +1,105 @@
+"""Saving and loading a :class:`~parag.vectorstore.FAISSVectorStore`: ``save`` and ``load``.
+
+:class:`FAISSSaveLoad` is the store's face to its directory: it takes the lock, and on
+``load`` makes a store around the state read, or swaps an existing store's state for it.
+What the files are and how they are checked belongs to :mod:`parag.vectorstore.faiss_format`
+(and :mod:`parag.persistence`, the atomic, checksummed container; ``docs/format.md``).
+``FAISSVectorStore`` inherits it, as it does :class:`~parag.vectorstore.faiss_reads.FAISSReads`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Self
+
+import parag.vectorstore.faiss_format as faiss_format
+from parag._hybrid import hybridmethod
+from parag._locks import RWLock
+from parag._validation import check_bool
+from parag.vectorstore._faiss_state import FAISSState
+
+__all__ = ["FAISSSaveLoad"]
+
+
+class FAISSSaveLoad:
+    """``save`` and ``load`` of a FAISS store: its subclass sets ``_state`` (a
+    :class:`FAISSState`) and ``_lock`` (the store's reader-writer lock)."""
+
+    _state: FAISSState
+    _lock: RWLock
+
+    def save(self, path: str | Path) -> None:
+        """Write the store to the directory ``path``, atomically.
+
+        The directory holds the complete old store until the new one is complete and
+        fsynced, then the complete new one (``docs/format.md`` describes the files and the
+        commit protocol). Every byte is hashed (XXH3-128) as it is written. Searches may run
+        while a save does; writes wait for it.
+
+        Raises
+        ------
+        NotAStoreError
+            ``path`` is a file, or a non-empty directory that is not a parag store: nothing
+            of it is touched.
+        StoreWriteError
+            Writing failed (disk full, read-only file system...); also an OSError. The old
+            store, if any, is left as it was, and a directory the save created is removed.
+        """
+        with self._lock.read():
+            faiss_format.save(path, self._state)
+
+    @hybridmethod
+    def load(
+        target: type[Self] | Self,  # noqa: N805 - class or instance
+        path: str | Path,
+        *,
+        verify: bool = True,
+        mmap: bool = False,
+        vectors_dir: str | os.PathLike[str] | None = None,
+    ) -> Self:
+        """Load a saved store.
+
+        ``FAISSVectorStore.load(path)`` returns a new store; ``store.load(path)`` replaces
+        the contents of ``store`` and returns it.
+
+        Parameters
+        ----------
+        path : str or Path
+            A directory written by :meth:`save`.
+        verify : bool, default True
+            Check the checksum of every block of every file before FAISS or parag parses
+            it. False skips hashing and checks only sizes and counts: faster on large
+            stores, but damaged bytes may then load silently or fail later.
+        mmap : bool, default False
+            Map the index file (and a compressed store's vectors file) into memory instead
+            of reading them: they take almost no RAM (the OS pages them in as searches touch
+            them; an HNSW graph is read into RAM) and the store is read-only:
+            ``add``, ``delete``, ``upsert``, ``update_metadata`` and ``compact`` raise
+            ReadOnlyStoreError (FAISS would abort the process if a mapped index were
+            modified). Searching, ``get``, ``save`` and ``tune`` work. With ``verify`` the
+            index file is read once to check it before it is mapped.
+        vectors_dir : str or PathLike, optional
+            Without ``mmap``: a compressed store's float32 vectors go to a file there, not
+            RAM, as with the constructor's ``vectors_dir`` (a mapped load reads its own file).
+
+        Raises
+        ------
+        StoreNotFoundError, NotAStoreError, CorruptStoreError, UnsupportedFormatError
+            See :mod:`parag.persistence` and ``docs/format.md``: the message says what is
+            wrong and in which file.
+        """
+        check_bool(mmap, "mmap")
+        state = faiss_format.load(path, verify=verify, mmap=mmap, vectors_dir=vectors_dir)
+        if isinstance(target, type):
+            return target._with_state(state)
+        with target._lock.write():
+            target._state = state  # a whole new state: searches see the old one or the new one
+        return target
+
+    @classmethod
+    def _with_state(cls, state: FAISSState) -> Self:
+        """A store of this class around ``state`` (a loaded or copied one), with its own lock."""
+        store = cls.__new__(cls)
+        store._state, store._lock = state, RWLock()
+        return store

@@ -26,6 +26,7 @@ __all__ = [
     "CorruptStoreError",
     "UnsupportedFormatError",
     "ReadOnlyStoreError",
+    "StoreClosedError",
     "MissingDependencyError",
     "StoreWriteError",
     "StoreReadError",
@@ -95,6 +96,11 @@ class UnsupportedFormatError(CorruptStoreError):
 
 class ReadOnlyStoreError(ParagError, PermissionError):
     """The store was loaded read-only (memory-mapped) and cannot be modified."""
+
+
+class StoreClosedError(ParagError, ValueError):
+    """The store was closed (``close()``, or the end of its ``with`` block) and holds nothing
+    to use: load it again. (A ValueError, as for a closed file.)"""
 
 
 class MissingDependencyError(ParagError, ImportError):

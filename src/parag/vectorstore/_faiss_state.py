@@ -61,6 +61,10 @@ class FAISSState:
         index, meta = kind.copy_index(self.index), self.meta.copy()
         return FAISSState(kind, index, slots, meta, self.next_id, self.read_only, docs)
 
+    def close(self) -> None:
+        """Close the files the index reads (the state is not used afterwards)."""
+        self.kind.close_files(self.index)
+
     @property
     def is_trained(self) -> bool:
         return self.kind.is_trained(self.index)

@@ -1,7 +1,9 @@
-"""Saving and loading a :class:`~parag.vectorstore.FAISSVectorStore`: ``save`` and ``load``.
+"""Saving, loading and closing a :class:`~parag.vectorstore.FAISSVectorStore`: ``save``,
+``load``, ``close`` (and ``with``).
 
 :class:`FAISSSaveLoad` is the store's face to its directory: it takes the lock, and on
-``load`` makes a store around the state read, or swaps an existing store's state for it.
+``load`` makes a store around the state read, or swaps an existing store's state for it;
+``close`` swaps in a closed state instead, releasing the files a load (or ``vectors_dir``) opened.
 What the files are and how they are checked belongs to :mod:`parag.vectorstore.faiss_format`
 (and :mod:`parag.persistence`, the atomic, checksummed container; ``docs/format.md``).
 ``FAISSVectorStore`` inherits it, as it does :class:`~parag.vectorstore.faiss_reads.FAISSReads`.
@@ -11,15 +13,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Self
+from typing import NoReturn, Self, cast
 
 import parag.vectorstore.faiss_format as faiss_format
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._validation import check_bool
+from parag.errors import StoreClosedError
 from parag.vectorstore._faiss_state import FAISSState
 
 __all__ = ["FAISSSaveLoad"]
+
+
+class _Closed:
+    """The state of a closed store: whatever is asked of it raises StoreClosedError (every
+    method and property of a store reads its state first, so nothing else need check)."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise StoreClosedError(
+            "this store is closed (close(), or the end of its with block); load it again to use it: "
+            "FAISSVectorStore.load(path), or store.load(path) on this one"
+        )
+
+
+_CLOSED = cast(FAISSState, _Closed())  # (stands in for a FAISSState: any use raises)
 
 
 class FAISSSaveLoad:
@@ -96,6 +113,49 @@ class FAISSSaveLoad:
         with target._lock.write():
             target._state = state  # a whole new state: searches see the old one or the new one
         return target
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run (until ``load`` on this store fills it again)."""
+        return self._state is _CLOSED
+
+    def close(self) -> None:
+        """Release what the store holds now, rather than when it is garbage collected: the
+        file a compressed store reads its float32 vectors from (its saved ``vectors`` file
+        after ``load(mmap=True)``, or its temporary file in ``vectors_dir``, whose disk space
+        is then freed), and the index (a mapped one is unmapped unless ``faiss_index`` is
+        still referenced), ids, metadata and documents.
+
+        Afterwards every method and property but ``closed`` raises StoreClosedError (also a
+        ValueError), until ``store.load(path)`` fills the store again. Closing a closed store
+        does nothing. Searches under way finish first. A store used in a ``with`` block is
+        closed at its end.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from parag.vectorstore import FAISSVectorStore
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     FAISSVectorStore(dimension=2).save(tmp + "/store")
+        ...     with FAISSVectorStore.load(tmp + "/store", mmap=True) as store:
+        ...         n = len(store)
+        >>> n, store.closed
+        (0, True)
+        >>> len(store)
+        Traceback (most recent call last):
+        ...
+        parag.errors.StoreClosedError: this store is closed (close(), or the end of its with block); load it again to use it: FAISSVectorStore.load(path), or store.load(path) on this one
+        """
+        with self._lock.write():
+            state, self._state = self._state, _CLOSED
+            if state is not _CLOSED:
+                state.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def _with_state(cls, state: FAISSState) -> Self:

@@ -145,6 +145,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         return self._state.index
 
     def __repr__(self) -> str:
+        if self.closed:
+            return f"{type(self).__name__}(closed)"
         params = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return (
             f"{type(self).__name__}(dimension={self.dimension}, index_type={self.index_type!r}, metric={self.metric!r}"

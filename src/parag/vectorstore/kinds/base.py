@@ -236,6 +236,13 @@ class IndexKind:
             return index.vectors
         return index if not self.is_trained(index) else self.own_storage(index)
 
+    def close_files(self, index: faiss.Index) -> None:
+        """Close the file ``index`` reads its float32 vectors from (a compressed store's,
+        loaded with ``mmap=True`` or kept in a ``vectors_dir``), if any: ``index`` is not
+        searched again."""
+        if isinstance(index, Reranked) and index.vectors.file is not None:
+            index.vectors.file.close()
+
     def own_storage(self, index: faiss.Index) -> faiss.Index:
         """:meth:`storage` of the kind's own float32 index."""
         return index

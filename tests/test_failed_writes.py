@@ -243,28 +243,39 @@ def assert_holds(store: FAISSVectorStore, vectors: dict[int, np.ndarray]) -> Non
         exact_over(store.search(QUERIES, k=7), vectors, QUERIES, 7, store.metric)
 
 
+def store_and_vectors(index_type: str) -> tuple[FAISSVectorStore, dict[int, np.ndarray]]:
+    """A store (ids 3 and 5 deleted) and what it holds: id -> vector, as the test added them."""
+    x = RNG.standard_normal((200, D)).astype(np.float32)
+    return make_store(index_type, x=x, deleted=(3, 5)), {i: x[i] for i in range(200) if i not in (3, 5)}
+
+
+def assert_each_fails_cleanly(store: FAISSVectorStore, vectors: dict[int, np.ndarray], writes: list,
+                              fault, tmp_path) -> None:
+    """Each of ``writes`` raises MemoryError with ``fault()`` injected and changes nothing:
+    the store holds ``vectors`` and saves and loads as it was."""
+    before = state(store)
+    for write in writes:
+        with fault(), pytest.raises(MemoryError):
+            write()
+        assert state(store) == before
+        assert_holds(store, vectors)
+    store.save(tmp_path / "saved")
+    assert state(FAISSVectorStore.load(tmp_path / "saved")) == before
+
+
 @pytest.mark.parametrize("step", list(STEPS))
 @pytest.mark.parametrize("index_type", list(KINDS))
 def test_bookkeeping_that_runs_out_of_memory_after_faiss_added_changes_nothing(index_type, step, tmp_path):
     # FAISS took the vectors; then slots, documents or metadata fail part way: all of it,
     # FAISS's add included, is undone (a Flat or IVF index removes the vectors again, an
     # HNSW graph keeps them as tombstones no search or count sees).
-    x = RNG.standard_normal((200, D)).astype(np.float32)
-    store = make_store(index_type, x=x, deleted=(3, 5))
-    vectors = {i: x[i] for i in range(200) if i not in (3, 5)}
-    before = state(store)
+    store, vectors = store_and_vectors(index_type)
     owner, name = STEPS[step]
     new = RNG.standard_normal((4, D))
     writes = [lambda: store.upsert([0, 1, 7, 999], new, [{"n": -1, "even": True}] * 4, list("abcd"))]
     if "kill" not in step:
         writes.append(lambda: store.add(new, [{"n": -1, "even": True}] * 4, documents=list("abcd")))
-    for write in writes:
-        with failing_call(owner, name, call=1, keep=2), pytest.raises(MemoryError):
-            write()
-        assert state(store) == before
-        assert_holds(store, vectors)
-    store.save(tmp_path / "saved")
-    assert state(FAISSVectorStore.load(tmp_path / "saved")) == before
+    assert_each_fails_cleanly(store, vectors, writes, lambda: failing_call(owner, name, call=1, keep=2), tmp_path)
     assert_fails_cleanly(store, writes[0], MemoryError, failing_call(owner, name, call=1, keep=2))
 
 
@@ -300,15 +311,18 @@ def test_dropping_replaced_metadata_that_runs_out_of_memory_keeps_the_write(tmp_
 
 @contextlib.contextmanager
 def pointing_fails() -> Iterator[None]:
-    """MetadataStore._point (how an upsert marks the replaced rows deleted) points two slots,
-    then raises MemoryError holding a numpy view of the offsets, as its own locals are when
-    it runs out of memory: the traceback keeps them alive while the write is undone."""
+    """MetadataStore._point (how a write points slots at new rows, or marks them deleted)
+    points two slots, then raises MemoryError holding a numpy view of the offsets, as its own
+    locals are when it runs out of memory: the traceback keeps them alive while the write is undone."""
     from parag.metadata.store import MetadataStore
 
     real = MetadataStore._point
 
     def broken(self, slots, starts, ends):
-        real(self, slots[:2], starts, ends)
+        def first_two(offsets):
+            return offsets[:2] if isinstance(offsets, np.ndarray) else offsets
+
+        real(self, slots[:2], first_two(starts), first_two(ends))
         view = np.frombuffer(self._starts, np.int64)  # noqa: F841 - alive in the traceback
         raise MemoryError("injected")
 
@@ -343,3 +357,30 @@ def test_a_compaction_whose_metadata_runs_out_of_memory_changes_nothing(index_ty
         assert store.delete(doomed) == len(doomed)
     assert_holds(store, {i: x[i] for i in range(1, 200, 2) if i not in (3, 5)})
     assert store.search(QUERIES, k=3, filter={"even": True}).ids == [[]] * len(QUERIES)
+
+
+# The steps of a delete, each failing part way (two slots done).
+KILL_FAULTS = {
+    "slots": lambda: failing_call(SlotMap, "kill", call=1, keep=2),
+    "documents": lambda: failing_call(DocumentStore, "kill", call=1, keep=2),
+    "metadata offsets": pointing_fails,
+    "metadata columns": lambda: failing_call(Columns, "put", call=1, keep=2),
+}
+
+
+@pytest.mark.parametrize("fault", list(KILL_FAULTS))
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_delete_that_runs_out_of_memory_part_way_changes_nothing(index_type, fault, tmp_path):
+    store, vectors = store_and_vectors(index_type)
+    deletes = [lambda: store.delete([0, 1, 7]), lambda: store.delete(filter={"n": {"$lt": 10}})]
+    assert_each_fails_cleanly(store, vectors, deletes, KILL_FAULTS[fault], tmp_path)
+    assert store.delete([0, 1, 7]) == 3
+    assert_holds(store, {i: v for i, v in vectors.items() if i not in (0, 1, 7)})
+
+
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_an_update_of_metadata_that_runs_out_of_memory_part_way_changes_nothing(index_type):
+    store = make_store(index_type, deleted=(3, 5))
+    update = lambda: store.update_metadata([0, 1, 7], [{"n": -1, "even": True}] * 3)  # noqa: E731
+    assert_fails_cleanly(store, update, MemoryError, failing_call(Columns, "put", call=1, keep=1))
+    assert_fails_cleanly(store, update, MemoryError, pointing_fails())

@@ -22,6 +22,7 @@ import traceback
 import warnings
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, overload
 
 import numpy as np
@@ -74,28 +75,14 @@ class MetadataStore:
         """New slots at the end, with the metadata ``encoded``, and the ``replacing`` slots
         marked deleted (an upsert); all or nothing: if it raises (out of memory), the store
         is as it was. The bytes of the replaced rows are dropped by :meth:`tidy`, later."""
-        n_slots, n_bytes, unused, killed = len(self), len(self._data), self._unused, list(replacing)
-        if killed:  # (fancy indexing: copies)
-            replaced = _view(self._starts)[killed], _view(self._ends)[killed]
-        try:
+        killed = list(replacing)
+        with self._undone_on_error(killed):
             if killed:
-                self._point(killed, 0, _DEAD_END)
-                self._columns.put(killed, [None] * len(killed))
+                self._point_dead(killed)
             starts, ends = self._appended(encoded)
             _extend(self._starts, starts)
             _extend(self._ends, ends)
             self._columns.append(encoded.dicts)
-        except BaseException as e:
-            # The failed step's frame, kept by the traceback, may hold numpy views of the
-            # offsets (as _point's does), and an array cannot be cut back while one lives.
-            traceback.clear_frames(e.__traceback__)
-            del self._data[n_bytes:], self._starts[n_slots:], self._ends[n_slots:]
-            if killed:
-                _view(self._starts)[killed], _view(self._ends)[killed] = replaced
-                self._unused = unused
-            if killed or self._columns.n_slots != n_slots:  # the columns may be half changed: drop
-                self._columns = Columns(n_slots)  # them; the next filter builds them again from the JSON
-            raise
 
     def append_dead(self, n: int) -> None:
         """``n`` deleted slots at the end."""
@@ -104,16 +91,43 @@ class MetadataStore:
         self._columns.append([None] * n)
 
     def set(self, slots: list[int], encoded: Encoded) -> None:
-        """Replace the metadata of (live) ``slots``."""
-        self._point(slots, *self._appended(encoded))
-        self._columns.put(slots, encoded.dicts)
+        """Replace the metadata of (live) ``slots``; all or nothing. Then :meth:`tidy`."""
+        with self._undone_on_error(slots):
+            self._point(slots, *self._appended(encoded))
+            self._columns.put(slots, encoded.dicts)
         self.tidy()
 
     def kill(self, slots: list[int]) -> None:
-        """Mark ``slots`` deleted."""
+        """Mark ``slots`` deleted; all or nothing. The bytes of their rows are dropped by
+        :meth:`tidy`, later."""
+        with self._undone_on_error(slots):
+            self._point_dead(slots)
+
+    def _point_dead(self, slots: list[int]) -> None:
         self._point(slots, 0, _DEAD_END)
         self._columns.put(slots, [None] * len(slots))
-        self.tidy()
+
+    @contextmanager
+    def _undone_on_error(self, slots: list[int]) -> Iterator[None]:
+        """Undo what the ``with`` block did if it raises (out of memory): the rows it appended
+        and its changes to the offsets of ``slots`` (the only existing slots it may change);
+        the filter columns, which may be half changed, are dropped (the next filter builds
+        them again from the JSON)."""
+        n_slots, n_bytes, unused = len(self), len(self._data), self._unused
+        offsets = (_view(self._starts)[slots], _view(self._ends)[slots]) if slots else None  # (copies)
+        try:
+            yield
+        except BaseException as e:
+            # The failed step's frame, kept by the traceback, may hold numpy views of the
+            # offsets (as _point's does), and an array cannot be cut back while one lives.
+            traceback.clear_frames(e.__traceback__)
+            del self._data[n_bytes:], self._starts[n_slots:], self._ends[n_slots:]
+            if offsets is not None:
+                _view(self._starts)[slots], _view(self._ends)[slots] = offsets
+                self._unused = unused
+            if slots or self._columns.n_slots != n_slots:
+                self._columns = Columns(n_slots)
+            raise
 
     def tidy(self) -> None:
         """Drop the bytes no slot points at any more once they outgrow half the buffer.

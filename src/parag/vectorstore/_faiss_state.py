@@ -10,7 +10,8 @@ these methods under its lock, so a state is only ever seen whole.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faiss
@@ -151,22 +152,20 @@ class FAISSState:
         slots = self._slots_for(ids)
         replaced = np.empty(0, np.int64) if replacing is None else replacing
         killed = replaced.tolist()
-        slots_point, docs_point = slots.savepoint(replaced), self.docs.savepoint(killed)
         self.kind.before_add(self.index, n_before + len(x))
         try:
             with threads_for(len(x), n_before + len(x)):
                 self.index.add(x)
             index = self._after_add(slots, ids, replaced)
-            if killed:
-                slots.kill(replaced)
-                self.docs.kill(killed)
-            slots.append(ids)
-            self.docs.append(docs)
-            next_id = max(self.next_id, int(ids.max()) + 1) if slots.kind is INT_IDS else self.next_id
-            self.meta.append(encoded, killed)
+            with self._rolled_back_on_error(slots, replaced):
+                if killed:
+                    slots.kill(replaced)
+                    self.docs.kill(killed)
+                slots.append(ids)
+                self.docs.append(docs)
+                next_id = max(self.next_id, int(ids.max()) + 1) if slots.kind is INT_IDS else self.next_id
+                self.meta.append(encoded, killed)
         except BaseException:
-            slots.roll_back(slots_point)
-            self.docs.roll_back(docs_point)
             self._forget_from(n_before)
             self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
             raise
@@ -197,11 +196,28 @@ class FAISSState:
             self.meta.append_dead(extra)
             self.docs.append([None] * extra)
 
+    @contextmanager
+    def _rolled_back_on_error(self, slots: SlotMap, killed: np.ndarray) -> Iterator[None]:
+        """Roll the slot map ``slots`` and the documents back if the ``with`` block raises:
+        their appends, and their kills of the slots ``killed``."""
+        points = slots.savepoint(killed), self.docs.savepoint(killed.tolist())
+        try:
+            yield
+        except BaseException:
+            slots.roll_back(points[0])
+            self.docs.roll_back(points[1])
+            raise
+
     def kill(self, slots: np.ndarray) -> None:
-        """Delete the vectors at ``slots`` (tombstones until compaction)."""
-        self.slots.kill(slots)
-        self.meta.kill(slots.tolist())
-        self.docs.kill(slots.tolist())
+        """Delete the vectors at ``slots`` (tombstones until compaction); all or nothing: the
+        slot map and documents are rolled back if the metadata (last, all or nothing
+        itself) fails. Then, on their own, the metadata's tidy and a compaction."""
+        killed = slots.tolist()
+        with self._rolled_back_on_error(self.slots, slots):
+            self.slots.kill(slots)
+            self.docs.kill(killed)
+            self.meta.kill(killed)
+        self.meta.tidy()
         self._compact_if_needed()
 
     def compact(self) -> None:

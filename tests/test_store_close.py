@@ -108,3 +108,23 @@ def test_with_closes_the_store_at_the_end_of_its_block_and_frees_a_vectors_dir_f
         plain.add(X[:3])
     with pytest.raises(StoreClosedError):
         len(plain)
+
+
+def test_an_index_replaced_by_a_write_or_a_load_has_its_vectors_file_closed_then(tmp_path):
+    # A compaction writes a vectors_dir store's vectors to a new temporary file, and a load
+    # into a store replaces its whole state: the old file is closed then, not left to the
+    # garbage collector (a ResourceWarning, and the disk space held meanwhile).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = compressed(vectors_dir=tmp_path)
+        store.delete(list(range(700)))  # past HNSW's compact_at (half): compacted
+        assert len(files_open_in(tmp_path)) == 1
+        assert store.ids() == list(range(700, 1200))
+        assert np.array_equal(store.get(store.ids(), include_vectors=True).vectors, X[700:])
+        store.save(tmp_path / "saved")
+        assert store.load(tmp_path / "saved", mmap=True) is store
+        assert [Path(f).name for f in files_open_in(tmp_path)] == [p.name for p in (tmp_path / "saved").glob("vectors*")]
+        assert np.array_equal(store.get(store.ids(), include_vectors=True).vectors, X[700:])
+        store.close()
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -62,6 +62,14 @@ class FAISSState:
         """Close the files the index reads (the state is not used afterwards)."""
         self.kind.close_files(self.index)
 
+    def _use_index(self, index: faiss.Index) -> None:
+        """Search ``index`` from now on (a retrained or compacted one, or the same). The old
+        one is not kept alive, and its vectors file, unless ``index`` reads it too, is closed
+        now rather than when it is garbage collected."""
+        old, self.index, self._bare = self.index, index, (None, False)
+        if old is not index:
+            self.kind.close_files(old, successor=index)
+
     @property
     def is_trained(self) -> bool:
         return self.kind.is_trained(self.index)
@@ -170,7 +178,7 @@ class FAISSState:
             self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
             raise
         self.slots, self.next_id = slots, next_id
-        self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
+        self._use_index(index)
         self.kind.apply_defaults(index)  # the index has grown: its automatic parameters follow
         self.meta.tidy()
         self._compact_if_needed()
@@ -231,7 +239,7 @@ class FAISSState:
         slots, docs = self.slots.compacted(), self.docs.kept(keep)
         self.meta.keep(keep)
         self.slots, self.docs = slots, docs
-        self.index, self._bare = index, (None, False)  # (not keeping the old index alive)
+        self._use_index(index)
         self.kind.apply_defaults(index)
 
     def _compact_if_needed(self) -> None:

@@ -111,7 +111,9 @@ class FAISSSaveLoad:
         if isinstance(target, type):
             return target._with_state(state)
         with target._lock.write():
-            target._state = state  # a whole new state: searches see the old one or the new one
+            old, target._state = target._state, state  # a whole new state: searches see the old one or the new one
+            if old is not _CLOSED:
+                old.close()  # (its files now, not when it is garbage collected)
         return target
 
     @property

@@ -236,12 +236,16 @@ class IndexKind:
             return index.vectors
         return index if not self.is_trained(index) else self.own_storage(index)
 
-    def close_files(self, index: faiss.Index) -> None:
+    def close_files(self, index: faiss.Index, successor: faiss.Index | None = None) -> None:
         """Close the file ``index`` reads its float32 vectors from (a compressed store's,
-        loaded with ``mmap=True`` or kept in a ``vectors_dir``), if any: ``index`` is not
+        loaded with ``mmap=True`` or kept in a ``vectors_dir``), if any, unless its
+        ``successor`` (the index replacing it) reads the same file: ``index`` is not
         searched again."""
-        if isinstance(index, Reranked) and index.vectors.file is not None:
-            index.vectors.file.close()
+        if not isinstance(index, Reranked) or index.vectors.file is None:
+            return
+        if isinstance(successor, Reranked) and successor.vectors.file is index.vectors.file:
+            return
+        index.vectors.file.close()
 
     def own_storage(self, index: faiss.Index) -> faiss.Index:
         """:meth:`storage` of the kind's own float32 index."""

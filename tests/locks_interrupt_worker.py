@@ -12,10 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# tests/ itself: a namespace package "tests" would lose to any regular one installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_locks import WAIT, assert_a_writer_gets_it, holding_write, in_function, wait_until  # noqa: E402
 
 from parag._locks import RWLock  # noqa: E402
-from tests.test_locks import WAIT, assert_a_writer_gets_it, holding_write, in_function, wait_until  # noqa: E402
 
 
 def sleeping(native_id: int) -> bool:

@@ -118,11 +118,84 @@ def test_an_interrupted_slow_read_leaves_no_entry(blocked_in: str) -> None:
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr
 
 
-def test_an_interrupt_inside_the_mutex_enter_leaves_it_free() -> None:
-    """The state a KeyboardInterrupt leaves when it lands inside the mutex's ``__enter__``,
-    just after the acquisition (the stop 19 CI hang): the read's clean-up releases the mutex."""
-    lock = RWLock(locked_reads=False)
-    lock._readers.append(threading.get_ident())  # the read had registered
-    lock._cond.acquire()  # and holds the mutex with no ``with`` to release it
-    lock._abandon_read()
+class InterruptingMutex:
+    """An RLock whose ``__enter__``, once armed, raises KeyboardInterrupt after acquiring: the
+    state a real interrupt leaves when it lands there, which no signal can be timed to hit
+    (the stop 19 CI hang: the mutex stayed held, and the read's clean-up waited for it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.armed = False
+
+    def __enter__(self) -> bool:
+        self._lock.acquire()
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def __getattr__(self, name: str):  # acquire, release and what Condition asks of an RLock
+        return getattr(self._lock, name)
+
+
+def interrupting(locked_reads: bool) -> tuple[RWLock, InterruptingMutex]:
+    lock, mutex = RWLock(locked_reads=locked_reads), InterruptingMutex()
+    lock._cond = threading.Condition(mutex)
+    return lock, mutex
+
+
+def assert_free(lock: RWLock) -> None:
+    """Another thread writes, then this one reads: nothing holds the mutex or an entry."""
     assert_a_writer_gets_it(lock)
+    with lock.reading:
+        pass
+
+
+@pytest.mark.parametrize("locked_reads", [False, True])
+def test_an_interrupt_inside_the_mutex_enter_of_a_write_leaves_it_free(locked_reads: bool) -> None:
+    lock, mutex = interrupting(locked_reads)
+    mutex.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        with lock.write():
+            pytest.fail("the write began")
+    assert_free(lock)
+
+
+def test_an_interrupt_inside_the_mutex_enter_of_a_slow_read_leaves_it_free() -> None:
+    lock, mutex = interrupting(False)
+    writer, writing, release = holding_write(lock)
+    assert writing.wait(WAIT)
+    mutex.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        with lock.reading:
+            pytest.fail("the read began while a writer held the lock")
+    release.set()
+    writer.join(WAIT)
+    assert_free(lock)
+
+
+def test_an_interrupt_inside_the_mutex_enter_of_a_leaving_reader_leaves_it_free() -> None:
+    """The last reader leaving wakes the waiting writer under the mutex (``_wake_writer``)."""
+    lock, mutex = interrupting(False)
+    lock.reading.__enter__()
+    writer, writing, release = holding_write(lock)
+    wait_until(lambda: lock._writing == 1, "the writer waits")
+    mutex.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        lock.reading.__exit__(None, None, None)
+    assert writing.wait(WAIT), "the writer never got the lock"
+    release.set()
+    writer.join(WAIT)
+    assert_free(lock)
+
+
+def test_an_interrupt_inside_the_mutex_enter_of_a_locked_read_leaves_it_free() -> None:
+    lock, mutex = interrupting(True)
+    mutex.armed = True
+    with pytest.raises(KeyboardInterrupt):
+        with lock.reading:
+            pytest.fail("the read began")
+    assert_free(lock)

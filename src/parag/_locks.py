@@ -40,12 +40,13 @@ class RWLock:
 
     A KeyboardInterrupt may land between any two bytecodes. A waiting writer re-checks
     every 50 ms, so a reader interrupted between leaving and waking it delays it at most
-    that; an interrupted slow-path read removes its own entry, and releases the mutex if the
-    interrupt came between its acquisition and the ``with`` block. What is left: an interrupt
-    between a fast-path reader's registering and its looking for writers leaves its entry
-    behind (writers then wait for a read that never ends), and one inside a writer's
-    ``finally`` before it uncounts itself holds readers back for good. Each is a window of
-    one or two bytecodes, after which the program is being interrupted anyway.
+    that; an interrupted slow-path read removes its own entry; and an interrupt that lands
+    inside the mutex's ``__enter__``, after the acquisition, never leaves it held
+    (``_guarded``). What is left: an interrupt between a fast-path reader's registering and
+    its looking for writers leaves its entry behind (writers then wait for a read that never
+    ends), and one inside a writer's ``finally`` before it uncounts itself holds readers back
+    for good. Each is a window of one or two bytecodes, after which the program is being
+    interrupted anyway.
     """
 
     def __init__(self, locked_reads: bool = not GIL_ENABLED) -> None:
@@ -66,7 +67,7 @@ class RWLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         me = get_ident()
-        with self._cond:
+        with self._guarded():
             if self._writer == me or me in self._readers:
                 raise ReentrantWriteError(
                     "the store cannot be changed from inside one of its own calls (e.g. by a callable "
@@ -87,7 +88,7 @@ class RWLock:
         try:
             yield
         finally:
-            with self._cond:
+            with self._guarded():
                 self._writer = None
                 self._writing -= 1
                 self._cond.notify_all()
@@ -96,7 +97,7 @@ class RWLock:
         """The slow path of a read that found a writer about (its id already in ``_readers``):
         step back until no writer waits or writes, unless this thread holds the lock already."""
         me = get_ident()
-        with self._cond:
+        with self._guarded():
             if self._writer == me or self._readers.count(me) > 1:
                 return  # a nested read: the writer waits for the outer one anyway
             self._readers.remove(me)
@@ -107,7 +108,7 @@ class RWLock:
             self._readers.append(me)
 
     def _wake_writer(self) -> None:
-        with self._cond:
+        with self._guarded():
             self._cond.notify_all()
 
     def _abandon_read(self) -> None:
@@ -115,17 +116,31 @@ class RWLock:
         one. It is this read's: a nested read never removes its entry, and a read that is
         not nested has no other entry of this thread."""
         me = get_ident()
-        with self._cond:
+        with self._guarded():
             if me in self._readers:
                 self._readers.remove(me)
                 self._cond.notify_all()
-        # An interrupt that lands between the mutex's acquisition and the ``with`` taking charge
-        # of it (inside ``__enter__``) leaves it held by this thread, and every other thread
-        # would wait for it for ever. A read holds it nowhere else, so any hold left is that one.
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        """``with self._guarded():`` is ``with self._cond:`` that never leaves the mutex held:
+        an interrupt inside the mutex's ``__enter__``, after the acquisition, escapes with it
+        held (``with`` never took charge of it), and every other thread would wait for ever."""
+        try:
+            with self._cond:
+                yield
+        except BaseException:
+            self._release_leaked()
+            raise
+
+    def _release_leaked(self) -> None:
+        """Release every hold of the mutex this thread has. Called only where this thread
+        holds it nowhere legitimately (no user code ever runs under the mutex), so any hold
+        left is one an interrupt leaked."""
         while True:
             try:
                 self._cond.release()
-            except RuntimeError:  # not held by this thread: nothing was left
+            except RuntimeError:  # not held by this thread
                 return
 
 
@@ -166,7 +181,7 @@ class _LockedReading:
 
     def __enter__(self) -> None:
         lock, me = self._lock, get_ident()
-        with lock._cond:
+        with lock._guarded():
             if lock._writer != me and me not in lock._readers:  # a nested read does not wait
                 while lock._writing:
                     lock._cond.wait()
@@ -174,7 +189,7 @@ class _LockedReading:
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
-        with lock._cond:
+        with lock._guarded():
             lock._readers.remove(get_ident())
             if lock._writing and not lock._readers:
                 lock._cond.notify_all()

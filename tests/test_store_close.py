@@ -51,6 +51,7 @@ def compressed(**kwargs) -> FAISSVectorStore:
 USES = {
     "len": len,
     "in": lambda s: 1 in s,
+    "in (not an id)": lambda s: None in s,
     "ids": lambda s: s.ids(),
     "get": lambda s: s.get([1]),
     "search": lambda s: s.search(QUERIES, k=3),

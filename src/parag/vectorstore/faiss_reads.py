@@ -59,9 +59,13 @@ class FAISSReads:
         return self._state.slots.n_live
 
     def __contains__(self, id_: object) -> bool:
-        if isinstance(id_, bool) or not isinstance(id_, (numbers.Integral, str)):
-            return False
-        return (int(id_) if isinstance(id_, numbers.Integral) else id_) in self._state.slots
+        # Under the read lock: the first ``in`` builds the slot map's id -> slot dict, and an
+        # add running meanwhile would not be in the dict it installs (lost for good).
+        with self._lock.reading:
+            slots = self._state.slots  # (first: a closed store raises, whatever ``id_`` is)
+            if isinstance(id_, bool) or not isinstance(id_, (numbers.Integral, str)):
+                return False
+            return (int(id_) if isinstance(id_, numbers.Integral) else id_) in slots
 
     def search(
         self,

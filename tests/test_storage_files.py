@@ -351,3 +351,33 @@ def test_full_vectors_in_a_file_score_bit_for_bit_as_in_ram(tmp_path: Path, metr
             want, got = in_ram.search(q, k, params), in_file.search(q, k, params)
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     in_file.file.close()
+
+
+def test_a_delete_whose_compaction_finds_the_disk_full_is_still_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A vectors_dir store compacts into a new temporary file: a full disk there fails the
+    # compaction, not the delete that triggered it (complete), which says so with a warning.
+    store = FAISSVectorStore(D, "Flat", storage="sq8", vectors_dir=tmp_path)
+    store.add(BASE[:1200])
+    assert store.is_trained
+    doomed = list(range(0, 1200, 5))  # 20% deleted: past Flat's 10%, a compaction
+
+    def disk_full(fd: int, data: object, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    warned = r"compacting the index after this write failed \(StoreWriteError.*No space left"
+    with monkeypatch.context() as m, pytest.warns(RuntimeWarning, match=warned):
+        m.setattr(os, "pwrite", disk_full)
+        assert store.delete(doomed) == len(doomed)
+    live = {i: BASE[i] for i in range(1200) if i % 5}
+    assert store.ids() == list(live) and len(store) == len(live)
+    assert np.array_equal(store.get(list(live), include_vectors=True).vectors, np.stack(list(live.values())))
+    assert_reranked_exactly(store, live, QUERIES, "L2")
+    store.save(tmp_path / "s")
+    loaded = FAISSVectorStore.load(tmp_path / "s", vectors_dir=tmp_path)
+    assert loaded.ids() == list(live)
+    assert_reranked_exactly(loaded, live, QUERIES, "L2")
+    store.compact()  # the tombstones go once the disk has room
+    assert store.ids() == list(live)
+    assert_reranked_exactly(store, live, QUERIES, "L2")

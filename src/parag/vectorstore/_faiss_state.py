@@ -246,8 +246,10 @@ class FAISSState:
         if self.slots.n_dead > self.kind.compact_at * self.slots.n_slots:
             try:
                 self.compact()
-            except (MemoryError, RuntimeError) as e:
+            except (MemoryError, RuntimeError, OSError) as e:
                 # The write itself is complete; its tombstones wait for the next compaction.
+                # (OSError: a vectors_dir store's rebuild writes a new file, and a full disk
+                # raises StoreWriteError, a failed read StoreReadError.)
                 warnings.warn(f"parag: compacting the index after this write failed ({e!r}); the deleted "
                               "vectors stay as tombstones until a later write or compact() succeeds",
                               RuntimeWarning, stacklevel=4)

@@ -279,16 +279,27 @@ def test_bookkeeping_that_runs_out_of_memory_after_faiss_added_changes_nothing(i
     assert_fails_cleanly(store, writes[0], MemoryError, failing_call(owner, name, call=1, keep=2))
 
 
-def test_a_first_write_that_fails_leaves_the_id_kind_open():
+@pytest.mark.parametrize("then", ["ints", "strings"])
+@pytest.mark.parametrize("index_type", list(KINDS))
+def test_a_first_write_that_fails_leaves_the_id_kind_open(index_type, then, tmp_path):
     # An empty store takes the kind of the first ids it is given: a first add of string ids
-    # that fails does not fix the store to strings.
-    store = FAISSVectorStore(D)
+    # that fails after FAISS took the vectors fixes the kind neither to strings nor, through
+    # the tombstones an HNSW graph keeps of them, to ints.
+    store = FAISSVectorStore(D, index_type, **KINDS[index_type][0])
     with failing_call(SlotMap, "append", call=1), pytest.raises(MemoryError):
         store.add(RNG.standard_normal((2, D)), ids=["a", "b"])
     assert len(store) == 0 and store.ids() == []
     x = RNG.standard_normal((2, D)).astype(np.float32)
-    assert store.add(x) == [0, 1]
-    assert_holds(store, {0: x[0], 1: x[1]})
+    if then == "ints":
+        assert store.add(x) == [0, 1]
+        assert_holds(store, {0: x[0], 1: x[1]})
+    else:
+        assert store.add(x, ids=["a", "b"]) == ["a", "b"]
+        assert store.ids() == ["a", "b"] and "a" in store and 0 not in store
+        assert np.array_equal(store.get(["b", "a"], include_vectors=True).vectors, x[::-1])
+        assert store.search(x[1], k=1).ids == ["b"]
+        store.save(tmp_path / "s")
+        assert FAISSVectorStore.load(tmp_path / "s").get(["a"], include_vectors=True).vectors.tolist() == [x[0].tolist()]
 
 
 def test_dropping_replaced_metadata_that_runs_out_of_memory_keeps_the_write(tmp_path):

@@ -118,11 +118,15 @@ class FAISSState:
         """The slot map that (checked) ``ids`` go in: the store's, or a new one for strings
         when a store that has never held an id takes the kind of the first ids it is given."""
         if self._kind_open() and ids.dtype == STR_IDS.dtype:
-            return SlotMap(kind=STR_IDS)
+            slots = SlotMap(kind=STR_IDS)
+            slots.append_dead(self.slots.n_slots)  # a failed first add's tombstones keep their slots
+            return slots
         return self.slots
 
     def _kind_open(self) -> bool:
-        return self.slots.n_slots == 0 and self.next_id == 0 and self.slots.kind is INT_IDS
+        # Slots may be there, all dead: the tombstones of a failed first add to an index that
+        # cannot remove vectors (HNSW). They hold no id, so they fix no kind.
+        return self.slots.n_live == 0 and self.next_id == 0 and self.slots.kind is INT_IDS
 
     def _generated_ids(self, n: int) -> np.ndarray:
         """``n`` new ids of the store's kind: ints above every id ever held, or uuid4 hex."""

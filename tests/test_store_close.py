@@ -129,3 +129,44 @@ def test_an_index_replaced_by_a_write_or_a_load_has_its_vectors_file_closed_then
         store.close()
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_store_dropped_without_close_closes_its_file_quietly(tmp_path):
+    # close() is the prompt path; a store (or a failed write's new temporary file) that is
+    # only garbage collected must still close its file without a ResourceWarning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compressed(vectors_dir=tmp_path).save(tmp_path / "saved")
+        mapped = FAISSVectorStore.load(tmp_path / "saved", mmap=True)
+        assert len(files_open_in(tmp_path)) == 1
+        del mapped
+        gc.collect()
+        assert files_open_in(tmp_path) == []
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_every_cli_command_closes_the_store_it_loads(tmp_path):
+    from tests.cli_support import invoke  # (needs the cli extra, as every CLI test does)
+
+    # Loaded by the commands with mmap, the store holds its vectors file until closed. (Were
+    # a command to leave it to the collector, this test would still find it closed, the store
+    # freed at once; without FullVectors' finalizer it then warns, and this test fails.)
+    compressed().save(tmp_path / "store")
+    np.save(tmp_path / "q.npy", QUERIES)
+    commands = {
+        "info": ("info", "--json"),
+        "verify": ("verify",),
+        "search": ("search", "--vectors", tmp_path / "q.npy", "-k", 3),
+        "search --like": ("search", "--like", 5, "-k", 3),
+        "get": ("get", 1, 2, "--vectors", "--json"),
+        "export": ("export", tmp_path / "out.jsonl", "--vectors", tmp_path / "out.npy"),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, (command, *args) in commands.items():
+            invoke(command, tmp_path / "store", *args)
+            assert files_open_in(tmp_path) == [], name  # closed by the command, not by the collector
+        invoke("migrate", tmp_path / "store", tmp_path / "migrated")
+        assert files_open_in(tmp_path) == []
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

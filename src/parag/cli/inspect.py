@@ -36,24 +36,23 @@ def info(store: Path, sample: int | None, as_json: bool) -> None:
       parag info my-store
       parag info my-store --sample 10000 --json
     """
-    s = load_store(store, read_only=True)
-    with persistence.load(store, verify=False) as files:  # the manifest, checked again
-        manifest = files.manifest
-    sizes = {role: entry["size"] for role, entry in manifest["files"].items()}
-    summary = {
-        "store": str(store),
-        "dimension": s.dimension, "index_type": s.index_type, "metric": s.metric, "params": s.params,
-        "trained": s.is_trained,
-        "count": len(s), "deleted": manifest["n_slots"] - manifest["count"], "next_id": manifest["next_id"],
-        "format_version": manifest["format_version"], "written_by": manifest.get("parag_version"),
-        "generation": manifest["generation"],
-        "disk_bytes": sum(sizes.values()) + (store / persistence.MANIFEST).stat().st_size,
-        # What a full load holds: the index as FAISS serialises it, the ids and the metadata
-        # bytes (parag keeps metadata encoded); Python's per-record bookkeeping comes on top.
-        "memory_estimate_bytes": sum(sizes.values()),
-        "files": {role: {"name": e["name"], "size": e["size"]} for role, e in manifest["files"].items()},
-        "metadata_keys": _metadata_keys(s, sample),
-    }
+    with load_store(store, read_only=True) as s, persistence.load(store, verify=False) as files:
+        manifest = files.manifest  # (checked again)
+        sizes = {role: entry["size"] for role, entry in manifest["files"].items()}
+        summary = {
+            "store": str(store),
+            "dimension": s.dimension, "index_type": s.index_type, "metric": s.metric, "params": s.params,
+            "trained": s.is_trained,
+            "count": len(s), "deleted": manifest["n_slots"] - manifest["count"], "next_id": manifest["next_id"],
+            "format_version": manifest["format_version"], "written_by": manifest.get("parag_version"),
+            "generation": manifest["generation"],
+            "disk_bytes": sum(sizes.values()) + (store / persistence.MANIFEST).stat().st_size,
+            # What a full load holds: the index as FAISS serialises it, the ids and the metadata
+            # bytes (parag keeps metadata encoded); Python's per-record bookkeeping comes on top.
+            "memory_estimate_bytes": sum(sizes.values()),
+            "files": {role: {"name": e["name"], "size": e["size"]} for role, e in manifest["files"].items()},
+            "metadata_keys": _metadata_keys(s, sample),
+        }
     if as_json:
         emit_json(summary)
         return
@@ -116,7 +115,7 @@ def verify(store: Path, as_json: bool) -> None:
     problems: dict[str, list[str]] = {}
     try:
         with progress("verifying", None):
-            load_store(store, read_only=True)  # mapped: checked whole, without holding it in RAM
+            load_store(store, read_only=True).close()  # mapped: checked whole, without holding it in RAM
     except CorruptStoreError as exc:
         problems = _file_problems(store)
         load_problem = " ".join(str(exc).split())

@@ -44,18 +44,18 @@ def search(
     """
     if sum(x is not None for x in (vector, vectors_path, like)) != 1:
         raise click.UsageError("give exactly one query: --vector, --vectors or --like")
-    s = load_store(store, read_only=True)
     extra = {"filter": filter_, "ef_search": ef_search, "nprobe": nprobe}
-    if vectors_path is not None:
-        queries = Vectors(vectors_path)
-        results = [hits for q in queries.batches(1024) for hits in s.search(q, k, **extra).records()]
-    elif like is not None:
-        like_id = parse_ids(s, (like,))[0]
-        query = s.get([like_id], include_vectors=True).vectors[0]
-        hits = s.search(query, k + 1, **extra).records()
-        results = [[h for h in hits if h["id"] != like_id][:k]]
-    else:
-        results = [s.search(vector, k, **extra).records()]  # the store checks the numbers
+    with load_store(store, read_only=True) as s:
+        if vectors_path is not None:
+            queries = Vectors(vectors_path)
+            results = [hits for q in queries.batches(1024) for hits in s.search(q, k, **extra).records()]
+        elif like is not None:
+            like_id = parse_ids(s, (like,))[0]
+            query = s.get([like_id], include_vectors=True).vectors[0]
+            hits = s.search(query, k + 1, **extra).records()
+            results = [[h for h in hits if h["id"] != like_id][:k]]
+        else:
+            results = [s.search(vector, k, **extra).records()]  # the store checks the numbers
     if as_json:
         emit_json(results if vectors_path is not None else results[0])
         return
@@ -81,9 +81,9 @@ def get(store: Path, ids: tuple[str, ...], filter_: dict[str, Any] | None, with_
       parag get my-store --filter '{"package": {"$in": ["0ad", "3dchess"]}}' --json
     """
     check_selection(ids, filter_)
-    s = load_store(store, read_only=True)
-    got = s.get(None if filter_ is not None else parse_ids(s, ids), filter=filter_, include_vectors=with_vectors)
-    records = got.records()  # with_vectors: each has its "vector", a numpy row
+    with load_store(store, read_only=True) as s:
+        got = s.get(None if filter_ is not None else parse_ids(s, ids), filter=filter_, include_vectors=with_vectors)
+        records = got.records()  # with_vectors: each has its "vector", a numpy row
     if as_json:
         emit_json(records)
     else:

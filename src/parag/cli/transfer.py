@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
     """
     if out.suffix not in (".jsonl", ".parquet"):
         raise click.BadParameter(f"OUT must end in .jsonl or .parquet, got {out.name!r}", param_hint="OUT")
-    s = load_store(store, read_only=True)
     with ExitStack() as stack:
+        s = stack.enter_context(load_store(store, read_only=True))
         tmp_out = stack.enter_context(replaced(out))
         matrix = None
         if vectors_out is not None:
@@ -152,27 +152,30 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
       parag migrate my-store http://127.0.0.1:19530#docs --token root:Milvus
       parag migrate https://xyz.zillizcloud.com#docs backup-store --json
     """
-    if _milvus_address(src) is None:
-        source: Any = load_store(Path(src), read_only=True)
-    else:
-        uri, collection = _milvus_address(src)  # type: ignore[misc]
-        source = _milvus().open(collection, uri=uri, token=token)
-    same_index = index_type is None or index_type.lower() == source.index_type.lower()
-    config = {**(source.params if same_index else {}), **parse_params(params)}
-    shape = (source.dimension, index_type or source.index_type, metric or source.metric)
-    address = _milvus_address(dst)
-    if address is None:
-        dst_path = Path(dst)
-        if dst_path.exists() and not (dst_path.is_dir() and not any(dst_path.iterdir())):
-            raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
-        target: Any = FAISSVectorStore(*shape, **config)
-    else:
-        target = _milvus()(*shape, uri=address[0], token=token, collection=address[1], **config)
-    count = parag_migrate(source, target, progress=not as_json)
-    if address is None:
-        target.save(dst_path)
-    summary = {"source": src, "store": dst, "count": count, "index_type": target.index_type,
-               "metric": target.metric, "params": target.params}
+    with ExitStack() as stack:  # both stores closed at the end, also on an error
+        if _milvus_address(src) is None:
+            source: Any = stack.enter_context(closing(load_store(Path(src), read_only=True)))
+        else:
+            uri, collection = _milvus_address(src)  # type: ignore[misc]
+            source = stack.enter_context(closing(_milvus().open(collection, uri=uri, token=token)))
+        same_index = index_type is None or index_type.lower() == source.index_type.lower()
+        config = {**(source.params if same_index else {}), **parse_params(params)}
+        shape = (source.dimension, index_type or source.index_type, metric or source.metric)
+        address = _milvus_address(dst)
+        if address is None:
+            dst_path = Path(dst)
+            if dst_path.exists() and not (dst_path.is_dir() and not any(dst_path.iterdir())):
+                raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
+            target: Any = stack.enter_context(closing(FAISSVectorStore(*shape, **config)))
+        else:
+            target = stack.enter_context(
+                closing(_milvus()(*shape, uri=address[0], token=token, collection=address[1], **config))
+            )
+        count = parag_migrate(source, target, progress=not as_json)
+        if address is None:
+            target.save(dst_path)
+        summary = {"source": src, "store": dst, "count": count, "index_type": target.index_type,
+                   "metric": target.metric, "params": target.params}
     emit_json(summary) if as_json else key_values(f"migrated {src} -> {dst}", summary.items())
 
 

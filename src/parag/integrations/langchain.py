@@ -224,7 +224,8 @@ class ParagVectorStore(VectorStore):
         cls, folder: str | Path, embeddings: Embeddings, *, verify: bool = True, mmap: bool = False
     ) -> ParagVectorStore:
         """The store saved by :meth:`save_local` in ``folder`` (``verify`` and ``mmap`` as in
-        ``FAISSVectorStore.load``)."""
+        ``FAISSVectorStore.load``). A mapped store holds its files open until
+        ``vs.store.close()`` (or until it is garbage collected)."""
         return cls(embeddings, store=FAISSVectorStore.load(folder, verify=verify, mmap=mmap))
 
     @classmethod

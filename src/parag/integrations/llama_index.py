@@ -225,7 +225,9 @@ class ParagVectorStore(BasePydanticVectorStore):
 
     @classmethod
     def from_persist_path(cls, persist_path: str, fs: Any = None, *, mmap: bool = False) -> ParagVectorStore:
-        """The store :meth:`persist` wrote to ``persist_path``."""
+        """The store :meth:`persist` wrote to ``persist_path`` (``mmap`` as in
+        ``FAISSVectorStore.load``: a mapped store holds its files open until
+        ``vector_store.client.close()``, or until it is garbage collected)."""
         _check_local(fs)
         return cls(store=FAISSVectorStore.load(persist_path, mmap=mmap))
 

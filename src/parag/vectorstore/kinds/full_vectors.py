@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -97,6 +98,10 @@ class FullVectors:
         appended to by adds)."""
         vectors = cls(np.empty((0, d), np.float32), metric_type)
         vectors.file, vectors.directory, vectors.ntotal = file, directory, n
+        # close() (IndexKind.close_files) is the prompt path; a FullVectors dropped without
+        # it (a store never closed, a failed write's new temporary file) closes its file when
+        # collected, quietly, rather than leave the file object to warn "unclosed file".
+        weakref.finalize(vectors, file.close)
         if directory is not None:
             where = f"the temporary float32 vectors file in vectors_dir {str(directory)!r}"
         vectors.where = where or vectors.where

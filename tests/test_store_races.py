@@ -1,19 +1,25 @@
-"""Races between a store's reads and its writes, made deterministic: a thread is paused with
-an Event in a hook at the point the race needs, never timed, and every wait has a bound (a
-broken lock fails the test rather than hanging the suite)."""
+"""Races between a store's reads, its writes and its loads, made deterministic: a thread is
+paused with an Event in a hook at the point the race needs, never timed, and every wait has
+a bound (a broken lock fails the test rather than hanging the suite); or the other call runs
+in that hook itself, on the same thread."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
+import parag.tuning
+import parag.vectorstore.faiss_reads as faiss_reads
+import parag.vectorstore.faiss_store as faiss_store
 from parag._locks import RWLock
 from parag._slots import SlotMap
-from parag.errors import DuplicateIdError
+from parag.errors import DimensionMismatchError, DuplicateIdError, InvalidArgumentError, StoreClosedError
 from parag.vectorstore import FAISSVectorStore
 
 D = 4
@@ -89,3 +95,78 @@ def test_an_in_that_builds_the_id_lookup_while_an_add_runs_loses_no_id(monkeypat
     with pytest.raises(DuplicateIdError):
         store.add(np.ones(D), ids=[10])
     assert store.ids() == [0, 1, 2, 3, 10]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, int], Path]:
+    """Saved stores of 20 random vectors, by (dimension, seed); saved once: a save fsyncs."""
+    paths = {}
+    for dimension, seed in [(4, 1), (4, 2), (8, 2)]:
+        store = FAISSVectorStore(dimension)
+        store.add(np.random.default_rng(seed).standard_normal((20, dimension)), [{"seed": seed}] * 20)
+        paths[dimension, seed] = tmp_path_factory.mktemp("saved") / "store"
+        store.save(paths[dimension, seed])
+    return paths
+
+
+def swapping_first(monkeypatch: pytest.MonkeyPatch, module: ModuleType, check: str,
+                   store: FAISSVectorStore, path: Path | None) -> None:
+    """Make ``module.check``, which a call runs after checking its input and before taking the
+    lock, first load ``path`` into ``store`` (None: close it), once: a load racing the call."""
+    real, done = getattr(module, check), []
+
+    def swapping(*args: object, **kwargs: object) -> object:
+        if not done:
+            done.append(True)
+            store.load(path) if path is not None else store.close()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, check, swapping)
+
+
+@pytest.mark.parametrize("query", ["one", "batch"])
+def test_a_search_raced_by_a_load_of_another_dimension_checks_its_query_again(saved, monkeypatch, query):
+    # Checked against 4 dimensions, the query met an 8-dimensional index: FAISS read past its
+    # end (one query) or failed an assertion (a batch). It is now checked against the store loaded.
+    store = FAISSVectorStore.load(saved[4, 1])
+    swapping_first(monkeypatch, faiss_reads, "check_include", store, saved[8, 2])
+    with pytest.raises(DimensionMismatchError):
+        store.search(np.ones(4) if query == "one" else np.ones((3, 4)), k=3, include=["metadata"])
+    assert store.dimension == 8 and len(store.search(np.ones(8), k=3).ids) == 3
+
+
+def test_a_search_raced_by_a_load_answers_from_the_store_loaded(saved, monkeypatch):
+    other = saved[4, 2]
+    store = FAISSVectorStore.load(saved[4, 1])
+    swapping_first(monkeypatch, faiss_reads, "check_include", store, other)
+    got = store.search(np.ones(4), k=3, include=["metadata"])
+    assert got == FAISSVectorStore.load(other).search(np.ones(4), k=3, include=["metadata"])
+    assert got.metadata == [{"seed": 2}] * 3
+
+
+def test_a_search_raced_by_close_raises_store_closed_error(saved, monkeypatch):
+    store = FAISSVectorStore.load(saved[4, 1])
+    swapping_first(monkeypatch, faiss_reads, "check_include", store, None)
+    with pytest.raises(StoreClosedError):
+        store.search(np.ones(4), k=3, include=["metadata"])
+
+
+WRITES = {  # a write, and a check it runs between its input's and its lock
+    "add": (lambda s: s.add(np.ones((2, 4)), documents=["a", "b"]), faiss_store, "check_documents"),
+    "upsert": (lambda s: s.upsert([0, 99], np.ones((2, 4))), faiss_store, "check_documents"),
+    "tune": (lambda s: s.tune(np.ones((2, 4))), parag.tuning, "check_target"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITES))
+def test_a_write_raced_by_a_load_of_another_dimension_is_refused_and_changes_nothing(saved, monkeypatch, write):
+    # Checked against 4 dimensions, the vectors met an 8-dimensional index (FAISS's
+    # AssertionError, not a parag error). Now the write is refused, saying to call again.
+    call, module, check = WRITES[write]
+    other = saved[8, 2]
+    store = FAISSVectorStore.load(saved[4, 1])
+    swapping_first(monkeypatch, module, check, store, other)
+    with pytest.raises(InvalidArgumentError, match="reloaded with another configuration .* call again"):
+        call(store)
+    expected = FAISSVectorStore.load(other)
+    assert store.ids() == expected.ids() and store.search(np.ones(8), k=5) == expected.search(np.ones(8), k=5)

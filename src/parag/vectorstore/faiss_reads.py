@@ -146,6 +146,13 @@ class FAISSReads:
             pointer = faiss.swig_ptr(q[0]) if cosine else finite_vector(q[0], kind.dimension)
         with self._lock.reading:
             state = self._state
+            if state.kind is not kind:
+                # A load (or close) swapped the state between the checks above and the lock:
+                # the query was checked, and its pointer made, for another dimension. Again,
+                # against the state there is now (one ``is`` test per search, no lock held longer).
+                return self.search(
+                    query, k, filter=filter, nprobe=nprobe, ef_search=ef_search, include=include, rerank=rerank
+                )
             if pointer is not None and matching is None and not overrides:
                 hits = state.search_one(pointer, k)
                 if hits is not None:  # the result built here, not by a helper: a call less per search
@@ -229,10 +236,6 @@ class FAISSReads:
         """Every stored id, oldest slot first."""
         with self._lock.read():
             return self._state.slots.live_ids().tolist()
-
-    def _normalised(self, x: np.ndarray, name: str) -> np.ndarray:
-        """Unit-length copies of ``x`` for a cosine store (``x`` itself otherwise)."""
-        return unit_rows(x, name) if self.metric == "cosine" else x
 
 
 def check_include(include: Sequence[str]) -> frozenset[str]:

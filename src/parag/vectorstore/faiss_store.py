@@ -20,7 +20,7 @@ import numpy.typing as npt
 import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check
+from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check, unit_rows
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
@@ -29,7 +29,7 @@ from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.base import Documents, GetResult, Metadata, VectorStore
 from parag.vectorstore.faiss_reads import FAISSReads
 from parag.vectorstore.faiss_save_load import FAISSSaveLoad
-from parag.vectorstore.kinds import configure
+from parag.vectorstore.kinds import IndexKind, configure
 from parag.vectorstore.kinds.storage import check_vectors_dir
 
 __all__ = ["FAISSVectorStore", "GetResult"]
@@ -80,7 +80,9 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     ``uuid4().hex`` ids; string ids are non-empty and at most 512 characters.
 
     Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
-    the writes (and ``load``) wait for them and run alone.
+    the writes (and ``load``) wait for them and run alone. A call's input is checked before
+    it waits: should a ``store.load`` meanwhile bring another configuration, a search checks
+    its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again.
 
     Examples
     --------
@@ -200,13 +202,14 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         >>> docs.add([[0, 1], [1, 0]], ids=["guide.md#0", "guide.md#1"], documents=["Install", "Use"])
         ['guide.md#0', 'guide.md#1']
         """
-        x, _ = as_vectors(vectors, self.dimension, finite=False)
+        kind = self._state.kind  # what the input is checked against (see _writing)
+        x, _ = as_vectors(vectors, kind.dimension, finite=False)
         with finite_check(x, "vectors"):  # (a large batch is checked while the rest is)
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))
             given = None if ids is None else _ids_for(ids, len(x))
-        x = self._normalised(x, "vectors")
-        with self._writing() as state:
+        x = _normalised(x, "vectors", kind)
+        with self._writing(kind) as state:
             return state.add(x, given, encoded, docs).tolist()
 
     def delete(
@@ -256,13 +259,14 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     ) -> list[int] | list[str]:
         """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
         already stored."""
-        x, _ = as_vectors(vectors, self.dimension, finite=False)
+        kind = self._state.kind
+        x, _ = as_vectors(vectors, kind.dimension, finite=False)
         with finite_check(x, "vectors"):
             new_ids = _ids_for(ids, len(x))
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))
-        x = self._normalised(x, "vectors")
-        with self._writing() as state:
+        x = _normalised(x, "vectors", kind)
+        with self._writing(kind) as state:
             state.upsert(x, new_ids, encoded, docs)
         return new_ids.tolist()
 
@@ -322,24 +326,42 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         >>> result.reached, store.params["ef_search"] == result.value
         (True, True)
         """
+        kind = self._state.kind
         target_recall, k = tuning.check_target(target_recall), check_k(k)
         n_samples, seed = check_int(n_samples, "n_samples"), check_int(seed, "seed", 0, 2**63 - 1)
-        q = None if queries is None else self._normalised(as_vectors(queries, self.dimension, "queries")[0], "queries")
+        q = None if queries is None else _normalised(as_vectors(queries, kind.dimension, "queries")[0], "queries", kind)
         # Measured and set under one write lock: nothing can change the store in between.
-        with self._lock.write():
-            return tuning.tune(self._state, q, target_recall, k, n_samples, seed)
+        with self._writing(kind, changes=False) as state:
+            return tuning.tune(state, q, target_recall, k, n_samples, seed)
 
     # ----------------------------------------------------------------- internals
 
     @contextmanager
-    def _writing(self) -> Iterator[FAISSState]:
-        """The write lock, and the state to change under it (unless the store is read-only)."""
+    def _writing(self, checked: IndexKind | None = None, changes: bool = True) -> Iterator[FAISSState]:
+        """The write lock, and the state to change under it (unless the store is read-only
+        and the call ``changes`` it).
+
+        ``checked`` is the index kind the call's input was checked against, before the lock:
+        a ``load`` may have swapped in a store of another dimension or metric since, and the
+        input is then refused rather than handed to FAISS unchecked.
+        """
         with self._lock.write():
-            if self._state.read_only:
+            state = self._state
+            if checked is not None and state.kind is not checked:
+                raise InvalidArgumentError(
+                    "the store was reloaded with another configuration (store.load) during this call; "
+                    "call again: the input is then checked against the store loaded"
+                )
+            if changes and state.read_only:
                 raise ReadOnlyStoreError(
                     "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
                 )
-            yield self._state
+            yield state
+
+
+def _normalised(x: np.ndarray, name: str, kind: IndexKind) -> np.ndarray:
+    """Unit-length copies of ``x`` for a cosine store (``x`` itself otherwise)."""
+    return unit_rows(x, name) if kind.metric == "cosine" else x
 
 
 def _ids_for(ids: Ids, n: int) -> np.ndarray:

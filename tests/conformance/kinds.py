@@ -165,6 +165,7 @@ WITH_APPROX_IVF = (*DEFAULT_KINDS, "IVF128")
 # - test_lifecycle_properties (random lifecycles) took 140 s per metric on the server, and
 #   checks the store's bookkeeping, which test_lifecycle and test_records cover on Milvus-Flat.
 MILVUS_KINDS = {
+    "test_close": ("Milvus-Flat",),
     "test_errors": ("Milvus-Flat",),
     "test_filters": ("Milvus-Flat",),
     "test_lifecycle": ("Milvus-Flat",),

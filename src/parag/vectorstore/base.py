@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, NoReturn, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from parag._ids import Ids
-from parag.errors import UncopyableStoreError
+from parag.errors import StoreClosedError, UncopyableStoreError
 
 #: One metadata dict per vector, a single dict for a single vector, or None for ``{}``.
 Metadata = list[dict[str, Any] | None] | dict[str, Any] | None
@@ -141,6 +141,30 @@ def _records(
     return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
+class Closed:
+    """What a closed store holds in place of its state: every attribute or item asked of it
+    raises StoreClosedError with ``message``. A store whose every method and property reads
+    that state first needs no other check to refuse use after :meth:`VectorStore.close`.
+
+    Examples
+    --------
+    >>> state = Closed("this store is closed; open it again")
+    >>> state.index
+    Traceback (most recent call last):
+    ...
+    parag.errors.StoreClosedError: this store is closed; open it again
+    """
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __getattr__(self, name: str) -> NoReturn:  # (only called for names it does not have)
+        raise StoreClosedError(self.message)
+
+    def __getitem__(self, key: object) -> NoReturn:
+        raise StoreClosedError(self.message)
+
+
 class VectorStore(abc.ABC):
     """A collection of vectors, each with an id (all ints or all strings), a metadata dict and
     an optional document (its text), searchable by similarity.
@@ -149,7 +173,8 @@ class VectorStore(abc.ABC):
     ``"IP"`` the inner product and with ``"cosine"`` the cosine similarity (larger is closer).
     Every method validates its input first and raises a :class:`parag.ParagError` that names
     the bad argument; a call that raises leaves the store as it was. Reads may run in many
-    threads at once; writes run alone.
+    threads at once; writes run alone. :meth:`close` (or the end of a ``with`` block)
+    releases what the store holds; every use after it raises StoreClosedError.
     """
 
     # ----------------------------------------------------------------- properties
@@ -261,3 +286,39 @@ class VectorStore(abc.ABC):
     def load(cls: type[S], path: str | Path) -> S:
         """A store read back from the directory ``path`` (backends may also load into an
         instance: ``store.load(path)``)."""
+
+    # ----------------------------------------------------------------- lifetime
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the store holds now (open files, a server connection), rather than
+        when it is garbage collected.
+
+        Afterwards every method and property but ``closed`` raises StoreClosedError (also a
+        ValueError). Closing a closed store does nothing. A ``with`` block closes its store at
+        its end, also when the block raises.
+
+        Examples
+        --------
+        >>> from parag.vectorstore import FAISSVectorStore
+        >>> with FAISSVectorStore(dimension=2) as store:
+        ...     ids = store.add([[1.0, 0.0]])
+        >>> store.closed, ids
+        (True, [0])
+        >>> store.close()  # again: nothing to do
+        >>> store.search([1.0, 0.0])
+        Traceback (most recent call last):
+        ...
+        parag.errors.StoreClosedError: this store is closed (close(), or the end of its with block); load it again to use it: FAISSVectorStore.load(path), or store.load(path) on this one
+        """
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

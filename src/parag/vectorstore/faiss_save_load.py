@@ -13,30 +13,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NoReturn, Self, cast
+from typing import Self, cast
 
 import parag.vectorstore.faiss_format as faiss_format
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._validation import check_bool
-from parag.errors import StoreClosedError
 from parag.vectorstore._faiss_state import FAISSState
+from parag.vectorstore.base import Closed
 
 __all__ = ["FAISSSaveLoad"]
 
 
-class _Closed:
-    """The state of a closed store: whatever is asked of it raises StoreClosedError (every
-    method and property of a store reads its state first, so nothing else need check)."""
-
-    def __getattr__(self, name: str) -> NoReturn:
-        raise StoreClosedError(
-            "this store is closed (close(), or the end of its with block); load it again to use it: "
-            "FAISSVectorStore.load(path), or store.load(path) on this one"
-        )
-
-
-_CLOSED = cast(FAISSState, _Closed())  # (stands in for a FAISSState: any use raises)
+# A closed store's state: any use raises (it stands in for a FAISSState).
+_CLOSED = cast(FAISSState, Closed(
+    "this store is closed (close(), or the end of its with block); load it again to use it: "
+    "FAISSVectorStore.load(path), or store.load(path) on this one"
+))
 
 
 class FAISSSaveLoad:
@@ -152,12 +145,6 @@ class FAISSSaveLoad:
             state, self._state = self._state, _CLOSED
             if state is not _CLOSED:
                 state.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @classmethod
     def _with_state(cls, state: FAISSState) -> Self:

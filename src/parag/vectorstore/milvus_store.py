@@ -37,11 +37,17 @@ from parag._validation import as_vectors, check_bool, check_choice, check_int, c
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
-from parag.vectorstore.base import Documents, GetResult, Metadata, SearchResult, VectorStore
+from parag.vectorstore.base import Closed, Documents, GetResult, Metadata, SearchResult, VectorStore
 from parag.vectorstore.milvus_collection import Collection
 from parag.vectorstore.milvus_filters import NotOnServer, server_plan
 from parag.vectorstore.faiss_reads import INCLUDABLE, check_include  # one include= for both stores
 
+# What a closed store holds in place of its collection and configuration: every method and
+# property reads one of them first, so any use raises StoreClosedError.
+_CLOSED: Any = Closed(
+    "this store is closed (close(), or the end of its with block): open its collection again with "
+    "MilvusVectorStore.open(collection, uri=...)"
+)
 
 
 class MilvusVectorStore(VectorStore):
@@ -143,6 +149,8 @@ class MilvusVectorStore(VectorStore):
         return self._server.has(id_)
 
     def __repr__(self) -> str:
+        if self.closed:
+            return "MilvusVectorStore(closed)"
         params = "".join(f", {k}={v}" for k, v in self._config["params"].items())
         return (f"MilvusVectorStore(dimension={self.dimension}, index_type={self.index_type!r}, "
                 f"metric={self.metric!r}, uri={self._uri!r}, collection={self._name!r}{params})")
@@ -167,10 +175,21 @@ class MilvusVectorStore(VectorStore):
             if self._server.kind is not None:
                 self._server.call(self._server.client.compact, self._name)
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._server is _CLOSED
+
     def close(self) -> None:
-        """Close the connection (the collection stays on the server)."""
-        if self._own_client:
-            self._server.client.close()
+        """Close the connection (a ``client`` given to the constructor stays open, and the
+        collection stays on the server); afterwards every method and property but ``closed``
+        and ``collection`` raises StoreClosedError. Closing a closed store does nothing; a
+        ``with`` block closes the store at its end (as :meth:`VectorStore.close` shows). Writes
+        under way finish first."""
+        with self._write_lock:
+            server, self._server, self._config = self._server, _CLOSED, _CLOSED
+            if server is not _CLOSED and self._own_client:
+                server.client.close()
 
     def drop(self) -> None:
         """Delete the collection and everything in it from the server."""

@@ -26,6 +26,7 @@ from parag.errors import InvalidArgumentError
 from parag.metadata import Encoded, MetadataStore
 from parag.vectorstore.kinds import IndexKind
 
+
 class FAISSState:
     """Index, slots, metadata, documents and next id of one store, and their joint operations."""
 
@@ -358,4 +359,3 @@ class FAISSState:
         """The true top-k live slots of each query row, by exhaustive search."""
         with threads_for(len(q), self.index.ntotal):
             return self.kind.exact_search(self.index, q, k, self.slots.live_selector())[1]
-

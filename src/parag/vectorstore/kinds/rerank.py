@@ -22,6 +22,7 @@ import numpy as np
 from parag._threads import threads_for
 from parag.vectorstore.kinds.full_vectors import NO_RESULT, FullVectors
 
+
 class RerankParameters:
     """Per-search parameters of a :class:`Reranked` index: its ``k_factor`` and the compressed
     index's own SearchParameters (None: its defaults)."""

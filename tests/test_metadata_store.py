@@ -108,5 +108,5 @@ def test_replaced_rows_are_dropped_once_they_outgrow_the_rows_in_use():
 def test_from_jsonl_counts_lines():
     assert len(MetadataStore.from_jsonl(b"", 0)) == 0
     assert MetadataStore.from_jsonl(b"{}\nnull\n{\"a\":1}", 3).get_many([2, 0]) == [{"a": 1}, {}]
-    with pytest.raises(CorruptStoreError, match="2 lines but the index has 3"):
+    with pytest.raises(CorruptStoreError, match="2 lines but the ids file has 3 slots .*damaged; restore it"):
         MetadataStore.from_jsonl(b"{}\n{}", 3)

@@ -211,7 +211,10 @@ class MetadataStore:
         newlines = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE)
         n_lines = len(newlines) + 1 if data else 0
         if n_lines != n_slots:
-            raise CorruptStoreError(f"{where} has {n_lines} lines but the index has {n_slots} vectors")
+            raise CorruptStoreError(
+                f"{where} has {n_lines} lines but the ids file has {n_slots} slots (one line a slot): "
+                "the store is damaged; restore it from a backup (parag verify names the damaged file)"
+            )
         store = cls()
         if n_slots:
             starts = np.concatenate([[0], newlines + 1]) + len(_DEAD)

@@ -33,7 +33,8 @@ _CLOSED = cast(FAISSState, Closed(
 
 
 class FAISSSaveLoad:
-    """``save`` and ``load`` of a FAISS store: its subclass sets ``_state`` (a
+    """``save``, ``load``, ``close`` and ``closed`` of a FAISS store (``with`` comes from
+    :class:`~parag.vectorstore.base.VectorStore`): its subclass sets ``_state`` (a
     :class:`FAISSState`) and ``_lock`` (the store's reader-writer lock)."""
 
     _state: FAISSState

@@ -80,7 +80,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     ``uuid4().hex`` ids; string ids are non-empty and at most 512 characters.
 
     Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
-    the writes (and ``load``) wait for them and run alone. A call's input is checked before
+    the writes (and ``load`` and ``close``) wait for them and run alone. A call's input is checked before
     it waits: should a ``store.load`` meanwhile bring another configuration, a search checks
     its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again.
 

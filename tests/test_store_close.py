@@ -131,6 +131,23 @@ def test_an_index_replaced_by_a_write_or_a_load_has_its_vectors_file_closed_then
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
+def test_an_index_taken_before_its_store_closed_or_rebuilt_it_raises_store_closed_error(tmp_path):
+    # store.faiss_index hands out the index itself: once the store closes its vectors file
+    # (close(), or a compaction writing a new one), reading the index says what to do.
+    for end in ("close", "compaction"):
+        store = compressed(vectors_dir=tmp_path)
+        taken = store.faiss_index
+        assert np.array_equal(taken.vectors.take(np.arange(3)), X[:3])
+        store.close() if end == "close" else store.delete(list(range(700)))
+        with pytest.raises(StoreClosedError, match="take store.faiss_index again") as raised:
+            taken.vectors.take(np.arange(3))
+        assert isinstance(raised.value, ValueError), end
+        with pytest.raises(StoreClosedError, match="was closed, loaded again or has rebuilt its index"):
+            next(taken.vectors.blocks())
+    assert np.array_equal(store.faiss_index.vectors.take(np.arange(3)), X[700:703])  # taken again
+    store.close()
+
+
 def test_a_store_dropped_without_close_closes_its_file_quietly(tmp_path):
     # close() is the prompt path; a store (or a failed write's new temporary file) that is
     # only garbage collected must still close its file without a ResourceWarning.

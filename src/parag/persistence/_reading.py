@@ -8,7 +8,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from parag.errors import CorruptStoreError, NotAStoreError, StoreNotFoundError, StoreReadError, cause_of
+from parag.errors import (
+    CorruptStoreError,
+    NotAStoreError,
+    StoreClosedError,
+    StoreNotFoundError,
+    StoreReadError,
+    cause_of,
+)
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
 from parag.persistence._safe_open import open_regular
@@ -221,7 +228,13 @@ def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
 def read_pieces_at(f: BinaryIO, pieces: Iterable[tuple[int, memoryview]], what: str) -> None:
     """Fill each ``out`` of ``pieces`` (offset, out) as :func:`read_into_at` does: in one
     loop, so that a read a row (re-ranking's) costs little more than its system call."""
-    fd = f.fileno()
+    try:
+        fd = f.fileno()
+    except ValueError:  # closed: only by its store (close, a load, or a new index replacing this one)
+        raise StoreClosedError(
+            f"{what} is closed: the store it belongs to was closed, loaded again or has rebuilt its "
+            "index (a compaction, a retraining) since this index was taken; take store.faiss_index again"
+        ) from None
     for offset, out in pieces:
         piece, got = out, 0
         while True:  # (an empty piece reads 0 bytes: done)

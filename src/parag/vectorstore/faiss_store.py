@@ -143,7 +143,9 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         breaks the store. Its labels are slots (positions), not ids. A trained compressed
         store's is a ``Reranked``: the FAISS index is its ``.base``, the float32 vectors its
         ``.vectors``: read them with ``.vectors.take(slots)`` or ``.vectors.blocks()``; ``.array``
-        exists only in RAM (in a file, ``mmap=True``/``vectors_dir``: VectorsNotInMemoryError)."""
+        exists only in RAM (in a file, ``mmap=True``/``vectors_dir``: VectorsNotInMemoryError).
+        Once the store closes, is loaded again or rebuilds its index (a compaction), the file
+        such an index read is closed (StoreClosedError): take ``faiss_index`` again."""
         return self._state.index
 
     def __repr__(self) -> str:

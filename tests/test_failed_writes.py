@@ -50,7 +50,8 @@ def state(store: FAISSVectorStore) -> tuple:
     ids = store.ids()
     got = store.get(ids, include_vectors=True)
     return (len(store), ids, store.params, got.metadata, got.documents, got.vectors.tobytes(), store.is_trained,
-            store.search(QUERIES, k=7), store.search(QUERIES, k=7, filter={"even": True}))
+            store.search(QUERIES, k=7), store.search(QUERIES, k=7, filter={"even": True}),
+            [i in store for i in (0, 1, 3, 7, 200, 201, 999)])  # the ids the failing writes touch
 
 
 def next_id(store: FAISSVectorStore) -> int:

@@ -118,7 +118,10 @@ def swapping_first(monkeypatch: pytest.MonkeyPatch, module: ModuleType, check: s
     def swapping(*args: object, **kwargs: object) -> object:
         if not done:
             done.append(True)
-            store.load(path) if path is not None else store.close()
+            if path is None:
+                store.close()
+            else:
+                store.load(path)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, check, swapping)

@@ -146,28 +146,26 @@ class FAISSReads:
             pointer = faiss.swig_ptr(q[0]) if cosine else finite_vector(q[0], kind.dimension)
         with self._lock.reading:
             state = self._state
-            if state.kind is not kind:
-                # A load (or close) swapped the state between the checks above and the lock:
-                # the query was checked, and its pointer made, for another dimension. Again,
-                # against the state there is now (one ``is`` test per search, no lock held longer).
-                return self.search(
-                    query, k, filter=filter, nprobe=nprobe, ef_search=ef_search, include=include, rerank=rerank
-                )
-            if pointer is not None and matching is None and not overrides:
-                hits = state.search_one(pointer, k)
-                if hits is not None:  # the result built here, not by a helper: a call less per search
-                    distances, ids, slots = hits
-                    return SearchResult(
-                        distances,
-                        ids,
-                        state.meta.get_many(slots) if "metadata" in wanted else None,
-                        state.docs.get_many(slots) if "documents" in wanted else None,
-                    )
-            if q is None:
-                q = query[None]  # type: ignore[index]
-            allowed = None if matching is None else matching(state.meta, state.docs)
-            distances, slots = state.search_slots(q, k, overrides, allowed)
-            return _search_result(state, distances, slots, single, wanted)
+            if state.kind is kind:  # (else see below: one ``is`` test per search)
+                if pointer is not None and matching is None and not overrides:
+                    hits = state.search_one(pointer, k)
+                    if hits is not None:  # the result built here, not by a helper: a call less per search
+                        distances, ids, slots = hits
+                        return SearchResult(
+                            distances,
+                            ids,
+                            state.meta.get_many(slots) if "metadata" in wanted else None,
+                            state.docs.get_many(slots) if "documents" in wanted else None,
+                        )
+                if q is None:
+                    q = query[None]  # type: ignore[index]
+                allowed = None if matching is None else matching(state.meta, state.docs)
+                distances, slots = state.search_slots(q, k, overrides, allowed)
+                return _search_result(state, distances, slots, single, wanted)
+        # A load (or close) swapped the state between the checks above and the lock: the query
+        # was checked, and its pointer made, for another dimension. Again, from the checks,
+        # against the state there is now (the lock released: they need not hold it).
+        return self.search(query, k, filter=filter, nprobe=nprobe, ef_search=ef_search, include=include, rerank=rerank)
 
     def get(
         self,

@@ -95,6 +95,7 @@ def test_replaced_rows_are_dropped_once_they_outgrow_the_rows_in_use():
         big = {"text": "x" * 100_000}
         for _ in range(30):  # 3 MB of replaced rows
             meta.set([5], encode_metadata([big], 1))
+            meta.tidy()  # (as the store does after each write)
         held = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()

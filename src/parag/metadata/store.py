@@ -21,7 +21,7 @@ import threading
 import traceback
 import warnings
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, overload
 
@@ -71,11 +71,11 @@ class MetadataStore:
     def __len__(self) -> int:
         return len(self._starts)
 
-    def append(self, encoded: Encoded, replacing: Sequence[int] = ()) -> None:
+    def append(self, encoded: Encoded, replacing: list[int] | None = None) -> None:
         """New slots at the end, with the metadata ``encoded``, and the ``replacing`` slots
         marked deleted (an upsert); all or nothing: if it raises (out of memory), the store
         is as it was. The bytes of the replaced rows are dropped by :meth:`tidy`, later."""
-        killed = list(replacing)
+        killed = replacing or []
         with self._undone_on_error(killed):
             if killed:
                 self._point_dead(killed)
@@ -91,11 +91,11 @@ class MetadataStore:
         self._columns.append([None] * n)
 
     def set(self, slots: list[int], encoded: Encoded) -> None:
-        """Replace the metadata of (live) ``slots``; all or nothing. Then :meth:`tidy`."""
+        """Replace the metadata of (live) ``slots``; all or nothing. The bytes of the old rows
+        are dropped by :meth:`tidy`, later."""
         with self._undone_on_error(slots):
             self._point(slots, *self._appended(encoded))
             self._columns.put(slots, encoded.dicts)
-        self.tidy()
 
     def kill(self, slots: list[int]) -> None:
         """Mark ``slots`` deleted; all or nothing. The bytes of their rows are dropped by

@@ -170,7 +170,7 @@ class FAISSState:
             with threads_for(len(x), n_before + len(x)):
                 self.index.add(x)
             index = self._after_add(slots, ids, replaced)
-            with self._rolled_back_on_error(slots, replaced):
+            with self._rolled_back_on_error(slots, replaced, killed):
                 if killed:
                     slots.kill(replaced)
                     self.docs.kill(killed)
@@ -210,10 +210,10 @@ class FAISSState:
             self.docs.append([None] * extra)
 
     @contextmanager
-    def _rolled_back_on_error(self, slots: SlotMap, killed: np.ndarray) -> Iterator[None]:
+    def _rolled_back_on_error(self, slots: SlotMap, killed: np.ndarray, listed: list[int]) -> Iterator[None]:
         """Roll the slot map ``slots`` and the documents back if the ``with`` block raises:
-        their appends, and their kills of the slots ``killed``."""
-        points = slots.savepoint(killed), self.docs.savepoint(killed.tolist())
+        their appends, and their kills of the slots ``killed`` (``listed``: the same, a list)."""
+        points = slots.savepoint(killed), self.docs.savepoint(listed)
         try:
             yield
         except BaseException:
@@ -226,7 +226,7 @@ class FAISSState:
         slot map and documents are rolled back if the metadata (last, all or nothing
         itself) fails. Then, on their own, the metadata's tidy and a compaction."""
         killed = slots.tolist()
-        with self._rolled_back_on_error(self.slots, slots):
+        with self._rolled_back_on_error(self.slots, slots, killed):
             self.slots.kill(slots)
             self.docs.kill(killed)
             self.meta.kill(killed)

@@ -279,6 +279,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         with self._writing() as state:
             state.check_kind(targets, "ids")
             state.meta.set(state.slots.slots_of(targets).tolist(), encoded)
+        state.meta.tidy()  # housekeeping after the write, as for add and delete (FAISSState)
 
     def compact(self) -> None:
         """Rebuild the index without deleted vectors now (writes do it when 10% of a Flat or

@@ -26,6 +26,9 @@ IVFFlat nlist 256, nprobe 64) and measured:
   around the store's own compressed index with ``k_factor = rerank``: FAISS's re-ranking of the
   same candidates; for float32 the index itself), batch ratio the median of interleaved pairs
   (bench_tradeoff.speed);
+- ``bare_batch_s``, ``bare_ratio``: the same for ``store.search(..., include=())``, which
+  returns what raw FAISS does (ids and scores; no metadata or documents decoded), interleaved
+  with the two above: the like-for-like search time;
 - ``codes_bytes``: the compressed index alone per vector (what raw FAISS saves for the same
   factory string), ``file_bytes``: every file of the saved store per vector;
 - ``rss``: in a fresh process, resident memory per vector after loading and after running
@@ -151,7 +154,7 @@ def measure(data: bench_data.Dataset, index_type: str, storage: str, repeats: in
         figures = {"recall": bench_tradeoff.recall(store.search(q, k=10, **kw).ids, gt),
                    "raw_recall": bench_tradeoff.recall(raw.search(q, 10, params=raw_params)[1], gt),
                    **bench_tradeoff.speed(partial(store.search, k=10, **kw), partial(raw.search, k=10, params=raw_params),
-                                          q, repeats, n_single)}
+                                          q, repeats, n_single, partial(store.search, k=10, include=(), **kw))}
         for name, value in figures.items():
             record.setdefault(name, {})[str(rerank)] = value
     path, raw_path = tmp / f"{index_type}-{storage}", tmp / f"{index_type}-{storage}.faiss"
@@ -196,7 +199,8 @@ def one_report(raw: dict, results: Path) -> str:
             rows.append(
                 f"| {r['index_type']} | {r['storage']} | {'-' if r['storage'] == 'float32' else key} | {recall:.3f} | "
                 f"{_cell(r['batch_s'][key] * 1000 if timed else None)} | "
-                f"{_cell(r['batch_ratio'][key] if timed else None, '.3f')} | {r['codes_bytes']:.0f} | "
+                f"{_cell(r['batch_ratio'][key] if timed else None, '.3f')} | "
+                f"{_cell(r.get('bare_ratio', {}).get(key), '.3f')} | {r['codes_bytes']:.0f} | "
                 f"{_cell(r['codes_bytes'] / float32[r['index_type']] if r['index_type'] in float32 else None, '.2f')} | "
                 f"{r.get('file_bytes', r['index_bytes']):.0f} | {mem['load']['loaded']['RssAnon'] / n:.0f} | "
                 f"{mem['mmap']['searched']['RssAnon'] / n:.0f} | {mem['mmap']['searched']['RssFile'] / n:.0f} |"
@@ -211,17 +215,19 @@ def one_report(raw: dict, results: Path) -> str:
         "",
         "Columns: `rerank` (candidates re-scored exactly = rerank x k; `-`: float32, already exact); batch time "
         "of all queries at once and its ratio to raw FAISS searching the same compressed index with the same "
-        "parameters (FAISS's `IndexRefineFlat` around it; `-`: not timed); "
+        "parameters (FAISS's `IndexRefineFlat` around it; `-`: not timed), with the results parag returns by "
+        "default (ids, scores, metadata and documents decoded) and with what raw FAISS returns (ids and scores: "
+        "`include=()`, the like-for-like figure; `-`: not measured in that run); "
         "bytes per vector of the compressed index alone (codes + graph or lists) and its ratio to the same "
         "index kind in float32, of the saved store's files (compressed index and, for compressed storage, the "
         "float32 vectors), of the process's own memory after a plain `load`, and after `load(mmap=True)` "
         "and every query: anonymous memory and file-backed pages (page cache of the mapped files, which the "
         "kernel may drop).",
         "",
-        "| index | storage | rerank | recall@10 | batch ms | parag / raw FAISS | compressed B/vector "
-        "| compressed / float32 | files B/vector "
+        "| index | storage | rerank | recall@10 | batch ms | parag / raw FAISS | ids and scores: parag / raw FAISS "
+        "| compressed B/vector | compressed / float32 | files B/vector "
         "| RAM B/vector (load) | anon B/vector (mmap) | file-backed B/vector (mmap) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         *ram_table(configs, n),

@@ -31,15 +31,18 @@ def usearch_missing() -> str | None:
     return None
 
 
-def speed(search: Callable, raw_search: Callable | None, queries: np.ndarray, repeats: int, n_single: int) -> dict:
+def speed(search: Callable, raw_search: Callable | None, queries: np.ndarray, repeats: int, n_single: int,
+          bare_search: Callable | None = None) -> dict:
     """Batch and single-query times of ``search`` and (on the same index) ``raw_search``: batch
     calls interleaved, in alternating order (the ratio is the median of per-pair ratios), single
     queries alternating, the raw one on another query than the one just searched (which would
-    still be in the CPU caches, as a real stream of queries never is)."""
-    batch, raw_batch, single, raw_single = [], [], [], []
+    still be in the CPU caches, as a real stream of queries never is). ``bare_search``: the same
+    search returning what raw FAISS returns (ids and scores, no metadata decoded), its batch
+    interleaved with the others (``bare_batch_s``, ``bare_ratio``)."""
+    batch, raw_batch, bare_batch, single, raw_single = [], [], [], [], []
     n = min(n_single, len(queries))
+    pair = [(fn, times) for fn, times in ((search, batch), (raw_search, raw_batch), (bare_search, bare_batch)) if fn]
     for repeat in range(repeats):
-        pair = [(search, batch), (raw_search, raw_batch)] if raw_search else [(search, batch)]
         for fn, times in pair[:: 1 if repeat % 2 == 0 else -1]:
             times.append(_seconds(fn, queries))
     for i in range(n):
@@ -50,6 +53,9 @@ def speed(search: Callable, raw_search: Callable | None, queries: np.ndarray, re
     if raw_search:
         out |= {"raw_batch_s": float(np.median(raw_batch)), "raw_single_ms": 1e3 * float(np.median(raw_single)),
                 "batch_ratio": float(np.median(np.divide(batch, raw_batch)))}
+    if raw_search and bare_search:
+        out |= {"bare_batch_s": float(np.median(bare_batch)),
+                "bare_ratio": float(np.median(np.divide(bare_batch, raw_batch)))}
     return out
 
 

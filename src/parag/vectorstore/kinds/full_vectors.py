@@ -180,21 +180,23 @@ class FullVectors:
         read_pieces_at(self.file, pieces, self.where)
         return out
 
-    def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows to score ``candidates`` (slots, -1: none) against and the candidates' row
-        numbers in them: the whole array in RAM, or just the candidates' rows read from the file."""
+    def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Rows to score ``candidates`` (slots, -1: none) against, the candidates' row numbers
+        in them, and the slot of each row (None: row numbers are slots): the whole array in
+        RAM, or just the candidates' rows read from the file."""
         if self.file is None:
-            return self.array, candidates
+            return self.array, candidates, None
         flat = candidates.ravel()
         found = flat >= 0
         local = np.full(flat.shape, -1, np.int64)
         if len(candidates) == 1:  # one query's candidates are distinct
             local[found] = np.arange(int(found.sum()))
-            return self.take(flat[found]), local.reshape(candidates.shape)
-        # A row that several queries of a batch propose is read once (a tenth of them in a
-        # batch of 1,000 clustered queries), and the reads go in file order.
-        slots, local[found] = np.unique(flat[found], return_inverse=True)
-        return self.take(slots), local.reshape(candidates.shape)
+            slots = flat[found]
+        else:
+            # A row that several queries of a batch propose is read once (a tenth of them in a
+            # batch of 1,000 clustered queries), and the reads go in file order.
+            slots, local[found] = np.unique(flat[found], return_inverse=True)
+        return self.take(slots), local.reshape(candidates.shape), slots
 
     def blocks(self) -> Iterator[np.ndarray]:
         """Every row in order, a piece at a time (read with ``preadv`` from a file: none of it mapped)."""

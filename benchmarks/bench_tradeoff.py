@@ -115,7 +115,8 @@ def points(raw: dict) -> list[dict]:
                         "qps": _qps(r.get("batch_s", {}).get(key), nq), "p50": r.get("single_ms", {}).get(key),
                         "raw": {"recall": r.get("raw_recall", {}).get(key), "bytes": _resident(r["rss"], "raw", n),
                                 "qps": _qps(r.get("raw_batch_s", {}).get(key), nq),
-                                "p50": r.get("raw_single_ms", {}).get(key), "ratio": r.get("batch_ratio", {}).get(key)}})
+                                "p50": r.get("raw_single_ms", {}).get(key), "ratio": r.get("batch_ratio", {}).get(key),
+                                "bare_ratio": r.get("bare_ratio", {}).get(key)}})
     for u in raw.get("usearch", []):
         out.append({"system": "usearch", "label": f"usearch {u['dtype']}", "index": "HNSW",
                     "storage": f"{u['dtype']} (usearch)",
@@ -142,12 +143,12 @@ def table(raw: dict) -> list[str]:
                     f"{_cell(p['bytes'], '.0f')} | {_cell(p['qps'], ',.0f')} | {_cell(p['p50'], '.2f')} | "
                     f"`{p['factory']}` | {_cell(theirs.get('recall'), '.3f')} | {_cell(theirs.get('bytes'), '.0f')} | "
                     f"{_cell(theirs.get('qps'), ',.0f')} | {_cell(theirs.get('p50'), '.2f')} | "
-                    f"{_cell(theirs.get('ratio'), '.2f')} |")
+                    f"{_cell(theirs.get('ratio'), '.2f')} | {_cell(theirs.get('bare_ratio'), '.2f')} |")
     return [
         "| index | storage | rerank | recall@10 | index B/vector | resident B/vector | batch QPS | single p50 ms "
         "| raw FAISS factory (or usearch) | raw recall@10 | raw resident B/vector | raw batch QPS | raw single p50 ms "
-        "| parag / raw batch time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| parag / raw batch time | the same, ids and scores only |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 
@@ -161,7 +162,9 @@ def notes(raw: dict) -> list[str]:
              "storage at the same M, ef_construction, ef_search (`connectivity`, `expansion_add`, "
              "`expansion_search`; `restore(view=True)`, memory-mapped). Resident: anonymous + file-backed bytes per "
              "vector of a fresh process after loading and running every query. Batch QPS: all queries in one call; "
-             "single p50: one call per query. `-`: not measured in that run."]
+             "single p50: one call per query. parag / raw batch time: with the results parag returns by default "
+             "(metadata and documents decoded), and with `include=()` (ids and scores, what raw FAISS returns: the "
+             "like-for-like search time). `-`: not measured in that run."]
     if why := raw.get("usearch_missing"):
         lines += ["", f"**usearch rows absent**: {why}."]
     return lines

@@ -147,12 +147,14 @@ def test_filters_and_persistence_write_raw_results_and_a_report_from_them(quick_
 
 
 def test_storage_tradeoff_table_has_speed_and_usearch_or_why_not(quick_run):
-    """The storage suite times parag and raw FAISS at both reranks, and its recall-memory-speed
-    table is in both reports (usearch rows, or the reason they are absent)."""
+    """The storage suite times parag (its results decoded, and ids and scores only) and raw
+    FAISS at both reranks, and its recall-memory-speed table is in both reports (usearch rows,
+    or the reason they are absent)."""
     results, out, _ = quick_run
     raw = json.loads((results / "storage" / "results.json").read_text())
     for config in raw["configs"]:
         assert set(config["single_ms"]) == set(config["raw_batch_s"]) == set(config["recall"]), config["storage"]
+        assert set(config["bare_ratio"]) == set(config["recall"]), config["storage"]  # ids and scores only, too
     assert [u["dtype"] for u in raw["usearch"]] == ([] if "usearch_missing" in raw else ["f16", "i8"])
     table = _bench_module("bench_tradeoff").table(raw)
     assert len(table) == 2 + sum(len(c["recall"]) for c in raw["configs"]) + len(raw["usearch"])

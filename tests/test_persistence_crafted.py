@@ -145,6 +145,22 @@ def test_hnsw_graph(tmp_path: Path, damage: str) -> None:
         check_hnsw_structure(fresh, "index file")
 
 
+UNTRAINED = {"IVFFlat": {"index_type": "IVFFlat", "nlist": 4}, "sq8": {"storage": "sq8"},
+             "HNSW-sq8": {"index_type": "HNSW", "M": 8, "storage": "sq8"}}
+
+
+@pytest.mark.parametrize("kind", list(UNTRAINED))
+def test_an_untrained_stores_buffer_marked_as_not_trained(tmp_path: Path, kind: str) -> None:
+    """Until trained, a store keeps its vectors in a Flat buffer, which FAISS always marks as
+    trained: one byte saying otherwise is refused at load (else every later add fails in FAISS)."""
+    store = FAISSVectorStore(D, **UNTRAINED[kind])
+    store.add(np.random.default_rng(0).standard_normal((10, D)))
+    assert not store.is_trained
+    store.save(tmp_path / kind)
+    rewrite_index(tmp_path / kind, lambda index: setattr(index, "is_trained", False))
+    refused(tmp_path / kind, "marked as not trained")
+
+
 # --------------------------------------------------------------------------- the small files
 
 

@@ -370,8 +370,8 @@ class IndexKind:
     def load_problems(self, index: faiss.Index) -> list[str]:
         """What is wrong with a loaded index of the expected type, beyond dimension, metric
         and count (empty: nothing)."""
-        if not self.is_trained(index):
-            return []
+        if not self.is_trained(index):  # a Flat buffer until trained, which FAISS marks as trained
+            return [] if index.is_trained else ["it is marked as not trained"]
         inner = self.inner(index)
         if not isinstance(inner, self.own_type()):
             return [f"it holds a {type(inner).__name__}, expected {self.own_type().__name__}"]

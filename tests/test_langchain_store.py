@@ -15,7 +15,7 @@ pytest.importorskip("langchain_core")
 
 from langchain_core.documents import Document  # noqa: E402
 
-from parag.errors import IdNotFoundError, InvalidArgumentError, ParagError  # noqa: E402
+from parag.errors import IdNotFoundError, InvalidArgumentError, InvalidTypeError, ParagError  # noqa: E402
 from parag.integrations.langchain import ParagVectorStore  # noqa: E402
 from parag.mmr import mmr  # noqa: E402
 from parag.vectorstore import FAISSVectorStore  # noqa: E402
@@ -118,8 +118,40 @@ def test_adds_are_upserts_and_delete_takes_ids_or_a_filter():
     vs.delete(filter={"group": 3})
     assert len(vs.store) == N + 2 - 1 - sum(1 for i, m in enumerate(META) if m["group"] == 3 and i != 1 and i != 5)
     assert vs.get_by_ids(["doc-1"]) == []
-    with pytest.raises(InvalidArgumentError, match="exactly one of ids and filter"):
-        vs.delete()
+    with pytest.raises(InvalidArgumentError, match="ids or filter, not both"):
+        vs.delete(["doc-2"], filter={"group": 1})
+    assert vs.get_by_ids(["doc-2"]) != []
+
+
+def test_delete_without_ids_deletes_everything_as_langchains_contract_says():
+    vs = build()
+    assert vs.delete() is True and len(vs.store) == 0 and vs.similarity_search(QUERY_TEXTS[0]) == []
+    assert vs.add_texts(TEXTS[:2], ids=IDS[:2]) == IDS[:2] and len(vs.store) == 2
+
+
+def int_id_store() -> FAISSVectorStore:
+    store = FAISSVectorStore(dimension=VECTORS.shape[1])
+    store.add(VECTORS[:2])
+    return store
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vs: vs.add_texts(["a", "b"], ids=["fresh", 2]), r"ids\[1\] is 2 \(int\)"),
+        (lambda vs: vs.add_documents([Document(page_content="a", id="fresh")], ids=[7]), r"ids\[0\] is 7"),
+        (lambda vs: vs.delete([IDS[0], 5]), r"ids\[1\] is 5"),
+        (lambda vs: vs.delete(IDS[0]), "a list of string ids"),
+        (lambda vs: vs.get_by_ids([IDS[0], 5]), r"ids\[1\] is 5"),
+        (lambda vs: ParagVectorStore(EMBEDDINGS, store=int_id_store()), "int ids"),
+    ],
+)
+def test_ids_are_strings_in_every_method(call, match):
+    """An int id would come back as a str Document.id that no later call could use: refused."""
+    vs = build()
+    with pytest.raises(InvalidTypeError, match=match):
+        call(vs)
+    assert sorted(vs.store.ids()) == sorted(IDS)
 
 
 def test_save_local_and_load_local_use_parags_format(tmp_path):

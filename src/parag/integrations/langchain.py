@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from parag.errors import InvalidArgumentError, StoreNotFoundError
+from parag.errors import InvalidArgumentError, InvalidTypeError, StoreNotFoundError
 from parag.integrations import _hits
 from parag.integrations._hits import Hit
 from parag.integrations.langchain_faiss_import import read_langchain_faiss
@@ -48,7 +48,7 @@ class ParagVectorStore(VectorStore):
     embedding : langchain_core.embeddings.Embeddings
         Embeds texts on add and queries on search.
     store : parag VectorStore, optional
-        The store to use (empty, or holding string ids). By default a
+        The store to use (empty, or holding string ids: an int-id store is refused). By default a
         :class:`~parag.vectorstore.FAISSVectorStore` is created on the first add, with the
         dimension of the embeddings and ``store_options``.
     **store_options
@@ -57,8 +57,10 @@ class ParagVectorStore(VectorStore):
 
     Notes
     -----
-    - Adds are upserts: adding a text under an id that is stored replaces it (idempotent).
-      Texts without an id get a ``uuid4().hex`` one.
+    - Ids are strings, as LangChain's are, in every method: an int (or any other non-string)
+      id is an InvalidTypeError naming it, never converted. Adds are upserts: adding a text
+      under an id that is stored replaces it (idempotent). Texts without an id (``None``) get
+      a ``uuid4().hex`` one.
     - Each document's ``page_content`` is the parag document, its ``metadata`` the parag
       metadata; ``filter=`` takes parag's filter language and is a pre-filter (``k`` results
       whenever ``k`` match).
@@ -67,8 +69,9 @@ class ParagVectorStore(VectorStore):
       ``similarity_search_with_relevance_scores`` maps it to [0, 1] (see
       :func:`parag.integrations._hits.relevance_function`: ``(1 + cos) / 2`` for unit vectors
       on every metric).
-    - Searches take ``ef_search`` / ``nprobe`` too. ``delete`` ignores missing ids and takes
-      ``filter=`` instead of ids.
+    - Searches take ``ef_search`` / ``nprobe`` too. ``delete`` ignores missing ids, takes
+      ``filter=`` instead of ids, and with neither deletes everything (LangChain's contract:
+      ``ids=None`` deletes all).
     - ``save_local`` / ``load_local`` use parag's format (checksummed, no pickle);
       :meth:`from_langchain_faiss` imports a LangChain FAISS folder without unpickling it.
     """
@@ -78,6 +81,8 @@ class ParagVectorStore(VectorStore):
             raise InvalidArgumentError(f"store_options {sorted(store_options)} apply to a new store: not with store=")
         if store is not None and not isinstance(store, ParagStore):
             raise InvalidArgumentError(f"store must be a parag VectorStore, got {type(store).__name__}")
+        if store is not None and not all(isinstance(i, str) for i in store.get(limit=1).ids):
+            raise InvalidTypeError("store holds int ids: LangChain's ids are strings, wrap a store of string ids")
         if store is None:
             _hits.check_store_options(store_options)
         self._embedding = embedding
@@ -107,7 +112,7 @@ class ParagVectorStore(VectorStore):
         """Embed and store ``texts`` (replacing those whose id is stored); return their ids."""
         texts = list(texts)
         metadatas = [{}] * len(texts) if metadatas is None else [dict(m or {}) for m in metadatas]
-        ids = [None] * len(texts) if ids is None else list(ids)
+        ids = [None] * len(texts) if ids is None else _str_ids(ids, "ids", none_ok=True)
         if not len(texts) == len(metadatas) == len(ids):
             raise InvalidArgumentError(
                 f"add_texts got {len(texts)} texts, {len(metadatas)} metadatas and {len(ids)} ids: one each per text"
@@ -120,14 +125,15 @@ class ParagVectorStore(VectorStore):
         return ids
 
     def delete(self, ids: list[str] | None = None, *, filter: Any = None, **kwargs: Any) -> bool:  # noqa: A002
-        """Delete ``ids`` (missing ones are ignored) or what matches ``filter``."""
-        if (ids is None) == (filter is None):
-            raise InvalidArgumentError("delete needs exactly one of ids and filter")
+        """Delete ``ids`` (missing ones are ignored), what matches ``filter``, or with neither
+        every document (LangChain's contract for ``ids=None``)."""
+        if ids is not None and filter is not None:
+            raise InvalidArgumentError("delete takes ids or filter, not both: delete(ids) or delete(filter=...)")
         if self._store is not None:
             if ids is not None:
-                self._store.delete(list(ids), missing_ok=True)
+                self._store.delete(_str_ids(ids, "ids"), missing_ok=True)
             else:
-                self._store.delete(filter=filter)
+                self._store.delete(filter={} if filter is None else filter)  # {} matches every document
         return True
 
     def _store_for(self, dimension: int) -> ParagStore:
@@ -141,6 +147,7 @@ class ParagVectorStore(VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents of ``ids`` (those not stored are left out)."""
+        ids = _str_ids(ids, "ids")
         store = self._store
         if store is None:
             return []
@@ -236,6 +243,20 @@ class ParagVectorStore(VectorStore):
         if not Path(folder).is_dir():
             raise StoreNotFoundError(f"{folder} is not a folder: pass the folder given to FAISS.save_local")
         return cls(embeddings, store=read_langchain_faiss(folder, **store_options))
+
+
+def _str_ids(ids: Iterable[Any], name: str, none_ok: bool = False) -> list[Any]:
+    """``ids`` as a list, each a string (or None where ``none_ok``): LangChain's ids are
+    strings, and one converted silently would come back as another id than the one given."""
+    if isinstance(ids, (str, bytes)):
+        raise InvalidTypeError(f"{name} must be a list of string ids, got the string {ids!r}: pass [{ids!r}]")
+    ids = list(ids)
+    for n, i in enumerate(ids):
+        if not (isinstance(i, str) or (none_ok and i is None)):
+            raise InvalidTypeError(
+                f"{name}[{n}] is {i!r} ({type(i).__name__}): LangChain ids are strings; pass str(id) to use it as one"
+            )
+    return ids
 
 
 def _document(hit: Hit) -> Document:

@@ -3,9 +3,13 @@ same search results as LangChain's own store; a malicious index.pkl runs nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import struct
 import sys
+import threading
+import tracemalloc
 import types
 import warnings
 
@@ -139,6 +143,53 @@ def test_damaged_or_missing_files(tmp_path):
         read_langchain_faiss(tmp_path)
     with pytest.raises(StoreNotFoundError):
         ParagVectorStore.from_langchain_faiss(tmp_path / "absent", EMBEDDINGS)
+
+
+def test_a_memo_index_beyond_the_file_is_refused_before_memory_is_reserved(tmp_path):
+    """9 bytes that would make pickle reserve 16 bytes per memo index: 256 MiB for 2**24."""
+    folder = langchain_folder(tmp_path, b"\x80\x04N" + b"r" + struct.pack("<I", 2**24) + b".")
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptStoreError, match="memo index 16777216, beyond its 9 bytes"):
+            read_langchain_faiss(folder)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_shared_references_that_expand_far_beyond_the_file_are_refused(tmp_path):
+    """Each level of nesting doubles what a few bytes of pickle decode to: 2**22 leaves here."""
+    leaf: list = ["x"]
+    for _ in range(22):
+        leaf = [leaf, leaf]
+    FAISS.from_texts(TEXTS[:1], EMBEDDINGS, [{"b": leaf}]).save_local(str(tmp_path))
+    assert (tmp_path / "index.pkl").stat().st_size < 2000
+    with pytest.raises(CorruptStoreError, match="decodes to more than .* bytes of ids, texts and metadata"):
+        read_langchain_faiss(tmp_path)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    folder = langchain_folder(tmp_path, b"")
+    (folder / "index.faiss").unlink()
+    os.mkfifo(folder / "index.faiss")
+    raised: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            read_langchain_faiss(folder)
+        except BaseException as e:  # noqa: BLE001 - checked below
+            raised.append(e)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    if reader.is_alive():  # blocked in open(): a writer releases it, then the test fails
+        with contextlib.suppress(OSError):
+            os.close(os.open(folder / "index.faiss", os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=60)
+        pytest.fail("read_langchain_faiss waited for a writer to open the FIFO index.faiss")
+    assert len(raised) == 1 and isinstance(raised[0], NotAStoreError) and "not a regular file" in str(raised[0])
 
 
 def old_layout_pickle(monkeypatch, protocol: int, pydantic_v1: bool) -> bytes:

@@ -15,7 +15,11 @@ keeps the plain data pickle hands it:
   which build only sets and stand-ins.
 
 Any other global (``os.system``, ``builtins.eval``, a ``datetime`` in metadata...) is refused
-with :class:`~parag.errors.NotAStoreError` before anything is called. The FAISS file is
+with :class:`~parag.errors.NotAStoreError` before anything is called. Nor can the pickle make
+parag allocate far beyond its size: its opcodes are scanned first (a memo index beyond the
+file's length, which would make the unpickler reserve 16 bytes per index, is refused), and the
+ids, texts and metadata it decodes to, shared references counted once per use as the store
+will hold them, may not exceed :data:`EXPANSION_LIMIT` times its size (plus 1 MiB). The FAISS file is
 walked by parag's header checker (every size it claims must fit the file) before FAISS
 parses it, and its internal references are checked after.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 import stat
 from pathlib import Path
 from collections.abc import Callable
@@ -38,7 +43,13 @@ from parag._faiss_integrity import check_hnsw_structure, check_ivf_structure
 from parag.errors import CorruptStoreError, NotAStoreError, ParagError, StoreNotFoundError
 from parag.vectorstore import FAISSVectorStore
 
-__all__ = ["read_langchain_faiss"]
+__all__ = ["EXPANSION_LIMIT", "read_langchain_faiss"]
+
+#: How many times its own size an ``index.pkl`` may decode to (ids, texts and metadata, plus
+#: 1 MiB). A real docstore decodes to about its size (its texts dominate); pickle's shared
+#: references let a crafted one double per level of nesting (438 bytes -> 16 MiB).
+EXPANSION_LIMIT = 32
+_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
 class _Inert:
@@ -134,8 +145,10 @@ def read_langchain_faiss(
     base = Path(folder)
     index = _read_index(base / f"{index_name}.faiss")
     where = str(base / f"{index_name}.pkl")
-    docstore, positions = _read_docstore(_read_file(base / f"{index_name}.pkl"), where)
+    data = _read_file(base / f"{index_name}.pkl")
+    docstore, positions = _read_docstore(data, where)
     ids, texts, metadata = _records(docstore, positions, index.ntotal, where)
+    _check_expansion((ids, texts, metadata), len(data), where)
     metric = "IP" if index.metric_type == faiss.METRIC_INNER_PRODUCT else "L2"
     store = FAISSVectorStore(dimension=index.d, **{"metric": metric, **store_options})
     if ids:
@@ -147,7 +160,8 @@ def _read_file(path: Path, check: Callable[[BinaryIO, int], object] | None = Non
     """A regular file's bytes, ``check``-ed on its open handle first (a link is not
     followed: it could lead outside the folder)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         raise StoreNotFoundError(f"{path} does not exist: is this a folder written by LangChain's FAISS.save_local?") from None
     except OSError as e:
@@ -185,6 +199,7 @@ def _read_index(path: Path) -> faiss.Index:
 
 def _read_docstore(data: bytes, where: str) -> tuple[_Docstore, dict[Any, Any]]:
     try:
+        _check_memo(data, where)
         loaded = _DocstoreUnpickler(io.BytesIO(data)).load()
     except _Refused as e:
         raise NotAStoreError(
@@ -199,6 +214,48 @@ def _read_docstore(data: bytes, where: str) -> tuple[_Docstore, dict[Any, Any]]:
     if not (isinstance(loaded, tuple) and len(loaded) == 2 and isinstance(loaded[0], _Docstore) and isinstance(loaded[1], dict)):
         raise CorruptStoreError(f"{where} does not hold (InMemoryDocstore, index_to_docstore_id) as LangChain saves it")
     return loaded
+
+
+def _check_memo(data: bytes, where: str) -> None:
+    """Refuse a memo index beyond the pickle's length, read from its opcodes without running
+    any: pickle's unpickler reserves room up to the largest index it is given."""
+    for opcode, index, _ in pickletools.genops(data):
+        if opcode.name in _PUTS and index >= len(data):
+            raise CorruptStoreError(
+                f"{where} stores an object at memo index {index}, beyond its {len(data)} bytes: a crafted pickle, "
+                "not one LangChain wrote (it would make the unpickler reserve memory for every index); refused"
+            )
+
+
+def _check_expansion(value: Any, size: int, where: str) -> None:
+    """Refuse ``value`` (the ids, texts and metadata decoded from a pickle of ``size`` bytes)
+    when it holds more than ``EXPANSION_LIMIT * size + 1 MiB`` bytes counted as the store will
+    hold them: strings by length, other values by 8 bytes, each shared reference each time.
+    The walk stops as soon as the budget is spent, so it costs no more than the budget."""
+    limit = budget = EXPANSION_LIMIT * size + 2**20
+    stack = [value]
+    while stack and budget >= 0:
+        item = stack.pop()
+        if isinstance(item, (str, bytes)):
+            budget -= len(item) + 2
+        elif isinstance(item, dict):
+            budget -= 2 + 2 * len(item)
+            if budget >= 0:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            budget -= 2 + len(item)
+            if budget >= 0:
+                stack.extend(item)
+        else:
+            budget -= 8
+    if budget < 0:
+        raise CorruptStoreError(
+            f"{where} ({size} bytes) decodes to more than {limit} bytes of ids, texts and metadata "
+            f"(over {EXPANSION_LIMIT} times its size: shared or circular references repeated); refused so that "
+            "an untrusted file cannot fill memory. If you trust the file, load it with LangChain and add its "
+            "documents to a parag store"
+        )
 
 
 def _records(

@@ -165,6 +165,17 @@ def test_mmr_mode_picks_diverse_hits_from_the_prefetched_ones():
     assert found.ids != vs.query(VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=5)).ids
 
 
+def test_mmr_mode_keeps_to_node_ids():
+    vs = ParagVectorStore(metric="cosine", index_type="HNSW")
+    vs.add(nodes_with_embeddings())
+    rows = np.arange(0, N, 7)
+    q = QUERY_VECTORS[3]
+    query = VectorStoreQuery(query_embedding=q.tolist(), similarity_top_k=5, node_ids=[f"node-{i}" for i in rows],
+                             mode=VectorStoreQueryMode.MMR, mmr_threshold=0.3)
+    order = rows[np.argsort(-(VECTORS[rows] @ q), kind="stable")[:20]]
+    assert vs.query(query).ids == [f"node-{order[p]}" for p in mmr(q, VECTORS[order], 5, 0.3)]
+
+
 def test_nodes_deletes_and_async():
     vs = ParagVectorStore(store=FAISSVectorStore(dimension=VECTORS.shape[1], index_type="HNSW", metric="cosine"))
     vs.add(nodes_with_embeddings())
@@ -200,6 +211,8 @@ def test_nodes_deletes_and_async():
         (lambda: ParagVectorStore(dimension=2).query(VectorStoreQuery(similarity_top_k=1)), InvalidArgumentError,
          "query_embedding"),
         (lambda: ParagVectorStore().persist("never-written"), InvalidArgumentError, "nothing to persist"),
+        (lambda: ParagVectorStore(dimension=2).add([TextNode(id_="e", text="e")]), InvalidArgumentError,
+         r"nodes \['e'\] have no embedding"),
     ],
 )
 def test_bad_input_is_a_parag_error(call, error, match):

@@ -87,11 +87,16 @@ def mmr_search(
     fetch_k: int,
     lambda_mult: float,
     filter: Any = None,  # noqa: A002
+    among: list[Any] | None = None,
     **options: Any,
 ) -> list[Hit]:
-    """``k`` hits picked by maximal marginal relevance from the ``fetch_k`` nearest, using
-    their stored vectors."""
-    candidates = search(store, query, max(k, fetch_k), filter, **options)
+    """``k`` hits picked by maximal marginal relevance from the ``fetch_k`` nearest (of the
+    stored ``among`` ids when given, as :func:`search_among`), using their stored vectors."""
+    fetch_k = max(k, fetch_k)
+    if among is None:
+        candidates = search(store, query, fetch_k, filter, **options)
+    else:
+        candidates = search_among(store, query, among, fetch_k, filter)
     if not candidates or k <= 0:
         return []
     assert store is not None

@@ -107,7 +107,8 @@ class ParagVectorStore(BasePydanticVectorStore):
     Each node is stored under its ``node_id`` (a string id), its text as the document, and
     its metadata with LlamaIndex's node fields (``_node_content``, ``ref_doc_id``...).
     Filters (:func:`to_parag_filter`) are pre-filters; ``doc_ids`` restrict a query by
-    ``ref_doc_id``, ``node_ids`` to those nodes (scored exactly from their stored vectors). ``similarities`` are the store's
+    ``ref_doc_id``, ``node_ids`` to those nodes (scored exactly from their stored vectors, in
+    the MMR mode too). ``similarities`` are the store's
     scores for ``"cosine"`` and ``"IP"``, and ``1 - d / 2`` for a squared L2 distance ``d``
     (the cosine for unit vectors). ``VectorStoreQueryMode.MMR`` picks ``similarity_top_k``
     diverse hits among ``mmr_prefetch_factor`` (4) times as many, weighing relevance by
@@ -147,6 +148,11 @@ class ParagVectorStore(BasePydanticVectorStore):
         """Store nodes with their embeddings, text and metadata; a stored node_id is replaced."""
         if not nodes:
             return []
+        unembedded = [node.node_id for node in nodes if node.embedding is None]
+        if unembedded:
+            raise InvalidArgumentError(
+                f"nodes {unembedded[:5]} have no embedding: embed them first (a VectorStoreIndex does with its embed_model)"
+            )
         ids = [node.node_id for node in nodes]
         vectors = [node.get_embedding() for node in nodes]
         texts = [node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes]
@@ -196,14 +202,16 @@ class ParagVectorStore(BasePydanticVectorStore):
             docs = {"ref_doc_id": {"$in": list(query.doc_ids)}}
             spec = docs if spec is None else {"$and": [spec, docs]}
         k = query.similarity_top_k
+        # An empty node_ids list is what an index that keeps no nodes of its own passes: no restriction.
+        among = list(query.node_ids) if query.node_ids else None
         if query.mode == VectorStoreQueryMode.MMR:
             lambda_mult = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold", 0.5)
             fetch_k = k * int(kwargs.get("mmr_prefetch_factor", 4))
-            hits = _hits.mmr_search(self._store, query.query_embedding, k, fetch_k, lambda_mult, spec)
+            hits = _hits.mmr_search(self._store, query.query_embedding, k, fetch_k, lambda_mult, spec, among)
         elif query.mode != VectorStoreQueryMode.DEFAULT:
             raise InvalidArgumentError(f"query mode {query.mode.value!r} is not supported: use default or mmr")
-        elif query.node_ids:  # an empty list is what an index that keeps no nodes of its own passes
-            hits = _hits.search_among(self._store, query.query_embedding, list(query.node_ids), k, spec)
+        elif among is not None:
+            hits = _hits.search_among(self._store, query.query_embedding, among, k, spec)
         else:
             hits = _hits.search(self._store, query.query_embedding, k, spec)
         similarity = _similarity_function(self._store.metric if self._store else "cosine")

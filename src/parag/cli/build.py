@@ -81,8 +81,9 @@ def build(
             documents_field=documents_field, skip_column=vector_column,
         )
     ids = read_ids(ids_path) if ids_path else None
+    first = 0  # the batch's first row (a .parquet file's batches may be shorter than batch_size)
     with progress("adding", vectors.rows) as advance:
-        for first, x in zip(itertools.count(0, batch_size), vectors.batches(batch_size)):
+        for x in vectors.batches(batch_size):
             batch = None if records is None else _take(records, len(x), first, vectors)
             batch_ids = _record_ids(batch)
             if ids is not None:
@@ -95,6 +96,7 @@ def build(
             except ParagError as exc:  # say which rows; every such error means bad input (exit code 1)
                 raise InvalidArgumentError(f"{vectors_path} rows {first}-{first + len(x) - 1}: {exc}") from exc
             advance(len(x))
+            first += len(x)
     for leftover, path, what in ((records, records_path or metadata_path, "records"), (ids, ids_path, "ids")):
         if leftover is not None and next(leftover, None) is not None:
             raise InvalidArgumentError(f"{path} has more {what} than {vectors_path} has rows ({vectors.rows})")

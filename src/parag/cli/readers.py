@@ -33,6 +33,27 @@ def pyarrow_parquet() -> Any:
     return pq
 
 
+def open_parquet(path: Path) -> Any:
+    """``pyarrow.parquet.ParquetFile(path)``; a file that is not Parquet is bad input, named."""
+    pq = pyarrow_parquet()
+    import pyarrow as pa
+
+    try:
+        return pq.ParquetFile(path)
+    except pa.ArrowException as exc:
+        raise InvalidArgumentError(f"{path}: not a readable .parquet file ({exc})") from None
+
+
+def parquet_batches(parquet: Any, path: Path, **options: Any) -> Iterator[Any]:
+    """``parquet.iter_batches(**options)``; a damaged page is bad input, named."""
+    import pyarrow as pa
+
+    try:
+        yield from parquet.iter_batches(**options)
+    except pa.ArrowException as exc:
+        raise InvalidArgumentError(f"{path}: cannot read the .parquet file ({exc})") from None
+
+
 class Vectors:
     """The rows of a ``.npy`` file or of a ``.parquet`` list column, read in batches."""
 
@@ -40,15 +61,14 @@ class Vectors:
         self.path = path
         self.column = column
         if path.suffix == ".parquet":
-            self._parquet = pyarrow_parquet().ParquetFile(path)
-            if column not in self._parquet.schema_arrow.names:
-                raise InvalidArgumentError(f"{path}: no column {column!r} (columns: {self._parquet.schema_arrow.names})")
+            self._parquet = open_parquet(path)
             self.rows = self._parquet.metadata.num_rows
-            first = next(self._parquet.iter_batches(batch_size=1, columns=[column]), None)
-            self.dimension = len(first.column(0)[0]) if first is not None and first.num_rows else 0
+            self.dimension = self._parquet_dimension()
             return
         self._npy = NpyFile(path, "a 2-D array of numbers (rows x dimension)", ndim=2, kinds="fiu")
         self.rows, self.dimension = self._npy.shape
+        if self.dimension == 0:
+            raise InvalidArgumentError(f"{path}: its rows hold no numbers (shape {self._npy.shape}): nothing to add")
 
     def read(self) -> np.ndarray:
         """Every row at once (for small files such as queries)."""
@@ -56,23 +76,80 @@ class Vectors:
 
     def batches(self, size: int) -> Iterator[np.ndarray]:
         if self.path.suffix == ".parquet":
-            for batch in self._parquet.iter_batches(batch_size=size, columns=[self.column]):
+            first = 1  # batches may be shorter than size (they end at row groups)
+            for batch in self._column_batches(size):
+                rows = batch.column(0).to_pylist()
                 try:
-                    yield np.asarray(batch.column(0).to_pylist(), dtype=np.float32)
-                except (ValueError, TypeError) as exc:
-                    raise InvalidArgumentError(
-                        f"{self.path}: column {self.column!r} must hold lists of {self.dimension} numbers ({exc})"
-                    ) from None
+                    x = np.asarray(rows, dtype=np.float32)  # a null inside a vector becomes NaN: refused by the store
+                except (ValueError, TypeError):
+                    x = None
+                if x is None or x.shape != (len(rows), self.dimension):
+                    raise self._bad_row(rows, first)
+                yield x
+                first += len(rows)
             return
         for start in range(0, self.rows, size):
             yield self._npy.rows(start, min(size, self.rows - start))
 
+    def _column_batches(self, size: int) -> Iterator[Any]:
+        return parquet_batches(self._parquet, self.path, batch_size=size, columns=[self.column])
+
+    def _parquet_dimension(self) -> int:
+        """The length of the first vector, once the column is known to hold lists of numbers."""
+        import pyarrow as pa
+
+        names = self._parquet.schema_arrow.names
+        if self.column not in names:
+            raise InvalidArgumentError(
+                f"{self.path}: no column {self.column!r} (columns: {names}); name the vectors' column with --vector-column"
+            )
+        kind = self._parquet.schema_arrow.field(self.column).type
+        is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
+        if not (is_list and (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type))):
+            raise InvalidArgumentError(
+                f"{self.path}: column {self.column!r} holds {kind}; it must hold one vector per row, "
+                "a list of numbers (e.g. list<float>)"
+            )
+        first = next(self._column_batches(1), None)
+        if first is None or not first.num_rows:
+            raise InvalidArgumentError(f"{self.path}: column {self.column!r} has no rows: nothing to add")
+        vector = first.column(0)[0].as_py()
+        if not vector:
+            raise self._bad_row([vector], 1)
+        return len(vector)
+
+    def _bad_row(self, rows: list[Any], first: int) -> InvalidArgumentError:
+        """The error for the first of ``rows`` (row ``first`` onwards, counted from 1) that is
+        not a vector of ``dimension`` numbers."""
+        for number, row in enumerate(rows, first):
+            if row is None:
+                problem = "is null"
+            elif not row:
+                problem = "is an empty list"
+            elif len(row) != self.dimension:
+                problem = f"has {len(row)} numbers, but row 1 has {self.dimension}"
+            else:
+                continue
+            return InvalidArgumentError(
+                f"{self.path}: column {self.column!r}, row {number} {problem}; every row must hold a vector "
+                "of the same number of numbers"
+            )
+        return InvalidArgumentError(f"{self.path}: column {self.column!r}, rows {first}-{first + len(rows) - 1}: "
+                                    "not vectors of numbers")
+
 
 def read_ids(path: Path) -> Iterator[int | str]:
     """Ids from an ``.npy`` array of non-negative ints or of strings, one per vector row."""
-    ids = NpyFile(path, "ids: a 1-D array of ints or strings", ndim=1, kinds="iuU")
+    ids = NpyFile(path, "a 1-D array of ids (non-negative ints or strings)", ndim=1, kinds="iuU")
     for start in range(0, ids.shape[0], 65536):
-        yield from ids.rows(start, min(65536, ids.shape[0] - start)).tolist()
+        chunk = ids.rows(start, min(65536, ids.shape[0] - start))
+        if chunk.dtype.kind in "iu":  # the store's ids are int64, from 0 up
+            bad = np.flatnonzero((chunk < 0) | (chunk > np.iinfo(np.int64).max))
+            if bad.size:
+                raise InvalidArgumentError(
+                    f"{path}: ids[{start + bad[0]}] is {chunk[bad[0]]}; int ids must be from 0 to 2**63 - 1"
+                )
+        yield from chunk.tolist()
 
 
 class NpyFile:
@@ -80,10 +157,15 @@ class NpyFile:
     do too, but the pages it reads count as the process's memory until the OS evicts them.)"""
 
     def __init__(self, path: Path, what: str, *, ndim: int, kinds: str) -> None:
+        with open(path, "rb") as f:  # np.load would open an .npz archive, or try a pickle
+            magic = f.read(len(np.lib.format.MAGIC_PREFIX))
+        if magic != np.lib.format.MAGIC_PREFIX:
+            found = "empty" if not magic else "an .npz archive" if magic.startswith(b"PK") else "not a .npy file"
+            raise InvalidArgumentError(f"{path}: the file is {found}; expected a .npy file (np.save) holding {what}")
         try:  # numpy parses and checks the header; no object arrays (allow_pickle=False)
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from exc
+        except (ValueError, OSError, EOFError) as exc:
+            raise InvalidArgumentError(f"{path}: not a readable .npy array ({exc})") from None
         if array.ndim != ndim or array.dtype.kind not in kinds:
             raise InvalidArgumentError(f"{path}: expected {what}, got shape {array.shape} of {array.dtype}")
         if not array.flags.c_contiguous:
@@ -124,10 +206,10 @@ def read_records(
 
 def _objects(path: Path, skip_column: str | None) -> Iterator[tuple[str, Any]]:
     if path.suffix == ".parquet":
-        parquet = pyarrow_parquet().ParquetFile(path)
+        parquet = open_parquet(path)
         columns = [c for c in parquet.schema_arrow.names if c != skip_column]
         row = 0
-        for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+        for batch in parquet_batches(parquet, path, batch_size=4096, columns=columns):
             for obj in batch.to_pylist():
                 row += 1
                 yield f"{path}: row {row}", obj

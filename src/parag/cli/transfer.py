@@ -55,7 +55,7 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
     Each .jsonl line is {"id": ..., "metadata": {...}, "document": ...}; a .parquet file
     has the columns id, metadata (as JSON text) and document. Both are what `parag build --records` reads, so
     export + build round-trips a store. Vectors of a cosine store come out normalised, as
-    stored. Files appear only once complete.
+    stored. Files appear only once complete; OUT and --vectors must be two files.
 
     \b
     Examples:
@@ -64,25 +64,40 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
     """
     if out.suffix not in (".jsonl", ".parquet"):
         raise click.BadParameter(f"OUT must end in .jsonl or .parquet, got {out.name!r}", param_hint="OUT")
+    if vectors_out is not None and _same_file(out, vectors_out):
+        raise click.BadParameter(f"{vectors_out} is OUT ({out}) itself: give the vectors a file of their own, "
+                                 "e.g. vectors.npy", param_hint="--vectors")
     with ExitStack() as stack:
         s = stack.enter_context(load_store(store, read_only=True))
         tmp_out = stack.enter_context(replaced(out))
-        matrix = None
-        if vectors_out is not None:
-            tmp_vectors = stack.enter_context(replaced(vectors_out))
-            matrix = np.lib.format.open_memmap(tmp_vectors, mode="w+", dtype=np.float32, shape=(len(s), s.dimension))
         write = _parquet_writer(tmp_out) if out.suffix == ".parquet" else _jsonl_writer(tmp_out)
+        vectors = None if vectors_out is None else stack.enter_context(_npy_writer(vectors_out, len(s), s.dimension))
         row = 0
-        for got in chunks(s, with_vectors=matrix is not None):
+        for got in chunks(s, with_vectors=vectors is not None):
             write(got)
-            if matrix is not None:
-                matrix[row : row + len(got.ids)] = got.vectors
+            if vectors is not None:
+                vectors.write(np.ascontiguousarray(got.vectors, dtype="<f4").data)
             row += len(got.ids)
         write(None)
-        if matrix is not None:
-            matrix.flush()
     summary = {"exported": row, "records": str(out), "vectors": None if vectors_out is None else str(vectors_out)}
     emit_json(summary) if as_json else key_values(f"exported {store}", summary.items())
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: spelled differently, through a symlink, or hard-linked."""
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+@contextmanager
+def _npy_writer(path: Path, rows: int, dimension: int) -> Iterator[Any]:
+    """A file of a ``rows`` x ``dimension`` float32 .npy array, its rows to be written in
+    order. Plain writes, not a memory map: a full disk is an OSError, not a SIGBUS."""
+    with replaced(path) as tmp, open(tmp, "wb") as f:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False, "shape": (rows, dimension)}
+        np.lib.format.write_array_header_1_0(f, header)
+        yield f
 
 
 def _jsonl_writer(path: Path) -> Any:

@@ -145,17 +145,25 @@ def test_damaged_or_missing_files(tmp_path):
         ParagVectorStore.from_langchain_faiss(tmp_path / "absent", EMBEDDINGS)
 
 
-def test_a_memo_index_beyond_the_file_is_refused_before_memory_is_reserved(tmp_path):
-    """9 bytes that would make pickle reserve 16 bytes per memo index: 256 MiB for 2**24."""
-    folder = langchain_folder(tmp_path, b"\x80\x04N" + b"r" + struct.pack("<I", 2**24) + b".")
+@pytest.mark.parametrize(
+    "pkl, match",
+    [
+        (b"\x80\x04N" + b"r" + struct.pack("<I", 2**24) + b".", "memo index 16777216, beyond its 9 bytes"),
+        (b"\x80\x04" + b"\x8f" * 200_000 + b".", r"would build more than \d+ bytes of Python objects"),
+    ],
+)
+def test_a_small_pickle_cannot_make_the_unpickler_allocate_much(tmp_path, pkl, match):
+    """9 bytes that would make pickle reserve 16 bytes per memo index (256 MiB for 2**24);
+    one byte per empty set, 216 bytes of memory each (43 MiB here)."""
+    folder = langchain_folder(tmp_path, pkl)
     tracemalloc.start()
     try:
-        with pytest.raises(CorruptStoreError, match="memo index 16777216, beyond its 9 bytes"):
+        with pytest.raises(CorruptStoreError, match=match):
             read_langchain_faiss(folder)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 2**20
+    assert peak < 4 * 2**20
 
 
 def test_shared_references_that_expand_far_beyond_the_file_are_refused(tmp_path):

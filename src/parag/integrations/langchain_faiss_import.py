@@ -16,12 +16,12 @@ keeps the plain data pickle hands it:
 
 Any other global (``os.system``, ``builtins.eval``, a ``datetime`` in metadata...) is refused
 with :class:`~parag.errors.NotAStoreError` before anything is called. Nor can the pickle make
-parag allocate far beyond its size: its opcodes are scanned first (a memo index beyond the
-file's length, which would make the unpickler reserve 16 bytes per index, is refused), and the
-ids, texts and metadata it decodes to, shared references counted once per use as the store
-will hold them, may not exceed :data:`EXPANSION_LIMIT` times its size (plus 1 MiB). The FAISS file is
-walked by parag's header checker (every size it claims must fit the file) before FAISS
-parses it, and its internal references are checked after.
+parag allocate far beyond its size: its opcodes are scanned first, and a memo index beyond the
+file's length (the unpickler would reserve 16 bytes per index) or more objects than
+:data:`EXPANSION_LIMIT` times its size (plus 1 MiB) holds is refused; so are ids, texts and
+metadata that decode to more than that, shared references counted once per use as the store
+will hold them. The FAISS file is walked by parag's header checker (every size it claims must
+fit the file) before FAISS parses it, and its internal references are checked after.
 """
 
 from __future__ import annotations
@@ -50,6 +50,13 @@ __all__ = ["EXPANSION_LIMIT", "read_langchain_faiss"]
 #: references let a crafted one double per level of nesting (438 bytes -> 16 MiB).
 EXPANSION_LIMIT = 32
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+#: The least memory (CPython, 64-bit) the object an opcode builds takes, for those that build
+#: a container from a byte or two; any other opcode counts 8 bytes (a stack slot) plus 56 and
+#: its length for a string or bytes argument.
+_OBJECT_BYTES = {
+    "EMPTY_SET": 216, "FROZENSET": 216, "EMPTY_DICT": 64, "DICT": 64, "EMPTY_LIST": 56, "LIST": 56,
+    "TUPLE": 48, "TUPLE1": 48, "TUPLE2": 56, "TUPLE3": 64, "NEWOBJ": 48, "NEWOBJ_EX": 48, "REDUCE": 48,
+}  # fmt: skip
 
 
 class _Inert:
@@ -199,7 +206,7 @@ def _read_index(path: Path) -> faiss.Index:
 
 def _read_docstore(data: bytes, where: str) -> tuple[_Docstore, dict[Any, Any]]:
     try:
-        _check_memo(data, where)
+        _check_opcodes(data, where)
         loaded = _DocstoreUnpickler(io.BytesIO(data)).load()
     except _Refused as e:
         raise NotAStoreError(
@@ -216,23 +223,42 @@ def _read_docstore(data: bytes, where: str) -> tuple[_Docstore, dict[Any, Any]]:
     return loaded
 
 
-def _check_memo(data: bytes, where: str) -> None:
-    """Refuse a memo index beyond the pickle's length, read from its opcodes without running
-    any: pickle's unpickler reserves room up to the largest index it is given."""
-    for opcode, index, _ in pickletools.genops(data):
-        if opcode.name in _PUTS and index >= len(data):
+def _limit(size: int) -> int:
+    """The most bytes a pickle of ``size`` bytes may build or decode to."""
+    return EXPANSION_LIMIT * size + 2**20
+
+
+def _refusal(where: str, size: int, what: str) -> CorruptStoreError:
+    return CorruptStoreError(
+        f"{where} ({size} bytes) {what}, over {EXPANSION_LIMIT} times its size (plus 1 MiB); refused so that an "
+        "untrusted file cannot fill memory. If you trust the file, load it with LangChain and add its documents "
+        "to a parag store"
+    )
+
+
+def _check_opcodes(data: bytes, where: str) -> None:
+    """Read the pickle's opcodes without running any, and refuse one that would make the
+    unpickler allocate far beyond its size: a memo index beyond its length (the unpickler
+    reserves 16 bytes per index up to the largest), or objects beyond :func:`_limit` (an empty
+    set is one byte of pickle and 216 bytes of memory)."""
+    built = 0
+    for opcode, arg, _ in pickletools.genops(data):
+        if opcode.name in _PUTS and arg >= len(data):
             raise CorruptStoreError(
-                f"{where} stores an object at memo index {index}, beyond its {len(data)} bytes: a crafted pickle, "
+                f"{where} stores an object at memo index {arg}, beyond its {len(data)} bytes: a crafted pickle, "
                 "not one LangChain wrote (it would make the unpickler reserve memory for every index); refused"
             )
+        built += _OBJECT_BYTES.get(opcode.name, 8) + (56 + len(arg) if isinstance(arg, (str, bytes)) else 0)
+    if built > _limit(len(data)):
+        raise _refusal(where, len(data), f"would build more than {_limit(len(data))} bytes of Python objects")
 
 
 def _check_expansion(value: Any, size: int, where: str) -> None:
     """Refuse ``value`` (the ids, texts and metadata decoded from a pickle of ``size`` bytes)
-    when it holds more than ``EXPANSION_LIMIT * size + 1 MiB`` bytes counted as the store will
-    hold them: strings by length, other values by 8 bytes, each shared reference each time.
-    The walk stops as soon as the budget is spent, so it costs no more than the budget."""
-    limit = budget = EXPANSION_LIMIT * size + 2**20
+    when it holds more than :func:`_limit` bytes counted as the store will hold them: strings
+    by length, other values by 8 bytes, each shared reference each time. The walk stops as
+    soon as the budget is spent, so it costs no more than the budget."""
+    budget = _limit(size)
     stack = [value]
     while stack and budget >= 0:
         item = stack.pop()
@@ -250,12 +276,8 @@ def _check_expansion(value: Any, size: int, where: str) -> None:
         else:
             budget -= 8
     if budget < 0:
-        raise CorruptStoreError(
-            f"{where} ({size} bytes) decodes to more than {limit} bytes of ids, texts and metadata "
-            f"(over {EXPANSION_LIMIT} times its size: shared or circular references repeated); refused so that "
-            "an untrusted file cannot fill memory. If you trust the file, load it with LangChain and add its "
-            "documents to a parag store"
-        )
+        what = f"decodes to more than {_limit(size)} bytes of ids, texts and metadata (shared or circular references)"
+        raise _refusal(where, size, what)
 
 
 def _records(

@@ -141,9 +141,10 @@ def test_export_refuses_one_file_for_records_and_vectors(inputs):
     assert leftovers(d) == []
 
 
-def test_a_failed_export_leaves_no_files(inputs):
+def test_export_into_a_missing_directory_names_it_and_leaves_no_files(inputs):
     d = inputs["dir"]
     invoke("build", inputs["store"], "--vectors", d / "vectors.npy")
-    line = fails("export", inputs["store"], d / "out.jsonl", "--vectors", d / "missing" / "v.npy")
-    assert "missing" in line
-    assert not (d / "out.jsonl").exists() and leftovers(d) == []
+    for args in [(d / "missing" / "out.jsonl",), (d / "out.jsonl", "--vectors", d / "missing" / "v.npy")]:
+        line = fails("export", inputs["store"], *args, code=2)
+        assert f"the directory '{d / 'missing'}' does not exist" in line and ".tmp-" not in line
+    assert not (d / "out.jsonl").exists() and not (d / "missing").exists() and leftovers(d) == []

@@ -10,8 +10,8 @@ Exit codes (the same for every subcommand):
 1    any other error: bad input data (a malformed line or file, a wrong
      dimension), an invalid index parameter, an unknown id, a failed write...
 2    bad usage: an unknown option, a missing argument, malformed JSON in an
-     option, an input file that does not exist (click's own code), one file
-     given for two outputs
+     option, an input file or output directory that does not exist (click's
+     own code), one file given for two outputs
 3    no store at the path given (missing, or not a parag store)
 4    the store is damaged (a checksum, size or count does not match) or was
      written by a newer parag

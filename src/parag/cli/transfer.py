@@ -21,7 +21,21 @@ from parag.vectorstore import FAISSVectorStore, GetResult
 
 CHUNK = 50_000  # records read from the store at a time
 
-output_file = click.Path(dir_okay=False, writable=True, path_type=Path)
+class OutputFile(click.Path):
+    """A file to write, in a directory that exists (else bad usage, exit code 2, naming the
+    directory rather than the temporary file the write would fail on)."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, writable=True, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        path = super().convert(value, param, ctx)
+        if not path.parent.is_dir():
+            self.fail(f"the directory {str(path.parent)!r} does not exist: create it first", param, ctx)
+        return path
+
+
+output_file = OutputFile()
 
 
 def chunks(store: FAISSVectorStore, with_vectors: bool) -> Iterator[GetResult]:

@@ -192,6 +192,8 @@ def test_an_empty_store_answers_nothing():
         (lambda: build().similarity_search("x", k=2, filter={"group": {"$bad": 1}}), r"\$bad"),
         (lambda: build().add_texts(["a", "b"], [{}]), "2 texts, 1 metadatas"),
         (lambda: build().max_marginal_relevance_search("x", lambda_mult=2), "lambda_mult"),
+        (lambda: build().max_marginal_relevance_search("x", k=0), "k must be a positive int, got 0"),
+        (lambda: ParagVectorStore(EMBEDDINGS).similarity_search("x", k=0), "k must be a positive int, got 0"),
     ],
 )
 def test_bad_input_is_a_parag_error_and_changes_nothing(call, match):

@@ -213,6 +213,8 @@ def test_nodes_deletes_and_async():
         (lambda: ParagVectorStore().persist("never-written"), InvalidArgumentError, "nothing to persist"),
         (lambda: ParagVectorStore(dimension=2).add([TextNode(id_="e", text="e")]), InvalidArgumentError,
          r"nodes \['e'\] have no embedding"),
+        (lambda: ParagVectorStore(dimension=2).query(VectorStoreQuery(query_embedding=[1, 0], mode="mmr"),
+                                                     mmr_prefetch_factor="x"), InvalidArgumentError, "mmr_prefetch_factor"),
     ],
 )
 def test_bad_input_is_a_parag_error(call, error, match):

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from parag._validation import check_k
 from parag.errors import InvalidArgumentError, MissingDependencyError
 from parag.mmr import mmr
 from parag.vectorstore import FAISSVectorStore
@@ -52,6 +53,7 @@ def search_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def search(store: VectorStore | None, query: npt.ArrayLike, k: int, filter: Any = None, **options: Any) -> list[Hit]:  # noqa: A002
     """The ``k`` best hits for one query vector, best first ([] for a store not yet created)."""
+    check_k(k)  # before the empty answer too: k=0 is a mistake whether or not the store holds anything
     if store is None or len(store) == 0:
         return []
     found = store.search(np.asarray(query, dtype=np.float32), k=k, filter=filter, **search_options(options))
@@ -64,6 +66,7 @@ def search_among(
 ) -> list[Hit]:
     """The ``k`` best of the stored ``ids`` (those matching ``filter``), scored exactly from
     their stored vectors with the store's metric: for restrictions to a few given ids."""
+    check_k(k)
     if store is None:
         return []
     got = store.get([i for i in dict.fromkeys(ids) if i in store], filter=filter, include_vectors=True)
@@ -92,12 +95,12 @@ def mmr_search(
 ) -> list[Hit]:
     """``k`` hits picked by maximal marginal relevance from the ``fetch_k`` nearest (of the
     stored ``among`` ids when given, as :func:`search_among`), using their stored vectors."""
-    fetch_k = max(k, fetch_k)
+    fetch_k = max(check_k(k), fetch_k)
     if among is None:
         candidates = search(store, query, fetch_k, filter, **options)
     else:
         candidates = search_among(store, query, among, fetch_k, filter)
-    if not candidates or k <= 0:
+    if not candidates:
         return []
     assert store is not None
     vectors = store.get([hit.id for hit in candidates], include_vectors=True).vectors

@@ -21,6 +21,7 @@ import asyncio
 import threading
 from typing import Any
 
+from parag._validation import check_int
 from parag.errors import InvalidArgumentError, InvalidFilterError
 from parag.integrations import _hits
 from parag.vectorstore import FAISSVectorStore
@@ -206,7 +207,7 @@ class ParagVectorStore(BasePydanticVectorStore):
         among = list(query.node_ids) if query.node_ids else None
         if query.mode == VectorStoreQueryMode.MMR:
             lambda_mult = query.mmr_threshold if query.mmr_threshold is not None else kwargs.get("mmr_threshold", 0.5)
-            fetch_k = k * int(kwargs.get("mmr_prefetch_factor", 4))
+            fetch_k = k * check_int(kwargs.get("mmr_prefetch_factor", 4), "mmr_prefetch_factor")
             hits = _hits.mmr_search(self._store, query.query_embedding, k, fetch_k, lambda_mult, spec, among)
         elif query.mode != VectorStoreQueryMode.DEFAULT:
             raise InvalidArgumentError(f"query mode {query.mode.value!r} is not supported: use default or mmr")

@@ -4,6 +4,7 @@ and nothing written: no store, no output, no temporary file."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.cli_support import N, assert_one_line_error, inputs, invoke, run  # noqa: F401 - inputs is a fixture
+from tests.conftest import oracle
 
 
 def fails(*args, code: int = 1) -> str:
@@ -118,7 +120,7 @@ def test_not_a_parquet_file_or_a_missing_column(inputs):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"emb": [[1.0, 2.0]]}), path)
-    assert "--vector-column" in fails("build", inputs["store"], "--vectors", path)
+    assert "'emb'" in fails("build", inputs["store"], "--vectors", path)
     assert not inputs["store"].exists()
 
 
@@ -148,3 +150,25 @@ def test_export_into_a_missing_directory_names_it_and_leaves_no_files(inputs):
         line = fails("export", inputs["store"], *args, code=2)
         assert f"the directory '{d / 'missing'}' does not exist" in line and ".tmp-" not in line
     assert not (d / "out.jsonl").exists() and not (d / "missing").exists() and leftovers(d) == []
+
+
+def test_search_and_tune_read_queries_from_a_parquet_column(inputs):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy", "--index", "IVFFlat", "--param", "nlist=4")
+    q = inputs["x"][:5] + 0.01
+    path = inputs["dir"] / "q.parquet"
+    pq.write_table(pa.table({"emb": q.tolist()}), path)
+    assert "'emb'" in fails("search", inputs["store"], "--vectors", path)  # no column 'vector': the message lists them
+    hits = json.loads(invoke("search", inputs["store"], "--vectors", path, "--vector-column", "emb", "-k", 3,
+                             "--nprobe", 4, "--json").stdout)
+    assert [[h["id"] for h in row] for row in hits] == oracle(inputs["x"], q, 3, "L2")[1].tolist()
+    tuned = json.loads(invoke("tune", inputs["store"], "--queries", path, "--vector-column", "emb", "--dry-run", "--json").stdout)
+    assert tuned["param"] == "nprobe" and not tuned["saved"]
+
+
+def test_search_vector_is_one_flat_list(inputs):
+    invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy")
+    for vector in ([[0.5] * 8], [{"a": 1}] * 8):
+        assert "--vectors" in fails("search", inputs["store"], "--vector", json.dumps(vector), code=2)

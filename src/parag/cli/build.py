@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
-from parag.cli.options import json_option, load_store, param_option, parse_params, store_argument
+from parag.cli.options import (
+    json_option, load_store, param_option, parse_params, store_argument, vector_column_option,
+)
 from parag.cli.output import emit_json, key_values, progress
 from parag.cli.readers import Record, Vectors, read_ids, read_records
 from parag.errors import DimensionMismatchError, InvalidArgumentError, ParagError, StoreNotFoundError
@@ -33,7 +35,7 @@ input_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--documents-field", metavar="NAME",
               help="A flat record's field NAME is its document (text, stored apart from the metadata). "
                    "A nested record's \"document\" is stored without this option.")
-@click.option("--vector-column", default="vector", show_default=True, help="The vectors' column in a .parquet file.")
+@vector_column_option
 @click.option("--index", "index_type", help="Index of a new store: Flat (default), IVFFlat or HNSW.")
 @click.option("--metric", help="Metric of a new store: L2 (default), IP or cosine.")
 @click.option("--storage", help="Vector storage of a new store: float32 (default), float16, sq8 or pq "

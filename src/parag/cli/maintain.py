@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from parag.cli.options import filter_option, json_option, load_store, store_argument
+from parag.cli.options import filter_option, json_option, load_store, store_argument, vector_column_option
 from parag.cli.output import emit_json, key_values, say, table
 from parag.cli.readers import Vectors
 from parag.cli.selection import check_selection, parse_ids
@@ -71,12 +71,15 @@ def compact(store: Path, as_json: bool) -> None:
 @click.command()
 @store_argument
 @click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Queries like the real ones (a 2-D .npy). Default: a sample of stored vectors.")
+              help="Queries like the real ones (a 2-D .npy or a .parquet list column); default: stored vectors.")
+@vector_column_option
 @click.option("--target-recall", default=0.95, show_default=True, help="The recall@k to reach.")
 @click.option("-k", "k", default=10, show_default=True, help="Recall is measured on the top k.")
 @click.option("--dry-run", is_flag=True, help="Measure and print, but leave the saved store as it was.")
 @json_option
-def tune(store: Path, queries: Path | None, target_recall: float, k: int, dry_run: bool, as_json: bool) -> None:
+def tune(
+    store: Path, queries: Path | None, vector_column: str, target_recall: float, k: int, dry_run: bool, as_json: bool
+) -> None:
     """Measure recall and latency for each ef_search (HNSW) or nprobe (IVFFlat), and make the
     smallest value that reaches the target recall the store's default (saved with it).
 
@@ -89,7 +92,7 @@ def tune(store: Path, queries: Path | None, target_recall: float, k: int, dry_ru
       parag tune my-store --queries queries.npy --dry-run --json
     """
     s = load_store(store)
-    q = None if queries is None else Vectors(queries).read()
+    q = None if queries is None else Vectors(queries, vector_column).read()
     result = s.tune(q, target_recall, k)
     if result.param is not None and not dry_run:
         s.save(store)

@@ -58,6 +58,9 @@ filter_option = click.option(
     "--filter", "filter_", type=JSONParam(expect=dict), metavar="JSON",
     help='A metadata filter, e.g. \'{"source": "a", "year": {"$gte": 2020}}\' (see parag.filters).',
 )
+vector_column_option = click.option(
+    "--vector-column", default="vector", show_default=True, help="The vectors' column in a .parquet file."
+)
 param_option = click.option(
     "--param", "params", multiple=True, metavar="NAME=VALUE",
     help="An index parameter (repeatable): M, ef_construction, ef_search (HNSW); nlist, nprobe (IVFFlat); "

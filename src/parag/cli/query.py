@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from parag.cli.options import JSONParam, filter_option, json_option, load_store, store_argument
+from parag.cli.options import JSONParam, filter_option, json_option, load_store, store_argument, vector_column_option
 from parag.cli.output import emit_json, records_table
 from parag.cli.readers import Vectors
 from parag.cli.selection import check_selection, parse_ids
@@ -17,7 +17,8 @@ from parag.cli.selection import check_selection, parse_ids
 @store_argument
 @click.option("--vector", type=JSONParam(expect=list), metavar="JSON", help="One query vector, e.g. '[0.1, 0.2, ...]'.")
 @click.option("--vectors", "vectors_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A batch of queries: a 2-D .npy array; one result list per row.")
+              help="A batch of queries: a 2-D .npy array, or a .parquet file with a list column; one result list per row.")
+@vector_column_option
 @click.option("--like", metavar="ID", help="Use the stored vector of ID as the query (ID itself is left out).")
 @click.option("-k", "k", default=10, show_default=True, help="Hits per query.")
 @filter_option
@@ -25,7 +26,7 @@ from parag.cli.selection import check_selection, parse_ids
 @click.option("--nprobe", type=int, help="IVFFlat: clusters probed, for this search only.")
 @json_option
 def search(
-    store: Path, vector: list[Any] | None, vectors_path: Path | None, like: str | None, k: int,
+    store: Path, vector: list[Any] | None, vectors_path: Path | None, vector_column: str, like: str | None, k: int,
     filter_: dict[str, Any] | None, ef_search: int | None, nprobe: int | None, as_json: bool,
 ) -> None:
     """Search a store: the K nearest vectors to a query, best first.
@@ -44,10 +45,13 @@ def search(
     """
     if sum(x is not None for x in (vector, vectors_path, like)) != 1:
         raise click.UsageError("give exactly one query: --vector, --vectors or --like")
+    if vector is not None and any(isinstance(x, (list, dict)) for x in vector):
+        raise click.BadParameter(f"one query vector is a flat JSON list of numbers, got {vector!r:.80}; "
+                                 "give a batch of queries as --vectors FILE", param_hint="--vector")
     extra = {"filter": filter_, "ef_search": ef_search, "nprobe": nprobe}
     with load_store(store, read_only=True) as s:
         if vectors_path is not None:
-            queries = Vectors(vectors_path)
+            queries = Vectors(vectors_path, vector_column)
             results = [hits for q in queries.batches(1024) for hits in s.search(q, k, **extra).records()]
         elif like is not None:
             like_id = parse_ids(s, (like,))[0]

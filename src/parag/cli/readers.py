@@ -101,7 +101,7 @@ class Vectors:
         names = self._parquet.schema_arrow.names
         if self.column not in names:
             raise InvalidArgumentError(
-                f"{self.path}: no column {self.column!r} (columns: {names}); name the vectors' column with --vector-column"
+                f"{self.path}: no column {self.column!r} (columns: {names}): give its name as --vector-column"
             )
         kind = self._parquet.schema_arrow.field(self.column).type
         is_list = pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)

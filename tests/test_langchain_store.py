@@ -114,6 +114,9 @@ def test_adds_are_upserts_and_delete_takes_ids_or_a_filter():
     assert len(vs.store) == N
     generated = vs.add_texts(["new one", "new two"])
     assert len(set(generated)) == 2 and all(len(i) == 32 for i in generated)
+    given, unnamed = vs.add_documents([Document(page_content="given", id="doc-5"), Document(page_content="no id", id="")])
+    assert given == "doc-5" and len(unnamed) == 32 and vs.get_by_ids([unnamed])[0].page_content == "no id"
+    vs.delete([unnamed])
     vs.delete(["doc-1", "not-there"])
     vs.delete(filter={"group": 3})
     assert len(vs.store) == N + 2 - 1 - sum(1 for i, m in enumerate(META) if m["group"] == 3 and i != 1 and i != 5)

@@ -59,8 +59,8 @@ class ParagVectorStore(VectorStore):
     -----
     - Ids are strings, as LangChain's are, in every method: an int (or any other non-string)
       id is an InvalidTypeError naming it, never converted. Adds are upserts: adding a text
-      under an id that is stored replaces it (idempotent). Texts without an id (``None``) get
-      a ``uuid4().hex`` one.
+      under an id that is stored replaces it (idempotent). Texts without an id (``None``, or
+      ``""`` as LangChain's own stores read it) get a ``uuid4().hex`` one.
     - Each document's ``page_content`` is the parag document, its ``metadata`` the parag
       metadata; ``filter=`` takes parag's filter language and is a pre-filter (``k`` results
       whenever ``k`` match).
@@ -119,7 +119,7 @@ class ParagVectorStore(VectorStore):
             )
         if not texts:
             return []
-        ids = [uuid.uuid4().hex if i is None else i for i in ids]
+        ids = [i or uuid.uuid4().hex for i in ids]  # LangChain's reading: a Document's id "" is no id
         vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
         self._store_for(vectors.shape[1]).upsert(ids, vectors, metadatas, documents=texts)
         return ids

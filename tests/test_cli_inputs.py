@@ -172,3 +172,16 @@ def test_search_vector_is_one_flat_list(inputs):
     invoke("build", inputs["store"], "--vectors", inputs["dir"] / "vectors.npy")
     for vector in ([[0.5] * 8], [{"a": 1}] * 8):
         assert "--vectors" in fails("search", inputs["store"], "--vector", json.dumps(vector), code=2)
+
+
+def test_export_refuses_to_write_inside_the_store(inputs):
+    d, store = inputs["dir"], inputs["store"]
+    invoke("build", store, "--vectors", d / "vectors.npy")
+    ids_file = next(store.glob("ids.*"))
+    (d / "sub").mkdir()
+    os.symlink(store, d / "sub" / "link")
+    for args in [(store / "out.jsonl",), (d / "out.jsonl", "--vectors", ids_file),
+                 (d / "out.jsonl", "--vectors", d / "sub" / "link" / ids_file.name)]:
+        assert "inside the store" in fails("export", store, *args, code=2)
+    assert json.loads(invoke("verify", store, "--json").stdout)["sound"]  # the old code overwrote the ids file
+    assert not (d / "out.jsonl").exists() and not (store / "out.jsonl").exists()

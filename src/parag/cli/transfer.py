@@ -69,7 +69,7 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
     Each .jsonl line is {"id": ..., "metadata": {...}, "document": ...}; a .parquet file
     has the columns id, metadata (as JSON text) and document. Both are what `parag build --records` reads, so
     export + build round-trips a store. Vectors of a cosine store come out normalised, as
-    stored. Files appear only once complete; OUT and --vectors must be two files.
+    stored. Files appear only once complete; OUT and --vectors must be two files, outside STORE.
 
     \b
     Examples:
@@ -83,6 +83,9 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
                                  "e.g. vectors.npy", param_hint="--vectors")
     with ExitStack() as stack:
         s = stack.enter_context(load_store(store, read_only=True))
+        for path, hint in ((out, "OUT"), (vectors_out, "--vectors")):
+            if path is not None and _inside(path, store):  # it could replace one of the store's own files
+                raise click.BadParameter(f"{path} is inside the store {store}: write it outside", param_hint=hint)
         tmp_out = stack.enter_context(replaced(out))
         write = _parquet_writer(tmp_out) if out.suffix == ".parquet" else _jsonl_writer(tmp_out)
         vectors = None if vectors_out is None else stack.enter_context(_npy_writer(vectors_out, len(s), s.dimension))
@@ -102,6 +105,12 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.exists() and b.exists():
         return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    """Whether writing ``path`` (os.replace puts it in its resolved parent) writes inside ``directory``."""
+    where, top = path.parent.resolve(), directory.resolve()
+    return where == top or top in where.parents
 
 
 @contextmanager

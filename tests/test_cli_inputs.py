@@ -185,3 +185,10 @@ def test_export_refuses_to_write_inside_the_store(inputs):
         assert "inside the store" in fails("export", store, *args, code=2)
     assert json.loads(invoke("verify", store, "--json").stdout)["sound"]  # the old code overwrote the ids file
     assert not (d / "out.jsonl").exists() and not (store / "out.jsonl").exists()
+
+
+def test_a_batch_the_store_refuses_names_every_file_it_came_from(inputs):
+    d = inputs["dir"]
+    np.save(d / "ids.npy", np.array([f"id{i}" if i != 2 else "" for i in range(N)]))
+    line = fails("build", inputs["store"], "--vectors", d / "vectors.npy", "--ids", d / "ids.npy", "--batch-size", 100)
+    assert f"rows 0-99 of {d / 'vectors.npy'} and {d / 'ids.npy'}: " in line and "empty string" in line

@@ -83,6 +83,7 @@ def build(
             documents_field=documents_field, skip_column=vector_column,
         )
     ids = read_ids(ids_path) if ids_path else None
+    inputs = " and ".join(dict.fromkeys(str(p) for p in (vectors_path, records_path or metadata_path, ids_path) if p))
     first = 0  # the batch's first row (a .parquet file's batches may be shorter than batch_size)
     with progress("adding", vectors.rows) as advance:
         for x in vectors.batches(batch_size):
@@ -95,8 +96,8 @@ def build(
             try:
                 target.add(x, None if batch is None else [r.metadata for r in batch], batch_ids,
                            None if batch is None else [r.document for r in batch])
-            except ParagError as exc:  # say which rows; every such error means bad input (exit code 1)
-                raise InvalidArgumentError(f"{vectors_path} rows {first}-{first + len(x) - 1}: {exc}") from exc
+            except ParagError as exc:  # say which rows of which files; every such error means bad input (exit code 1)
+                raise InvalidArgumentError(f"rows {first}-{first + len(x) - 1} of {inputs}: {exc}") from exc
             advance(len(x))
             first += len(x)
     for leftover, path, what in ((records, records_path or metadata_path, "records"), (ids, ids_path, "ids")):

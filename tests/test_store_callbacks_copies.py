@@ -61,8 +61,16 @@ WRITES: dict[str, Callable[[FAISSVectorStore, Any], Any]] = {
 }
 
 
+FILTERED_CALLS: dict[str, Callable[[FAISSVectorStore, Callable[[dict[str, Any]], bool]], Any]] = {
+    "search": lambda s, f: s.search(np.zeros(4), k=3, filter=f),
+    "get": lambda s, f: s.get(filter=f),
+    "delete": lambda s, f: s.delete(filter=f),
+}
+
+
+@pytest.mark.parametrize("call", list(FILTERED_CALLS))
 @pytest.mark.parametrize("write", list(WRITES))
-def test_a_filter_that_writes_gets_a_parag_error(tmp_path: Any, write: str) -> None:
+def test_a_filter_that_writes_gets_a_reentrant_write_error(tmp_path: Any, write: str, call: str) -> None:
     store = make_store()
     store.save(tmp_path / "s")
 
@@ -70,9 +78,10 @@ def test_a_filter_that_writes_gets_a_parag_error(tmp_path: Any, write: str) -> N
         WRITES[write](store, tmp_path / "s")
         return True
 
-    error = finishes(lambda: store.search(np.zeros(4), k=3, filter=writing_filter))
-    # The filter language reports what a filter function raised as InvalidFilterError.
-    assert isinstance(error, ParagError) and "inside one of its own calls" in str(error), error
+    error = finishes(lambda: FILTERED_CALLS[call](store, writing_filter))
+    # README: a RuntimeError (ReentrantWriteError), not wrapped in the filter's InvalidFilterError.
+    assert isinstance(error, ReentrantWriteError) and isinstance(error, RuntimeError), repr(error)
+    assert "inside one of its own calls" in str(error), error
     with pytest.raises(ReentrantWriteError):
         with store._lock.read():  # what the filter ran under
             WRITES[write](store, tmp_path / "s")

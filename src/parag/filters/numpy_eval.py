@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from parag.documents import DocumentStore
-from parag.errors import InvalidFilterError
+from parag.errors import InvalidFilterError, ParagError
 from parag.filters.parse import And, Compare, Contains, DocumentContains, Exists, Filter, In, Node, Not, Or
 from parag.filters.parse import Predicate, Substring, fields, parse
 from parag.metadata import Column, Columns, MetadataStore, value_key
@@ -59,7 +59,8 @@ def evaluate(node: Node, meta: MetadataStore, docs: DocumentStore | None = None)
 
     Deleted slots have no fields and no document: they match only where absence does
     (``Not``), so callers combine the mask with the live slots. A :class:`Predicate` that
-    raises is reported as an InvalidFilterError.
+    raises is reported as an InvalidFilterError, unless what it raised is a ParagError
+    (e.g. the store's ReentrantWriteError), which propagates as it is.
     """
     return _evaluate(node, _Scope(len(meta), meta, meta.columns(fields(node)), docs))
 
@@ -146,6 +147,10 @@ def _predicate(meta: MetadataStore, function: Callable) -> np.ndarray:
     for slot, metadata in meta.items():
         try:
             result[slot] = bool(function(metadata))
+        except ParagError:
+            # The store's own refusals (a write from inside the filter, a closed store) keep
+            # their documented type, e.g. ReentrantWriteError is a RuntimeError, not a ValueError.
+            raise
         except Exception as e:
             raise InvalidFilterError(f"the filter function raised {e!r} on {metadata!r}") from e
     return result

@@ -86,13 +86,15 @@ def _is_number(v: Any) -> bool:
 
 def _key(v: Any) -> tuple:
     """Equal JSON values (as documented: numbers by value, bools apart from numbers,
-    containers as whole values) share a key."""
+    containers as whole values, their numbers by value too: [1] is [1.0]) share a key."""
     if isinstance(v, bool):
         return ("bool", v)
     if _is_number(v):
         return ("number", v)  # Python compares ints and floats exactly: 2**53 + 1 != 2.0**53
-    if isinstance(v, (list, dict)):
-        return ("json", json.dumps(v, sort_keys=True))
+    if isinstance(v, list):
+        return ("list", tuple(_key(e) for e in v))
+    if isinstance(v, dict):
+        return ("dict", frozenset((k, _key(e)) for k, e in v.items()))
     return (type(v).__name__, v)
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from parag.errors import InvalidFilterError, ParagError
 from parag.filters import MAX_DEPTH, And, Compare, Exists, In, Not, Or, Predicate, evaluate, parse
 from parag.metadata import MetadataStore, encode_metadata
+from parag.vectorstore import FAISSVectorStore
 from tests.lifecycle_model import matches
 from tests.strategies import FILTERS, METADATA
 
@@ -154,3 +155,51 @@ def test_deeply_nested_values_are_invalid_filters():
     with pytest.raises(InvalidFilterError, match=r"\$eq"):
         parse({"x": value})
     assert np.array_equal(evaluate(parse({"x": [[[1]]]}), meta_of([{"x": [[[1]]]}, {"x": [[1]]}])), [True, False])
+
+
+# Numbers inside lists and dicts, as a JSON source hands them over: 1 or 1.0, 0 or -0.0.
+NESTED_NUMBERS = st.recursive(
+    st.sampled_from([0, -0.0, 1, 1.0, 2.5, True, None, "x", 2**53, 2**53 + 1]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["k", "j"]), inner, max_size=2),
+    max_leaves=5,
+)
+
+
+def _twin(value):
+    """``value`` with each number in the other type (1 <-> 1.0, 0 <-> -0.0): a value it equals."""
+    if isinstance(value, list):
+        return [_twin(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _twin(v) for k, v in value.items()}
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**53:
+        return -0.0 if value == 0 else float(value)
+    return value
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(NESTED_NUMBERS, min_size=1, max_size=8), data=st.data(),
+       op=st.sampled_from(["$eq", "$ne", "$in", "$nin", "$contains", "$all", "$any"]))
+def test_numbers_inside_lists_and_dicts_compare_by_value(values, data, op):
+    """README: numbers compare by value (1 == 1.0, True is not 1), containers as whole values,
+    list elements the same way: ``[1]`` matches ``[1.0]`` and ``{"x": -0.0}`` matches ``{"x": 0}``."""
+    picked = data.draw(st.sampled_from(values) | NESTED_NUMBERS)
+    if op in ("$contains", "$all", "$any") and isinstance(picked, list) and picked:
+        picked = data.draw(st.sampled_from(picked))  # an element of a stored list
+    operand = _twin(picked)
+    spec = {"v": {op: [operand] if op in ("$in", "$nin", "$all", "$any") else operand}}
+    dicts = [{"v": v} for v in values]
+    assert evaluate(parse(spec), meta_of(dicts)).tolist() == [matches(m, spec) for m in dicts]
+
+
+def test_nested_numbers_through_a_store():
+    store = FAISSVectorStore(dimension=2)
+    store.add(np.eye(2), [{"v": [1], "d": {"x": 1}}, {"v": [1.0, 2], "d": {"x": -0.0}}])
+    store.add(np.eye(2), [{"v": [[1], "a"]}, {"v": [[1.0]], "d": {"x": [True]}}])
+    assert store.get(filter={"v": [1.0]}).ids == [0]
+    assert store.get(filter={"d": {"x": 1.0}}).ids == [0]
+    assert store.get(filter={"d": {"x": 0}}).ids == [1]
+    assert store.get(filter={"d": {"x": [1]}}).ids == []  # True is not 1, inside a list too
+    assert store.get(filter={"v": {"$ne": [1.0]}}).ids == [1, 2, 3]
+    assert store.get(filter={"v": {"$contains": [1]}}).ids == [2, 3]

@@ -6,6 +6,7 @@ and kept up to date by every write from then on; keys no filter names never get 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,8 +16,19 @@ import orjson
 from parag._arrays import GrowableArray
 
 
+# orjson writes ints in [-2**63, 2**64) and refuses containers nested deeper than 255 levels.
+_JSON_INTS = (-(2**63), 2**64)
+_MAX_NESTING = 255
+# orjson writes every float as digits then "." or "e" (1.0, -0.0, 1e+16); text without that has none.
+_FLOAT_IN_JSON = re.compile(rb"\d[.e]")
+
+
 def value_key(value: Any) -> tuple[str, Any]:
-    """A hashable key under which equal JSON values meet: 1 and 1.0 share one, True does not."""
+    """A hashable key under which equal JSON values meet: 1 and 1.0 share one, True does not,
+    and so do ``[1]`` and ``[1.0]`` or ``{"x": 0}`` and ``{"x": -0.0}``.
+
+    Raises TypeError for a value no JSON metadata can hold.
+    """
     if isinstance(value, bool):
         return ("bool", value)
     if isinstance(value, (int, float)):
@@ -25,7 +37,25 @@ def value_key(value: Any) -> tuple[str, Any]:
         return ("str", value)
     if value is None:
         return ("null", None)
-    return ("json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if _FLOAT_IN_JSON.search(text) is None:  # no float to rewrite: the common case, 1.1x not 1.4x
+        return ("json", text)
+    return ("json", orjson.dumps(_canonical(value, 0), option=orjson.OPT_SORT_KEYS))
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    """``value`` with every integral float written as the int it equals (-0.0 as 0), so that
+    equal numbers inside lists and dicts dump to the same JSON text; bools stay bools."""
+    if type(value) is float:
+        # Outside orjson's int range no int equals the float: it stays a float.
+        return int(value) if value.is_integer() and _JSON_INTS[0] <= value < _JSON_INTS[1] else value
+    if depth > _MAX_NESTING:  # fail as orjson would, not with a RecursionError
+        raise TypeError(f"nested more than {_MAX_NESTING} levels deep")
+    if isinstance(value, dict):
+        return {k: _canonical(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, depth + 1) for v in value]
+    return value
 
 
 class Column:

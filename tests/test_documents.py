@@ -13,6 +13,8 @@ def test_check_documents_accepts_strings_and_none():
     assert check_documents(None, 2) == [None, None]
     assert check_documents("one", 1) == ["one"]
     assert check_documents(("a", None, ""), 3) == ["a", None, ""]
+    assert check_documents(np.array(["a", "b"]), 2) == ["a", "b"]  # numpy arrays, as from pandas
+    assert check_documents(np.array(["a", None], object), 2) == ["a", None]
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,9 @@ def test_check_documents_accepts_strings_and_none():
         ({"a": 1}, 1, InvalidTypeError, ["list of strings", "dict"]),
         (b"x", 1, InvalidTypeError, ["bytes"]),
         (["ok", "\udcff"], 2, InvalidArgumentError, ["documents[1]", "surrogate"]),
+        (np.array(["a", 3], object), 2, InvalidTypeError, ["documents[1]", "str or None", "int"]),
+        (np.array(["a"]), 2, InvalidArgumentError, ["documents has 1 items", "2 vectors"]),
+        (np.array([b"a"]), 1, InvalidTypeError, ["documents[0]", "bytes"]),
     ],
 )
 def test_bad_documents_are_named(documents, n, error, words):

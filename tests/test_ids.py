@@ -20,6 +20,9 @@ from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError
         (("a", "é"), STR_IDS, ["a", "é"]),
         (np.array(["a", "b"]), None, ["a", "b"]),
         (iter(["x"]), None, ["x"]),
+        (np.array(["a", "b"], object), None, ["a", "b"]),  # pandas' df["id"].to_numpy()
+        (np.array(["a"], object), STR_IDS, ["a"]),
+        (np.array([3, 1], object), INT_IDS, [3, 1]),
         ([], STR_IDS, []),
         ([], None, []),
     ],
@@ -46,6 +49,11 @@ def test_ids_of_either_kind(ids, kind, want):
         (b"ab", None, InvalidTypeError, ["bytes"]),
         (None, None, InvalidTypeError, ["ints or strings"]),
         ([-1], None, InvalidArgumentError, ["non-negative"]),
+        (np.array(["a", 1], object), None, InvalidTypeError, ["mix ints and strings", "ids[1] is 1"]),
+        (np.array(["a", "a"], object), None, DuplicateIdError, ["duplicates", "'a'"]),
+        (np.array(["a", ""], object), None, InvalidArgumentError, ["ids[1]", "empty string"]),
+        (np.array(["a", None], object), None, InvalidTypeError, ["ids[1]", "NoneType"]),
+        (np.array(["a"], object), INT_IDS, InvalidTypeError, ["must be ints", "got str ids"]),
     ],
 )
 def test_bad_ids_are_named(ids, kind, error, words):
@@ -104,3 +112,19 @@ def test_ids_are_slots_only_while_every_slot_holds_its_own_number():
     dead.append_dead(1)
     assert not dead.ids_are_slots
     assert not SlotMap(np.array(["0"]), STR_IDS).ids_are_slots
+
+
+def test_ids_and_documents_from_a_pandas_frame():
+    """A RAG pipeline's frame: ids from ``df["id"].to_numpy()`` (an object array) or the
+    Series itself, documents from ``df["text"]`` or its numpy array."""
+    pd = pytest.importorskip("pandas")
+    from parag.vectorstore import FAISSVectorStore
+
+    df = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["first", "second", "third", "fourth"]})
+    x = np.eye(4, dtype=np.float32)
+    store = FAISSVectorStore(dimension=4)
+    assert store.add(x[:2], ids=df["id"].to_numpy()[:2], documents=df["text"][:2]) == ["a", "b"]
+    assert store.add(x[2:], ids=df["id"][2:], documents=df["text"].to_numpy()[2:]) == ["c", "d"]
+    got = store.get(df["id"].to_numpy())
+    assert got.ids == df["id"].tolist() and got.documents == df["text"].tolist()
+    assert store.delete(df["id"].to_numpy()[:1]) == 1 and store.ids() == ["b", "c", "d"]

@@ -48,7 +48,8 @@ Ids = Union[int, str, Sequence[int], Sequence[str], npt.NDArray[Any]]
 
 
 def as_store_ids(ids: Any, kind: IdKind | None, name: str = "ids", unique: bool = True) -> np.ndarray:
-    """``ids`` (one id or an iterable) as an array of ``kind``: int64 or StringDType.
+    """``ids`` (one id, or an iterable such as a list, a numpy array of any int, str or object
+    dtype, or a pandas Series) as an array of ``kind``: int64 or StringDType.
 
     ``kind`` None accepts either kind (a store that holds no id yet). Raises InvalidTypeError
     for a mix of ints and strings, for ids of the other kind than ``kind``, or for a value
@@ -64,8 +65,10 @@ def as_store_ids(ids: Any, kind: IdKind | None, name: str = "ids", unique: bool 
     ...
     parag.errors.InvalidTypeError: ids mix ints and strings (ids[0] is 1, ids[1] is 'b'): a store's ids are all ints or all strings
     """
-    if isinstance(ids, Iterable) and not isinstance(ids, (str, bytes, np.ndarray, list, tuple)):
-        ids = list(ids)  # read a generator once
+    if isinstance(ids, np.ndarray) and ids.dtype == object:
+        ids = ids.tolist()  # pandas' df["id"].to_numpy(): the list path checks each element
+    elif isinstance(ids, Iterable) and not isinstance(ids, (str, bytes, np.ndarray, list, tuple)):
+        ids = list(ids)  # read a generator (or a pandas Series) once
     given = _kind_of(ids, name)
     if given is None:  # an empty list
         return np.empty(0, (kind or INT_IDS).dtype)

@@ -24,8 +24,8 @@ DocsPoint = tuple[int, bool, list[int], list[str | None]]
 def check_documents(documents: Any, n: int, name: str = "documents") -> list[str | None]:
     """One document (a str, or None for none) per vector, checked.
 
-    ``documents`` may be None (no documents), a sequence of ``n`` str-or-None, or a single
-    str when ``n`` is 1.
+    ``documents`` may be None (no documents), a sequence of ``n`` str-or-None (a list, a
+    numpy array of str or object dtype, a pandas Series), or a single str when ``n`` is 1.
 
     Examples
     --------
@@ -38,6 +38,8 @@ def check_documents(documents: Any, n: int, name: str = "documents") -> list[str
     """
     if documents is None:
         return [None] * n
+    if not isinstance(documents, (str, Sequence)) and hasattr(documents, "tolist"):
+        documents = documents.tolist()  # a numpy array or a pandas Series: plain str and None
     if isinstance(documents, str):
         if n != 1:
             raise InvalidTypeError(f"{name} must be a list of {n} strings, one per vector, got one str")

@@ -210,6 +210,30 @@ def check_int(value: Any, name: str, low: int = 1, high: int | None = None) -> i
     return int(value)
 
 
+def check_real(value: Any, name: str, low: float = 0, high: float = 1, low_open: bool = False) -> float:
+    """``value`` as a float in ``[low, high]`` (``(low, high]`` with ``low_open``): the real
+    number check, as :func:`check_int` is the integer one.
+
+    A non-number (a string, a list, None, a bool) raises InvalidTypeError, a number out of
+    range (NaN included) InvalidArgumentError; both messages name the argument and the range.
+
+    Examples
+    --------
+    >>> check_real(0.5, "lambda_mult")
+    0.5
+    >>> check_real("0.5", "lambda_mult")
+    Traceback (most recent call last):
+    ...
+    parag.errors.InvalidTypeError: lambda_mult must be a float in [0, 1], got '0.5'
+    """
+    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidTypeError(f"{name} must be a float in {interval}, got {value!r}")
+    if not ((low < value) if low_open else (low <= value)) or not value <= high:  # NaN fails both
+        raise InvalidArgumentError(f"{name} must be in {interval}, got {value}")
+    return float(value)
+
+
 def check_k(k: Any) -> int:
     """Return ``k`` as an int, or raise unless it is a positive integer."""
     return check_int(k, "k")

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from parag.errors import InvalidArgumentError
+from parag._validation import check_int, check_real
+from parag.errors import InvalidArgumentError, InvalidTypeError
 
 
 def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: float = 0.5) -> list[int]:
@@ -22,10 +23,13 @@ def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: fl
     ----------
     query : array-like, shape (d,)
     candidates : array-like, shape (n, d)
-    k : int
+    k : int >= 0
         How many to pick.
     lambda_mult : float in [0, 1]
         Weight of relevance against diversity.
+
+    Raises InvalidTypeError for a non-number argument, InvalidArgumentError for one out of
+    range or of the wrong shape; each message names the argument.
 
     Examples
     --------
@@ -34,14 +38,15 @@ def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: fl
     >>> mmr([1, 0], [[1, 0], [1, 0.01], [0.6, 0.8]], k=2, lambda_mult=1.0)
     [0, 1]
     """
-    if not 0.0 <= float(lambda_mult) <= 1.0:
-        raise InvalidArgumentError(f"lambda_mult must be between 0 and 1, got {lambda_mult!r}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise InvalidArgumentError(f"k must be a non-negative int, got {k!r}")
-    c = _unit(np.atleast_2d(np.asarray(candidates, dtype=np.float64)))
+    lambda_mult = check_real(lambda_mult, "lambda_mult")
+    k = check_int(k, "k", low=0)
+    c = _floats(candidates, "candidates")
+    if c.ndim > 2:
+        raise InvalidArgumentError(f"candidates must be one vector or an (n, d) array, got shape {c.shape}")
+    c = _unit(np.atleast_2d(c))
     if c.size == 0 or k == 0:
         return []
-    q = _unit(np.asarray(query, dtype=np.float64).reshape(1, -1))
+    q = _unit(_floats(query, "query").reshape(1, -1))
     if q.shape[1] != c.shape[1]:
         raise InvalidArgumentError(f"query has dimension {q.shape[1]} but the candidates have {c.shape[1]}")
     relevance = (c @ q.T).ravel()
@@ -55,6 +60,14 @@ def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: fl
         picked.append(best)
         redundancy = np.maximum(redundancy, c @ c[best])
     return picked
+
+
+def _floats(x: npt.ArrayLike, name: str) -> np.ndarray:
+    """``x`` as a float64 array, or an InvalidTypeError naming ``name``."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidTypeError(f"{name} must be an array of numbers: {e}") from None
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

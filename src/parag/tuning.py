@@ -22,7 +22,6 @@ target with the lowest median latency. A compressed Flat store tunes ``rerank`` 
 
 from __future__ import annotations
 
-import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -30,7 +29,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from parag.errors import InvalidArgumentError, InvalidTypeError
+from parag._validation import check_real
+from parag.errors import InvalidArgumentError
 from parag.vectorstore._faiss_state import FAISSState
 
 #: The ``rerank`` values a compressed store's tune tries.
@@ -78,11 +78,7 @@ def check_target(target_recall: Any) -> float:
     ...
     parag.errors.InvalidArgumentError: target_recall must be in (0, 1], got 0
     """
-    if isinstance(target_recall, bool) or not isinstance(target_recall, numbers.Real):
-        raise InvalidTypeError(f"target_recall must be a float in (0, 1], got {target_recall!r}")
-    if not 0 < target_recall <= 1:  # also rejects NaN
-        raise InvalidArgumentError(f"target_recall must be in (0, 1], got {target_recall}")
-    return float(target_recall)
+    return check_real(target_recall, "target_recall", low_open=True)
 
 
 def candidates(low: int, high: int) -> list[int]:

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import check_k
+from parag._validation import check_int, check_k, check_real
 from parag.errors import InvalidArgumentError, MissingDependencyError
 from parag.mmr import mmr
 from parag.vectorstore import FAISSVectorStore
@@ -95,7 +95,8 @@ def mmr_search(
 ) -> list[Hit]:
     """``k`` hits picked by maximal marginal relevance from the ``fetch_k`` nearest (of the
     stored ``among`` ids when given, as :func:`search_among`), using their stored vectors."""
-    fetch_k = max(check_k(k), fetch_k)
+    fetch_k = max(check_k(k), check_int(fetch_k, "fetch_k"))
+    check_real(lambda_mult, "lambda_mult")  # before the search: an empty result would skip mmr's check
     if among is None:
         candidates = search(store, query, fetch_k, filter, **options)
     else:

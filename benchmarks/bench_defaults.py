@@ -144,7 +144,7 @@ def policy() -> list[str]:
         return ", ".join(f"{value} up to {most:,}" for most, value in table) + f", {largest} beyond"
     return ["HNSW defaults in force: `ef_search` " + steps(hnsw.EF_SEARCH_BY_SIZE, hnsw.EF_SEARCH_LARGEST)
             + " (vectors in the graph); `ef_construction` " + steps(hnsw.EF_CONSTRUCTION_BY_SIZE, hnsw.EF_CONSTRUCTION_LARGEST)
-            + " (the size an add leaves). IVFFlat: `nlist` ≈ 4·√n at training (retrained at ~4× growth), "
+            + " (the size an add leaves). IVFFlat: `nlist` ≈ 4·√n at training (retrained when the size calls for twice the lists: ~4× growth, ~2× below 24k vectors), "
             "`nprobe` ≈ 4·√nlist.", ""]
 
 

@@ -1,5 +1,5 @@
 """Defaults that follow the store's size: HNSW's ef_search and ef_construction grow with the graph, IVFFlat
-chooses nlist when it trains (and retrains as the store grows ~4x), nprobe follows nlist.
+chooses nlist when it trains (and retrains when the size calls for twice the lists), nprobe follows nlist.
 A parameter given (to the constructor, or set by ``tune``) never moves, and a store saved
 before sizes chose parameters keeps the values it was saved with.
 
@@ -8,6 +8,9 @@ docs/bench-defaults.md.
 """
 
 from __future__ import annotations
+
+import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +139,32 @@ def test_a_store_saved_before_sizes_chose_parameters_keeps_them(tmp_path):
     old = FAISSVectorStore.load(tmp_path / "s")
     old.add(x[10_000:])
     assert old.params == {"nlist": 256, "nprobe": 64}
+
+
+def documented_nlist(n: int) -> int:
+    """README's rule: about 4 sqrt(n) lists, at least 39 vectors per list, at most 4,096."""
+    return max(1, min(round(4 * math.sqrt(n)), n // 39, 4096))
+
+
+def test_ivf_retrains_where_readme_says():
+    """The index retrains in the add after which the size calls for twice its lists: only ~2x
+    the size it trained at while the 39-per-list floor sets nlist, ~4x once 4 sqrt(n) does.
+    The sizes follow from the rule alone, and README quotes them."""
+    points, nlist, n = [], documented_nlist(39 * 256), 39 * 256
+    while len(points) < 2:
+        n += 1
+        if documented_nlist(n) >= 2 * nlist:
+            nlist = documented_nlist(n)
+            points.append((n, nlist))
+    assert points == [(19_968, 512), (65_473, 1_024)]
+    x = np.random.default_rng(5).standard_normal((points[-1][0], 2)).astype(np.float32)
+    store, trained = FAISSVectorStore(2, "IVFFlat"), 256
+    store.add(x[: 39 * 256])
+    for at, lists in points:
+        store.add(x[len(store) : at - 1])
+        assert store.params["nlist"] == trained  # one vector short: not yet
+        store.add(x[at - 1 : at])
+        assert store.params["nlist"] == lists
+        trained = lists
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(f"{at:,} vectors ({lists:,} lists)" in " ".join(readme.split()) for at, lists in points)

@@ -4,9 +4,10 @@ compressed: ``IndexIVFScalarQuantizer``, ``IndexIVFPQ``).
 The index starts as an exact ``IndexFlat`` and trains itself once it holds enough vectors
 to cluster well (and to train its storage); until then the store searches exactly.
 
-An ``nlist`` not given is chosen from the live vectors when the index trains (about 4 sqrt(n))
-and the index retrains, in the add that takes the store past ~4x that size, with twice the
-lists: what suits 10k vectors scans far too much of 1M. The retraining is part of the add:
+An ``nlist`` not given is chosen from the live vectors when the index trains (about 4 sqrt(n),
+at least 39 vectors per list) and the index retrains, in the add after which the live vectors
+call for twice the lists (~4x the size it trained at, ~2x while the 39-per-list floor sets
+nlist, below ~24k vectors): what suits 10k vectors scans far too much of 1M. The retraining is part of the add:
 the old index stays whole until the new one is complete, so an add whose retraining fails
 changes nothing. An ``nprobe`` not given follows ``nlist``; once one is set (given or tuned),
 the index no longer retrains.
@@ -55,7 +56,7 @@ class IVFFlat(IndexKind):
     # FAISS's own nprobe 1 gives 0.3.
     # Not given, nlist is chosen when the index trains, from its size (default_nlist; 256 is
     # the value at the first training, at 39 x 256 vectors), and the index retrains once the
-    # store has grown ~4x; nprobe follows nlist (default_nprobe).
+    # size calls for twice the lists (trains_after_add); nprobe follows nlist (default_nprobe).
     params_table: ClassVar[tuple[Param, ...]] = (
         Param("nlist", 256, 1, 1 << 20),
         Param("nprobe", default_nprobe(256), 1, 1 << 20, per_search=True),
@@ -92,9 +93,12 @@ class IVFFlat(IndexKind):
     def trains_after_add(self, index: faiss.Index, n_live: int) -> bool:
         if not self.is_trained(index) or not {"nlist", "nprobe"} <= self.auto:
             return super().trains_after_add(index, n_live)
-        # Retrain once the size calls for twice the lists (the store has grown ~4x since it
-        # trained), or for the most lists the default allows. Not under an nprobe that was
-        # set (given or tuned): more lists would quietly lower the recall it was set for.
+        # Retrain once the size calls for twice the lists, or for the most lists the default
+        # allows: ~4x the size it trained at where 4 sqrt(n) sets nlist, but ~2x below ~24k
+        # vectors, where the 39-per-list floor does (256 lists at 9,984 vectors, 512 at 19,968),
+        # and retraining so few vectors is cheap. The defaults were measured under this rule
+        # (docs/bench-defaults.md). Not under an nprobe that was set (given or tuned): more
+        # lists would quietly lower the recall it was set for.
         nlist, wanted = self.params["nlist"], default_nlist(n_live)
         return wanted > nlist and wanted >= min(2 * nlist, MAX_DEFAULT_NLIST)
 

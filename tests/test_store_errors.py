@@ -199,3 +199,23 @@ def test_an_interrupt_during_a_large_batchs_check_goes_on_unchecked():
     with pytest.raises(InvalidArgumentError, match="vectors contain NaN"):
         with finite_check(x, "vectors"):
             raise ValueError("the block's own error")
+
+
+@pytest.mark.parametrize("index_type", ["Flat", "HNSW"])
+def test_a_loaded_vector_whose_distances_overflow_is_never_read_as_the_last_slot(tmp_path, index_type):
+    """Review-0025 F2, defence in depth: a store saved with a vector parag now refuses (an
+    older parag accepted it, or a crafted file) makes FAISS answer label -1; a search must
+    say so, never map -1 to the last slot (its id, k times, or a deleted vector's)."""
+    x = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.float32)
+    store = FAISSVectorStore(3, index_type)
+    store.add(x, [{"i": i} for i in range(3)])
+    store.save(tmp_path / "s")
+    index_file = next(p for p in (tmp_path / "s").iterdir() if p.name.startswith("index."))
+    data = index_file.read_bytes()
+    assert data.count(x[1].tobytes()) == 1
+    index_file.write_bytes(data.replace(x[1].tobytes(), np.array([1e20, 1e20, 0], np.float32).tobytes()))
+    crafted = FAISSVectorStore.load(tmp_path / "s", verify=False)  # (the checksum would catch this one)
+    assert crafted.search(x[0], k=2).ids == [0, 2]  # the finite distances: exact
+    for call in (lambda: crafted.search(x[0], k=3), lambda: crafted.search(x[:2], k=3),
+                 lambda: crafted.search(x[0], k=2, filter={"i": {"$in": [0, 1]}})):
+        check_raises(call, CorruptStoreError, ValueError, r"overflow float32.*rebuild it")

@@ -6,7 +6,6 @@ Each helper converts its argument once into the form the store works with and ra
 
 from __future__ import annotations
 
-import math
 import numbers
 import threading
 from collections.abc import Iterable
@@ -29,6 +28,15 @@ MAX_ID = np.iinfo(np.int64).max
 
 _FLOAT32 = np.dtype(np.float32)  # a singleton: ``is`` spares the search path the dtype conversion of ``==``
 
+#: The largest squared L2 norm (float32, as FAISS computes it) a vector or query may have,
+#: about 2.1e37 (a length of about 4.6e18). For two vectors within it, the squared L2
+#: distance is at most (|a| + |b|)^2 <= 4 * MAX_SQUARED_NORM and the inner product at most
+#: MAX_SQUARED_NORM in size; so are FAISS's intermediate sums (|a|^2 + |b|^2 - 2 a.b, and
+#: IVF centroids, means of vectors, are no longer than they are). So every distance and score
+#: stays finite, with a further factor 4 below float32's max (3.4e38) for rounding. Beyond it
+#: FAISS gets inf for every distance, answers label -1, and a search would return nonsense.
+MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 16
+
 
 def as_vectors(
     x: npt.ArrayLike, dimension: int, name: str = "vectors", finite: bool = True
@@ -36,8 +44,8 @@ def as_vectors(
     """Convert one vector (1-D) or many (2-D) to a float32 C-contiguous (n, dimension) array.
 
     Returns the array and whether the input was a single 1-D vector. No copy is made when
-    ``x`` already is float32 and C-contiguous. ``finite=False`` leaves the check that every
-    value is finite to the caller (:class:`finite_check`).
+    ``x`` already is float32 and C-contiguous. ``finite=False`` leaves the check of the values
+    (:func:`check_finite`) to the caller (:class:`finite_check`).
     """
     if finite_vector(x, dimension) is not None:
         return x[None], True  # (a (1, d) view: indexing costs half a reshape call)
@@ -84,8 +92,8 @@ def converted_vectors(
 
 def finite_vector(x: Any, dimension: int) -> Any | None:
     """FAISS's pointer to ``x`` (``faiss.swig_ptr``) when ``x`` is one C-contiguous float32
-    vector of shape ``(dimension,)`` whose values are all finite, else None: the query of a
-    single-query search as FAISS takes it, with nothing to convert (anything else is for
+    vector of shape ``(dimension,)`` that :func:`check_finite` accepts, else None: the query
+    of a single-query search as FAISS takes it, with nothing to convert (anything else is for
     :func:`as_vectors` to convert or reject).
 
     Every step here runs on a CPU cache that the previous search emptied (~1-2 us a step,
@@ -97,50 +105,68 @@ def finite_vector(x: Any, dimension: int) -> Any | None:
             pointer = faiss.swig_ptr(x)
         except ValueError:  # not C-contiguous
             return None
-        # Its squared norm is finite exactly when every value is, unless it overflows (huge
-        # values): those take as_vectors' general path, as do NaN and inf. FAISS computes it
-        # without numpy's floating-point error checks (no overflow warning).
-        if math.isfinite(faiss.fvec_norm_L2sqr(pointer, dimension)):
+        # check_finite's rule for one row: its squared norm within the limit (NaN, inf and
+        # overflow compare False, and go to as_vectors' general path to be reported). FAISS
+        # computes it without numpy's floating-point error checks (no overflow warning).
+        if faiss.fvec_norm_L2sqr(pointer, dimension) <= MAX_SQUARED_NORM:
             return pointer
     return None
 
 
-def check_finite(x: np.ndarray, name: str, total: np.float32 | None = None) -> None:
-    """Raise InvalidArgumentError, naming the rows, unless every value of ``x`` (float32,
-    2-D) is finite. ``total``: ``x``'s float32 sum, when already computed."""
-    # One float32 sum is far cheaper than an isfinite() pass; only a non-finite sum
-    # (a NaN/inf, or an overflow of huge values) needs the exact element-wise check.
-    if not np.isfinite(_sum(x) if total is None else total):
-        bad = ~np.isfinite(x).all(axis=1)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise InvalidArgumentError(
-                f"{name} contain NaN or infinity (after conversion to float32) in "
-                f"{len(rows)} row(s), first at row {rows[0]}"
-            )
+def check_finite(x: np.ndarray, name: str, total: float | None = None) -> None:
+    """Raise InvalidArgumentError, naming the first bad row, unless every row of ``x``
+    (float32, 2-D, C-contiguous) is finite with a squared norm of at most
+    :data:`MAX_SQUARED_NORM` (so that every distance between vectors stays finite).
+    ``total``: ``x``'s :func:`_squares`, when already computed."""
+    # One sum of squares over the array costs what a float32 sum does (one pass), far less
+    # than a pass per row. Within half the limit, every row is within the limit (a float32
+    # sum of non-negative terms never falls far below any row's part of it); anything else
+    # (NaN, inf, huge values) is decided row by row, by the same arithmetic as finite_vector.
+    if (_squares(x) if total is None else total) <= MAX_SQUARED_NORM / 2:
+        return
+    norms = np.empty(len(x), np.float32)
+    faiss.fvec_norms_L2sqr(faiss.swig_ptr(norms), faiss.swig_ptr(x), x.shape[1], len(x))
+    bad = ~(norms <= MAX_SQUARED_NORM)  # (NaN compares False)
+    if not bad.any():
+        return
+    infinite = ~np.isfinite(x).all(axis=1)
+    if infinite.any():
+        rows = np.flatnonzero(infinite)
+        raise InvalidArgumentError(
+            f"{name} contain NaN or infinity (after conversion to float32) in "
+            f"{len(rows)} row(s), first at row {rows[0]}"
+        )
+    rows = np.flatnonzero(bad)
+    raise InvalidArgumentError(
+        f"{name} row {rows[0]} has a squared length of {norms[rows[0]]:.3g} in float32, over the limit of "
+        f"{MAX_SQUARED_NORM:.3g} ({len(rows)} row(s) are over it): distances between such vectors overflow float32; "
+        "scale the vectors down (dividing every vector and query by one factor keeps the neighbours)"
+    )
 
 
-def _sum(x: np.ndarray) -> np.float32:
-    with np.errstate(over="ignore"):  # huge finite values may overflow the sum: expected here
-        return x.sum(dtype=np.float32)
+def _squares(x: np.ndarray) -> float:
+    """The float32 sum of the squares of every value of ``x`` (C-contiguous float32), by
+    FAISS: one pass, no numpy overflow warning, the GIL released (for finite_check's thread)."""
+    return faiss.fvec_norm_L2sqr(faiss.swig_ptr(x), x.size)
 
 
 # From this many values (4 MB) on, finite_check sums on a second thread: starting one costs
-# ~0.1 ms, the sum of 100k x 384 values ~12 ms (memory-bound), overlapped with the metadata's encoding.
+# ~0.1 ms, the sum of squares of 100k x 384 values ~10 ms (memory-bound), overlapped with the
+# metadata's encoding.
 BACKGROUND_CHECK_MIN = 1_000_000
 
 
 class finite_check:
-    """``with finite_check(x, name):`` checks that every value of ``x`` is finite (as
-    :func:`check_finite`) before the block, or, for a large ``x``, on a second thread while
-    the block runs (numpy's sum releases the GIL): an add sums its vectors while it encodes
+    """``with finite_check(x, name):`` checks ``x`` as :func:`check_finite` does before the
+    block, or, for a large ``x``, on a second thread while the block runs (FAISS releases
+    the GIL): an add sums its vectors' squares while it encodes
     their metadata. The vectors' error then takes precedence over the block's own (an
     Exception), as if they had been checked first; an interrupt (KeyboardInterrupt,
     SystemExit) goes on at once, unchecked."""
 
     def __init__(self, x: np.ndarray, name: str) -> None:
         self._x, self._name = x, name
-        self._total: np.float32 | None = None
+        self._total: float | None = None
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> None:
@@ -156,7 +182,7 @@ class finite_check:
         self._thread = thread
 
     def _sum(self) -> None:
-        self._total = _sum(self._x)
+        self._total = _squares(self._x)
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         if self._thread is None or (kind is not None and not issubclass(kind, Exception)):

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
+from parag._validation import MAX_SQUARED_NORM
 from parag.errors import (
     DimensionMismatchError,
     DuplicateIdError,
@@ -63,6 +64,11 @@ BAD_VECTORS = {
     "inf": (np.vstack([[math.inf] + [1] * (D - 1), np.ones(D)]), InvalidArgumentError, ValueError, r"vectors.*inf"),
     "-inf": ([-math.inf] * D, InvalidArgumentError, ValueError, r"vectors.*inf"),
     "float32 overflow": (np.full(D, 1e39), InvalidArgumentError, ValueError, r"vectors.*float32"),
+    # Finite, but their distances overflow float32 (FAISS then answers label -1): review-0025 F2.
+    "squared length overflows": (np.full(D, 1e19, np.float32), InvalidArgumentError, ValueError,
+                                 r"vectors row 0 has a squared length of inf.*over the limit.*scale"),
+    "squared length over the limit": (np.vstack([np.ones(D), [1e19] + [0] * (D - 1)]), InvalidArgumentError,
+                                      ValueError, r"vectors row 1 has a squared length of 1e\+38.*scale"),
     "a string": ("0.1 0.2", InvalidTypeError, TypeError, r"vectors"),
     "bytes": (b"\x00" * D, InvalidTypeError, TypeError, r"vectors"),
     "strings": (["1"] * D, InvalidTypeError, TypeError, r"vectors"),
@@ -317,14 +323,42 @@ def test_save_into_foreign_directory(store, tmp_path):
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP"])
-def test_huge_finite_values_are_valid_and_raise_no_numpy_warning(make_store, metric):
-    # float32 holds 3e38: a valid vector, even though its float32 sum overflows.
+def test_vectors_up_to_the_squared_length_limit_are_searched_exactly(make_store, metric):
+    """Review-0025 F2: vectors whose distances overflow float32 made FAISS answer label -1,
+    read as the last slot (the id '', a deleted vector, one id k times). Up to
+    MAX_SQUARED_NORM every distance is finite: the results are the oracle's; beyond it, every
+    entry refuses the vector or query and the store is unchanged."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, D))
+    x *= np.sqrt(MAX_SQUARED_NORM) * 0.999 / np.linalg.norm(x, axis=1, keepdims=True)  # every row at the limit
+    x = x.astype(np.float32)
     s = make_store(D, metric)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert s.add(np.full(D, 3e38, np.float32)) == [0]
-        assert s.add(np.full((2, D), -3e38)) == [1, 2]
-    assert len(s) == 3
+        warnings.simplefilter("error")  # no numpy overflow warning either
+        ids = s.add(x, [{"i": i} for i in range(len(x))])
+    s.delete(ids[-1:])  # the last slot: what a label -1 used as an index reads
+    live, live_ids = x[:-1].astype(np.float64), np.asarray(ids[:-1])
+    for query, where in [(x[0], None), (-x[1], None), (x[:3], None), (x[2], {"i": {"$lt": 6}}), (x[2], {"i": {"$gte": 6}})]:
+        result = s.search(query, k=5, filter=where)
+        batch = (result.distances, result.ids) if query.ndim == 2 else ([result.distances], [result.ids])
+        for q, got, got_ids in zip(np.atleast_2d(query).astype(np.float64), *batch):
+            allowed = np.arange(len(live)) if where is None else np.flatnonzero(
+                (np.arange(len(live)) < 6) == ("$lt" in where["i"]))
+            scores = ((live[allowed] - q) ** 2).sum(1) if metric == "L2" else live[allowed] @ q
+            order = allowed[np.argsort(scores if metric == "L2" else -scores, kind="stable")][:5]
+            assert len(set(got_ids)) == 5 and set(got_ids) <= set(live_ids[allowed].tolist())
+            truth = {int(i): v for i, v in zip(live_ids[allowed], scores)}
+            np.testing.assert_allclose(np.asarray(got, float), [truth[i] for i in got_ids], rtol=1e-4,
+                                       atol=1e-5 * MAX_SQUARED_NORM)
+            if make_store.exact:
+                assert got_ids == live_ids[order].tolist()
+    before = snapshot(s)
+    over = (x[:2].astype(np.float64) * 1.01).astype(np.float32)  # a squared length of ~1.02x the limit
+    for call in (lambda: s.add(over), lambda: s.upsert(ids[:2], over), lambda: s.search(over[1]),
+                 lambda: s.search(over), lambda: s.search(over[1], filter={"i": 3}),
+                 lambda: s.search(np.array([1e20] * 2 + [0] * (D - 2), np.float32))):  # the review's query
+        check_raises(call, InvalidArgumentError, ValueError, r"(vectors|query|queries) row [01] has a squared length")
+    assert snapshot(s) == before
 
 
 @pytest.mark.needs("persistent")

@@ -20,9 +20,9 @@ import numpy as np
 from parag._ids import INT_IDS, STR_IDS, check_kind, generated_str_ids
 from parag._slots import SlotMap, bitmap_selector
 from parag._threads import threads_for
-from parag._validation import MAX_ID
+from parag._validation import MAX_ID, MAX_SQUARED_NORM
 from parag.documents import DocumentStore
-from parag.errors import InvalidArgumentError
+from parag.errors import CorruptStoreError, InvalidArgumentError
 from parag.metadata import Encoded, MetadataStore
 from parag.vectorstore.kinds import IndexKind
 
@@ -336,7 +336,7 @@ class FAISSState:
             if allowed is None:
                 return self._search(q, k, sel, overrides)
             if n <= kind.exact_filter_limit(slots.n_live):
-                return kind.subset_search(index, q, k, np.flatnonzero(allowed))
+                return _complete(*kind.subset_search(index, q, k, np.flatnonzero(allowed)))
             sel, _bits = bitmap_selector(allowed)
             return self._search(q, k, sel, kind.widened(index, overrides, n / slots.n_live, k))
 
@@ -353,9 +353,27 @@ class FAISSState:
             short = found[:, -1] < 0
             with threads_for(int(short.sum()), index.ntotal):
                 distances[short], found[short] = kind.exact_search(index, q[short], k, sel)
+            _complete(distances, found)
         return distances, found
 
     def exact_slots(self, q: np.ndarray, k: int) -> np.ndarray:
         """The true top-k live slots of each query row, by exhaustive search."""
         with threads_for(len(q), self.index.ntotal):
             return self.kind.exact_search(self.index, q, k, self.slots.live_selector())[1]
+
+
+def _complete(distances: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distances, found)`` of an exact search for no more vectors than there are, once it
+    is sure no label is -1 (FAISS's "none"): numpy would read -1 as the last slot.
+
+    FAISS leaves a -1 only where a distance is inf or NaN: impossible for vectors and queries
+    within :data:`~parag._validation.MAX_SQUARED_NORM`, which every write and search checks;
+    a store loaded from files may still hold vectors beyond it (saved by an older parag, or
+    crafted).
+    """
+    if found.size and found.min() < 0:
+        raise CorruptStoreError(
+            "the store holds vectors whose distances to the query overflow float32 (a squared length "
+            f"over {MAX_SQUARED_NORM:.3g}, which parag refuses to add): rebuild it from vectors scaled down"
+        )
+    return distances, found

@@ -141,9 +141,9 @@ class FAISSReads:
         if cosine:
             q = unit_rows(q, "query")
         if single and pointer is None:  # a converted query: the fast path's pointer to it
-            # Unit rows are finite float32, contiguous: nothing to check again. Another query
-            # is checked here once (values so large its squared norm overflows go the general way).
-            pointer = faiss.swig_ptr(q[0]) if cosine else finite_vector(q[0], kind.dimension)
+            # Checked already (as_vectors: finite, within the squared-norm limit), float32 and
+            # contiguous, as are unit rows: nothing to check again.
+            pointer = faiss.swig_ptr(q[0])
         with self._lock.reading:
             state = self._state
             if state.kind is kind:  # (else see below: one ``is`` test per search)

@@ -179,7 +179,7 @@ class IVFFlat(IndexKind):
         flat = faiss.IndexFlat(self.dimension, self.faiss_metric)
         flat.add(index.reconstruct_batch(slots))
         distances, positions = flat.search(q, k)
-        return distances, slots[positions]
+        return distances, np.append(slots, -1)[positions]  # position -1 (none found) reads the -1 appended
 
     def tune_range(self, k: int) -> tuple[int, int]:
         return 1, self.params["nlist"]

@@ -23,7 +23,13 @@ with warnings.catch_warnings():
     from langchain_community.vectorstores import FAISS
     from langchain_community.vectorstores.utils import DistanceStrategy
 
-from parag.errors import CorruptStoreError, NotAStoreError, ParagError, StoreNotFoundError  # noqa: E402
+from parag.errors import (  # noqa: E402
+    CorruptStoreError,
+    InvalidArgumentError,
+    NotAStoreError,
+    ParagError,
+    StoreNotFoundError,
+)
 from parag.integrations.langchain import ParagVectorStore  # noqa: E402
 from parag.integrations.langchain_faiss_import import read_langchain_faiss  # noqa: E402
 from tests.rag_support import Lookup, corpus, langchain_embeddings, queries  # noqa: E402
@@ -139,8 +145,10 @@ def test_damaged_or_missing_files(tmp_path):
         read_langchain_faiss(tmp_path)
     (tmp_path / "elsewhere.faiss").write_bytes(index)
     (tmp_path / "index.faiss").symlink_to(tmp_path / "elsewhere.faiss")
-    with pytest.raises(NotAStoreError, match="links"):
+    with pytest.raises(CorruptStoreError, match="symbolic link"):
         read_langchain_faiss(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="index_name"):
+        read_langchain_faiss(tmp_path / "sub", index_name="../index")
     with pytest.raises(StoreNotFoundError):
         ParagVectorStore.from_langchain_faiss(tmp_path / "absent", EMBEDDINGS)
 
@@ -197,7 +205,7 @@ def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
             os.close(os.open(folder / "index.faiss", os.O_WRONLY | os.O_NONBLOCK))
         reader.join(timeout=60)
         pytest.fail("read_langchain_faiss waited for a writer to open the FIFO index.faiss")
-    assert len(raised) == 1 and isinstance(raised[0], NotAStoreError) and "not a regular file" in str(raised[0])
+    assert len(raised) == 1 and isinstance(raised[0], CorruptStoreError) and "a FIFO" in str(raised[0])
 
 
 def old_layout_pickle(monkeypatch, protocol: int, pydantic_v1: bool) -> bytes:

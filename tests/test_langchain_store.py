@@ -112,14 +112,14 @@ def test_adds_are_upserts_and_delete_takes_ids_or_a_filter():
     vs.add_texts(["replaced"], [{"group": 99}], ids=["doc-5"])
     assert vs.get_by_ids(["doc-5"])[0] == Document(id="doc-5", page_content="replaced", metadata={"group": 99})
     assert len(vs.store) == N
-    generated = vs.add_texts(["new one", "new two"])
-    assert len(set(generated)) == 2 and all(len(i) == 32 for i in generated)
+    generated = vs.add_texts(["new one", "new two"]) + vs.add_texts(["new three"], ids=[])
+    assert len(set(generated)) == 3 and all(len(i) == 32 for i in generated)
     given, unnamed = vs.add_documents([Document(page_content="given", id="doc-5"), Document(page_content="no id", id="")])
     assert given == "doc-5" and len(unnamed) == 32 and vs.get_by_ids([unnamed])[0].page_content == "no id"
     vs.delete([unnamed])
     vs.delete(["doc-1", "not-there"])
     vs.delete(filter={"group": 3})
-    assert len(vs.store) == N + 2 - 1 - sum(1 for i, m in enumerate(META) if m["group"] == 3 and i != 1 and i != 5)
+    assert len(vs.store) == N + 3 - 1 - sum(1 for i, m in enumerate(META) if m["group"] == 3 and i != 1 and i != 5)
     assert vs.get_by_ids(["doc-1"]) == []
     with pytest.raises(InvalidArgumentError, match="ids or filter, not both"):
         vs.delete(["doc-2"], filter={"group": 1})

@@ -112,7 +112,8 @@ class ParagVectorStore(VectorStore):
         """Embed and store ``texts`` (replacing those whose id is stored); return their ids."""
         texts = list(texts)
         metadatas = [{}] * len(texts) if metadatas is None else [dict(m or {}) for m in metadatas]
-        ids = [None] * len(texts) if ids is None else _str_ids(ids, "ids", none_ok=True)
+        ids = _str_ids(ids, "ids", none_ok=True) if ids is not None else []
+        ids = ids or [None] * len(texts)  # no ids, [] included: LangChain's reading
         if not len(texts) == len(metadatas) == len(ids):
             raise InvalidArgumentError(
                 f"add_texts got {len(texts)} texts, {len(metadatas)} metadatas and {len(ids)} ids: one each per text"

@@ -30,7 +30,6 @@ import io
 import os
 import pickle
 import pickletools
-import stat
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, BinaryIO
@@ -40,7 +39,8 @@ import numpy as np
 
 from parag._faiss_header import check_index_file
 from parag._faiss_integrity import check_hnsw_structure, check_ivf_structure
-from parag.errors import CorruptStoreError, NotAStoreError, ParagError, StoreNotFoundError
+from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError, ParagError, StoreNotFoundError
+from parag.persistence._safe_open import open_regular
 from parag.vectorstore import FAISSVectorStore
 
 __all__ = ["EXPANSION_LIMIT", "read_langchain_faiss"]
@@ -145,10 +145,15 @@ def read_langchain_faiss(
         A file is missing.
     NotAStoreError
         ``index.pkl`` names a class or function other than the docstore's (a malicious file,
-        or metadata holding objects): nothing of it was run. Or a file is not a regular file.
+        or metadata holding objects): nothing of it was run.
     CorruptStoreError
-        The files are damaged or disagree (sizes, ids, counts).
+        The files are damaged or disagree (sizes, ids, counts), would decode to far more than
+        their size, or one is a link, a FIFO or a device rather than a regular file.
+    StoreReadError
+        The file system refuses to open a file (permissions).
     """
+    if not isinstance(index_name, str) or not index_name or any(c in index_name for c in "/\\\0"):
+        raise InvalidArgumentError(f"index_name must be a file name stem, as given to save_local, got {index_name!r}")
     base = Path(folder)
     index = _read_index(base / f"{index_name}.faiss")
     where = str(base / f"{index_name}.pkl")
@@ -164,23 +169,18 @@ def read_langchain_faiss(
 
 
 def _read_file(path: Path, check: Callable[[BinaryIO, int], object] | None = None) -> bytes:
-    """A regular file's bytes, ``check``-ed on its open handle first (a link is not
-    followed: it could lead outside the folder)."""
+    """A regular file's bytes, ``check``-ed on its open handle first; opened as a parag
+    store's files are (no link followed: it could lead outside the folder; no FIFO waited on)."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        f = open_regular(path.parent, path.name)
     except FileNotFoundError:
         raise StoreNotFoundError(f"{path} does not exist: is this a folder written by LangChain's FAISS.save_local?") from None
-    except OSError as e:
-        raise NotAStoreError(f"{path} cannot be opened as a regular file ({e.strerror}): parag does not follow links") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise NotAStoreError(f"{path} is not a regular file")
+    with f:
+        size = os.fstat(f.fileno()).st_size
         if check is not None:
-            check(f, info.st_size)
-        data = f.read(info.st_size + 1)
-    if len(data) != info.st_size:
+            check(f, size)
+        data = f.readall()
+    if len(data) != size:
         raise CorruptStoreError(f"{path} changed while it was read")
     return data
 

@@ -46,8 +46,9 @@ from parag.vectorstore import FAISSVectorStore
 __all__ = ["EXPANSION_LIMIT", "read_langchain_faiss"]
 
 #: How many times its own size an ``index.pkl`` may decode to (ids, texts and metadata, plus
-#: 1 MiB). A real docstore decodes to about its size (its texts dominate); pickle's shared
-#: references let a crafted one double per level of nesting (438 bytes -> 16 MiB).
+#: 1 MiB). A real docstore decodes to about its size (its texts dominate) and builds 2.4 to 12
+#: times its size in Python objects (four shapes measured); pickle's shared references let a
+#: crafted one double per level of nesting (438 bytes -> 16 MiB).
 EXPANSION_LIMIT = 32
 _PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 #: The least memory (CPython, 64-bit) the object an opcode builds takes, for those that build

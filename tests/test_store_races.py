@@ -19,7 +19,14 @@ import parag.vectorstore.faiss_reads as faiss_reads
 import parag.vectorstore.faiss_store as faiss_store
 from parag._locks import RWLock
 from parag._slots import SlotMap
-from parag.errors import DimensionMismatchError, DuplicateIdError, InvalidArgumentError, StoreClosedError
+from parag.errors import (
+    DimensionMismatchError,
+    DuplicateIdError,
+    InvalidArgumentError,
+    ReentrantWriteError,
+    StoreClosedError,
+)
+from parag.metadata import MetadataStore
 from parag.vectorstore import FAISSVectorStore
 
 D = 4
@@ -173,3 +180,43 @@ def test_a_write_raced_by_a_load_of_another_dimension_is_refused_and_changes_not
         call(store)
     expected = FAISSVectorStore.load(other)
     assert store.ids() == expected.ids() and store.search(np.ones(8), k=5) == expected.search(np.ones(8), k=5)
+
+
+BIG = {"text": "x" * 20_000}  # 60 rows of it: 1.2 MB, past the 1 MiB a tidy waits for
+TIDYING = {  # a write that rewrites the metadata buffer (tidy, or compaction's keep): its ids kept
+    "update_metadata": (lambda s: s.update_metadata(list(range(60)), [{"n": i} for i in range(60)]), range(60)),
+    "upsert": (lambda s: s.upsert(list(range(60)), np.ones((60, D)), [{"n": i} for i in range(60)]), range(60)),
+    "delete": (lambda s: s.delete(list(range(55))), range(55, 60)),
+    "compact": (lambda s: s.compact(), range(3, 60)),
+}
+
+
+@pytest.mark.parametrize("write", list(TIDYING))
+def test_the_metadata_rewrite_after_a_write_runs_under_its_write_lock(monkeypatch, write):
+    # update_metadata tidied (rewrote) the buffer after releasing the lock: a second writer
+    # appended rows the rewrite then dropped, or hit BufferError, and readers parsed torn
+    # JSON (review-0045 F1). Here another write runs in the rewrite itself, on the same thread,
+    # at its last moment (the new buffer built, not yet installed): under the write lock it
+    # is refused (ReentrantWriteError), and so would any other thread's read or write wait.
+    call, kept = TIDYING[write]
+    store = FAISSVectorStore(D)
+    store.add(np.random.default_rng(0).standard_normal((60, D)), [BIG] * 60)
+    if write == "compact":
+        store.delete([0, 1, 2])  # 5% dead: no compaction, no tidy yet
+    expected = {i: {"n": i} if write in ("update_metadata", "upsert") else BIG for i in kept}
+    real, seen = MetadataStore._use, []
+
+    def interrupted(meta: MetadataStore, *args: object) -> None:
+        if not seen:
+            seen.append(store._lock._writer == threading.get_ident())  # the write lock, held by this write
+            try:
+                store.update_metadata([59], {"n": "lost"})
+            except ReentrantWriteError as e:
+                seen.append(e)
+        real(meta, *args)
+
+    monkeypatch.setattr(MetadataStore, "_use", interrupted)
+    call(store)
+    assert seen[0] is True and isinstance(seen[1], ReentrantWriteError), seen
+    got = store.get(list(kept))
+    assert dict(zip(got.ids, got.metadata)) == expected

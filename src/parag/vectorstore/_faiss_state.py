@@ -109,6 +109,15 @@ class FAISSState:
         self.kill(slots)
         return len(slots)
 
+    def set_metadata(self, ids: np.ndarray, encoded: Encoded) -> None:
+        """Replace the metadata of the stored ``ids`` (unknown ids: IdNotFoundError); all or
+        nothing. Then, on its own, the metadata's tidy, which rewrites the buffer: like every
+        step here it runs under the caller's write lock, or a concurrent write's rows would
+        be lost (and a search could read a half-installed buffer)."""
+        self.check_kind(ids, "ids")
+        self.meta.set(self.slots.slots_of(ids).tolist(), encoded)
+        self.meta.tidy()
+
     def check_kind(self, ids: np.ndarray, name: str) -> None:
         """Raise InvalidTypeError unless ``ids`` are of the store's kind (a store that has
         never held an id takes either)."""

@@ -277,9 +277,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         targets = as_store_ids(ids, None)
         encoded = encode_metadata(metadata, len(targets))
         with self._writing() as state:
-            state.check_kind(targets, "ids")
-            state.meta.set(state.slots.slots_of(targets).tolist(), encoded)
-        state.meta.tidy()  # housekeeping after the write, as for add and delete (FAISSState)
+            state.set_metadata(targets, encoded)
 
     def compact(self) -> None:
         """Rebuild the index without deleted vectors now (writes do it when 10% of a Flat or

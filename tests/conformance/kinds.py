@@ -45,6 +45,9 @@ class StoreKind:
         found again).
     metrics : the metrics its metric-parametrized tests run with; None: every one. (Every
         call to a server is a round trip: the Milvus kinds share the metrics out.)
+    gated : ``(store, gate) -> search keyword arguments`` under which a search calls
+        ``gate()`` midway (to hold a search under way); a callable filter where the kind takes
+        them, else a white-box wrapper around the server connection.
     """
 
     name: str
@@ -61,6 +64,8 @@ class StoreKind:
     metrics: tuple[str, ...] | None = None
     max_id: int = 2**63 - 1
     callable_filters: bool = True
+    gated: Callable[[Any, Callable[[], None]], dict[str, Any]] = field(
+        default=lambda store, gate: {"filter": lambda meta: gate() or True}, repr=False)
 
     def __call__(self, dimension: int, metric: str = "L2") -> Any:
         return self.build(dimension, metric)
@@ -110,7 +115,31 @@ def _milvus(name: str, index_type: str, params: dict[str, int], exact: bool, met
         metrics=metrics,
         max_id=2**63 - 2,
         callable_filters=False,
+        gated=_gate_requests,
     )
+
+
+class _GatedClient:
+    """A pymilvus client whose searches and queries call ``gate()`` before going out."""
+
+    def __init__(self, client: Any, gate: Callable[[], None]) -> None:
+        self._client, self._gate = client, gate
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in ("search", "query"):
+            return attribute
+
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            self._gate()
+            return attribute(*args, **kwargs)
+        return gated
+
+
+def _gate_requests(store: Any, gate: Callable[[], None]) -> dict[str, Any]:
+    """White box: the store's read requests call ``gate()`` first (Milvus has no callable filters)."""
+    store._server.client = _GatedClient(store._server.client, gate)
+    return {}
 
 
 KINDS: dict[str, StoreKind] = {k.name: k for k in (

@@ -32,6 +32,7 @@ import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_search as milvus_search
 import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
+from parag._locks import RWLock
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
 from parag._validation import as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
@@ -95,6 +96,7 @@ class MilvusVectorStore(VectorStore):
         wanted_kind = schema.check_id_type(id_type)
         self._name, self._uri = collection, uri
         self._write_lock = threading.Lock()
+        self._lock = RWLock()  # reads share it; close takes it alone, so reads under way finish first
         self._next_id = self._next_seq = 0
         self._own_client = client is None
         client = schema.connect(uri, token, timeout, db_name) if client is None else client
@@ -143,10 +145,12 @@ class MilvusVectorStore(VectorStore):
         return False
 
     def __len__(self) -> int:
-        return 0 if self._server.kind is None else self._server.count(None)
+        with self._lock.reading:
+            return 0 if self._server.kind is None else self._server.count(None)
 
     def __contains__(self, id_: object) -> bool:
-        return self._server.has(id_)
+        with self._lock.reading:
+            return self._server.has(id_)
 
     def __repr__(self) -> str:
         if self.closed:
@@ -184,9 +188,9 @@ class MilvusVectorStore(VectorStore):
         """Close the connection (a ``client`` given to the constructor stays open, and the
         collection stays on the server); afterwards every method and property but ``closed``
         and ``collection`` raises StoreClosedError. Closing a closed store does nothing; a
-        ``with`` block closes the store at its end (as :meth:`VectorStore.close` shows). Writes
-        under way finish first."""
-        with self._write_lock:
+        ``with`` block closes the store at its end (as :meth:`VectorStore.close` shows). Reads
+        and writes under way finish first (as in FAISSVectorStore); later ones raise StoreClosedError."""
+        with self._write_lock, self._lock.write():
             server, self._server, self._config = self._server, _CLOSED, _CLOSED
             if server is not _CLOSED and self._own_client:
                 server.client.close()
@@ -278,27 +282,30 @@ class MilvusVectorStore(VectorStore):
         FAISSVectorStore.search: ``min(k, matching vectors)`` hits per query, best first.
         ``rerank`` applies to FAISS's compressed storage only: Milvus stores float32 vectors
         and scores them exactly, so it is an error here."""
-        q, single = as_vectors(query, self.dimension, "query")
-        k = check_k(k)
-        if rerank is not None:
-            raise InvalidArgumentError("rerank does not apply to a MilvusVectorStore: it stores float32 vectors "
-                                       "and scores them exactly (rerank is for FAISSVectorStore's compressed storage)")
-        overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
-        search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
-        wanted = check_include(include)
-        tree = None if filter is None else parse(filter)
-        plan = None if tree is None else server_plan(tree)
-        q = unit_rows(q, "query") if self.metric == "cosine" else q
-        if self._server.kind is None:
-            hits: list[list[tuple]] = [[] for _ in q]
-        elif isinstance(plan, NotOnServer):  # parag evaluates the filter: an exact search
-            found = self._server.matching(tree, plan, ["vector", *rows_.fields_for(wanted)])
-            hits = rows_.exact_hits(q, k, self.metric, found, wanted)
-        else:
-            hits = milvus_search.search(self._server, q, k, plan, self._config, search_params, wanted)
-        parts = [[[h[j] for h in row] for row in hits] for j in range(4)]
-        dist, ids, meta, docs = (p[0] if single else p for p in parts)
-        return SearchResult(dist, ids, meta if "metadata" in wanted else None, docs if "documents" in wanted else None)
+        with self._lock.reading:
+            q, single = as_vectors(query, self.dimension, "query")
+            k = check_k(k)
+            if rerank is not None:
+                raise InvalidArgumentError("rerank does not apply to a MilvusVectorStore: it stores float32 "
+                                           "vectors and scores them exactly (rerank is for FAISSVectorStore's "
+                                           "compressed storage)")
+            overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
+            search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
+            wanted = check_include(include)
+            tree = None if filter is None else parse(filter)
+            plan = None if tree is None else server_plan(tree)
+            q = unit_rows(q, "query") if self.metric == "cosine" else q
+            if self._server.kind is None:
+                hits: list[list[tuple]] = [[] for _ in q]
+            elif isinstance(plan, NotOnServer):  # parag evaluates the filter: an exact search
+                found = self._server.matching(tree, plan, ["vector", *rows_.fields_for(wanted)])
+                hits = rows_.exact_hits(q, k, self.metric, found, wanted)
+            else:
+                hits = milvus_search.search(self._server, q, k, plan, self._config, search_params, wanted)
+            parts = [[[h[j] for h in row] for row in hits] for j in range(4)]
+            dist, ids, meta, docs = (p[0] if single else p for p in parts)
+            return SearchResult(dist, ids, meta if "metadata" in wanted else None,
+                                docs if "documents" in wanted else None)
 
     def get(self, ids: Ids | None = None, *, filter: Filter | None = None,  # noqa: A002
             limit: int | None = None, offset: int = 0, include_vectors: bool = False,
@@ -306,38 +313,40 @@ class MilvusVectorStore(VectorStore):
         """Stored records, as FAISSVectorStore.get: of ``ids`` in the order asked (all must
         exist), of those matching ``filter``, or of every vector (oldest first); a page of
         them with ``limit`` / ``offset``."""
-        targets = None if ids is None else as_store_ids(ids, self._server.kind, unique=False)
-        tree = None if filter is None else parse(filter)
-        plan = None if tree is None else server_plan(tree)
-        limit = None if limit is None else check_int(limit, "limit", 0)
-        offset = check_int(offset, "offset", 0)
-        check_bool(include_vectors, "include_vectors")
-        wanted = check_include(include)
-        fields = rows_.fields_for(wanted) + (["vector"] if include_vectors else [])
-        if targets is not None:
-            found = self._server.rows(np.unique(targets), fields) if len(targets) else {}
-            picked = [found[i] for i in targets.tolist()]
-            if tree is not None:
-                allowed = {r["id"] for r in self._server.matching(tree, plan, [], rows_.ids_in(list(found)))}
-                picked = [r for r in picked if r["id"] in allowed]
-        elif self._server.kind is None:
-            picked = []
-        else:
-            picked = sorted(self._server.matching(tree, plan, ["seq", *fields]) if tree is not None
-                            else self._server.all_rows(None, ["seq", *fields]), key=lambda r: r["seq"])
-        picked = picked[offset: None if limit is None else offset + limit]
-        vectors = None
-        if include_vectors:
-            vectors = np.asarray([r["vector"] for r in picked], np.float32).reshape(-1, self.dimension)
-        return GetResult([r["id"] for r in picked], [r["meta"] for r in picked] if "metadata" in wanted else None,
-                         vectors, [rows_.document(r) for r in picked] if "documents" in wanted else None)
+        with self._lock.reading:
+            targets = None if ids is None else as_store_ids(ids, self._server.kind, unique=False)
+            tree = None if filter is None else parse(filter)
+            plan = None if tree is None else server_plan(tree)
+            limit = None if limit is None else check_int(limit, "limit", 0)
+            offset = check_int(offset, "offset", 0)
+            check_bool(include_vectors, "include_vectors")
+            wanted = check_include(include)
+            fields = rows_.fields_for(wanted) + (["vector"] if include_vectors else [])
+            if targets is not None:
+                found = self._server.rows(np.unique(targets), fields) if len(targets) else {}
+                picked = [found[i] for i in targets.tolist()]
+                if tree is not None:
+                    allowed = {r["id"] for r in self._server.matching(tree, plan, [], rows_.ids_in(list(found)))}
+                    picked = [r for r in picked if r["id"] in allowed]
+            elif self._server.kind is None:
+                picked = []
+            else:
+                picked = sorted(self._server.matching(tree, plan, ["seq", *fields]) if tree is not None
+                                else self._server.all_rows(None, ["seq", *fields]), key=lambda r: r["seq"])
+            picked = picked[offset: None if limit is None else offset + limit]
+            vectors = None
+            if include_vectors:
+                vectors = np.asarray([r["vector"] for r in picked], np.float32).reshape(-1, self.dimension)
+            return GetResult([r["id"] for r in picked], [r["meta"] for r in picked] if "metadata" in wanted else None,
+                             vectors, [rows_.document(r) for r in picked] if "documents" in wanted else None)
 
     def ids(self) -> list[int] | list[str]:
         """Every stored id, oldest first (an upsert makes an id the newest)."""
-        if self._server.kind is None:
-            return []
-        pairs = [(r["seq"], r["id"]) for r in self._server.all_rows(None, ["seq"])]
-        return [i for _, i in sorted(pairs)]
+        with self._lock.reading:
+            if self._server.kind is None:
+                return []
+            pairs = [(r["seq"], r["id"]) for r in self._server.all_rows(None, ["seq"])]
+            return [i for _, i in sorted(pairs)]
 
     # ----------------------------------------------------------------- persistence
 

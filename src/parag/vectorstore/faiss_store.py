@@ -81,8 +81,9 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
 
     Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
     the writes (and ``load`` and ``close``) wait for them and run alone. A call's input is checked before
-    it waits: should a ``store.load`` meanwhile bring another configuration, a search checks
-    its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again.
+    it waits: should a ``store.load`` meanwhile bring another dimension or metric, a search checks
+    its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again. (A
+    load of the same dimension and metric, whatever its index, lets the write go on.)
 
     Examples
     --------
@@ -344,13 +345,14 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
 
         ``checked`` is the index kind the call's input was checked against, before the lock:
         a ``load`` may have swapped in a store of another dimension or metric since, and the
-        input is then refused rather than handed to FAISS unchecked.
+        input is then refused rather than handed to FAISS unchecked. Compared by value: every
+        load makes a new kind, and one like the old leaves the checks valid.
         """
         with self._lock.write():
             state = self._state
-            if checked is not None and state.kind is not checked:
+            if checked is not None and not state.kind.checks_input_as(checked):
                 raise InvalidArgumentError(
-                    "the store was reloaded with another configuration (store.load) during this call; "
+                    "the store was reloaded with another dimension or metric (store.load) during this call; "
                     "call again: the input is then checked against the store loaded"
                 )
             if changes and state.read_only:

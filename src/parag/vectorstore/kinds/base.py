@@ -123,6 +123,11 @@ class IndexKind:
             overrides[name] = per_search[name].check(value)
         return overrides
 
+    def checks_input_as(self, other: IndexKind) -> bool:
+        """Whether input checked against ``other`` is checked for this kind too: it has the
+        same dimension and metric (which decides normalisation), all the checks read."""
+        return self.dimension == other.dimension and self.metric == other.metric
+
     def tune_range(self, k: int) -> tuple[int, int]:
         """The lowest and highest value of :attr:`tunable` worth trying for top-``k`` searches."""
         raise NotImplementedError(f"a {self.name} index has nothing to tune")

@@ -15,7 +15,7 @@ import numpy as np
 
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
-from parag._ids import MAX_STR_ID_LENGTH, STR_IDS, IdKind
+from parag._ids import INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, IdKind
 from parag._validation import MAX_ID
 from parag.errors import IdNotFoundError
 from parag.vectorstore.milvus_filters import NotOnServer, client_mask
@@ -62,6 +62,15 @@ class Collection:
             time.sleep(0.5)
         self.call(self.client.release_collection, self.name)
         self.call(self.client.load_collection, self.name)
+
+    def counters(self) -> tuple[int, int]:
+        """The next generated id and insertion number: above every one stored."""
+        ids, seqs = [-1], [-1]
+        for page in self.scan(None, ["seq"]):
+            if self.kind is INT_IDS:
+                ids.append(max(r["id"] for r in page))
+            seqs.append(max(r["seq"] for r in page))
+        return max(ids) + 1, max(seqs) + 1
 
     def drop(self) -> None:
         if self.call(self.client.has_collection, self.name):

@@ -365,12 +365,20 @@ class MilvusVectorStore(VectorStore):
             "opens a collection; parag.migrate(FAISSVectorStore.load(path), milvus_store) copies a saved store in"
         )
 
+    def tune(self, *args: Any, **kwargs: Any) -> Any:
+        """Not offered: set ``ef_search`` / ``nprobe`` per search or in the constructor."""
+        raise UnsupportedOperationError(
+            "tune is FAISSVectorStore's (it measures recall against exact search in process); on a "
+            "MilvusVectorStore pass ef_search (HNSW) or nprobe (IVFFlat) per search, store.search(q, ef_search=128), "
+            "or as the store's default, MilvusVectorStore(..., ef_search=128): see docs/milvus.md"
+        )
+
     # ----------------------------------------------------------------- internals
 
     def _adopt(self, wanted_kind: IdKind | None) -> None:
         """Open the collection if it exists (refusing another configuration)."""
         if self._server.open(self._config, wanted_kind):
-            self._next_id, self._next_seq = self._counters()
+            self._next_id, self._next_seq = self._server.counters()
 
     def _writable(self, given: np.ndarray | None) -> IdKind:
         """The store's id kind, checked against ``given``; the collection made on the first write."""
@@ -382,15 +390,6 @@ class MilvusVectorStore(VectorStore):
         if self._server.kind is None:
             self._server.create(self._config, kind)
         return kind
-
-    def _counters(self) -> tuple[int, int]:
-        """The next generated id and insertion number: above every one stored."""
-        ids, seqs = [-1], [-1]
-        for page in self._server.scan(None, ["seq"]):
-            if self._server.kind is INT_IDS:
-                ids.append(max(r["id"] for r in page))
-            seqs.append(max(r["seq"] for r in page))
-        return max(ids) + 1, max(seqs) + 1
 
     def _write(self, upsert: bool, ids: np.ndarray, x: np.ndarray, dicts: list, docs: list,
                seqs: np.ndarray | None = None) -> None:

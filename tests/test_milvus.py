@@ -1,9 +1,10 @@
 """MilvusVectorStore beyond the conformance suite: the server's bad inputs (unreachable, wrong
 token, a collection of another configuration or id kind), filters that try to inject, string
 ids with quotes and backslashes, documents with ``like``'s wildcards, filters evaluated by parag
-(no exact server expression), callables and ``rerank`` refused, save/load and tune (not offered), and
-parag.migrate / `parag migrate` both ways. Runs on the session's real Milvus server
-(tests/milvus_server.py); skipped where it cannot start."""
+(no exact server expression), callables and ``rerank`` refused, save/load and tune (not
+offered), parameter ranges (the FAISS store's; the server's maxima), and parag.migrate /
+`parag migrate` both ways. Runs on the session's real Milvus server (tests/milvus_server.py);
+skipped where it cannot start."""
 
 from __future__ import annotations
 
@@ -67,6 +68,33 @@ def test_collection_of_another_configuration_is_refused(milvus):
     again = MilvusVectorStore.open(name, uri=milvus.uri, token=milvus.token)
     assert (again.dimension, again.index_type, again.metric, again.params["M"]) == (8, "HNSW", "cosine", 16)
     assert again.ids() == [0, 1] and again.add(np.ones(8)) == [2]  # generated ids go on
+
+
+def test_parameter_ranges_are_the_faiss_stores_and_the_servers_limit_is_named():
+    import parag.vectorstore.milvus_schema as schema
+    from parag.vectorstore.kinds import KINDS
+
+    for index_type, table in schema.PARAMS.items():
+        faiss_ranges = {p.name: (p.low, p.high) for p in KINDS[index_type].params_table if p.name in table}
+        assert {n: (low, high) for n, (_, low, high, _) in table.items()} == faiss_ranges
+    for index_type, params, refused in [("HNSW", {"M": 512}, r"M must be an int in \[2, 256\], got 512"),
+                                        ("HNSW", {"ef_search": 2**16 + 1}, "ef_search must be an int in")]:
+        for store_class in (FAISSVectorStore, MilvusVectorStore):  # checked before connecting
+            with pytest.raises(InvalidArgumentError, match=refused):
+                store_class(4, index_type, **params)
+    FAISSVectorStore(4, "IVFFlat", nlist=2**16 + 1)
+    with pytest.raises(InvalidArgumentError, match="nlist must be at most 65536 on Milvus .*server's limit.*1048576"):
+        MilvusVectorStore(4, "IVFFlat", nlist=2**16 + 1)
+
+
+def test_search_parameters_above_the_servers_maxima_search_at_them(milvus):
+    x, q = clustered(200, 8, seed=5), clustered(3, 8, seed=6)
+    hnsw, ivf = POOL.store(8, "HNSW", "cosine", M=16, ef_search=2**16), POOL.store(8, "IVFFlat", "L2", nlist=16)
+    for store, wide, widest in [(hnsw, {"ef_search": 40_000}, {"ef_search": 32_768}),
+                                (ivf, {"nprobe": 100_000}, {"nprobe": 16})]:
+        store.add(x)
+        assert store.search(q, k=5, **wide).ids == store.search(q, k=5, **widest).ids
+    assert hnsw.params["ef_search"] == 2**16 and len(hnsw.search(q[0], k=5).ids) == 5
 
 
 def test_filters_are_escaped_and_callables_refused(milvus):

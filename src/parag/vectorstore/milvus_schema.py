@@ -34,18 +34,36 @@ from parag.errors import (
     ServerError,
     UnsupportedOperationError,
 )
+from parag.vectorstore.kinds import KINDS as FAISS_KINDS
 
 INDEX_TYPES = {"flat": "Flat", "ivfflat": "IVFFlat", "ivf_flat": "IVFFlat", "hnsw": "HNSW"}
 METRICS = {"l2": "L2", "ip": "IP", "cosine": "cosine"}
 MILVUS_INDEX = {"Flat": "FLAT", "IVFFlat": "IVF_FLAT", "HNSW": "HNSW"}
 MILVUS_METRIC = {"L2": "L2", "IP": "IP", "cosine": "COSINE"}
-# name: (default, smallest, largest, Milvus's build parameter or None for a search one)
+
+
+def _faiss_range(index_type: str, name: str) -> tuple[int, int]:
+    """The FAISS store's range for a parameter: both stores take the same values."""
+    param = next(p for p in FAISS_KINDS[index_type].params_table if p.name == name)
+    assert param.high is not None  # every int parameter has a largest value
+    return param.low, param.high
+
+
+# name: (default, smallest, largest, Milvus's build parameter or None for a search one). The
+# ranges are the FAISS store's (kinds/), so a store's parameters and searches carry over to
+# either backend (parag.migrate both ways).
 PARAMS: dict[str, dict[str, tuple[int, int, int, str | None]]] = {
     "Flat": {},
-    "IVFFlat": {"nlist": (256, 1, 65536, "nlist"), "nprobe": (64, 1, 65536, None)},
-    "HNSW": {"M": (32, 2, 2048, "M"), "ef_construction": (40, 1, 2**31 - 1, "efConstruction"),
-             "ef_search": (64, 1, 32768, None)},
+    "IVFFlat": {"nlist": (256, *_faiss_range("IVFFlat", "nlist"), "nlist"),
+                "nprobe": (64, *_faiss_range("IVFFlat", "nprobe"), None)},
+    "HNSW": {"M": (32, *_faiss_range("HNSW", "M"), "M"),
+             "ef_construction": (40, *_faiss_range("HNSW", "ef_construction"), "efConstruction"),
+             "ef_search": (64, *_faiss_range("HNSW", "ef_search"), None)},
 }
+# The Milvus 2.3 server's own maxima where they are below those ranges. A search asks for at
+# most SERVER_MAX ef (a wider ef_search searches at the server's widest, as nprobe above nlist
+# probes every list on both backends); a larger nlist cannot be built: an error naming the limit.
+SERVER_MAX = {"ef_search": 32768, "nlist": 65536}
 CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
 MAX_DOCUMENT_BYTES = 65_535  # Milvus's longest VARCHAR
 MAX_DIMENSION = 32_768
@@ -93,14 +111,20 @@ def check_params(index_type: str, params: dict[str, Any]) -> dict[str, int]:
         raise InvalidArgumentError(
             f"{unknown[0]!r} does not apply to a {index_type} store; its parameters: {list(table) or 'none'}"
         )
-    return {name: check_int(params.get(name, default), name, low, high)
-            for name, (default, low, high, _) in table.items()}
+    checked = {name: check_int(params.get(name, default), name, low, high)
+               for name, (default, low, high, _) in table.items()}
+    if checked.get("nlist", 0) > SERVER_MAX["nlist"]:
+        raise InvalidArgumentError(
+            f"nlist must be at most {SERVER_MAX['nlist']} on Milvus (the server's limit for IVF_FLAT; a "
+            f"FAISSVectorStore takes up to {table['nlist'][2]}), got {checked['nlist']}"
+        )
+    return checked
 
 
 def search_params(index_type: str, params: dict[str, int], k: int) -> dict[str, int]:
     """Milvus's search parameters for a top-``k`` search with the store's ``params``."""
     if index_type == "HNSW":  # Milvus requires ef >= k
-        return {"ef": min(max(params["ef_search"], k), PARAMS["HNSW"]["ef_search"][2])}
+        return {"ef": min(max(params["ef_search"], k), SERVER_MAX["ef_search"])}
     if index_type == "IVFFlat":
         return {"nprobe": min(params["nprobe"], params["nlist"])}
     return {}

@@ -51,7 +51,7 @@ POST_FILTER_LIMIT = 4096
 # A short answer with more matches than this is first searched as wide as Milvus allows:
 # reading them all from the server would cost more than a search.
 EXACT_MATCH_LIMIT = 50_000
-WIDEST = {"ef_search": schema.PARAMS["HNSW"]["ef_search"][2], "nprobe": schema.PARAMS["IVFFlat"]["nprobe"][2]}
+WIDEST = {"ef_search": schema.SERVER_MAX["ef_search"], "nprobe": schema.PARAMS["IVFFlat"]["nprobe"][2]}
 
 Hits = list[list[tuple[float, Any, Any, Any]]]
 

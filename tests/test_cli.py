@@ -228,6 +228,19 @@ def test_migrate_to_another_index_keeps_ids_metadata_and_vectors(built):
     np.testing.assert_array_equal(got.vectors, built["x"])
 
 
+def test_migrate_keeps_which_parameters_follow_the_size(inputs):
+    for index, given in (("HNSW", {"M": 8}), ("IVFFlat", {"nprobe": 3})):
+        src, dst = inputs["dir"] / f"src-{index}", inputs["dir"] / f"dst-{index}"
+        store = FAISSVectorStore(D, index, **given)
+        store.add(inputs["x"])
+        store.save(src)
+        invoke("migrate", src, dst)
+        auto = [json.loads((path / "manifest.json").read_bytes()).get("auto_params") for path in (src, dst)]
+        assert auto[0] == auto[1] == sorted(set(store.params) - set(given) - {"storage"})  # the old code froze them all
+        copy = FAISSVectorStore.load(dst)
+        assert copy.params == store.params and copy.auto_params == store.auto_params
+
+
 def test_verify_sound_store(built):
     assert invoke_json("verify", built["store"]) == {"store": str(built["store"]), "sound": True, "problems": {}}
 

@@ -182,7 +182,8 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
     collection is created, or must have the same configuration. Ids and metadata are kept;
     copying is idempotent (upsert), so an interrupted migrate can be rerun. Parameters are
     SRC's when the index type stays, else the new index's defaults, unless given with
-    --param. A cosine store holds unit vectors: migrating it to another metric uses them.
+    --param; those nobody set on SRC (they follow its size) are left to DST to choose. A
+    cosine store holds unit vectors: migrating it to another metric uses them.
 
     \b
     Examples:
@@ -197,7 +198,8 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
             uri, collection = _milvus_address(src)  # type: ignore[misc]
             source = stack.enter_context(closing(_milvus().open(collection, uri=uri, token=token)))
         same_index = index_type is None or index_type.lower() == source.index_type.lower()
-        config = {**(source.params if same_index else {}), **parse_params(params)}
+        fixed = {k: v for k, v in source.params.items() if k not in source.auto_params}  # the rest follow the size
+        config = {**(fixed if same_index else {}), **parse_params(params)}
         shape = (source.dimension, index_type or source.index_type, metric or source.metric)
         address = _milvus_address(dst)
         if address is None:

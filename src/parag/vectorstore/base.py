@@ -195,6 +195,13 @@ class VectorStore(abc.ABC):
         """The engine's parameters in force (a copy)."""
 
     @property
+    def auto_params(self) -> frozenset[str]:
+        """The names in :attr:`params` nobody set: their values follow the store's size.
+        A copy of the store gets the same by leaving them out of its constructor's arguments.
+        Empty for a backend whose parameters are all fixed."""
+        return frozenset()
+
+    @property
     @abc.abstractmethod
     def read_only(self) -> bool:
         """True when writes raise ReadOnlyStoreError."""

@@ -129,6 +129,18 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         return dict(self._state.kind.params)
 
     @property
+    def auto_params(self) -> frozenset[str]:
+        """The names in :attr:`params` not given to the constructor nor set by ``tune``:
+        their values follow the store's size (saved as the manifest's ``auto_params``).
+
+        Examples
+        --------
+        >>> sorted(FAISSVectorStore(dimension=4, index_type="HNSW", M=16).auto_params)
+        ['ef_construction', 'ef_search']
+        """
+        return frozenset(self._state.kind.auto)
+
+    @property
     def is_trained(self) -> bool:
         """False for an IVFFlat store still answering exactly from its first vectors."""
         return self._state.is_trained

@@ -179,8 +179,9 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
     SRC and DST are store directories or Milvus collections, written as the server's URI
     with the collection after '#' (default collection: parag), e.g.
     http://127.0.0.1:19530#docs. A DST directory must not exist or be empty; a DST
-    collection is created, or must have the same configuration. Ids and metadata are kept;
-    copying is idempotent (upsert), so an interrupted migrate can be rerun. Parameters are
+    collection is created, or must have the same configuration. Ids and metadata are kept
+    (DST generates ids above the largest it holds, not SRC's next id: see README, Deletes and
+    ids); copying is idempotent (upsert), so an interrupted migrate can be rerun. Parameters are
     SRC's when the index type stays, else the new index's defaults, unless given with
     --param; those nobody set on SRC (they follow its size) are left to DST to choose. A
     cosine store holds unit vectors: migrating it to another metric uses them.

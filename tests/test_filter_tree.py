@@ -203,3 +203,81 @@ def test_nested_numbers_through_a_store():
     assert store.get(filter={"d": {"x": [1]}}).ids == []  # True is not 1, inside a list too
     assert store.get(filter={"v": {"$ne": [1.0]}}).ids == [1, 2, 3]
     assert store.get(filter={"v": {"$contains": [1]}}).ids == [2, 3]
+
+
+# ----------------------------------------------------------------------------- review-0100 F2
+
+_CALLS: list[tuple[int, int]] = []  # (recorder, slot) of every call of a Recorder
+
+
+class Recorder:
+    """A callable filter that logs each record (its ``"i"``) it is called on."""
+
+    def __init__(self, test) -> None:
+        self.test = test
+
+    def __call__(self, meta: dict) -> bool:
+        _CALLS.append((id(self), meta["i"]))
+        return self.test(meta)
+
+    def __repr__(self) -> str:
+        return f"Recorder({self.test.__name__})"
+
+
+def has_two_tags(meta: dict) -> bool:
+    return len(meta.get("t") or "") > 1
+
+
+def g_is_one(meta: dict) -> bool:
+    return meta.get("g") == 1
+
+
+PREDICATES = st.builds(Recorder, st.sampled_from([has_two_tags, g_is_one]))
+# FILTERS with callables as branches of $and / $or (also under $not, and next to other keys).
+FILTERS_WITH_CALLABLES = st.recursive(
+    FILTERS | PREDICATES,
+    lambda inner: st.one_of(
+        st.builds(lambda xs: {"$and": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda xs: {"$or": xs}, st.lists(inner, min_size=1, max_size=3)),
+        st.builds(lambda x: {"$not": x if isinstance(x, dict) else {"$and": [x]}}, inner),
+        st.builds(lambda d, xs: {**d, "$or": xs}, FILTERS, st.lists(inner, min_size=1, max_size=2)),
+    ),
+    max_leaves=6,
+)
+
+
+def _calls(run) -> tuple[object, list]:
+    _CALLS.clear()
+    result = run()
+    return result, sorted(_CALLS)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=FILTERS_WITH_CALLABLES, metas=st.lists(METADATA, min_size=1, max_size=20))
+def test_and_or_short_circuit_like_python(spec, metas):
+    """$and / $or evaluate their parts left to right and stop as Python's and / or (and
+    MongoDB's $and) do: every callable is called on exactly the records the plain-Python
+    oracle calls it on, and the mask is the oracle's."""
+    dicts = [{**(m or {}), "i": i} for i, m in enumerate(metas)]
+    mask, calls = _calls(lambda: evaluate(parse(spec), meta_of(dicts)).tolist())
+    want, want_calls = _calls(lambda: [matches(m, spec) for m in dicts])
+    assert mask == want
+    assert calls == want_calls
+
+
+def test_readme_and_callable_example_skips_records_the_first_branch_excluded():
+    """README: ``{"$and": [{"source": "a"}, lambda meta: len(meta["tags"]) > 2]}``, where only
+    source "a" records have tags; the callable runs on those only, also after a delete."""
+    store = FAISSVectorStore(dimension=4)
+    meta = [{"source": "a", "tags": ["x", "y", "z"]}, {"source": "b"}, {"source": "a", "tags": ["x"]}, {"source": "b"}]
+    store.add(np.eye(4, dtype="float32"), metadata=meta)
+    seen: list[dict] = []
+    spec = {"$and": [{"source": "a"}, lambda meta: seen.append(meta) or len(meta["tags"]) > 2]}
+    assert store.search(np.zeros(4, "float32"), k=4, filter=spec).ids == [0]
+    assert store.get(filter=spec).ids == [0]
+    assert all(m["source"] == "a" for m in seen) and len(seen) == 4
+    store.delete([2])
+    seen.clear()
+    assert store.get(filter={"$or": [{"source": "b"}, spec]}).ids == [0, 1, 3]
+    assert seen == [meta[0]]  # not the deleted record, nor those the first branch matched
+    assert store.delete(filter=spec) == 1 and store.ids() == [1, 3]

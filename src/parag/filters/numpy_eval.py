@@ -4,7 +4,8 @@ Field nodes read :class:`parag.metadata.Columns` (per-key value codes, numbers a
 elements), built for the fields the tree names only, so a filter costs a few numpy
 operations over the slots, never a Python pass over the metadata; a
 :class:`~parag.filters.parse.DocumentContains` reads the documents, and only a
-:class:`~parag.filters.parse.Predicate` decodes every vector's metadata.
+:class:`~parag.filters.parse.Predicate` decodes metadata: that of the slots its ``$and`` /
+``$or`` leaves undecided (see :func:`evaluate`).
 """
 
 from __future__ import annotations
@@ -61,24 +62,38 @@ def evaluate(node: Node, meta: MetadataStore, docs: DocumentStore | None = None)
     (``Not``), so callers combine the mask with the live slots. A :class:`Predicate` that
     raises is reported as an InvalidFilterError, unless what it raised is a ParagError
     (e.g. the store's ReentrantWriteError), which propagates as it is.
+
+    ``$and`` and ``$or`` short-circuit as Python's ``and`` / ``or`` and MongoDB's do: their
+    parts are evaluated left to right, and a Predicate runs only on the slots whose result
+    it can still change (for ``And``, those every part before it matched; for ``Or``, those
+    no part before it matched), so ``{"$and": [{"k": {"$exists": True}}, lambda m: m["k"]]}``
+    never calls the function on metadata without ``k``.
     """
-    return _evaluate(node, _Scope(len(meta), meta, meta.columns(fields(node)), docs))
+    return _evaluate(node, _Scope(len(meta), meta, meta.columns(fields(node)), docs), None)
 
 
-def _evaluate(node: Node, scope: _Scope) -> np.ndarray:
+def _evaluate(node: Node, scope: _Scope, where: np.ndarray | None) -> np.ndarray:
+    """The mask of ``node``, exact on the slots of ``where`` (None: every slot); outside
+    them it may be anything. Only a Predicate reads ``where``: the other nodes cost a few
+    numpy operations over every slot anyway."""
     match node:
-        case And(parts):
-            result = np.ones(scope.n, bool)
+        case And(parts) | Or(parts):
+            is_and = isinstance(node, And)
+            result = np.full(scope.n, is_and)
             for part in parts:
-                result &= _evaluate(part, scope)
-            return result
-        case Or(parts):
-            result = np.zeros(scope.n, bool)
-            for part in parts:
-                result |= _evaluate(part, scope)
+                # The slots the part can still change: still True for And, still False for Or.
+                undecided = result.copy() if is_and else ~result
+                if where is not None:
+                    undecided &= where
+                if not undecided.any():
+                    break  # every slot is decided: the remaining parts are not evaluated
+                if is_and:
+                    result &= _evaluate(part, scope, undecided)
+                else:
+                    result |= _evaluate(part, scope, undecided)
             return result
         case Not(part):
-            return ~_evaluate(part, scope)
+            return ~_evaluate(part, scope, where)
         case Compare(field, "$eq", value):
             return _equal(scope, field, [value_key(value)])
         case Compare(field, op, value):
@@ -95,7 +110,7 @@ def _evaluate(node: Node, scope: _Scope) -> np.ndarray:
         case DocumentContains(text):
             return np.zeros(scope.n, bool) if scope.docs is None else scope.docs.contains(text)
         case Predicate(function):
-            return _predicate(scope.meta, function)
+            return _predicate(scope.meta, function, where)
     raise InvalidFilterError(f"{node!r} is not a filter node; build filters with parag.filters.parse")
 
 
@@ -142,9 +157,11 @@ def _in_range(scope: _Scope, field: str, op: str, bound: int | float | str) -> n
     return result
 
 
-def _predicate(meta: MetadataStore, function: Callable) -> np.ndarray:
+def _predicate(meta: MetadataStore, function: Callable, where: np.ndarray | None) -> np.ndarray:
+    """``function`` of each live slot's metadata, called on the slots of ``where`` only
+    (None: every slot); False elsewhere."""
     result = np.zeros(len(meta), bool)
-    for slot, metadata in meta.items():
+    for slot, metadata in meta.items(None if where is None else np.flatnonzero(where)):
         try:
             result[slot] = bool(function(metadata))
         except ParagError:

@@ -167,12 +167,16 @@ class MetadataStore:
         flat = self.get_many(slots.ravel().tolist())
         return [flat[i : i + k] for i in range(0, len(flat), k)]
 
-    def items(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(slot, fresh metadata dict) of every live slot."""
-        for first, dicts in self._parsed():
-            for slot, d in enumerate(dicts, first):
-                if d is not None:
-                    yield slot, d
+    def items(self, slots: np.ndarray | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(slot, fresh metadata dict) of every live slot, or of the live ones among the
+        slot numbers ``slots``: only those are parsed."""
+        if slots is None:
+            for first, dicts in self._parsed():
+                yield from ((slot, d) for slot, d in enumerate(dicts, first) if d is not None)
+            return
+        for first in range(0, len(slots), _CHUNK):  # a chunk at a time: memory stays bounded
+            chunk = slots[first : first + _CHUNK].tolist()
+            yield from ((slot, d) for slot, d in zip(chunk, self.get_many(chunk)) if d is not None)
 
     def columns(self, keys: Iterable[str]) -> Columns:
         """The columns, with one for each of ``keys`` (those missing are built together, in

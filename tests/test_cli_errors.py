@@ -149,6 +149,20 @@ def test_truncated_file_is_exit_4_and_named(built):
     assert "truncated" in report["problems"][metadata.name][0]
 
 
+def test_verify_lists_a_truncated_a_corrupted_and_a_missing_file_together(built):
+    files = {p.name.split(".")[0]: p for p in built["store"].iterdir()}
+    files["ids"].write_bytes(files["ids"].read_bytes()[:-8])
+    data = bytearray(files["metadata"].read_bytes())
+    data[5] ^= 0x01
+    files["metadata"].write_bytes(bytes(data))
+    files["documents"].unlink()
+    report = json.loads(invoke("verify", built["store"], "--json", code=4).stdout)
+    assert sorted(report["problems"]) == sorted(files[r].name for r in ("ids", "metadata", "documents"))  # the old code: ids only
+    assert "truncated" in report["problems"][files["ids"].name][0]
+    assert "corrupted" in report["problems"][files["metadata"].name][0]
+    assert "missing" in report["problems"][files["documents"].name][0]
+
+
 def test_damaged_manifest_is_exit_4(built):
     path = built["store"] / "manifest.json"
     path.write_bytes(path.read_bytes().replace(b'"count"', b'"cOunt"'))

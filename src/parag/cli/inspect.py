@@ -141,18 +141,11 @@ def _named_file(store: Path, message: str) -> str:
 
 
 def _file_problems(store: Path) -> dict[str, list[str]]:
-    """Each data file checked on its own through parag.persistence (size, every block's
-    checksum), so that every damaged file is named, not only the first."""
+    """Each data file checked on its own (present, its size, every block's checksum), so
+    that every damaged file is named, not only the first."""
     try:
-        files = persistence.load(store, verify=True)
-    except CorruptStoreError as exc:  # the manifest, or a file's size: nothing more to read
+        problems = persistence.check_files(store)
+    except CorruptStoreError as exc:  # the manifest itself: nothing more to read
         message = " ".join(str(exc).split())
         return {_named_file(store, message): [message]}
-    problems: dict[str, list[str]] = {}
-    with files:
-        for role, entry in files.manifest["files"].items():
-            try:
-                files.check_whole(role)
-            except CorruptStoreError as exc:
-                problems[entry["name"]] = [" ".join(str(exc).split())]
-    return problems
+    return {name: [" ".join(p.split()) for p in found] for name, found in problems.items()}

@@ -30,7 +30,7 @@ from parag.persistence._reading import StoreFiles, read_into_at, read_pieces_at
 from parag.persistence._writing import BLOCK_SIZE, Writer
 
 __all__ = [
-    "save", "load", "StoreFiles", "Writer", "read_into_at", "read_pieces_at",
+    "save", "load", "check_files", "StoreFiles", "Writer", "read_into_at", "read_pieces_at",
     "BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "LOCK", "MANIFEST",
 ]
 
@@ -84,6 +84,25 @@ def load(path: PathLike, verify: bool = True) -> StoreFiles:
         The file system refused to read a file.
     """
     return _reading.load(as_path(path), check_bool(verify, "verify"))
+
+
+def check_files(path: PathLike) -> dict[str, list[str]]:
+    """Check every data file of the store at ``path`` on its own, against its manifest.
+
+    A load stops at the first problem; this names every damaged file: one missing, a link or
+    not a regular file, of the wrong size, or failing a block's checksum.
+
+    Returns
+    -------
+    dict
+        The problems per file name; empty when every data file is sound.
+
+    Raises
+    ------
+    StoreNotFoundError, NotAStoreError, CorruptStoreError, UnsupportedFormatError
+        As :func:`load` does for the directory and the manifest itself.
+    """
+    return _reading.check_files(as_path(path))
 
 
 def as_path(path: Any) -> Path:

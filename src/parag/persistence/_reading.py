@@ -29,18 +29,46 @@ def load(path: Path, verify: bool = True) -> StoreFiles:
     manifest, handles = _open_consistent(path)
     try:
         for role, info in manifest["files"].items():
-            size = os.fstat(handles[role].fileno()).st_size
-            if size != info["size"]:
-                raise CorruptStoreError(
-                    f"{role} file {str(path / info['name'])!r} has {size} bytes, the manifest says "
-                    f"{info['size']} (truncated or overwritten)"
-                )
+            _check_size(path, role, info, handles[role])
     except BaseException:
         for f in handles.values():
             f.close()
         raise
     directory.clean_if_idle(path)
     return StoreFiles(path, manifest, handles, verify)
+
+
+def check_files(path: Path) -> dict[str, list[str]]:
+    """Each data file of the store at ``path`` checked on its own: present, a regular file,
+    its size, every block's checksum; the problems per file name (empty: all sound)."""
+    check_is_store(path)
+    manifest = read_manifest(path)
+    problems: dict[str, list[str]] = {}
+    for role, info in manifest["files"].items():
+        try:
+            handle = open_regular(path, info["name"])
+        except FileNotFoundError:
+            problems[info["name"]] = [f"store {str(path)!r} is missing its {role} file {info['name']!r}"]
+            continue
+        except CorruptStoreError as exc:
+            problems[info["name"]] = [str(exc)]
+            continue
+        with StoreFiles(path, {**manifest, "files": {role: info}}, {role: handle}, verify=True) as one:
+            try:
+                _check_size(path, role, info, handle)
+                one.check_whole(role)
+            except CorruptStoreError as exc:
+                problems[info["name"]] = [str(exc)]
+    return problems
+
+
+def _check_size(path: Path, role: str, info: dict[str, Any], handle: BinaryIO) -> None:
+    size = os.fstat(handle.fileno()).st_size
+    if size != info["size"]:
+        raise CorruptStoreError(
+            f"{role} file {str(path / info['name'])!r} has {size} bytes, the manifest says "
+            f"{info['size']} (truncated or overwritten)"
+        )
 
 
 class StoreFiles:

@@ -207,6 +207,17 @@ def test_export_then_build_round_trips(built, suffix):
     assert store.ids() == built["ids"] and store.get(built["ids"]).metadata == [record(i) for i in range(N)]
 
 
+def test_export_then_build_of_a_cosine_store_gives_back_the_same_vectors(inputs):
+    d = inputs["dir"]
+    invoke("build", inputs["store"], "--vectors", d / "vectors.npy", "--metric", "cosine")
+    invoke("export", inputs["store"], d / "out.jsonl", "--vectors", d / "out.npy")
+    invoke("build", d / "copy", "--vectors", d / "out.npy", "--records", d / "out.jsonl", "--metric", "cosine")
+    got = [FAISSVectorStore.load(p).get(include_vectors=True).vectors for p in (inputs["store"], d / "copy")]
+    x = inputs["x"].astype(np.float64)
+    np.testing.assert_allclose(got[0], x / np.linalg.norm(x, axis=1, keepdims=True), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got[1], got[0])  # bit for bit: re-normalising moved rows by an ulp
+
+
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 def test_export_then_build_round_trips_string_ids_and_documents(documented, suffix):
     pytest.importorskip("pyarrow") if suffix == ".parquet" else None

@@ -191,6 +191,9 @@ class finite_check:
         check_finite(self._x, self._name, self._total)  # (summed here if the thread failed)
 
 
+UNIT_TOLERANCE = 4 * float(np.finfo(np.float32).eps)  # |norm - 1| of a row already normalised in float32
+
+
 def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
     """Unit-length copies of the rows of ``x`` (a cosine store's vectors and queries)."""
     with np.errstate(over="ignore"):
@@ -201,6 +204,9 @@ def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
             f"{name} row {row} has length {norms[row, 0]} in float32: its cosine similarity "
             "is undefined (all zeros) or cannot be computed (too large); scale it first"
         )
+    # A row of unit length within float32 rounding (a stored vector added again: export + build,
+    # migrate, an upsert of get's rows) stays bit-identical; dividing by 1 +- an ulp would move it.
+    norms[np.abs(norms - 1) <= UNIT_TOLERANCE] = 1
     return x / norms
 
 

@@ -307,6 +307,10 @@ def as_ids(ids: Any, name: str = "ids", unique: bool = True, count: int | None =
     if arr.ndim != 1:
         raise InvalidArgumentError(f"{name} must be a flat sequence of ints, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
+        # Python ints beyond int64 make numpy choose object (or, beside small ones, float64)
+        given = ids if isinstance(ids, list) else arr.tolist() if arr.dtype == object else []
+        if given and all(type(v) is int for v in given):
+            raise InvalidArgumentError(f"{name} must fit in int64, got {max(given, key=abs)}")
         raise InvalidTypeError(f"{name} must be ints, got {arr.dtype} values")
     if arr.dtype.kind == "u" and arr.size and arr.max() > MAX_ID:
         raise InvalidArgumentError(f"{name} must fit in int64, got {arr.max()}")

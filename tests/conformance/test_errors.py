@@ -180,6 +180,8 @@ BAD_IDS = {
     "count mismatch": ([N + 1], InvalidArgumentError, ValueError, r"ids has 1"),
     "strings": (["a", "b"], InvalidTypeError, TypeError, r"ids"),
     "floats": ([1.5, 2.5], InvalidTypeError, TypeError, r"ids"),
+    "beyond uint64": ([2**64, N + 1], InvalidArgumentError, ValueError, r"ids must fit in int64, got 18446744073709551616"),
+    "beyond int64": ([2**63, N + 1], InvalidArgumentError, ValueError, r"ids must fit in int64"),
 }
 
 

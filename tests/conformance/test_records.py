@@ -158,6 +158,22 @@ def test_get_result_unpacks_to_three_and_gives_records(make_store):
     np.testing.assert_array_equal(rows[1]["vector"], vectors[1])
 
 
+def test_results_keep_documents_through_the_named_tuple_api():
+    """``_replace`` and ``_make`` (the named tuple's own API) keep ``documents`` usable, and
+    two results with other documents are not equal (a plain tuple compares by its parts)."""
+    hits = SearchResult([0.5], ["a"], [{"p": 1}], ["text"])
+    replaced = hits._replace(metadata=None)
+    assert replaced == SearchResult([0.5], ["a"], None, ["text"]) and replaced.documents == ["text"]
+    assert hits._replace(documents=["other"]).records()[0]["document"] == "other"
+    made = SearchResult._make([[0.5], ["a"], [{"p": 1}]])
+    assert made.documents is None and made.records()[0]["document"] is None and "documents=None" in repr(made)
+    assert hits != SearchResult([0.5], ["a"], [{"p": 1}], ["changed"])
+    assert hits == ([0.5], ["a"], [{"p": 1}]) and ([0.5], ["a"], [{"p": 1}]) == hits
+    rows = GetResult(["a"], [{"p": 1}], None, ["text"])
+    assert rows._replace(ids=["b"]).records() == [{"id": "b", "document": "text", "metadata": {"p": 1}}]
+    assert GetResult._make([["a"], None, None]).records() == [{"id": "a", "document": None, "metadata": None}]
+
+
 # ----------------------------------------------------------------------------- get / delete by filter
 
 FILTERS = [

@@ -29,10 +29,29 @@ class _WithDocuments:
     """A result's ``documents``: an attribute beside the tuple's three fields, so that the
     result still unpacks to three parts."""
 
-    documents: list[Any] | None
+    documents: list[Any] | None = None  # (what ``_make`` leaves: it builds the tuple alone)
 
     def __getnewargs__(self) -> tuple[Any, ...]:
         return (*self, self.documents)  # type: ignore[misc]
+
+    def _replace(self, **changes: Any) -> Self:
+        """The named tuple's ``_replace``, keeping ``documents`` (or taking ``documents=``)."""
+        documents = changes.pop("documents", self.documents)
+        result: Self = super()._replace(**changes)  # type: ignore[misc]
+        result.documents = documents
+        return result
+
+    def __eq__(self, other: object) -> bool:
+        # Two results differ when their documents do; a plain tuple compares by its three parts.
+        if isinstance(other, _WithDocuments) and self.documents != other.documents:
+            return False
+        return tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]  # (its lists make it unhashable anyway)
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, documents={self.documents!r})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import parag.persistence as persistence
 from parag import FAISSVectorStore
 
 D = 32
@@ -137,6 +139,67 @@ def test_two_threads_saving_to_one_path(tmp_path: Path) -> None:
     expected, got = saved[0].get(ids, include_vectors=True), loaded.get(ids, include_vectors=True)
     assert got.metadata == expected.metadata and np.array_equal(got.vectors, expected.vectors)
     assert len(list((tmp_path / "s").iterdir())) == 6  # manifest, 4 data files, lock: no leftovers
+
+
+WAIT = 10  # seconds; each wait returns as soon as its event comes
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk full", "Ctrl-C"])
+def test_a_save_waiting_on_a_failed_save_into_a_new_directory_still_saves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    """Save F creates the directory, takes the lock and fails; save B, which waited on that
+    lock, must still save. The failed save used to remove the directory and its lock file
+    after releasing the lock, so B wrote into a directory that was gone (StoreWriteError).
+    Hooks pause each thread where the race needs it: F fails once B waits on its lock, and
+    B locks only once F's save has returned (all its undoing done)."""
+    fcntl = pytest.importorskip("fcntl")
+    path = tmp_path / "new" / "store"
+    failing, waiting = make_store(50, seed=1, index_type="Flat"), make_store(60, seed=2, index_type="Flat")
+    f_holds_lock, b_waits, f_done = threading.Event(), threading.Event(), threading.Event()
+    real_write_file, real_flock = persistence._writing._write_file, fcntl.flock
+
+    def write_then_fail(*args: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return real_write_file(*args)
+        f_holds_lock.set()
+        assert b_waits.wait(WAIT)
+        raise failure
+
+    def flock_after_f(fd: int, operation: int) -> None:
+        if threading.current_thread() is b_thread and not b_waits.is_set():
+            b_waits.set()
+            f_done.wait(WAIT)  # B opened the lock file and now waits on it, until F has failed
+        real_flock(fd, operation)
+
+    errors: list[BaseException] = []
+
+    def save_b() -> None:
+        try:
+            assert f_holds_lock.wait(WAIT)
+            waiting.save(path)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            errors.append(e)
+
+    monkeypatch.setattr(persistence._writing, "_write_file", write_then_fail)
+    monkeypatch.setattr(fcntl, "flock", flock_after_f)
+    b_thread = threading.Thread(target=save_b)
+    b_thread.start()
+    try:
+        with pytest.raises(type(failure)):
+            failing.save(path)
+    finally:
+        f_done.set()
+        b_thread.join(WAIT)
+    monkeypatch.undo()
+    assert not b_thread.is_alive() and not errors, errors
+    loaded = FAISSVectorStore.load(path)
+    ids = waiting.ids()
+    assert loaded.ids() == ids
+    expected, got = waiting.get(ids, include_vectors=True), loaded.get(ids, include_vectors=True)
+    assert got.metadata == expected.metadata and np.array_equal(got.vectors, expected.vectors)
+    assert len(list(path.iterdir())) == 6  # manifest, 4 data files, lock: nothing of F's
 
 
 SAVER = """

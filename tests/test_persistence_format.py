@@ -580,6 +580,28 @@ def test_a_failed_save_leaves_the_old_store(saved: tuple[FAISSVectorStore, Path]
     assert snapshot(FAISSVectorStore.load(path)) == snapshot(store)
 
 
+@pytest.mark.parametrize("user_file", [False, True])
+def test_a_failed_save_into_a_new_directory_removes_only_what_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user_file: bool
+) -> None:
+    """The new directory and its new parents go; but a file that appeared in it meanwhile
+    keeps it, and its lock file with it (another save may be waiting on that lock)."""
+    path = tmp_path / "new" / "store"
+
+    def disk_full(*args: Any) -> None:
+        if user_file:
+            (path / "notes.txt").write_bytes(b"mine")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(persistence._writing, "_write_file", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        make_store().save(path)
+    if user_file:
+        assert sorted(os.listdir(path)) == [".parag.lock", "notes.txt"]
+    else:
+        assert os.listdir(tmp_path) == []
+
+
 def test_a_save_committed_during_a_load_is_read_whole(saved: tuple[FAISSVectorStore, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process commits a save (deleting the old files) right after this load read
     the old manifest: the load reads the new manifest and returns the new store."""

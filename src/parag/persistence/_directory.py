@@ -106,16 +106,21 @@ def fsync_dir(path: Path) -> None:
 def lock(path: Path, blocking: bool = True) -> Iterator[bool]:
     """An advisory lock on the store directory, so two saves never run at once.
 
-    Yields whether the lock is held (a non-blocking attempt may not get it, and a
-    read-only directory cannot be locked at all). flock locks belong to an open file,
-    so they also keep apart two threads of one process. The lock file is never created
-    or opened through a symbolic link.
+    Yields whether the lock is held: a non-blocking attempt may not get it, a read-only
+    directory cannot be locked at all, and a lock file that is no longer the directory's
+    (a failed save that had created the directory removed both, holding the lock, while
+    this one waited) locks nothing: the caller starts again. flock locks belong to an open
+    file, so they also keep apart two threads of one process. The lock file is never
+    created or opened through a symbolic link.
     """
     if fcntl is None:
         yield True
         return
     try:
         fd = open_lock_file(path)
+    except FileNotFoundError:
+        yield False  # the directory itself is gone (removed by a failed save)
+        return
     except (OSError, CorruptStoreError):
         if blocking:
             raise
@@ -127,6 +132,17 @@ def lock(path: Path, blocking: bool = True) -> Iterator[bool]:
         except BlockingIOError:
             yield False
             return
-        yield True
+        yield _is_the_lock_file(fd, path)
     finally:
         os.close(fd)
+
+
+def _is_the_lock_file(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file ``path/.parag.lock`` names (our open descriptor keeps
+    its inode from being reused, so equal numbers mean the same file)."""
+    try:
+        named = os.stat(path / LOCK, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)

@@ -3,6 +3,7 @@ rename of the manifest commits them (``docs/format.md``, *Save: the commit proto
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable
@@ -18,54 +19,79 @@ BLOCK_SIZE = 1 << 22  # 4 MiB: a manifest lists few blocks, and a damaged one is
 Writer = Callable[[BinaryIO], Any]
 
 
+SAVE_ATTEMPTS = 10  # a save starts again only when a failed save removed the directory it waited on
+
+
 def save(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]]) -> None:
     """Atomically replace the store at ``path`` with ``body`` and one file per writer.
 
     Any OSError becomes a StoreWriteError naming the path and the cause; what the save
     created (files, and the directory itself if it did not exist) is removed first.
     """
-    created_dirs = _missing_ancestors(path)
     try:
-        directory.check_ours(path)
+        for _ in range(SAVE_ATTEMPTS):
+            if _save_once(path, body, writers):
+                return
+        raise FileNotFoundError(
+            errno.ENOENT, f"its directory was removed {SAVE_ATTEMPTS} times while the save waited to write", str(path)
+        )
+    except OSError as e:
+        raise _write_error(path, e) from None
+
+
+def _save_once(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]]) -> bool:
+    """One attempt at :func:`save`: False if, once locked, the lock file turned out to be gone
+    (a failed save that had created the directory removed it meanwhile): nothing was written."""
+    created_dirs = _missing_ancestors(path)
+    directory.check_ours(path)
+    locked = False
+    try:
         if created_dirs:
             path.mkdir(parents=True, exist_ok=True)  # exist_ok: another thread may be creating it too
             directory.fsync_dir(path.parent)  # the new directory's own name must survive a crash too
-        _commit(path, body, writers)
-    except OSError as e:
-        _remove_new_dirs(created_dirs)
-        raise _write_error(path, e) from None
+        with directory.lock(path) as locked:
+            if locked:
+                _commit(path, body, writers, created_dirs)
+        return locked
     except BaseException:
-        _remove_new_dirs(created_dirs)
+        if not locked:
+            # Without the lock, another save may be waiting on a lock file here: remove
+            # only directories that are empty.
+            _remove_empty_dirs(created_dirs)
         raise
 
 
-def _commit(path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]]) -> None:
-    with directory.lock(path):
-        generation = directory.current_generation(path) + 1
-        tag = f"{generation:06d}-{secrets.token_hex(3)}"
-        tmp = path / f"{MANIFEST}.tmp-{tag.split('-')[1]}"
-        created: list[Path] = []
-        files: dict[str, dict[str, Any]] = {}
-        try:
-            for role, (ext, write) in writers.items():
-                file = path / f"{role}.{tag}.{ext}"
-                created.append(file)
-                files[role] = {"name": file.name, **_write_file(file, write)}
-            manifest = {**body, "format": FORMAT, "format_version": FORMAT_VERSION,
-                        "generation": generation, "files": files}
-            created.append(tmp)
-            _write_durably(tmp, seal(manifest))
-            directory.fsync_dir(path)  # the data files' names are durable before a manifest names them
-            os.replace(tmp, path / MANIFEST)  # the commit point: old store before, new store after
-        except BaseException:
-            for file in created:
-                _unlink_quietly(file)
-            raise
-        try:
-            directory.fsync_dir(path)
-        except OSError:
-            pass  # committed: a failure now must not report the save as failed
-        directory.remove_leftovers(path, {info["name"] for info in files.values()})
+def _commit(
+    path: Path, body: dict[str, Any], writers: dict[str, tuple[str, Writer]], created_dirs: list[Path]
+) -> None:
+    """Steps 3-7 of the commit protocol, holding the lock; on failure, undo them and the
+    directories this save created (still holding the lock, so no other save is writing there)."""
+    generation = directory.current_generation(path) + 1
+    tag = f"{generation:06d}-{secrets.token_hex(3)}"
+    tmp = path / f"{MANIFEST}.tmp-{tag.split('-')[1]}"
+    created: list[Path] = []
+    files: dict[str, dict[str, Any]] = {}
+    try:
+        for role, (ext, write) in writers.items():
+            file = path / f"{role}.{tag}.{ext}"
+            created.append(file)
+            files[role] = {"name": file.name, **_write_file(file, write)}
+        manifest = {**body, "format": FORMAT, "format_version": FORMAT_VERSION,
+                    "generation": generation, "files": files}
+        created.append(tmp)
+        _write_durably(tmp, seal(manifest))
+        directory.fsync_dir(path)  # the data files' names are durable before a manifest names them
+        os.replace(tmp, path / MANIFEST)  # the commit point: old store before, new store after
+    except BaseException:
+        for file in created:
+            _unlink_quietly(file)
+        _remove_new_dirs(created_dirs)
+        raise
+    try:
+        directory.fsync_dir(path)
+    except OSError:
+        pass  # committed: a failure now must not report the save as failed
+    directory.remove_leftovers(path, {info["name"] for info in files.values()})
 
 
 def _write_error(path: Path, e: OSError) -> StoreWriteError:
@@ -89,9 +115,23 @@ def _missing_ancestors(path: Path) -> list[Path]:
 
 
 def _remove_new_dirs(created: list[Path]) -> None:
-    """Undo a failed save's directories (each only if it is empty but for the lock file)."""
+    """Undo a failed save's new directories, holding the lock: the store directory only if it
+    holds nothing but the lock file (a file of the user's, or of a save that does not hold the
+    lock, keeps it and its lock), then those of its new parents that are empty. A save
+    waiting on the lock file finds it gone and starts again."""
+    if not created:
+        return
+    try:
+        if os.listdir(created[0]) == [directory.LOCK]:
+            (created[0] / directory.LOCK).unlink()
+    except OSError:
+        return
+    _remove_empty_dirs(created)
+
+
+def _remove_empty_dirs(created: list[Path]) -> None:
+    """Remove these directories, innermost first, as long as they are empty."""
     for p in created:
-        _unlink_quietly(p / directory.LOCK)
         try:
             p.rmdir()
         except OSError:

@@ -189,6 +189,48 @@ def test_manifest_of_a_newer_format(saved: tuple[FAISSVectorStore, Path]) -> Non
     assert "format version 5" in str(error) and "9.0.0" in str(error) and "upgrade parag" in str(error)
 
 
+def make_newer(path: Path, unverifiable: bool = False) -> None:
+    """Turn the store at ``path`` into one of format version 5 by "parag 9.0.0" (and, with
+    ``unverifiable``, a checksum algorithm this parag does not know)."""
+    if not unverifiable:
+        reseal(path, {"format_version": 5, "parag_version": "9.0.0"})
+        return
+    manifest = {**manifest_of(path), "format_version": 5, "parag_version": "9.0.0",
+                "checksum_algorithm": "blake3", "checksum": "0" * 64}
+    (path / "manifest.json").write_bytes(orjson.dumps(manifest))
+
+
+@pytest.mark.parametrize("case", ["newer", "newer, unknown checksum", "newer after the first check"])
+def test_save_over_a_store_of_a_newer_format_is_refused(
+    saved: tuple[FAISSVectorStore, Path], monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """An older parag must not downgrade a newer store (it used to overwrite it silently);
+    the last case has a newer parag's save land after the first check, before the lock."""
+    _, path = saved
+    before_disk: dict[str, bytes] = {}
+    if case == "newer after the first check":
+        real_check = persistence._directory.check_ours
+
+        def check_then_newer_save(where: Path) -> None:
+            real_check(where)
+            make_newer(where)
+            before_disk.update(tree(where))
+
+        monkeypatch.setattr(persistence._directory, "check_ours", check_then_newer_save)
+    else:
+        make_newer(path, unverifiable=case == "newer, unknown checksum")
+        before_disk.update(tree(path))
+    other = make_store(seed=1)
+    before_store = snapshot(other)
+    with pytest.raises(UnsupportedFormatError) as info:
+        other.save(path)
+    message = str(info.value)
+    assert all(words in message for words in ("format version 5", "9.0.0", "upgrade parag", "another directory"))
+    assert tree(path) == before_disk
+    assert isinstance(load_error(path), UnsupportedFormatError)
+    assert snapshot(other) == before_store
+
+
 @pytest.mark.parametrize("version", [0, -1, "1", 1.0, None, True])
 def test_manifest_with_an_invalid_format_version(saved: tuple[FAISSVectorStore, Path], version: Any) -> None:
     _, path = saved

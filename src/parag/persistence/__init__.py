@@ -55,6 +55,8 @@ def save(path: PathLike, body: dict[str, Any], writers: dict[str, tuple[str, Wri
     ------
     NotAStoreError
         ``path`` is a file or a foreign directory: nothing is touched.
+    UnsupportedFormatError
+        ``path`` holds a store of a newer format version: nothing is touched.
     StoreWriteError
         The file system failed the save (disk full, read-only...): the store on disk is as
         it was, and a directory the save created is removed again.

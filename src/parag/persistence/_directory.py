@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from parag.errors import CorruptStoreError, NotAStoreError
+from parag.errors import CorruptStoreError, NotAStoreError, UnsupportedFormatError
 from parag.persistence._manifest import DATA_FILE, MANIFEST, MAX_MANIFEST_BYTES, TMP_MANIFEST, parse_manifest
 from parag.persistence._safe_open import open_lock_file, open_regular
 
@@ -28,18 +28,37 @@ def read_raw_manifest(path: Path) -> bytes:
 def current_generation(path: Path) -> int:
     """The generation of the store at ``path``; 0 if it has none or it is unreadable."""
     try:
+        return generation_to_replace(path)
+    except UnsupportedFormatError:
+        return 0
+
+
+def generation_to_replace(path: Path) -> int:
+    """The generation of the store a save into ``path`` replaces; 0 if it has none or it is
+    damaged (a save may replace a damaged store).
+
+    Raises UnsupportedFormatError if a newer parag wrote it: this one would replace it with
+    an older format, losing what the newer one stored, and a load refuses it anyway.
+    """
+    try:
         return int(parse_manifest(read_raw_manifest(path), path)["generation"])
+    except UnsupportedFormatError as e:
+        raise UnsupportedFormatError(
+            f"refusing to save to {str(path)!r}, which would overwrite a newer store: {e}, or save "
+            "to another directory"
+        ) from None
     except (OSError, CorruptStoreError, NotAStoreError, KeyError, ValueError, TypeError):
         return 0
 
 
 def check_ours(path: Path) -> None:
-    """Refuse to write into anything but a parag store or an empty directory."""
+    """Refuse to write into anything but a parag store this parag can read, or an empty directory."""
     if not path.exists():
         return
     if not path.is_dir():
         raise NotAStoreError(f"cannot save to {str(path)!r}: it is a file, not a directory")
     if looks_like_store(path):
+        generation_to_replace(path)  # refuses a newer parag's store before anything is written
         return  # files of the user's own beside the store are left alone
     foreign = sorted(p.name for p in path.iterdir() if p.name != LOCK and not is_ours(p.name))
     if foreign:

@@ -66,7 +66,7 @@ def _commit(
 ) -> None:
     """Steps 3-7 of the commit protocol, holding the lock; on failure, undo them and the
     directories this save created (still holding the lock, so no other save is writing there)."""
-    generation = directory.current_generation(path) + 1
+    generation = directory.generation_to_replace(path) + 1
     tag = f"{generation:06d}-{secrets.token_hex(3)}"
     tmp = path / f"{MANIFEST}.tmp-{tag.split('-')[1]}"
     created: list[Path] = []

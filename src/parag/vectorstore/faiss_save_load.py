@@ -53,6 +53,9 @@ class FAISSSaveLoad:
         NotAStoreError
             ``path`` is a file, or a non-empty directory that is not a parag store: nothing
             of it is touched.
+        UnsupportedFormatError
+            ``path`` holds a store written by a newer parag, in a format this one cannot
+            read: upgrade parag, or save elsewhere. Nothing of it is touched.
         StoreWriteError
             Writing failed (disk full, read-only file system...); also an OSError. The old
             store, if any, is left as it was, and a directory the save created is removed.

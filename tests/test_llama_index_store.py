@@ -25,7 +25,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn  # noqa: E402
 
-from parag.errors import InvalidArgumentError, InvalidFilterError, ParagError  # noqa: E402
+from parag.errors import InvalidArgumentError, InvalidFilterError, InvalidTypeError, ParagError  # noqa: E402
 from parag.integrations.llama_index import ParagVectorStore, to_parag_filter  # noqa: E402
 from parag.mmr import mmr  # noqa: E402
 from parag.vectorstore import FAISSVectorStore  # noqa: E402
@@ -221,6 +221,25 @@ def test_bad_input_is_a_parag_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
     assert issubclass(error, ParagError)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vs: vs.delete_nodes("n1"), r"node_ids must be a list of string ids, got the string 'n1': pass \['n1'\]"),
+        (lambda vs: vs.get_nodes("n1"), "node_ids must be a list of string ids"),
+        (lambda vs: vs.delete_nodes(["n1", 5]), r"node_ids\[1\] is 5 \(int\)"),
+        (lambda vs: vs.delete_nodes(5), "node_ids must be a list of string ids, got int"),
+        (lambda vs: vs.delete(5), "ref_doc_id must be a str, got int"),
+    ],
+)
+def test_node_ids_are_a_list_of_strings(call, match):
+    """A bare string would be read as its characters: node "n" deleted, "n1" kept."""
+    vs = ParagVectorStore(dimension=2)
+    vs.add([TextNode(id_="n1", text="a", embedding=[1.0, 0.0]), TextNode(id_="n", text="b", embedding=[0.0, 1.0])])
+    with pytest.raises(InvalidTypeError, match=match):
+        call(vs)
+    assert sorted(n.node_id for n in vs.get_nodes(["n1", "n"])) == ["n", "n1"]
 
 
 def test_doc_ids_restrict_a_query():

@@ -3,14 +3,14 @@ scores in [0, 1], the store created on first add, and the error naming a missing
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from parag._validation import check_int, check_k, check_real
-from parag.errors import InvalidArgumentError, MissingDependencyError
+from parag.errors import InvalidArgumentError, InvalidTypeError, MissingDependencyError
 from parag.mmr import mmr
 from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.base import VectorStore
@@ -29,6 +29,34 @@ class Hit(NamedTuple):
 def missing_dependency(package: str, extra: str) -> MissingDependencyError:
     """The error raised when a framework's import fails: it names the pip command."""
     return MissingDependencyError(f"this parag integration needs {package}: pip install 'parag[{extra}]'")
+
+
+def str_ids(ids: Iterable[Any], name: str, none_ok: bool = False) -> list[Any]:
+    """``ids`` as a list, each a string (or None where ``none_ok``).
+
+    Both frameworks' ids are strings: a bare string would be read as its characters (other
+    ids than the one given), and an id converted silently would come back as another one.
+
+    Examples
+    --------
+    >>> str_ids(("a", "b"), "ids")
+    ['a', 'b']
+    >>> str_ids("ab", "node_ids")
+    Traceback (most recent call last):
+    ...
+    parag.errors.InvalidTypeError: node_ids must be a list of string ids, got the string 'ab': pass ['ab']
+    """
+    if isinstance(ids, (str, bytes)):
+        raise InvalidTypeError(f"{name} must be a list of string ids, got the string {ids!r}: pass [{ids!r}]")
+    if not isinstance(ids, Iterable):
+        raise InvalidTypeError(f"{name} must be a list of string ids, got {type(ids).__name__} {ids!r}")
+    ids = list(ids)
+    for n, i in enumerate(ids):
+        if not (isinstance(i, str) or (none_ok and i is None)):
+            raise InvalidTypeError(
+                f"{name}[{n}] is {i!r} ({type(i).__name__}): ids are strings; pass str(id) to use it as one"
+            )
+    return ids
 
 
 def new_faiss_store(dimension: int, options: dict[str, Any]) -> FAISSVectorStore:

@@ -112,7 +112,7 @@ class ParagVectorStore(VectorStore):
         """Embed and store ``texts`` (replacing those whose id is stored); return their ids."""
         texts = list(texts)
         metadatas = [{}] * len(texts) if metadatas is None else [dict(m or {}) for m in metadatas]
-        ids = _str_ids(ids, "ids", none_ok=True) if ids is not None else []
+        ids = _hits.str_ids(ids, "ids", none_ok=True) if ids is not None else []
         ids = ids or [None] * len(texts)  # no ids, [] included: LangChain's reading
         if not len(texts) == len(metadatas) == len(ids):
             raise InvalidArgumentError(
@@ -132,7 +132,7 @@ class ParagVectorStore(VectorStore):
             raise InvalidArgumentError("delete takes ids or filter, not both: delete(ids) or delete(filter=...)")
         if self._store is not None:
             if ids is not None:
-                self._store.delete(_str_ids(ids, "ids"), missing_ok=True)
+                self._store.delete(_hits.str_ids(ids, "ids"), missing_ok=True)
             else:
                 self._store.delete(filter={} if filter is None else filter)  # {} matches every document
         return True
@@ -148,7 +148,7 @@ class ParagVectorStore(VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents of ``ids`` (those not stored are left out)."""
-        ids = _str_ids(ids, "ids")
+        ids = _hits.str_ids(ids, "ids")
         store = self._store
         if store is None:
             return []
@@ -244,20 +244,6 @@ class ParagVectorStore(VectorStore):
         if not Path(folder).is_dir():
             raise StoreNotFoundError(f"{folder} is not a folder: pass the folder given to FAISS.save_local")
         return cls(embeddings, store=read_langchain_faiss(folder, **store_options))
-
-
-def _str_ids(ids: Iterable[Any], name: str, none_ok: bool = False) -> list[Any]:
-    """``ids`` as a list, each a string (or None where ``none_ok``): LangChain's ids are
-    strings, and one converted silently would come back as another id than the one given."""
-    if isinstance(ids, (str, bytes)):
-        raise InvalidTypeError(f"{name} must be a list of string ids, got the string {ids!r}: pass [{ids!r}]")
-    ids = list(ids)
-    for n, i in enumerate(ids):
-        if not (isinstance(i, str) or (none_ok and i is None)):
-            raise InvalidTypeError(
-                f"{name}[{n}] is {i!r} ({type(i).__name__}): LangChain ids are strings; pass str(id) to use it as one"
-            )
-    return ids
 
 
 def _document(hit: Hit) -> Document:

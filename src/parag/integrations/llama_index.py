@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from parag._validation import check_int
-from parag.errors import InvalidArgumentError, InvalidFilterError
+from parag.errors import InvalidArgumentError, InvalidFilterError, InvalidTypeError
 from parag.integrations import _hits
 from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.base import VectorStore as ParagStore
@@ -166,6 +166,8 @@ class ParagVectorStore(BasePydanticVectorStore):
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the document ``ref_doc_id`` (a filter, not a scan)."""
+        if not isinstance(ref_doc_id, str):
+            raise InvalidTypeError(f"ref_doc_id must be a str, got {type(ref_doc_id).__name__} {ref_doc_id!r}")
         if self._store is not None:
             self._store.delete(filter={"ref_doc_id": ref_doc_id})
 
@@ -174,6 +176,8 @@ class ParagVectorStore(BasePydanticVectorStore):
     ) -> None:
         """Delete ``node_ids`` (missing ones ignored) that match ``filters``; with neither,
         every node (as LlamaIndex's stores do)."""
+        if node_ids is not None:
+            node_ids = _hits.str_ids(node_ids, "node_ids")
         if self._store is None:
             return
         if node_ids is None:
@@ -189,6 +193,8 @@ class ParagVectorStore(BasePydanticVectorStore):
 
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
         """The stored nodes of ``node_ids`` (those stored, in order) and/or matching ``filters``."""
+        if node_ids is not None:
+            node_ids = _hits.str_ids(node_ids, "node_ids")
         if self._store is None:
             return []
         present = None if node_ids is None else [i for i in dict.fromkeys(node_ids) if i in self._store]

@@ -31,6 +31,11 @@ def test_missing_store_is_exit_3(inputs):
         assert "nowhere" in line
 
 
+def test_a_path_too_long_to_look_up_is_exit_3(inputs):
+    for command in (["info"], ["verify"], ["search", "--like", "1"]):
+        assert "too long" in fails(command[0], inputs["dir"] / ("x" * 300), *command[1:], code=3)
+
+
 def test_a_directory_that_is_not_a_store_is_exit_3(inputs):
     fails("info", inputs["dir"], code=3)
 

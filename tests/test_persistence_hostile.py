@@ -20,8 +20,16 @@ import numpy as np
 import orjson
 import pytest
 
-from parag import FAISSVectorStore
-from parag.errors import CorruptStoreError, InvalidArgumentError, InvalidTypeError, ParagError, StoreWriteError
+from parag import FAISSVectorStore, persistence
+from parag.errors import (
+    CorruptStoreError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    ParagError,
+    StoreNotFoundError,
+    StoreReadError,
+    StoreWriteError,
+)
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX links, FIFOs and mounts")
 
@@ -120,6 +128,21 @@ def test_path_with_a_nul_byte(path: Any) -> None:
         make_store().save(path)
     with pytest.raises(InvalidArgumentError, match="NUL"):
         FAISSVectorStore.load(path)
+
+
+def test_a_path_too_long_to_look_up_is_no_store(tmp_path: Path) -> None:
+    long = tmp_path / ("x" * 300)  # one name past NAME_MAX: the system refuses to look it up
+    for load in (FAISSVectorStore.load, make_store().load, persistence.check_files):
+        with pytest.raises(StoreNotFoundError, match="no store at .*xxx'.*too long"):
+            load(long)
+
+
+def test_a_path_that_cannot_be_searched_is_a_read_error(tmp_path: Path) -> None:
+    (tmp_path / "shut").mkdir(mode=0)
+    if os.access(tmp_path / "shut", os.X_OK):
+        pytest.skip("running as root: permissions are not enforced")
+    with pytest.raises(StoreReadError, match="could not look up .*store.*Permission denied"):
+        FAISSVectorStore.load(tmp_path / "shut" / "store")
 
 
 def test_save_under_proc() -> None:

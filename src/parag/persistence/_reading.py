@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,6 +21,9 @@ from parag.errors import (
 from parag.persistence import _directory as directory
 from parag.persistence._manifest import MANIFEST, Checksum, checksum_of, parse_manifest
 from parag.persistence._safe_open import open_regular
+
+# What pathlib's exists() reads as "no such path" (a file where a directory should be, a link loop...)
+_NOTHING_THERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF)
 
 _BACKGROUND_FROM = 1 << 24  # files of 16 MiB and more are checked on a background thread
 
@@ -282,9 +287,7 @@ def read_pieces_at(f: BinaryIO, pieces: Iterable[tuple[int, memoryview]], what: 
 
 def check_is_store(path: Path) -> None:
     """Raise unless ``path`` is a directory with a manifest."""
-    if not path.exists():
-        raise StoreNotFoundError(f"no store at {str(path)!r}: the path does not exist")
-    if not path.is_dir():
+    if not stat.S_ISDIR(_mode_of(path)):
         raise NotAStoreError(f"{str(path)!r} is a file, not a parag store (a store is a directory)")
     if os.path.lexists(path / MANIFEST):
         return
@@ -294,6 +297,26 @@ def check_is_store(path: Path) -> None:
             "or the first save into this directory was interrupted before it completed"
         )
     raise NotAStoreError(f"{str(path)!r} is not a parag store: it has no {MANIFEST} (save one with store.save(path))")
+
+
+def _mode_of(path: Path) -> int:
+    """The file mode of ``path``, following links.
+
+    Raises StoreNotFoundError where there is nothing at ``path`` (or its name is too long
+    for the system to look up: nothing can be stored there), StoreReadError where the system
+    refuses to look (a parent without search permission, an I/O error).
+    """
+    try:
+        return path.stat().st_mode
+    except OSError as e:
+        if e.errno in _NOTHING_THERE:
+            raise StoreNotFoundError(f"no store at {str(path)!r}: the path does not exist") from None
+        if e.errno == errno.ENAMETOOLONG:
+            raise StoreNotFoundError(
+                f"no store at {str(path)!r}: {cause_of(e)} (the path or one of its names is longer "
+                "than the file system allows): give the path of a saved store"
+            ) from None
+        raise StoreReadError.of(e, f"could not look up {str(path)!r}: {cause_of(e)}", str(path)) from e
 
 
 def _open_consistent(path: Path) -> tuple[dict[str, Any], dict[str, BinaryIO]]:

@@ -157,6 +157,23 @@ def test_ids_are_strings_in_every_method(call, match):
     assert sorted(vs.store.ids()) == sorted(IDS)
 
 
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vs: vs.add_texts("abc"), r"texts must be a list of strings, got the string 'abc': pass \['abc'\]"),
+        (lambda vs: ParagVectorStore.from_texts("abc", EMBEDDINGS, store=vs.store), "got the string 'abc'"),
+        (lambda vs: vs.add_texts(["a", 5]), r"texts\[1\] is 5 \(int\)"),
+        (lambda vs: vs.add_texts(5), "texts must be a list of strings, got int"),
+    ],
+)
+def test_texts_are_a_list_of_strings(call, match):
+    """A bare string would be stored as its characters: "a", "b", "c"."""
+    vs = build()
+    with pytest.raises(InvalidTypeError, match=match):
+        call(vs)
+    assert sorted(vs.store.ids()) == sorted(IDS)
+
+
 def test_save_local_and_load_local_use_parags_format(tmp_path):
     vs = build(index_type="HNSW", metric="cosine")
     vs.save_local(tmp_path / "lc")

@@ -31,32 +31,33 @@ def missing_dependency(package: str, extra: str) -> MissingDependencyError:
     return MissingDependencyError(f"this parag integration needs {package}: pip install 'parag[{extra}]'")
 
 
-def str_ids(ids: Iterable[Any], name: str, none_ok: bool = False) -> list[Any]:
-    """``ids`` as a list, each a string (or None where ``none_ok``).
+def str_list(values: Iterable[Any], name: str, what: str = "string ids", none_ok: bool = False) -> list[Any]:
+    """``values`` as a list, each a string (or None where ``none_ok``).
 
-    Both frameworks' ids are strings: a bare string would be read as its characters (other
-    ids than the one given), and an id converted silently would come back as another one.
+    Both frameworks' ids and texts are strings: a bare string would be read as its characters
+    (other ids, or texts, than the one given), and a value converted silently would come back
+    as another one.
 
     Examples
     --------
-    >>> str_ids(("a", "b"), "ids")
+    >>> str_list(("a", "b"), "ids")
     ['a', 'b']
-    >>> str_ids("ab", "node_ids")
+    >>> str_list("ab", "node_ids")
     Traceback (most recent call last):
     ...
     parag.errors.InvalidTypeError: node_ids must be a list of string ids, got the string 'ab': pass ['ab']
     """
-    if isinstance(ids, (str, bytes)):
-        raise InvalidTypeError(f"{name} must be a list of string ids, got the string {ids!r}: pass [{ids!r}]")
-    if not isinstance(ids, Iterable):
-        raise InvalidTypeError(f"{name} must be a list of string ids, got {type(ids).__name__} {ids!r}")
-    ids = list(ids)
-    for n, i in enumerate(ids):
-        if not (isinstance(i, str) or (none_ok and i is None)):
+    if isinstance(values, (str, bytes)):
+        raise InvalidTypeError(f"{name} must be a list of {what}, got the string {values!r}: pass [{values!r}]")
+    if not isinstance(values, Iterable):
+        raise InvalidTypeError(f"{name} must be a list of {what}, got {type(values).__name__} {values!r}")
+    values = list(values)
+    for n, value in enumerate(values):
+        if not (isinstance(value, str) or (none_ok and value is None)):
             raise InvalidTypeError(
-                f"{name}[{n}] is {i!r} ({type(i).__name__}): ids are strings; pass str(id) to use it as one"
+                f"{name}[{n}] is {value!r} ({type(value).__name__}): {name} are strings; pass str() of it to use it as one"
             )
-    return ids
+    return values
 
 
 def new_faiss_store(dimension: int, options: dict[str, Any]) -> FAISSVectorStore:

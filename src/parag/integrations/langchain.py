@@ -110,9 +110,9 @@ class ParagVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Embed and store ``texts`` (replacing those whose id is stored); return their ids."""
-        texts = list(texts)
+        texts = _hits.str_list(texts, "texts", what="strings")
         metadatas = [{}] * len(texts) if metadatas is None else [dict(m or {}) for m in metadatas]
-        ids = _hits.str_ids(ids, "ids", none_ok=True) if ids is not None else []
+        ids = _hits.str_list(ids, "ids", none_ok=True) if ids is not None else []
         ids = ids or [None] * len(texts)  # no ids, [] included: LangChain's reading
         if not len(texts) == len(metadatas) == len(ids):
             raise InvalidArgumentError(
@@ -132,7 +132,7 @@ class ParagVectorStore(VectorStore):
             raise InvalidArgumentError("delete takes ids or filter, not both: delete(ids) or delete(filter=...)")
         if self._store is not None:
             if ids is not None:
-                self._store.delete(_hits.str_ids(ids, "ids"), missing_ok=True)
+                self._store.delete(_hits.str_list(ids, "ids"), missing_ok=True)
             else:
                 self._store.delete(filter={} if filter is None else filter)  # {} matches every document
         return True
@@ -148,7 +148,7 @@ class ParagVectorStore(VectorStore):
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents of ``ids`` (those not stored are left out)."""
-        ids = _hits.str_ids(ids, "ids")
+        ids = _hits.str_list(ids, "ids")
         store = self._store
         if store is None:
             return []

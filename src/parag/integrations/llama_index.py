@@ -177,7 +177,7 @@ class ParagVectorStore(BasePydanticVectorStore):
         """Delete ``node_ids`` (missing ones ignored) that match ``filters``; with neither,
         every node (as LlamaIndex's stores do)."""
         if node_ids is not None:
-            node_ids = _hits.str_ids(node_ids, "node_ids")
+            node_ids = _hits.str_list(node_ids, "node_ids")
         if self._store is None:
             return
         if node_ids is None:
@@ -194,7 +194,7 @@ class ParagVectorStore(BasePydanticVectorStore):
     def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None) -> list[BaseNode]:
         """The stored nodes of ``node_ids`` (those stored, in order) and/or matching ``filters``."""
         if node_ids is not None:
-            node_ids = _hits.str_ids(node_ids, "node_ids")
+            node_ids = _hits.str_list(node_ids, "node_ids")
         if self._store is None:
             return []
         present = None if node_ids is None else [i for i in dict.fromkeys(node_ids) if i in self._store]

@@ -53,6 +53,11 @@ def test_picks_match_the_oracle(lambda_mult):
         (([1, 0, 0], [[1, 0]], 1, 0.5), InvalidArgumentError, ["dimension 3", "have 2"]),
         (([1, 0], [[1, 0]], -1, 0.5), InvalidArgumentError, ["k", "-1"]),
         (([1, 0], [[1, 0]], 1.0, 0.5), InvalidTypeError, ["k", "1.0"]),
+        (([math.nan, 0], [[0, 1]], 1, 0.5), InvalidArgumentError, ["query", "NaN or infinity"]),
+        (([math.inf, 0], [[1, 0]], 1, 0.5), InvalidArgumentError, ["query", "NaN or infinity"]),
+        (([1, 0], [[1, 0], [0, 1], [math.nan, 0]], 1, 0.5), InvalidArgumentError, ["candidates", "row 2"]),
+        (([1, 0], [[1, 0], [-math.inf, 0]], 0, 0.5), InvalidArgumentError, ["candidates", "row 1"]),  # even k=0
+        (([1, 0], [[1, 0], [1e300, 0]], 1, 0.5), InvalidArgumentError, ["candidates", "row 1"]),  # inf in float32
     ],
 )
 def test_bad_arguments_are_named(args, error, words):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import check_int, check_real
+from parag._validation import check_finite, check_int, check_real
 from parag.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -29,7 +29,9 @@ def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: fl
         Weight of relevance against diversity.
 
     Raises InvalidTypeError for a non-number argument, InvalidArgumentError for one out of
-    range or of the wrong shape; each message names the argument.
+    range or of the wrong shape, or for a query or candidate with NaN or infinity (or a length
+    beyond what a store accepts, as for a store's vectors); each message names the argument
+    (and the row).
 
     Examples
     --------
@@ -43,10 +45,10 @@ def mmr(query: npt.ArrayLike, candidates: npt.ArrayLike, k: int, lambda_mult: fl
     c = _floats(candidates, "candidates")
     if c.ndim > 2:
         raise InvalidArgumentError(f"candidates must be one vector or an (n, d) array, got shape {c.shape}")
-    c = _unit(np.atleast_2d(c))
+    c = _unit(_finite(np.atleast_2d(c), "candidates"))
     if c.size == 0 or k == 0:
         return []
-    q = _unit(_floats(query, "query").reshape(1, -1))
+    q = _unit(_finite(_floats(query, "query").reshape(1, -1), "query"))
     if q.shape[1] != c.shape[1]:
         raise InvalidArgumentError(f"query has dimension {q.shape[1]} but the candidates have {c.shape[1]}")
     relevance = (c @ q.T).ravel()
@@ -68,6 +70,16 @@ def _floats(x: npt.ArrayLike, name: str) -> np.ndarray:
         return np.asarray(x, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise InvalidTypeError(f"{name} must be an array of numbers: {e}") from None
+
+
+def _finite(x: np.ndarray, name: str) -> np.ndarray:
+    """``x`` (2-D), once the store's check of vectors (:func:`check_finite`, on ``x`` in
+    float32) has found no row with NaN or infinity: else InvalidArgumentError naming ``name``
+    and the row. (NaN would otherwise compare False to every score and be picked first.)"""
+    if x.size:
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, reported as such
+            check_finite(np.ascontiguousarray(x, dtype=np.float32), name)
+    return x
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from langchain_core.documents import Document  # noqa: E402
+from langchain_core.embeddings import Embeddings  # noqa: E402
 
 from parag.errors import IdNotFoundError, InvalidArgumentError, InvalidTypeError, ParagError  # noqa: E402
 from parag.integrations.langchain import ParagVectorStore  # noqa: E402
@@ -170,6 +171,35 @@ def test_texts_are_a_list_of_strings(call, match):
     """A bare string would be stored as its characters: "a", "b", "c"."""
     vs = build()
     with pytest.raises(InvalidTypeError, match=match):
+        call(vs)
+    assert sorted(vs.store.ids()) == sorted(IDS)
+
+
+class Ragged(Embeddings):
+    """A broken embedding model: each text's vector one longer than the last's."""
+
+    def embed_documents(self, texts):
+        return [[0.1] * (VECTORS.shape[1] + i) for i in range(len(texts))]
+
+    def embed_query(self, text):
+        return [0.1] * VECTORS.shape[1]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vs: vs.add_texts(["a"], metadatas=["x"]), r"metadatas\[0\] must be a dict \(or None\), got str 'x'"),
+        (lambda vs: vs.add_texts(["a", "b"], metadatas=[{}, 5]), r"metadatas\[1\] must be a dict \(or None\), got int"),
+        (lambda vs: vs.add_texts(["a"], metadatas=[[("k", 1)]]), r"metadatas\[0\] must be a dict"),
+        (lambda vs: vs.add_texts(["ab"], metadatas={"k": 1}), "metadatas must be a list of dicts, one per text, got dict"),
+        (lambda vs: ParagVectorStore.from_texts(["a"], EMBEDDINGS, ["x"], store=vs.store), r"metadatas\[0\]"),
+        (lambda vs: ParagVectorStore(Ragged(), store=vs.store).add_texts(["a", "b"]),
+         "the embedding model returned vectors of different lengths"),
+    ],
+)
+def test_bad_metadatas_or_embeddings_are_named(call, match):
+    vs = build()
+    with pytest.raises(InvalidArgumentError, match=match):
         call(vs)
     assert sorted(vs.store.ids()) == sorted(IDS)
 

@@ -111,7 +111,7 @@ class ParagVectorStore(VectorStore):
     ) -> list[str]:
         """Embed and store ``texts`` (replacing those whose id is stored); return their ids."""
         texts = _hits.str_list(texts, "texts", what="strings")
-        metadatas = [{}] * len(texts) if metadatas is None else [dict(m or {}) for m in metadatas]
+        metadatas = [{}] * len(texts) if metadatas is None else _metadatas(metadatas)
         ids = _hits.str_list(ids, "ids", none_ok=True) if ids is not None else []
         ids = ids or [None] * len(texts)  # no ids, [] included: LangChain's reading
         if not len(texts) == len(metadatas) == len(ids):
@@ -121,7 +121,7 @@ class ParagVectorStore(VectorStore):
         if not texts:
             return []
         ids = [i or uuid.uuid4().hex for i in ids]  # LangChain's reading: a Document's id "" is no id
-        vectors = np.asarray(self._embedding.embed_documents(texts), dtype=np.float32)
+        vectors = _embedded(self._embedding.embed_documents(texts), len(texts))
         self._store_for(vectors.shape[1]).upsert(ids, vectors, metadatas, documents=texts)
         return ids
 
@@ -244,6 +244,33 @@ class ParagVectorStore(VectorStore):
         if not Path(folder).is_dir():
             raise StoreNotFoundError(f"{folder} is not a folder: pass the folder given to FAISS.save_local")
         return cls(embeddings, store=read_langchain_faiss(folder, **store_options))
+
+
+def _metadatas(metadatas: Any) -> list[dict[str, Any]]:
+    """A copy of each text's metadata: a dict, or None for none."""
+    if not isinstance(metadatas, (list, tuple)):
+        raise InvalidTypeError(
+            f"metadatas must be a list of dicts, one per text, got {type(metadatas).__name__}: pass [metadata]"
+        )
+    for n, m in enumerate(metadatas):
+        if not (m is None or isinstance(m, dict)):
+            raise InvalidTypeError(f"metadatas[{n}] must be a dict (or None), got {type(m).__name__} {m!r}")
+    return [dict(m or {}) for m in metadatas]
+
+
+def _embedded(vectors: Any, n: int) -> np.ndarray:
+    """The embedding model's vectors for ``n`` texts as one float32 matrix."""
+    try:
+        matrix = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(
+            f"the embedding model returned vectors of different lengths, or not of numbers ({e}): check its embed_documents"
+        ) from None
+    if matrix.ndim != 2 or len(matrix) != n:
+        raise InvalidArgumentError(
+            f"the embedding model returned an array of shape {matrix.shape} for {n} texts: one vector per text expected"
+        )
+    return matrix
 
 
 def _document(hit: Hit) -> Document:

@@ -49,7 +49,8 @@ def test_progress_bar(capsys):
 def test_bad_arguments_write_nothing():
     source, destination = _source(list(range(10))), FAISSVectorStore(8, "Flat", "cosine")
     for bad, error in [({"batch_size": 0}, InvalidArgumentError), ({"batch_size": True}, InvalidTypeError),
-                       ({"batch_size": 2.5}, InvalidTypeError), ({"verify_searches": -1}, InvalidArgumentError)]:
+                       ({"batch_size": 2.5}, InvalidTypeError), ({"verify_searches": -1}, InvalidArgumentError),
+                       ({"progress": "no"}, InvalidTypeError), ({"progress": None}, InvalidTypeError)]:
         with pytest.raises(error, match=next(iter(bad))):
             parag.migrate(source, destination, **bad)
     with pytest.raises(InvalidTypeError, match="destination"):

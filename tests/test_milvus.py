@@ -19,6 +19,7 @@ from parag.errors import (
     DuplicateIdError,
     InvalidArgumentError,
     InvalidFilterError,
+    InvalidTypeError,
     ParagError,
     ServerAuthenticationError,
     ServerConnectionError,
@@ -47,6 +48,12 @@ def test_milvus_lite_files_and_addresses_without_a_scheme_are_refused(tmp_path):
     with pytest.raises(InvalidArgumentError, match="scheme"):
         MilvusVectorStore(4, uri="127.0.0.1:19530", collection="x")
     assert not list(tmp_path.iterdir())  # no file made
+
+
+def test_a_client_that_is_not_a_milvus_client_is_refused():
+    for client in (object(), "http://127.0.0.1:19530"):
+        with pytest.raises(InvalidTypeError, match=f"client must be a pymilvus.MilvusClient.*got {type(client).__name__}"):
+            MilvusVectorStore(4, collection="x", client=client)
 
 
 def test_wrong_token_is_refused(milvus):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from parag._validation import check_int
+from parag._validation import check_bool, check_int
 from parag.errors import InvalidArgumentError, InvalidTypeError, VerificationError
 from parag.vectorstore.base import VectorStore
 
@@ -46,6 +46,7 @@ def migrate(
     """
     batch_size = check_int(batch_size, "batch_size")
     verify_searches = check_int(verify_searches, "verify_searches", low=0)
+    progress = check_bool(progress, "progress")
     for name, store in (("source", source), ("destination", destination)):
         if not isinstance(store, VectorStore):
             raise InvalidTypeError(f"{name} must be a parag vector store, got {type(store).__name__}")

@@ -154,6 +154,16 @@ def connect(uri: Any, token: Any, timeout: Any, db_name: Any) -> Any:
         raise server_error(e, f"Milvus at {uri}") from e
 
 
+def check_client(client: Any) -> Any:
+    """``client`` if it is a ``pymilvus.MilvusClient``, else InvalidTypeError naming it."""
+    if not isinstance(client, pymilvus().MilvusClient):
+        raise InvalidTypeError(
+            f"client must be a pymilvus.MilvusClient (a connection to share), got {type(client).__name__}: "
+            "pass MilvusClient(uri=...), or no client to have the store connect to uri"
+        )
+    return client
+
+
 def server_error(e: Exception, where: str) -> Exception:
     """pymilvus's exception ``e`` as the fitting parag error."""
     text = str(getattr(e, "message", "") or e)

@@ -99,7 +99,7 @@ class MilvusVectorStore(VectorStore):
         self._lock = RWLock()  # reads share it; close takes it alone, so reads under way finish first
         self._next_id = self._next_seq = 0
         self._own_client = client is None
-        client = schema.connect(uri, token, timeout, db_name) if client is None else client
+        client = schema.connect(uri, token, timeout, db_name) if client is None else schema.check_client(client)
         self._server = Collection(client, collection, uri, consistency)
         self._adopt(wanted_kind)
         if self._server.kind is None and wanted_kind is not None:

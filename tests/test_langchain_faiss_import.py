@@ -26,6 +26,7 @@ with warnings.catch_warnings():
 from parag.errors import (  # noqa: E402
     CorruptStoreError,
     InvalidArgumentError,
+    InvalidTypeError,
     NotAStoreError,
     ParagError,
     StoreNotFoundError,
@@ -245,6 +246,20 @@ def test_older_docstore_layouts_import(tmp_path, monkeypatch, protocol, pydantic
     folder = langchain_folder(tmp_path, old_layout_pickle(monkeypatch, protocol, pydantic_v1))
     got = read_langchain_faiss(folder).get()
     assert (got.ids, got.documents, got.metadata) == ([f"id-{i}" for i in range(5)], TEXTS[:5], META[:5])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: read_langchain_faiss(5),
+        lambda: read_langchain_faiss(None, index_name="index"),
+        lambda: ParagVectorStore.from_langchain_faiss(None, EMBEDDINGS),
+        lambda: ParagVectorStore.from_langchain_faiss(b"/tmp", EMBEDDINGS),
+    ],
+)
+def test_a_folder_that_is_not_a_path_is_named(call):
+    with pytest.raises(InvalidTypeError, match="folder must be a str or os.PathLike naming a directory"):
+        call()
 
 
 def test_every_error_is_a_parag_error():

@@ -40,6 +40,7 @@ import numpy as np
 from parag._faiss_header import check_index_file
 from parag._faiss_integrity import check_hnsw_structure, check_ivf_structure
 from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError, ParagError, StoreNotFoundError
+from parag.persistence import as_path
 from parag.persistence._safe_open import open_regular
 from parag.vectorstore import FAISSVectorStore
 
@@ -142,6 +143,8 @@ def read_langchain_faiss(
 
     Raises
     ------
+    InvalidTypeError
+        ``folder`` is not a str or os.PathLike.
     StoreNotFoundError
         A file is missing.
     NotAStoreError
@@ -153,9 +156,9 @@ def read_langchain_faiss(
     StoreReadError
         The file system refuses to open a file (permissions).
     """
+    base = as_path(folder, "folder")
     if not isinstance(index_name, str) or not index_name or any(c in index_name for c in "/\\\0"):
         raise InvalidArgumentError(f"index_name must be a file name stem, as given to save_local, got {index_name!r}")
-    base = Path(folder)
     index = _read_index(base / f"{index_name}.faiss")
     where = str(base / f"{index_name}.pkl")
     data = _read_file(base / f"{index_name}.pkl")

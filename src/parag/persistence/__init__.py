@@ -107,14 +107,14 @@ def check_files(path: PathLike) -> dict[str, list[str]]:
     return _reading.check_files(as_path(path))
 
 
-def as_path(path: Any) -> Path:
-    """``path`` as a Path, or InvalidTypeError / InvalidArgumentError."""
+def as_path(path: Any, name: str = "path") -> Path:
+    """``path`` (the argument ``name``) as a Path, or InvalidTypeError / InvalidArgumentError."""
     if not isinstance(path, (str, os.PathLike)):
-        raise InvalidTypeError(f"path must be a str or os.PathLike naming a directory, got {path!r}")
+        raise InvalidTypeError(f"{name} must be a str or os.PathLike naming a directory, got {path!r}")
     text = os.fspath(path)
     if not isinstance(text, str):
-        raise InvalidTypeError(f"path must name a directory as text, got {path!r}")
+        raise InvalidTypeError(f"{name} must name a directory as text, got {path!r}")
     if "\0" in text or not text:
-        raise InvalidArgumentError(f"path must be a non-empty directory name without NUL bytes, got {text!r}")
+        raise InvalidArgumentError(f"{name} must be a non-empty directory name without NUL bytes, got {text!r}")
     return Path(text)
 

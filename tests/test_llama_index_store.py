@@ -242,6 +242,25 @@ def test_node_ids_are_a_list_of_strings(call, match):
     assert sorted(n.node_id for n in vs.get_nodes(["n1", "n"])) == ["n", "n1"]
 
 
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vs: vs.add("x"), "nodes must be a list of LlamaIndex nodes, got str"),
+        (lambda vs: vs.add(TextNode(id_="x", text="x", embedding=[1.0, 1.0])), r"got TextNode: pass \[node\]"),
+        (lambda vs: vs.add(["x"]), r"nodes\[0\] is 'x' \(str\): each must be a LlamaIndex node"),
+        (lambda vs: vs.query(None), "query must be a LlamaIndex VectorStoreQuery, got NoneType"),
+        (lambda vs: to_parag_filter(5), "filters must be LlamaIndex MetadataFilters or None, got int"),
+        (lambda vs: vs.get_nodes(["n1"], filters={"k": 1}), "filters must be LlamaIndex MetadataFilters"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_named(call, match):
+    vs = ParagVectorStore(dimension=2)
+    vs.add([TextNode(id_="n1", text="a", embedding=[1.0, 0.0])])
+    with pytest.raises(InvalidTypeError, match=match):
+        call(vs)
+    assert vs.client.ids() == ["n1"]
+
+
 def test_doc_ids_restrict_a_query():
     vs = ParagVectorStore(metric="cosine")
     vs.add(nodes_with_embeddings())

@@ -69,6 +69,8 @@ def to_parag_filter(filters: MetadataFilters | None) -> dict[str, Any] | None:
     ...     MetadataFilters(filters=[MetadataFilter(key="tag", value="a")], condition="not")]))
     {'$and': [{'year': {'$gte': 2020}}, {'$not': {'tag': {'$eq': 'a'}}}]}
     """
+    if not (filters is None or isinstance(filters, MetadataFilters)):
+        raise InvalidTypeError(f"filters must be LlamaIndex MetadataFilters or None, got {type(filters).__name__} {filters!r}")
     return None if filters is None else _group(filters)
 
 
@@ -147,6 +149,11 @@ class ParagVectorStore(BasePydanticVectorStore):
 
     def add(self, nodes: list[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes with their embeddings, text and metadata; a stored node_id is replaced."""
+        if not isinstance(nodes, (list, tuple)):
+            raise InvalidTypeError(f"nodes must be a list of LlamaIndex nodes, got {type(nodes).__name__}: pass [node]")
+        for n, node in enumerate(nodes):
+            if not isinstance(node, BaseNode):
+                raise InvalidTypeError(f"nodes[{n}] is {node!r} ({type(node).__name__}): each must be a LlamaIndex node")
         if not nodes:
             return []
         unembedded = [node.node_id for node in nodes if node.embedding is None]
@@ -202,6 +209,8 @@ class ParagVectorStore(BasePydanticVectorStore):
         return [metadata_dict_to_node(m, text=d) for m, d in zip(got.metadata, got.documents or [None] * len(got.ids))]
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if not isinstance(query, VectorStoreQuery):
+            raise InvalidTypeError(f"query must be a LlamaIndex VectorStoreQuery, got {type(query).__name__} {query!r}")
         if query.query_embedding is None:
             raise InvalidArgumentError("query_embedding is required: parag searches by vector")
         spec = to_parag_filter(query.filters)

@@ -227,6 +227,8 @@ def test_an_empty_store_answers_nothing():
     vs = ParagVectorStore(EMBEDDINGS)
     assert vs.similarity_search("anything") == [] and vs.max_marginal_relevance_search("anything") == []
     assert vs.get_by_ids(["x"]) == [] and vs.delete(["x"]) is True and vs.store is None
+    with pytest.raises(InvalidTypeError, match="got the string 'x'"):  # the same checks as on a filled store
+        vs.delete("x")
     with pytest.raises(InvalidArgumentError, match="nothing to save"):
         vs.save_local("nowhere")
 

@@ -131,9 +131,10 @@ class ParagVectorStore(VectorStore):
         every document (LangChain's contract for ``ids=None``)."""
         if ids is not None and filter is not None:
             raise InvalidArgumentError("delete takes ids or filter, not both: delete(ids) or delete(filter=...)")
+        ids = None if ids is None else _hits.str_list(ids, "ids")  # checked before the store exists too
         if self._store is not None:
             if ids is not None:
-                self._store.delete(_hits.str_list(ids, "ids"), missing_ok=True)
+                self._store.delete(ids, missing_ok=True)
             else:
                 self._store.delete(filter={} if filter is None else filter)  # {} matches every document
         return True

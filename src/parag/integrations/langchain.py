@@ -59,9 +59,11 @@ class ParagVectorStore(VectorStore):
     Notes
     -----
     - Ids are strings, as LangChain's are, in every method: an int (or any other non-string)
-      id is an InvalidTypeError naming it, never converted. Adds are upserts: adding a text
-      under an id that is stored replaces it (idempotent). Texts without an id (``None``, or
-      ``""`` as LangChain's own stores read it) get a ``uuid4().hex`` one.
+      id is an InvalidTypeError naming it, never converted; so is a bare string where a list of
+      ids or texts belongs (``add_texts("abc")``), and a ``metadatas`` item that is not a dict.
+      Adds are upserts: adding a text under an id that is stored replaces it (idempotent).
+      Texts without an id (``None``, or ``""`` as LangChain's own stores read it) get a
+      ``uuid4().hex`` one.
     - Each document's ``page_content`` is the parag document, its ``metadata`` the parag
       metadata; ``filter=`` takes parag's filter language and is a pre-filter (``k`` results
       whenever ``k`` match).

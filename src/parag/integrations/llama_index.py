@@ -115,7 +115,9 @@ class ParagVectorStore(BasePydanticVectorStore):
     scores for ``"cosine"`` and ``"IP"``, and ``1 - d / 2`` for a squared L2 distance ``d``
     (the cosine for unit vectors). ``VectorStoreQueryMode.MMR`` picks ``similarity_top_k``
     diverse hits among ``mmr_prefetch_factor`` (4) times as many, weighing relevance by
-    ``mmr_threshold`` (0.5). ``persist`` writes parag's format to a directory.
+    ``mmr_threshold`` (0.5). ``persist`` writes parag's format to a directory. Arguments of
+    the wrong type (a bare string as ``node_ids``, a node not in a list, a query that is not a
+    ``VectorStoreQuery``) are InvalidTypeErrors naming them.
     """
 
     stores_text: bool = True

@@ -158,23 +158,6 @@ def test_ids_are_strings_in_every_method(call, match):
     assert sorted(vs.store.ids()) == sorted(IDS)
 
 
-@pytest.mark.parametrize(
-    "call, match",
-    [
-        (lambda vs: vs.add_texts("abc"), r"texts must be a list of strings, got the string 'abc': pass \['abc'\]"),
-        (lambda vs: ParagVectorStore.from_texts("abc", EMBEDDINGS, store=vs.store), "got the string 'abc'"),
-        (lambda vs: vs.add_texts(["a", 5]), r"texts\[1\] is 5 \(int\)"),
-        (lambda vs: vs.add_texts(5), "texts must be a list of strings, got int"),
-    ],
-)
-def test_texts_are_a_list_of_strings(call, match):
-    """A bare string would be stored as its characters: "a", "b", "c"."""
-    vs = build()
-    with pytest.raises(InvalidTypeError, match=match):
-        call(vs)
-    assert sorted(vs.store.ids()) == sorted(IDS)
-
-
 class Ragged(Embeddings):
     """A broken embedding model: each text's vector one longer than the last's."""
 
@@ -186,20 +169,32 @@ class Ragged(Embeddings):
 
 
 @pytest.mark.parametrize(
-    "call, match",
+    "call, error, match",
     [
-        (lambda vs: vs.add_texts(["a"], metadatas=["x"]), r"metadatas\[0\] must be a dict \(or None\), got str 'x'"),
-        (lambda vs: vs.add_texts(["a", "b"], metadatas=[{}, 5]), r"metadatas\[1\] must be a dict \(or None\), got int"),
-        (lambda vs: vs.add_texts(["a"], metadatas=[[("k", 1)]]), r"metadatas\[0\] must be a dict"),
-        (lambda vs: vs.add_texts(["ab"], metadatas={"k": 1}), "metadatas must be a list of dicts, one per text, got dict"),
-        (lambda vs: ParagVectorStore.from_texts(["a"], EMBEDDINGS, ["x"], store=vs.store), r"metadatas\[0\]"),
-        (lambda vs: ParagVectorStore(Ragged(), store=vs.store).add_texts(["a", "b"]),
+        (lambda vs: vs.add_texts("abc"), InvalidTypeError,
+         r"texts must be a list of strings, got the string 'abc': pass \['abc'\]"),
+        (lambda vs: ParagVectorStore.from_texts("abc", EMBEDDINGS, store=vs.store), InvalidTypeError,
+         "got the string 'abc'"),
+        (lambda vs: vs.add_texts(["a", 5]), InvalidTypeError, r"texts\[1\] is 5 \(int\)"),
+        (lambda vs: vs.add_texts(5), InvalidTypeError, "texts must be a list of strings, got int"),
+        (lambda vs: vs.add_texts(["a"], metadatas=["x"]), InvalidArgumentError,
+         r"metadatas\[0\] must be a dict \(or None\), got str 'x'"),
+        (lambda vs: vs.add_texts(["a", "b"], metadatas=[{}, 5]), InvalidArgumentError,
+         r"metadatas\[1\] must be a dict \(or None\), got int"),
+        (lambda vs: vs.add_texts(["a"], metadatas=[[("k", 1)]]), InvalidArgumentError, r"metadatas\[0\] must be a dict"),
+        (lambda vs: vs.add_texts(["ab"], metadatas={"k": 1}), InvalidArgumentError,
+         "metadatas must be a list of dicts, one per text, got dict"),
+        (lambda vs: ParagVectorStore.from_texts(["a"], EMBEDDINGS, ["x"], store=vs.store), InvalidArgumentError,
+         r"metadatas\[0\]"),
+        (lambda vs: ParagVectorStore(Ragged(), store=vs.store).add_texts(["a", "b"]), InvalidArgumentError,
          "the embedding model returned vectors of different lengths"),
     ],
 )
-def test_bad_metadatas_or_embeddings_are_named(call, match):
+def test_bad_texts_metadatas_or_embeddings_are_named(call, error, match):
+    """Each refused with its name, the store unchanged (a bare string would have been stored
+    as its characters: "a", "b", "c")."""
     vs = build()
-    with pytest.raises(InvalidArgumentError, match=match):
+    with pytest.raises(error, match=match):
         call(vs)
     assert sorted(vs.store.ids()) == sorted(IDS)
 

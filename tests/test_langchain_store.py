@@ -244,6 +244,10 @@ def test_an_empty_store_answers_nothing():
         (lambda: build().max_marginal_relevance_search("x", fetch_k=0), "fetch_k must be a positive int, got 0"),
         (lambda: build().max_marginal_relevance_search("x", k=0), "k must be a positive int, got 0"),
         (lambda: ParagVectorStore(EMBEDDINGS).similarity_search("x", k=0), "k must be a positive int, got 0"),
+        (lambda: build().similarity_search_by_vector(["x"] * VECTORS.shape[1]), "query must be real numbers"),
+        (lambda: build().similarity_search_by_vector([[1, 2], [3]]), "query must be a rectangular array"),
+        (lambda: build().similarity_search_by_vector([1.0, 2.0]), "dimension"),
+        (lambda: build().max_marginal_relevance_search_by_vector(["x"] * VECTORS.shape[1]), "query must be real"),
     ],
 )
 def test_bad_input_is_a_parag_error_and_changes_nothing(call, match):

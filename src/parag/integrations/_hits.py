@@ -85,7 +85,7 @@ def search(store: VectorStore | None, query: npt.ArrayLike, k: int, filter: Any 
     check_k(k)  # before the empty answer too: k=0 is a mistake whether or not the store holds anything
     if store is None or len(store) == 0:
         return []
-    found = store.search(np.asarray(query, dtype=np.float32), k=k, filter=filter, **search_options(options))
+    found = store.search(query, k=k, filter=filter, **search_options(options))
     documents = found.documents or [None] * len(found.ids)
     return [Hit(*row) for row in zip(found.ids, found.distances, documents, found.metadata or [{}] * len(found.ids))]
 

@@ -25,7 +25,7 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
 )
 from llama_index.core.vector_stores.utils import build_metadata_filter_fn  # noqa: E402
 
-from parag.errors import InvalidArgumentError, InvalidFilterError, InvalidTypeError, ParagError  # noqa: E402
+from parag.errors import DimensionMismatchError, InvalidArgumentError, InvalidFilterError, InvalidTypeError, ParagError  # noqa: E402
 from parag.integrations.llama_index import ParagVectorStore, to_parag_filter  # noqa: E402
 from parag.mmr import mmr  # noqa: E402
 from parag.vectorstore import FAISSVectorStore  # noqa: E402
@@ -201,6 +201,13 @@ def test_nodes_deletes_and_async():
     assert len(vs.client) == 0
 
 
+def among_query(embedding: list[float], mode: str = "default"):
+    """A query restricted to node_ids (scored by parag from the stored vectors, not by FAISS)."""
+    vs = ParagVectorStore(dimension=2)
+    vs.add([TextNode(id_="n", text="n", embedding=[1.0, 0.0])])
+    return vs.query(VectorStoreQuery(query_embedding=embedding, similarity_top_k=1, node_ids=["n"], mode=mode))
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [
@@ -215,6 +222,9 @@ def test_nodes_deletes_and_async():
          r"nodes \['e'\] have no embedding"),
         (lambda: ParagVectorStore(dimension=2).query(VectorStoreQuery(query_embedding=[1, 0], mode="mmr"),
                                                      mmr_prefetch_factor="x"), InvalidArgumentError, "mmr_prefetch_factor"),
+        (lambda: among_query([1.0, 0.0, 0.0]), DimensionMismatchError, "query must have dimension 2"),
+        (lambda: among_query([float("nan"), 0.0]), InvalidArgumentError, "query contain NaN"),
+        (lambda: among_query([1.0], mode="mmr"), DimensionMismatchError, "query must have dimension 2"),
     ],
 )
 def test_bad_input_is_a_parag_error(call, error, match):

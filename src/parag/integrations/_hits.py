@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import check_int, check_k, check_real
+from parag._validation import as_vectors, check_int, check_k, check_real
 from parag.errors import InvalidArgumentError, InvalidTypeError, MissingDependencyError
 from parag.mmr import mmr
 from parag.vectorstore import FAISSVectorStore
@@ -98,10 +98,10 @@ def search_among(
     check_k(k)
     if store is None:
         return []
+    q = as_vectors(query, store.dimension, "query")[0][0].astype(np.float64)
     got = store.get([i for i in dict.fromkeys(ids) if i in store], filter=filter, include_vectors=True)
     if not got.ids:
         return []
-    q = np.asarray(query, dtype=np.float64)
     vectors = got.vectors.astype(np.float64)
     if store.metric == "L2":
         scores, best = ((vectors - q) ** 2).sum(axis=1), 1

@@ -195,14 +195,14 @@ UNIT_TOLERANCE = 4 * float(np.finfo(np.float32).eps)  # |norm - 1| of a row alre
 
 
 def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    """Unit-length copies of the rows of ``x`` (a cosine store's vectors and queries)."""
-    with np.errstate(over="ignore"):
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if not (norms.all() and np.isfinite(norms).all()):
-        row = int(np.flatnonzero((norms == 0) | ~np.isfinite(norms))[0])
+    """Unit-length copies of the rows of ``x`` (a cosine store's vectors and queries), already
+    checked by :func:`check_finite` (so no norm here can overflow)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if not norms.all():
+        row = int(np.flatnonzero(norms == 0)[0])
         raise InvalidArgumentError(
-            f"{name} row {row} has length {norms[row, 0]} in float32: its cosine similarity "
-            "is undefined (all zeros) or cannot be computed (too large); scale it first"
+            f"{name} row {row} is all zeros: its cosine similarity is undefined; "
+            "give a nonzero vector or drop the row"
         )
     # A row of unit length within float32 rounding (a stored vector added again: export + build,
     # migrate, an upsert of get's rows) stays bit-identical; dividing by 1 +- an ulp would move it.

@@ -40,8 +40,7 @@ import numpy as np
 from parag._faiss_header import check_index_file
 from parag._faiss_integrity import check_hnsw_structure, check_ivf_structure
 from parag.errors import CorruptStoreError, InvalidArgumentError, NotAStoreError, ParagError, StoreNotFoundError
-from parag.persistence import as_path
-from parag.persistence._safe_open import open_regular
+from parag.persistence import as_path, open_regular
 from parag.vectorstore import FAISSVectorStore
 
 __all__ = ["EXPANSION_LIMIT", "read_langchain_faiss"]

@@ -27,10 +27,11 @@ from parag.persistence import _reading, _writing
 from parag.persistence._directory import LOCK
 from parag.persistence._manifest import FORMAT, FORMAT_VERSION, MANIFEST
 from parag.persistence._reading import StoreFiles, read_into_at, read_pieces_at
+from parag.persistence._safe_open import open_regular
 from parag.persistence._writing import BLOCK_SIZE, Writer
 
 __all__ = [
-    "save", "load", "check_files", "StoreFiles", "Writer", "read_into_at", "read_pieces_at",
+    "save", "load", "check_files", "open_regular", "StoreFiles", "Writer", "read_into_at", "read_pieces_at",
     "BLOCK_SIZE", "FORMAT", "FORMAT_VERSION", "LOCK", "MANIFEST",
 ]
 

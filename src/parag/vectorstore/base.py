@@ -51,8 +51,6 @@ class _WithDocuments:
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    __hash__ = None  # type: ignore[assignment]  # (its lists make it unhashable anyway)
-
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, documents={self.documents!r})"
 

@@ -81,12 +81,14 @@ def _evaluate(node: Node, scope: _Scope, where: np.ndarray | None) -> np.ndarray
             is_and = isinstance(node, And)
             result = np.full(scope.n, is_and)
             for part in parts:
-                # The slots the part can still change: still True for And, still False for Or.
-                undecided = result.copy() if is_and else ~result
-                if where is not None:
-                    undecided &= where
-                if not undecided.any():
-                    break  # every slot is decided: the remaining parts are not evaluated
+                undecided = None  # (a part without a Predicate costs the same on every slot)
+                if _calls(part):
+                    # The slots the part can still change: still True for And, still False for Or.
+                    undecided = result.copy() if is_and else ~result
+                    if where is not None:
+                        undecided &= where
+                    if not undecided.any():
+                        break  # every slot is decided: the function is not called
                 if is_and:
                     result &= _evaluate(part, scope, undecided)
                 else:
@@ -112,6 +114,19 @@ def _evaluate(node: Node, scope: _Scope, where: np.ndarray | None) -> np.ndarray
         case Predicate(function):
             return _predicate(scope.meta, function, where)
     raise InvalidFilterError(f"{node!r} is not a filter node; build filters with parag.filters.parse")
+
+
+def _calls(node: Node) -> bool:
+    """Whether ``node`` holds a Predicate: the one node that :func:`_evaluate`'s ``where``
+    spares work, and the only one a short-circuit must keep from running."""
+    match node:
+        case And(parts) | Or(parts):
+            return any(map(_calls, parts))
+        case Not(part):
+            return _calls(part)
+        case Predicate():
+            return True
+    return False
 
 
 def _equal(scope: _Scope, field: str, keys: list) -> np.ndarray:

@@ -38,7 +38,10 @@ def value_key(value: Any) -> tuple[str, Any]:
     if value is None:
         return ("null", None)
     text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    if _FLOAT_IN_JSON.search(text) is None:  # no float to rewrite: the common case, 1.1x not 1.4x
+    # No float to rewrite (the common case): the search costs ~0.15 us per list or dict value,
+    # a column build over 100k of them ~1.1x the old key's time (rewriting all: ~1.4x); a value
+    # holding a float is rewritten, ~1 us.
+    if _FLOAT_IN_JSON.search(text) is None:
         return ("json", text)
     return ("json", orjson.dumps(_canonical(value, 0), option=orjson.OPT_SORT_KEYS))
 

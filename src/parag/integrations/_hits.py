@@ -95,13 +95,20 @@ def search_among(
 ) -> list[Hit]:
     """The ``k`` best of the stored ``ids`` (those matching ``filter``), scored exactly from
     their stored vectors with the store's metric: for restrictions to a few given ids."""
+    return _nearest_among(store, query, ids, k, filter)[0]
+
+
+def _nearest_among(
+    store: VectorStore | None, query: npt.ArrayLike, ids: list[Any], k: int, filter: Any  # noqa: A002
+) -> tuple[list[Hit], np.ndarray]:
+    """:func:`search_among`'s hits and their stored vectors, a row a hit (MMR picks from them)."""
     check_k(k)
     if store is None:
-        return []
+        return [], np.empty((0, 0), np.float32)
     q = as_vectors(query, store.dimension, "query")[0][0].astype(np.float64)
     got = store.get([i for i in dict.fromkeys(ids) if i in store], filter=filter, include_vectors=True)
     if not got.ids:
-        return []
+        return [], np.empty((0, store.dimension), np.float32)
     vectors = got.vectors.astype(np.float64)
     if store.metric == "L2":
         scores, best = ((vectors - q) ** 2).sum(axis=1), 1
@@ -109,7 +116,8 @@ def search_among(
         scores, best = vectors @ (q / (np.linalg.norm(q) or 1.0) if store.metric == "cosine" else q), -1
     order = np.argsort(best * scores, kind="stable")[:k]
     documents = got.documents or [None] * len(got.ids)
-    return [Hit(got.ids[i], float(scores[i]), documents[i], got.metadata[i]) for i in order.tolist()]
+    hits = [Hit(got.ids[i], float(scores[i]), documents[i], got.metadata[i]) for i in order.tolist()]
+    return hits, got.vectors[order]
 
 
 def mmr_search(
@@ -126,14 +134,15 @@ def mmr_search(
     stored ``among`` ids when given, as :func:`search_among`), using their stored vectors."""
     fetch_k = max(check_k(k), check_int(fetch_k, "fetch_k"))
     check_real(lambda_mult, "lambda_mult")  # before the search: an empty result would skip mmr's check
-    if among is None:
-        candidates = search(store, query, fetch_k, filter, **options)
+    if among is not None:  # the candidates' vectors come with them: scoring needed them
+        candidates, vectors = _nearest_among(store, query, among, fetch_k, filter)
     else:
-        candidates = search_among(store, query, among, fetch_k, filter)
+        candidates = search(store, query, fetch_k, filter, **options)
+        if candidates:
+            assert store is not None
+            vectors = store.get([hit.id for hit in candidates], include_vectors=True).vectors
     if not candidates:
         return []
-    assert store is not None
-    vectors = store.get([hit.id for hit in candidates], include_vectors=True).vectors
     return [candidates[i] for i in mmr(query, vectors, k, lambda_mult)]
 
 

@@ -58,9 +58,14 @@ def check_files(path: Path) -> dict[str, list[str]]:
         except CorruptStoreError as exc:
             problems[info["name"]] = [str(exc)]
             continue
+        try:  # (before StoreFiles: a large file's verifying thread would start for nothing)
+            _check_size(path, role, info, handle)
+        except CorruptStoreError as exc:
+            handle.close()
+            problems[info["name"]] = [str(exc)]
+            continue
         with StoreFiles(path, {**manifest, "files": {role: info}}, {role: handle}, verify=True) as one:
             try:
-                _check_size(path, role, info, handle)
                 one.check_whole(role)
             except CorruptStoreError as exc:
                 problems[info["name"]] = [str(exc)]

@@ -345,7 +345,9 @@ class FAISSState:
             if allowed is None:
                 return self._search(q, k, sel, overrides)
             if n <= kind.exact_filter_limit(slots.n_live):
-                return _complete(*kind.subset_search(index, q, k, np.flatnonzero(allowed)))
+                distances, found = kind.subset_search(index, q, k, np.flatnonzero(allowed))
+                _check_no_missing(found)
+                return distances, found
             sel, _bits = bitmap_selector(allowed)
             return self._search(q, k, sel, kind.widened(index, overrides, n / slots.n_live, k))
 
@@ -362,7 +364,7 @@ class FAISSState:
             short = found[:, -1] < 0
             with threads_for(int(short.sum()), index.ntotal):
                 distances[short], found[short] = kind.exact_search(index, q[short], k, sel)
-            _complete(distances, found)
+            _check_no_missing(found)
         return distances, found
 
     def exact_slots(self, q: np.ndarray, k: int) -> np.ndarray:
@@ -371,9 +373,9 @@ class FAISSState:
             return self.kind.exact_search(self.index, q, k, self.slots.live_selector())[1]
 
 
-def _complete(distances: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(distances, found)`` of an exact search for no more vectors than there are, once it
-    is sure no label is -1 (FAISS's "none"): numpy would read -1 as the last slot.
+def _check_no_missing(found: np.ndarray) -> None:
+    """Raise CorruptStoreError if a label of an exact search for no more vectors than there
+    are is -1 (FAISS's "none"): numpy would read -1 as the last slot.
 
     FAISS leaves a -1 only where a distance is inf or NaN: impossible for vectors and queries
     within :data:`~parag._validation.MAX_SQUARED_NORM`, which every write and search checks;
@@ -385,4 +387,3 @@ def _complete(distances: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.
             "the store holds vectors whose distances to the query overflow float32 (a squared length "
             f"over {MAX_SQUARED_NORM:.3g}, which parag refuses to add): rebuild it from vectors scaled down"
         )
-    return distances, found

@@ -162,7 +162,7 @@ class FAISSReads:
                 allowed = None if matching is None else matching(state.meta, state.docs)
                 distances, slots = state.search_slots(q, k, overrides, allowed)
                 return _search_result(state, distances, slots, single, wanted)
-        # A load (or close) swapped the state between the checks above and the lock: the query
+        # A load swapped the state between the checks above and the lock: the query
         # was checked, and its pointer made, for another dimension. Again, from the checks,
         # against the state there is now (the lock released: they need not hold it).
         return self.search(query, k, filter=filter, nprobe=nprobe, ef_search=ef_search, include=include, rerank=rerank)

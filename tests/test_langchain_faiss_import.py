@@ -150,8 +150,10 @@ def test_damaged_or_missing_files(tmp_path):
         read_langchain_faiss(tmp_path)
     with pytest.raises(InvalidArgumentError, match="index_name"):
         read_langchain_faiss(tmp_path / "sub", index_name="../index")
-    with pytest.raises(StoreNotFoundError):
-        ParagVectorStore.from_langchain_faiss(tmp_path / "absent", EMBEDDINGS)
+    for entry in (read_langchain_faiss, lambda folder: ParagVectorStore.from_langchain_faiss(folder, EMBEDDINGS)):
+        for folder in (tmp_path / "absent", tmp_path / "index.faiss"):  # missing, or a file
+            with pytest.raises(StoreNotFoundError, match="is not a folder: pass the folder given to FAISS.save_local"):
+                entry(folder)
 
 
 @pytest.mark.parametrize(

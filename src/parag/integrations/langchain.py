@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from parag.errors import InvalidArgumentError, InvalidTypeError, StoreNotFoundError
+from parag.errors import InvalidArgumentError, InvalidTypeError
 from parag.integrations import _hits
 from parag.integrations._hits import Hit
 from parag.integrations.langchain_faiss_import import read_langchain_faiss
-from parag.persistence import as_path
 from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.base import VectorStore as ParagStore
 
@@ -245,8 +244,6 @@ class ParagVectorStore(VectorStore):
         """Import a folder written by LangChain's ``FAISS.save_local`` (``index.faiss`` and
         ``index.pkl``) without running its pickle; see
         :func:`parag.integrations.langchain_faiss_import.read_langchain_faiss`."""
-        if not as_path(folder, "folder").is_dir():
-            raise StoreNotFoundError(f"{folder} is not a folder: pass the folder given to FAISS.save_local")
         return cls(embeddings, store=read_langchain_faiss(folder, **store_options))
 
 

@@ -145,7 +145,7 @@ def read_langchain_faiss(
     InvalidTypeError
         ``folder`` is not a str or os.PathLike.
     StoreNotFoundError
-        A file is missing.
+        ``folder`` is not a folder, or a file is missing.
     NotAStoreError
         ``index.pkl`` names a class or function other than the docstore's (a malicious file,
         or metadata holding objects): nothing of it was run.
@@ -158,6 +158,8 @@ def read_langchain_faiss(
     base = as_path(folder, "folder")
     if not isinstance(index_name, str) or not index_name or any(c in index_name for c in "/\\\0"):
         raise InvalidArgumentError(f"index_name must be a file name stem, as given to save_local, got {index_name!r}")
+    if not base.is_dir():
+        raise StoreNotFoundError(f"{folder} is not a folder: pass the folder given to FAISS.save_local")
     index = _read_index(base / f"{index_name}.faiss")
     where = str(base / f"{index_name}.pkl")
     data = _read_file(base / f"{index_name}.pkl")

@@ -210,6 +210,11 @@ def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
     return x / norms
 
 
+def normalised(x: np.ndarray, name: str, metric: str) -> np.ndarray:
+    """:func:`unit_rows` of ``x`` for a cosine store, ``x`` itself for any other ``metric``."""
+    return unit_rows(x, name) if metric == "cosine" else x
+
+
 def check_int(value: Any, name: str, low: int = 1, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]``: the one integer check of every public method.
 

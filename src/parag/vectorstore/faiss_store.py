@@ -20,7 +20,7 @@ import numpy.typing as npt
 import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check, unit_rows
+from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check, normalised
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
@@ -223,7 +223,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))
             given = None if ids is None else _ids_for(ids, len(x))
-        x = _normalised(x, "vectors", kind)
+        x = normalised(x, "vectors", kind.metric)
         with self._writing(kind) as state:
             return state.add(x, given, encoded, docs).tolist()
 
@@ -280,7 +280,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
             new_ids = _ids_for(ids, len(x))
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))
-        x = _normalised(x, "vectors", kind)
+        x = normalised(x, "vectors", kind.metric)
         with self._writing(kind) as state:
             state.upsert(x, new_ids, encoded, docs)
         return new_ids.tolist()
@@ -343,7 +343,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         kind = self._state.kind
         target_recall, k = tuning.check_target(target_recall), check_k(k)
         n_samples, seed = check_int(n_samples, "n_samples"), check_int(seed, "seed", 0, 2**63 - 1)
-        q = None if queries is None else _normalised(as_vectors(queries, kind.dimension, "queries")[0], "queries", kind)
+        q = None if queries is None else normalised(as_vectors(queries, kind.dimension, "queries")[0], "queries", kind.metric)
         # Measured and set under one write lock: nothing can change the store in between.
         with self._writing(kind, changes=False) as state:
             return tuning.tune(state, q, target_recall, k, n_samples, seed)
@@ -372,11 +372,6 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
                     "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
                 )
             yield state
-
-
-def _normalised(x: np.ndarray, name: str, kind: IndexKind) -> np.ndarray:
-    """Unit-length copies of ``x`` for a cosine store (``x`` itself otherwise)."""
-    return unit_rows(x, name) if kind.metric == "cosine" else x
 
 
 def _ids_for(ids: Ids, n: int) -> np.ndarray:

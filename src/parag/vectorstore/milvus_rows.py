@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, unit_rows
+from parag._validation import as_vectors, normalised
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError
 from parag.metadata import encode_metadata
@@ -40,7 +40,7 @@ def records(vectors: Any, metadata: Any, documents: Any, dimension: int,
     dicts = encode_metadata(metadata, len(x)).dicts
     docs = check_documents(documents, len(x))
     check_document_sizes(docs)
-    return (unit_rows(x, "vectors") if metric == "cosine" else x), dicts, docs
+    return normalised(x, "vectors", metric), dicts, docs
 
 
 def ids_for(ids: Ids, n: int) -> np.ndarray:

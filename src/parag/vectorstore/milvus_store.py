@@ -34,7 +34,7 @@ import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
-from parag._validation import as_vectors, check_bool, check_choice, check_int, check_k, unit_rows
+from parag._validation import as_vectors, check_bool, check_choice, check_int, check_k, normalised
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
@@ -294,7 +294,7 @@ class MilvusVectorStore(VectorStore):
             wanted = check_include(include)
             tree = None if filter is None else parse(filter)
             plan = None if tree is None else server_plan(tree)
-            q = unit_rows(q, "query") if self.metric == "cosine" else q
+            q = normalised(q, "query", self.metric)
             if self._server.kind is None:
                 hits: list[list[tuple]] = [[] for _ in q]
             elif isinstance(plan, NotOnServer):  # parag evaluates the filter: an exact search

@@ -185,6 +185,8 @@ def test_export_refuses_to_write_inside_the_store(inputs):
         assert "inside the store" in fails("export", store, *args, code=2)
     assert json.loads(invoke("verify", store, "--json").stdout)["sound"]  # the old code overwrote the ids file
     assert not (d / "out.jsonl").exists() and not (store / "out.jsonl").exists()
+    (d / "empty").mkdir()  # refused before the store is read: the paths alone decide
+    assert "inside the store" in fails("export", d / "empty", d / "empty" / "out.jsonl", code=2)
 
 
 def test_a_batch_the_store_refuses_names_every_file_it_came_from(inputs):

@@ -81,11 +81,11 @@ def export(store: Path, out: Path, vectors_out: Path | None, as_json: bool) -> N
     if vectors_out is not None and _same_file(out, vectors_out):
         raise click.BadParameter(f"{vectors_out} is OUT ({out}) itself: give the vectors a file of their own, "
                                  "e.g. vectors.npy", param_hint="--vectors")
+    for path, hint in ((out, "OUT"), (vectors_out, "--vectors")):
+        if path is not None and _inside(path, store):  # it could replace one of the store's own files
+            raise click.BadParameter(f"{path} is inside the store {store}: write it outside", param_hint=hint)
     with ExitStack() as stack:
         s = stack.enter_context(load_store(store, read_only=True))
-        for path, hint in ((out, "OUT"), (vectors_out, "--vectors")):
-            if path is not None and _inside(path, store):  # it could replace one of the store's own files
-                raise click.BadParameter(f"{path} is inside the store {store}: write it outside", param_hint=hint)
         tmp_out = stack.enter_context(replaced(out))
         write = _parquet_writer(tmp_out) if out.suffix == ".parquet" else _jsonl_writer(tmp_out)
         vectors = None if vectors_out is None else stack.enter_context(_npy_writer(vectors_out, len(s), s.dimension))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +194,10 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
     """
     with ExitStack() as stack:  # both stores closed at the end, also on an error
         if _milvus_address(src) is None:
-            source: Any = stack.enter_context(closing(load_store(Path(src), read_only=True)))
+            source: Any = stack.enter_context(load_store(Path(src), read_only=True))
         else:
             uri, collection = _milvus_address(src)  # type: ignore[misc]
-            source = stack.enter_context(closing(_milvus().open(collection, uri=uri, token=token)))
+            source = stack.enter_context(_milvus().open(collection, uri=uri, token=token))
         same_index = index_type is None or index_type.lower() == source.index_type.lower()
         fixed = {k: v for k, v in source.params.items() if k not in source.auto_params}  # the rest follow the size
         config = {**(fixed if same_index else {}), **parse_params(params)}
@@ -207,10 +207,10 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
             dst_path = Path(dst)
             if dst_path.exists() and not (dst_path.is_dir() and not any(dst_path.iterdir())):
                 raise InvalidArgumentError(f"{dst} exists and is not an empty directory: migrate writes a new store")
-            target: Any = stack.enter_context(closing(FAISSVectorStore(*shape, **config)))
+            target: Any = stack.enter_context(FAISSVectorStore(*shape, **config))
         else:
             target = stack.enter_context(
-                closing(_milvus()(*shape, uri=address[0], token=token, collection=address[1], **config))
+                _milvus()(*shape, uri=address[0], token=token, collection=address[1], **config)
             )
         count = parag_migrate(source, target, progress=not as_json)
         if address is None:

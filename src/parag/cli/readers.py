@@ -68,7 +68,7 @@ class Vectors:
         self._npy = NpyFile(path, "a 2-D array of numbers (rows x dimension)", ndim=2, kinds="fiu")
         self.rows, self.dimension = self._npy.shape
         if self.dimension == 0:
-            raise InvalidArgumentError(f"{path}: its rows hold no numbers (shape {self._npy.shape}): nothing to add")
+            raise InvalidArgumentError(f"{path}: its rows hold no numbers (shape {self._npy.shape}): no vectors")
 
     def read(self) -> np.ndarray:
         """Every row at once (for small files such as queries)."""
@@ -112,7 +112,7 @@ class Vectors:
             )
         first = next(self._column_batches(1), None)
         if first is None or not first.num_rows:
-            raise InvalidArgumentError(f"{self.path}: column {self.column!r} has no rows: nothing to add")
+            raise InvalidArgumentError(f"{self.path}: column {self.column!r} has no rows: no vectors")
         vector = first.column(0)[0].as_py()
         if not vector:
             raise self._bad_row([vector], 1)

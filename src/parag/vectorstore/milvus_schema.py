@@ -44,7 +44,7 @@ MILVUS_METRIC = {"L2": "L2", "IP": "IP", "cosine": "COSINE"}
 
 def _faiss_range(index_type: str, name: str) -> tuple[int, int]:
     """The FAISS store's range for a parameter: both stores take the same values."""
-    param = next(p for p in FAISS_KINDS[index_type].params_table if p.name == name)
+    param = FAISS_KINDS[index_type].params_by_name()[name]
     assert param.high is not None  # every int parameter has a largest value
     return param.low, param.high
 

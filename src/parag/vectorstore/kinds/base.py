@@ -96,9 +96,14 @@ class IndexKind:
     # ------------------------------------------------------------- parameters
 
     @classmethod
+    def params_by_name(cls) -> dict[str, Param]:
+        """Every parameter of this kind (:attr:`params_table`, then the storage ones) by name."""
+        return {p.name: p for p in cls.params_table + STORAGE_TABLE}
+
+    @classmethod
     def resolve(cls, given: dict[str, Any], dimension: int) -> dict[str, Any]:
         """Every parameter's value: ``given`` checked against the table, defaults for the rest."""
-        table = {p.name: p for p in cls.params_table + STORAGE_TABLE}
+        table = cls.params_by_name()
         for name in given:
             if name not in table:
                 raise InvalidArgumentError(
@@ -109,8 +114,7 @@ class IndexKind:
 
     def check_overrides(self, given: dict[str, Any]) -> dict[str, Any]:
         """The per-search overrides that are not None, checked against the table."""
-        table = self.params_table + STORAGE_TABLE
-        per_search = {p.name: p for p in table if p.per_search and p.name in self.params}
+        per_search = {n: p for n, p in self.params_by_name().items() if p.per_search and n in self.params}
         overrides = {}
         for name, value in given.items():
             if value is None:

@@ -189,15 +189,15 @@ def test_a_large_batch_with_a_nan_is_reported_before_its_bad_metadata(write):
 def test_an_interrupt_during_a_large_batchs_check_goes_on_unchecked():
     """A KeyboardInterrupt in the block of a background NaN check is not replaced by the
     check's error (nor waited for); an ordinary error still is."""
-    from parag._validation import BACKGROUND_CHECK_MIN, finite_check
+    from parag._validation import BACKGROUND_CHECK_MIN, values_check
 
     x = np.ones((-(-BACKGROUND_CHECK_MIN // 16), 16), np.float32)
     x[-1, 5] = np.nan
     with pytest.raises(KeyboardInterrupt):
-        with finite_check(x, "vectors"):
+        with values_check(x, "vectors"):
             raise KeyboardInterrupt
     with pytest.raises(InvalidArgumentError, match="vectors contain NaN"):
-        with finite_check(x, "vectors"):
+        with values_check(x, "vectors"):
             raise ValueError("the block's own error")
 
 

@@ -39,24 +39,24 @@ MAX_SQUARED_NORM = float(np.finfo(np.float32).max) / 16
 
 
 def as_vectors(
-    x: npt.ArrayLike, dimension: int, name: str = "vectors", finite: bool = True
+    x: npt.ArrayLike, dimension: int, name: str = "vectors", check: bool = True
 ) -> tuple[np.ndarray, bool]:
     """Convert one vector (1-D) or many (2-D) to a float32 C-contiguous (n, dimension) array.
 
     Returns the array and whether the input was a single 1-D vector. No copy is made when
-    ``x`` already is float32 and C-contiguous. ``finite=False`` leaves the check of the values
-    (:func:`check_finite`) to the caller (:class:`finite_check`).
+    ``x`` already is float32 and C-contiguous. ``check=False`` leaves the check of the values
+    (:func:`check_values`) to the caller (:class:`values_check`).
     """
-    if finite_vector(x, dimension) is not None:
+    if checked_query_pointer(x, dimension) is not None:
         return x[None], True  # (a (1, d) view: indexing costs half a reshape call)
-    return converted_vectors(x, dimension, name, finite)
+    return converted_vectors(x, dimension, name, check)
 
 
 def converted_vectors(
-    x: npt.ArrayLike, dimension: int, name: str = "vectors", finite: bool = True
+    x: npt.ArrayLike, dimension: int, name: str = "vectors", check: bool = True
 ) -> tuple[np.ndarray, bool]:
     """:func:`as_vectors` without its first step, for a caller that has already tried
-    :func:`finite_vector` on ``x`` and been turned down: ``x`` converted, or rejected."""
+    :func:`checked_query_pointer` on ``x`` and been turned down: ``x`` converted, or rejected."""
     if isinstance(x, (str, bytes)):
         raise InvalidTypeError(f"{name} must be numbers, got a {type(x).__name__}")
     try:
@@ -85,14 +85,14 @@ def converted_vectors(
         )
     with np.errstate(over="ignore"):  # values beyond float32 become inf, reported below
         arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if finite:
-        check_finite(arr, name)
+    if check:
+        check_values(arr, name)
     return arr, single
 
 
-def finite_vector(x: Any, dimension: int) -> Any | None:
+def checked_query_pointer(x: Any, dimension: int) -> Any | None:
     """FAISS's pointer to ``x`` (``faiss.swig_ptr``) when ``x`` is one C-contiguous float32
-    vector of shape ``(dimension,)`` that :func:`check_finite` accepts, else None: the query
+    vector of shape ``(dimension,)`` that :func:`check_values` accepts, else None: the query
     of a single-query search as FAISS takes it, with nothing to convert (anything else is for
     :func:`as_vectors` to convert or reject).
 
@@ -105,7 +105,7 @@ def finite_vector(x: Any, dimension: int) -> Any | None:
             pointer = faiss.swig_ptr(x)
         except ValueError:  # not C-contiguous
             return None
-        # check_finite's rule for one row: its squared norm within the limit (NaN, inf and
+        # check_values's rule for one row: its squared norm within the limit (NaN, inf and
         # overflow compare False, and go to as_vectors' general path to be reported). FAISS
         # computes it without numpy's floating-point error checks (no overflow warning).
         if faiss.fvec_norm_L2sqr(pointer, dimension) <= MAX_SQUARED_NORM:
@@ -113,7 +113,7 @@ def finite_vector(x: Any, dimension: int) -> Any | None:
     return None
 
 
-def check_finite(x: np.ndarray, name: str, total: float | None = None) -> None:
+def check_values(x: np.ndarray, name: str, total: float | None = None) -> None:
     """Raise InvalidArgumentError, naming the first bad row, unless every row of ``x``
     (float32, 2-D, C-contiguous) is finite with a squared norm of at most
     :data:`MAX_SQUARED_NORM` (so that every distance between vectors stays finite).
@@ -121,7 +121,7 @@ def check_finite(x: np.ndarray, name: str, total: float | None = None) -> None:
     # One sum of squares over the array costs what a float32 sum does (one pass), far less
     # than a pass per row. Within half the limit, every row is within the limit (a float32
     # sum of non-negative terms never falls far below any row's part of it); anything else
-    # (NaN, inf, huge values) is decided row by row, by the same arithmetic as finite_vector.
+    # (NaN, inf, huge values) is decided row by row, by the same arithmetic as checked_query_pointer.
     if (_squares(x) if total is None else total) <= MAX_SQUARED_NORM / 2:
         return
     norms = np.empty(len(x), np.float32)
@@ -146,18 +146,18 @@ def check_finite(x: np.ndarray, name: str, total: float | None = None) -> None:
 
 def _squares(x: np.ndarray) -> float:
     """The float32 sum of the squares of every value of ``x`` (C-contiguous float32), by
-    FAISS: one pass, no numpy overflow warning, the GIL released (for finite_check's thread)."""
+    FAISS: one pass, no numpy overflow warning, the GIL released (for values_check's thread)."""
     return faiss.fvec_norm_L2sqr(faiss.swig_ptr(x), x.size)
 
 
-# From this many values (4 MB) on, finite_check sums on a second thread: starting one costs
+# From this many values (4 MB) on, values_check sums on a second thread: starting one costs
 # ~0.1 ms, the sum of squares of 100k x 384 values ~10 ms (memory-bound), overlapped with the
 # metadata's encoding.
 BACKGROUND_CHECK_MIN = 1_000_000
 
 
-class finite_check:
-    """``with finite_check(x, name):`` checks ``x`` as :func:`check_finite` does before the
+class values_check:
+    """``with values_check(x, name):`` checks ``x`` as :func:`check_values` does before the
     block, or, for a large ``x``, on a second thread while the block runs (FAISS releases
     the GIL): an add sums its vectors' squares while it encodes
     their metadata. The vectors' error then takes precedence over the block's own (an
@@ -171,13 +171,13 @@ class finite_check:
 
     def __enter__(self) -> None:
         if self._x.size < BACKGROUND_CHECK_MIN:
-            check_finite(self._x, self._name)
+            check_values(self._x, self._name)
             return
-        thread = threading.Thread(target=self._sum, name="parag-finite-check", daemon=True)
+        thread = threading.Thread(target=self._sum, name="parag-values-check", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # no thread to be had (a limit, interpreter shutdown): check now
-            check_finite(self._x, self._name)
+            check_values(self._x, self._name)
             return
         self._thread = thread
 
@@ -188,7 +188,7 @@ class finite_check:
         if self._thread is None or (kind is not None and not issubclass(kind, Exception)):
             return
         self._thread.join()
-        check_finite(self._x, self._name, self._total)  # (summed here if the thread failed)
+        check_values(self._x, self._name, self._total)  # (summed here if the thread failed)
 
 
 UNIT_TOLERANCE = 4 * float(np.finfo(np.float32).eps)  # |norm - 1| of a row already normalised in float32
@@ -196,7 +196,7 @@ UNIT_TOLERANCE = 4 * float(np.finfo(np.float32).eps)  # |norm - 1| of a row alre
 
 def unit_rows(x: np.ndarray, name: str) -> np.ndarray:
     """Unit-length copies of the rows of ``x`` (a cosine store's vectors and queries), already
-    checked by :func:`check_finite` (so no norm here can overflow)."""
+    checked by :func:`check_values` (so no norm here can overflow)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if not norms.all():
         row = int(np.flatnonzero(norms == 0)[0])

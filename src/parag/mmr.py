@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import check_finite, check_int, check_real
+from parag._validation import check_int, check_real, check_values
 from parag.errors import InvalidArgumentError, InvalidTypeError
 
 
@@ -73,12 +73,12 @@ def _floats(x: npt.ArrayLike, name: str) -> np.ndarray:
 
 
 def _finite(x: np.ndarray, name: str) -> np.ndarray:
-    """``x`` (2-D), once the store's check of vectors (:func:`check_finite`, on ``x`` in
+    """``x`` (2-D), once the store's check of vectors (:func:`check_values`, on ``x`` in
     float32) has found no row with NaN or infinity: else InvalidArgumentError naming ``name``
     and the row. (NaN would otherwise compare False to every score and be picked first.)"""
     if x.size:
         with np.errstate(over="ignore"):  # values beyond float32 become inf, reported as such
-            check_finite(np.ascontiguousarray(x, dtype=np.float32), name)
+            check_values(np.ascontiguousarray(x, dtype=np.float32), name)
     return x
 
 

@@ -24,8 +24,8 @@ from parag._validation import (
     check_bool,
     check_int,
     check_k,
+    checked_query_pointer,
     converted_vectors,
-    finite_vector,
     unit_rows,
 )
 from parag.errors import InvalidArgumentError, InvalidTypeError
@@ -124,12 +124,12 @@ class FAISSReads:
         # The usual query, one finite float32 vector (not a cosine store's: it is normalised
         # first), is checked in a few steps and goes to FAISS as its pointer, with no array
         # made; anything else is converted, or rejected, by as_vectors.
-        pointer = None if cosine else finite_vector(query, kind.dimension)
+        pointer = None if cosine else checked_query_pointer(query, kind.dimension)
         if pointer is not None:
             q, single = None, True
-        elif cosine:  # (as_vectors tries finite_vector first: the query's one check)
+        elif cosine:  # (as_vectors tries checked_query_pointer first: the query's one check)
             q, single = as_vectors(query, kind.dimension, "query")
-        else:  # turned down by finite_vector: not tried again
+        else:  # turned down by checked_query_pointer: not tried again
             q, single = converted_vectors(query, kind.dimension, "query")
         if type(k) is not int or k < 1:  # (the common case spared the check's two calls)
             k = check_k(k)

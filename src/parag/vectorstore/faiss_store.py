@@ -20,7 +20,7 @@ import numpy.typing as npt
 import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k, finite_check, normalised
+from parag._validation import as_vectors, check_bool, check_int, check_k, normalised, values_check
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
@@ -218,8 +218,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         ['guide.md#0', 'guide.md#1']
         """
         kind = self._state.kind  # what the input is checked against (see _writing)
-        x, _ = as_vectors(vectors, kind.dimension, finite=False)
-        with finite_check(x, "vectors"):  # (a large batch is checked while the rest is)
+        x, _ = as_vectors(vectors, kind.dimension, check=False)
+        with values_check(x, "vectors"):  # (a large batch is checked while the rest is)
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))
             given = None if ids is None else _ids_for(ids, len(x))
@@ -275,8 +275,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         """Insert vectors under ``ids``, replacing the vector, metadata and document of ids
         already stored."""
         kind = self._state.kind
-        x, _ = as_vectors(vectors, kind.dimension, finite=False)
-        with finite_check(x, "vectors"):
+        x, _ = as_vectors(vectors, kind.dimension, check=False)
+        with values_check(x, "vectors"):
             new_ids = _ids_for(ids, len(x))
             encoded = encode_metadata(metadata, len(x))
             docs = check_documents(documents, len(x))

@@ -17,32 +17,33 @@ first ids fix a FAISS store's kind. Where Milvus behaves differently, the store 
 
 Writes are not transactions: a failure part-way through a large ``add`` can leave its first
 batches written (each all or nothing). See ``docs/milvus.md``.
+
+The reads (``search``, ``get``, ``ids``, ``len``, ``in``) are
+:class:`~parag.vectorstore.milvus_reads.MilvusReads`'s; this module adds construction, the
+writes and the lifecycle.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 import parag.vectorstore.milvus_rows as rows_
-import parag.vectorstore.milvus_search as milvus_search
 import parag.vectorstore.milvus_schema as schema
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
-from parag._validation import as_vectors, check_bool, check_choice, check_int, check_k, normalised
+from parag._validation import check_bool, check_choice
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
-from parag.vectorstore.base import Closed, Documents, GetResult, Metadata, SearchResult, VectorStore
+from parag.vectorstore.base import Closed, Documents, Metadata, VectorStore
 from parag.vectorstore.milvus_collection import Collection
-from parag.vectorstore.milvus_filters import NotOnServer, server_plan
-from parag.vectorstore.faiss_reads import INCLUDABLE, check_include  # one include= for both stores
+from parag.vectorstore.milvus_filters import server_plan
+from parag.vectorstore.milvus_reads import MilvusReads
 
 # What a closed store holds in place of its collection and configuration: every method and
 # property reads one of them first, so any use raises StoreClosedError.
@@ -51,19 +52,8 @@ _CLOSED: Any = Closed(
     "MilvusVectorStore.open(collection, uri=...)"
 )
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
 
-
-def _reading(method: _Method) -> _Method:
-    """``method`` run under the store's read lock (``_lock``: close waits for the reads under way)."""
-    @functools.wraps(method)
-    def read(self: MilvusVectorStore, *args: Any, **kwargs: Any) -> Any:
-        with self._lock.reading:
-            return method(self, *args, **kwargs)
-    return cast(_Method, read)
-
-
-class MilvusVectorStore(VectorStore):
+class MilvusVectorStore(MilvusReads, VectorStore):
     """A parag store in a Milvus collection: same methods, filters, scores and errors as
     :class:`~parag.vectorstore.FAISSVectorStore`.
 
@@ -129,18 +119,6 @@ class MilvusVectorStore(VectorStore):
     # ----------------------------------------------------------------- properties
 
     @property
-    def dimension(self) -> int:
-        return self._config["dimension"]
-
-    @property
-    def metric(self) -> str:
-        return self._config["metric"]
-
-    @property
-    def index_type(self) -> str:
-        return self._config["index_type"]
-
-    @property
     def params(self) -> dict[str, int]:
         return dict(self._config["params"])
 
@@ -155,14 +133,6 @@ class MilvusVectorStore(VectorStore):
     @property
     def read_only(self) -> bool:
         return False
-
-    @_reading
-    def __len__(self) -> int:
-        return 0 if self._server.kind is None else self._server.count(None)
-
-    @_reading
-    def __contains__(self, id_: object) -> bool:
-        return self._server.has(id_)
 
     def __repr__(self) -> str:
         if self.closed:
@@ -284,81 +254,6 @@ class MilvusVectorStore(VectorStore):
                     raise IdNotFoundError(f"ids not in the store: {[i for i in targets.tolist() if i not in found][:10]}")
             self._server.delete(present)
         return len(present)
-
-    # ----------------------------------------------------------------- reading
-
-    @_reading
-    def search(self, query: npt.ArrayLike, k: int = 10, *, filter: Filter | None = None,  # noqa: A002
-               nprobe: int | None = None, ef_search: int | None = None,
-               include: Sequence[str] = INCLUDABLE, rerank: int | None = None) -> SearchResult:
-        """The ``k`` nearest vectors to one query (1-D) or each of a batch (2-D), as
-        FAISSVectorStore.search: ``min(k, matching vectors)`` hits per query, best first.
-        ``rerank`` applies to FAISS's compressed storage only: Milvus stores float32 vectors
-        and scores them exactly, so it is an error here."""
-        q, single = as_vectors(query, self.dimension, "query")
-        k = check_k(k)
-        if rerank is not None:
-            raise InvalidArgumentError("rerank does not apply to a MilvusVectorStore: it stores float32 "
-                                       "vectors and scores them exactly (rerank is for FAISSVectorStore's "
-                                       "compressed storage)")
-        overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
-        search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
-        wanted = check_include(include)
-        tree = None if filter is None else parse(filter)
-        plan = None if tree is None else server_plan(tree)
-        q = normalised(q, "query", self.metric)
-        if self._server.kind is None:
-            hits: list[list[tuple]] = [[] for _ in q]
-        elif isinstance(plan, NotOnServer):  # parag evaluates the filter: an exact search
-            found = self._server.matching(tree, plan, ["vector", *rows_.fields_for(wanted)])
-            hits = rows_.exact_hits(q, k, self.metric, found, wanted)
-        else:
-            hits = milvus_search.search(self._server, q, k, plan, self._config, search_params, wanted)
-        parts = [[[h[j] for h in row] for row in hits] for j in range(4)]
-        dist, ids, meta, docs = (p[0] if single else p for p in parts)
-        return SearchResult(dist, ids, meta if "metadata" in wanted else None,
-                            docs if "documents" in wanted else None)
-
-    @_reading
-    def get(self, ids: Ids | None = None, *, filter: Filter | None = None,  # noqa: A002
-            limit: int | None = None, offset: int = 0, include_vectors: bool = False,
-            include: Sequence[str] = INCLUDABLE) -> GetResult:
-        """Stored records, as FAISSVectorStore.get: of ``ids`` in the order asked (all must
-        exist), of those matching ``filter``, or of every vector (oldest first); a page of
-        them with ``limit`` / ``offset``."""
-        targets = None if ids is None else as_store_ids(ids, self._server.kind, unique=False)
-        tree = None if filter is None else parse(filter)
-        plan = None if tree is None else server_plan(tree)
-        limit = None if limit is None else check_int(limit, "limit", 0)
-        offset = check_int(offset, "offset", 0)
-        check_bool(include_vectors, "include_vectors")
-        wanted = check_include(include)
-        fields = rows_.fields_for(wanted) + (["vector"] if include_vectors else [])
-        if targets is not None:
-            found = self._server.rows(np.unique(targets), fields) if len(targets) else {}
-            picked = [found[i] for i in targets.tolist()]
-            if tree is not None:
-                allowed = {r["id"] for r in self._server.matching(tree, plan, [], rows_.ids_in(list(found)))}
-                picked = [r for r in picked if r["id"] in allowed]
-        elif self._server.kind is None:
-            picked = []
-        else:
-            picked = sorted(self._server.matching(tree, plan, ["seq", *fields]) if tree is not None
-                            else self._server.all_rows(None, ["seq", *fields]), key=lambda r: r["seq"])
-        picked = picked[offset: None if limit is None else offset + limit]
-        vectors = None
-        if include_vectors:
-            vectors = np.asarray([r["vector"] for r in picked], np.float32).reshape(-1, self.dimension)
-        return GetResult([r["id"] for r in picked], [r["meta"] for r in picked] if "metadata" in wanted else None,
-                         vectors, [rows_.document(r) for r in picked] if "documents" in wanted else None)
-
-    @_reading
-    def ids(self) -> list[int] | list[str]:
-        """Every stored id, oldest first (an upsert makes an id the newest)."""
-        if self._server.kind is None:
-            return []
-        pairs = [(r["seq"], r["id"]) for r in self._server.all_rows(None, ["seq"])]
-        return [i for _, i in sorted(pairs)]
 
     # ----------------------------------------------------------------- persistence
 

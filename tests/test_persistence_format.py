@@ -25,6 +25,7 @@ from parag.errors import (
     CorruptStoreError,
     NotAStoreError,
     ParagError,
+    StoreClosedError,
     StoreNotFoundError,
     UnsupportedFormatError,
 )
@@ -680,6 +681,20 @@ def test_files_deleted_after_a_load_opened_them(
 
     monkeypatch.setattr(persistence, "load", load_then_race)
     assert snapshot(FAISSVectorStore.load(path, **options)) == snapshot(store)
+
+
+def test_reading_closed_store_files_says_to_load_again(saved: tuple[FAISSVectorStore, Path]) -> None:
+    """A read after the StoreFiles closed names the file and says to load the store again:
+    not the advice for an index taken from a store (store.faiss_index), which shares the read."""
+    _, path = saved
+    with persistence.load(path) as files:
+        out = memoryview(bytearray(files.size("ids")))
+    with pytest.raises(StoreClosedError) as raised:
+        files.read_into("ids", out)
+    assert str(raised.value) == (
+        f"{files.describe('ids')} is closed: the StoreFiles that opened it was closed (close(), "
+        "or the end of its with block); load the store again"
+    )
 
 
 @pytest.mark.parametrize("role", ["index", "ids", "metadata"])

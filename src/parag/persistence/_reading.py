@@ -98,6 +98,10 @@ class StoreFiles:
         Whether reads check checksums (sizes are always checked).
     """
 
+    #: The end of the StoreClosedError a read raises once the files are closed: why they are,
+    #: and what to do (pass it as ``closed`` when reading :meth:`handle` directly).
+    CLOSED = "the StoreFiles that opened it was closed (close(), or the end of its with block); load the store again"
+
     def __init__(self, path: Path, manifest: dict[str, Any], handles: dict[str, BinaryIO], verify: bool) -> None:
         self.path = path
         self.manifest = manifest
@@ -154,7 +158,7 @@ class StoreFiles:
         out = out.cast("B")
         if len(out) != info["size"]:
             raise ValueError(f"read_into: a buffer of {len(out)} bytes for a file of {info['size']}")
-        read_into_at(f, 0, out, self.describe(role))
+        read_into_at(f, 0, out, self.describe(role), closed=self.CLOSED)
         if role in self._checks:  # a large file: hashed on its background thread meanwhile
             self._checks[role].result()
         elif self.verify:
@@ -204,7 +208,7 @@ class StoreFiles:
                 if self._stop.is_set():
                     raise CorruptStoreError(f"{self.describe(role)} was not checked: the load was abandoned")
                 length = min(block, info["size"] - i * block)
-                read_into_at(f, i * block, view[:length], self.describe(role))
+                read_into_at(f, i * block, view[:length], self.describe(role), closed=self.CLOSED)
                 self.check_block(role, i, view[:length], expected)
 
     def _block_error(self, role: str, i: int) -> CorruptStoreError:
@@ -256,23 +260,21 @@ def read_at(f: BinaryIO, offset: int, length: int, what: str) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str) -> None:
+def read_into_at(f: BinaryIO, offset: int, out: memoryview, what: str, *, closed: str) -> None:
     """Fill ``out`` with the bytes at ``offset`` (preadv: no copy, no race on the position).
     A file that ends too soon raises CorruptStoreError, one the system fails to read
-    StoreReadError; both name ``what``."""
-    read_pieces_at(f, [(offset, out)], what)
+    StoreReadError; both name ``what``. A closed ``f`` raises StoreClosedError ending with
+    ``closed``: why its owner closed it and what to do, which only the owner knows."""
+    read_pieces_at(f, [(offset, out)], what, closed=closed)
 
 
-def read_pieces_at(f: BinaryIO, pieces: Iterable[tuple[int, memoryview]], what: str) -> None:
+def read_pieces_at(f: BinaryIO, pieces: Iterable[tuple[int, memoryview]], what: str, *, closed: str) -> None:
     """Fill each ``out`` of ``pieces`` (offset, out) as :func:`read_into_at` does: in one
     loop, so that a read a row (re-ranking's) costs little more than its system call."""
     try:
         fd = f.fileno()
-    except ValueError:  # closed: only by its store (close, a load, or a new index replacing this one)
-        raise StoreClosedError(
-            f"{what} is closed: the store it belongs to was closed, loaded again or has rebuilt its "
-            "index (a compaction, a retraining) since this index was taken; take store.faiss_index again"
-        ) from None
+    except ValueError:  # closed, by the file's owner: ``closed`` says why and what to do
+        raise StoreClosedError(f"{what} is closed: {closed}") from None
     for offset, out in pieces:
         piece, got = out, 0
         while True:  # (an empty piece reads 0 bytes: done)

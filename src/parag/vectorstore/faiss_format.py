@@ -302,7 +302,7 @@ def _read_vectors(kind: IndexKind, files: persistence.StoreFiles, n_slots: int, 
         )
     if not mmap and kind.vectors_dir is not None:  # copied, checked, into a file of vectors_dir
         files.check_whole("vectors")
-        rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension, where)
+        rows = read_blocks(files.handle("vectors"), n_slots, kind.dimension, where, files.CLOSED)
         return FullVectors.spilled(rows, kind.dimension, kind.faiss_metric, kind.vectors_dir)
     if not mmap:
         data = np.empty((n_slots, kind.dimension), VECTORS_DTYPE)

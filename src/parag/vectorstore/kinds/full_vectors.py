@@ -53,6 +53,10 @@ BLOCK_BYTES = 1 << 24
 SCAN_SHARE = 0.25
 # Reads of at least this many rows look for runs of consecutive slots, each read with one call.
 RUNS_FROM = 100
+# The end of the StoreClosedError a read of a closed file raises: the store hands this object
+# out (store.faiss_index) and closes its file on close, a load or a rebuild of its index.
+CLOSED = ("the store it belongs to was closed, loaded again or has rebuilt its index (a compaction, "
+          "a retraining) since this index was taken; take store.faiss_index again")
 
 
 class FullVectors:
@@ -177,7 +181,7 @@ class FullVectors:
         view, row = memoryview(out.reshape(-1).view(np.uint8)), 4 * self.d
         ends = [*starts[1:], len(slots)]
         pieces = [(listed[i] * row, view[i * row : end * row]) for i, end in zip(starts, ends)]
-        read_pieces_at(self.file, pieces, self.where)
+        read_pieces_at(self.file, pieces, self.where, closed=CLOSED)
         return out
 
     def gathered(self, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -201,7 +205,7 @@ class FullVectors:
     def blocks(self) -> Iterator[np.ndarray]:
         """Every row in order, a piece at a time (read with ``preadv`` from a file: none of it mapped)."""
         if self.file is not None:
-            yield from read_blocks(self.file, self.ntotal, self.d, self.where)
+            yield from read_blocks(self.file, self.ntotal, self.d, self.where, CLOSED)
             return
         rows = max(1, BLOCK_BYTES // (4 * self.d))
         for start in range(0, self.ntotal, rows):
@@ -223,7 +227,7 @@ class FullVectors:
             return self.array[start : start + n]
         out = np.empty((n, self.d), np.float32)
         if n:  # (an empty array has no buffer to read into)
-            read_into_at(self.file, start * 4 * self.d, memoryview(out).cast("B"), self.where)
+            read_into_at(self.file, start * 4 * self.d, memoryview(out).cast("B"), self.where, closed=CLOSED)
         return out
 
     def search(
@@ -290,13 +294,14 @@ def _knn(
     return distances, labels
 
 
-def read_blocks(file: BinaryIO, n: int, d: int, where: str) -> Iterator[np.ndarray]:
-    """The first ``n`` raw float32 rows of ``file`` (``where``, for error messages), in order,
-    a piece at a time (``preadv``: none of it mapped, the file's position untouched)."""
+def read_blocks(file: BinaryIO, n: int, d: int, where: str, closed: str) -> Iterator[np.ndarray]:
+    """The first ``n`` raw float32 rows of ``file`` (``where``, for error messages; ``closed``:
+    why it would be closed and what to do), in order, a piece at a time (``preadv``: none of
+    it mapped, the file's position untouched)."""
     rows = max(1, BLOCK_BYTES // (4 * d))
     for start in range(0, n, rows):
         block = np.empty((min(rows, n - start), d), np.float32)
-        read_into_at(file, start * 4 * d, memoryview(block).cast("B"), where)
+        read_into_at(file, start * 4 * d, memoryview(block).cast("B"), where, closed=closed)
         yield block
 
 

@@ -59,6 +59,9 @@ class RWLock:
         # ``with lock.reading:`` holds the lock shared for the block. One object serves every
         # reader (it keeps no per-hold state): a search creates nothing and calls nothing to take it.
         self.reading: _Reading | _LockedReading = _LockedReading(self) if locked_reads else _Reading(self)
+        # ``with self._guarded:`` holds the mutex for the block (one object for every thread, as
+        # ``reading``: the holds are the mutex's own).
+        self._guarded = _Guarded(self)
 
     def read(self) -> _Reading | _LockedReading:
         """``with lock.read():`` holds the lock shared for the block (as ``lock.reading``)."""
@@ -67,7 +70,7 @@ class RWLock:
     @contextmanager
     def write(self) -> Iterator[None]:
         me = get_ident()
-        with self._guarded():
+        with self._guarded:
             if self._writer == me or me in self._readers:
                 raise ReentrantWriteError(
                     "the store cannot be changed from inside one of its own calls (e.g. by a callable "
@@ -88,7 +91,7 @@ class RWLock:
         try:
             yield
         finally:
-            with self._guarded():
+            with self._guarded:
                 self._writer = None
                 self._writing -= 1
                 self._cond.notify_all()
@@ -97,7 +100,7 @@ class RWLock:
         """The slow path of a read that found a writer about (its id already in ``_readers``):
         step back until no writer waits or writes, unless this thread holds the lock already."""
         me = get_ident()
-        with self._guarded():
+        with self._guarded:
             if self._writer == me or self._readers.count(me) > 1:
                 return  # a nested read: the writer waits for the outer one anyway
             self._readers.remove(me)
@@ -108,7 +111,7 @@ class RWLock:
             self._readers.append(me)
 
     def _wake_writer(self) -> None:
-        with self._guarded():
+        with self._guarded:
             self._cond.notify_all()
 
     def _abandon_read(self) -> None:
@@ -116,22 +119,10 @@ class RWLock:
         one. It is this read's: a nested read never removes its entry, and a read that is
         not nested has no other entry of this thread."""
         me = get_ident()
-        with self._guarded():
+        with self._guarded:
             if me in self._readers:
                 self._readers.remove(me)
                 self._cond.notify_all()
-
-    @contextmanager
-    def _guarded(self) -> Iterator[None]:
-        """``with self._guarded():`` is ``with self._cond:`` that never leaves the mutex held:
-        an interrupt inside the mutex's ``__enter__``, after the acquisition, escapes with it
-        held (``with`` never took charge of it), and every other thread would wait for ever."""
-        try:
-            with self._cond:
-                yield
-        except BaseException:
-            self._release_leaked()
-            raise
 
     def _release_leaked(self) -> None:
         """Release every hold of the mutex this thread has. Called only where this thread
@@ -142,6 +133,36 @@ class RWLock:
                 self._cond.release()
             except RuntimeError:  # not held by this thread
                 return
+
+
+class _Guarded:
+    """``with lock._guarded:`` is ``with lock._cond:`` that never leaves the mutex held: an
+    interrupt inside the mutex's ``__enter__``, after the acquisition, escapes with it held
+    (``with`` never took charge of it), and every other thread would wait for ever. A class
+    rather than a generator: on a free-threaded build every read takes it twice."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        lock = self._lock
+        try:
+            lock._cond.__enter__()
+        except BaseException:  # perhaps after the acquisition: release what it leaked
+            lock._release_leaked()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self._lock
+        try:
+            lock._cond.__exit__(*exc)
+        except BaseException:  # interrupted inside the release: leave no hold behind
+            lock._release_leaked()
+            raise
+        if exc[0] is not None:  # the block raised (an interrupt may have leaked a hold): release all
+            lock._release_leaked()
 
 
 class _Reading:
@@ -181,7 +202,7 @@ class _LockedReading:
 
     def __enter__(self) -> None:
         lock, me = self._lock, get_ident()
-        with lock._guarded():
+        with lock._guarded:
             if lock._writer != me and me not in lock._readers:  # a nested read does not wait
                 while lock._writing:
                     lock._cond.wait()
@@ -189,7 +210,7 @@ class _LockedReading:
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
-        with lock._guarded():
+        with lock._guarded:
             lock._readers.remove(get_ident())
             if lock._writing and not lock._readers:
                 lock._cond.notify_all()

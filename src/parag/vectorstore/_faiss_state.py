@@ -2,7 +2,7 @@
 
 :class:`FAISSState` holds the FAISS index, the slot map (slot <-> id, tombstones), the
 metadata and document of every slot and the next id to generate, and changes them together:
-append, kill, compact. It also runs searches over the live slots. It does no input checking and no
+append, kill, compact (its searches: :mod:`._state_reads`). It does no input checking and no
 locking: :class:`~parag.vectorstore.FAISSVectorStore` checks every argument first and calls
 these methods under its lock, so a state is only ever seen whole.
 """
@@ -12,22 +12,23 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import faiss
 import numpy as np
 
 from parag._ids import INT_IDS, STR_IDS, check_kind, generated_str_ids
-from parag._slots import SlotMap, bitmap_selector
+from parag._slots import SlotMap
 from parag._threads import threads_for
-from parag._validation import MAX_ID, MAX_SQUARED_NORM
+from parag._validation import BACKGROUND_CHECK_MIN, MAX_ID
 from parag.documents import DocumentStore
-from parag.errors import CorruptStoreError, InvalidArgumentError
+from parag.errors import InvalidArgumentError
 from parag.metadata import Encoded, MetadataStore
+from parag.vectorstore._add_ahead import Batch
+from parag.vectorstore._state_reads import StateReads
 from parag.vectorstore.kinds import IndexKind
 
 
-class FAISSState:
+class FAISSState(StateReads):
     """Index, slots, metadata, documents and next id of one store, and their joint operations."""
 
     def __init__(
@@ -75,17 +76,45 @@ class FAISSState:
     def is_trained(self) -> bool:
         return self.kind.is_trained(self.index)
 
+    def adds_ahead(self, x: np.ndarray) -> bool:
+        """Whether an add of ``x`` runs ahead of its checks (:mod:`._add_ahead`): a batch large
+        enough to be worth a thread, into an index whose add :meth:`IndexKind.remove_tail`
+        takes back exactly, in a store that may be changed."""
+        return x.size >= BACKGROUND_CHECK_MIN and not self.read_only and self.kind.undoes_add(self.index)
+
+    @contextmanager
+    def adding_ahead(self, x: np.ndarray) -> Iterator[Batch]:
+        """``x`` (unchecked) on its way into the index: added by FAISS on a second thread
+        while the block checks it, where :meth:`adds_ahead`, and taken out again if the block
+        raises. The block passes the :class:`Batch`'s ``vectors()`` to :meth:`add`."""
+        batch, n_before = Batch(x, self.kind.metric), self.index.ntotal
+        if self.adds_ahead(x):
+            batch.start(self.index)
+        try:
+            yield batch
+        except BaseException:
+            if batch.started:  # (a flat index: its tail is removed, not left as tombstones)
+                try:
+                    batch.wait()
+                finally:
+                    self._forget_from(n_before)  # (nothing left to remove if add's own undo ran)
+            raise
+        batch.wait()
+
     # ----------------------------------------------------------------- writing
 
-    def add(self, x: np.ndarray, ids: np.ndarray | None, encoded: Encoded, docs: list[str | None]) -> np.ndarray:
+    def add(
+        self, x: np.ndarray, ids: np.ndarray | None, encoded: Encoded, docs: list[str | None], in_index: bool = False
+    ) -> np.ndarray:
         """Add vectors under ``ids`` (None: generated ones); return the ids. The first ids a
-        store holds fix its kind (ints or strings)."""
+        store holds fix its kind (ints or strings). ``in_index``: FAISS holds ``x`` already
+        (:meth:`adding_ahead`)."""
         if ids is None:
             ids = self._generated_ids(len(x))
         else:
             self.check_kind(ids, "ids")
             self.slots.check_new(ids)
-        self.append(x, ids, encoded, docs)
+        self.append(x, ids, encoded, docs, in_index=in_index)
         return ids
 
     def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, docs: list[str | None]) -> None:
@@ -159,9 +188,10 @@ class FAISSState:
         encoded: Encoded,
         docs: list[str | None],
         replacing: np.ndarray | None = None,
+        in_index: bool = False,
     ) -> None:
         """Add vectors under new slots, killing the ``replacing`` slots (an upsert); all or
-        nothing.
+        nothing. ``in_index``: FAISS holds ``x`` already, as its last vectors.
 
         FAISS's add comes first, then an IVF index's training, then the bookkeeping: slots,
         documents and, last, the metadata (all or nothing itself). Any step may raise (out of
@@ -170,14 +200,15 @@ class FAISSState:
         slot map and the next id are replaced only once every step has succeeded. A
         compaction the write triggers comes after, on its own.
         """
-        n_before = self.index.ntotal
+        n_before = self.index.ntotal - (len(x) if in_index else 0)
         slots = self._slots_for(ids)
         replaced = np.empty(0, np.int64) if replacing is None else replacing
         killed = replaced.tolist()
         self.kind.before_add(self.index, n_before + len(x))
         try:
-            with threads_for(len(x), n_before + len(x)):
-                self.index.add(x)
+            if not in_index:
+                with threads_for(len(x), n_before + len(x)):
+                    self.index.add(x)
             index = self._after_add(slots, ids, replaced)
             with self._rolled_back_on_error(slots, replaced, killed):
                 if killed:
@@ -271,119 +302,3 @@ class FAISSState:
     def set_search_default(self, name: str, value: int) -> None:
         """Make ``value`` the search parameter's default (what ``tune`` chose)."""
         self.kind.set_default(self.index, name, value)
-
-    # ----------------------------------------------------------------- reading
-
-    def matching(self, compiled: Callable[..., np.ndarray]) -> np.ndarray:
-        """A mask over slots: the live ones ``compiled`` (a filter) allows."""
-        allowed = compiled(self.meta, self.docs)
-        if self.slots.n_dead:
-            allowed &= self.slots.live_mask()
-        return allowed
-
-    def vectors(self, slots: np.ndarray) -> np.ndarray:
-        """The stored vectors at ``slots`` (copies)."""
-        return self.index.reconstruct_batch(slots)
-
-    def search_one(self, query: Any, k: int) -> tuple[list[float], list[int] | list[str], list[int]] | None:
-        """Distances, ids and slots (lists) of the top-k of one unfiltered query on the fast
-        path, ``query`` being FAISS's pointer to it (``faiss.swig_ptr``; checked already);
-        None where the fast path does not apply (use :meth:`search_slots`).
-
-        It applies when no slot is dead, the store holds at least k vectors and the index
-        searches one query on the calling thread with its own parameters (HNSW, a trained
-        IVF): then nothing is built per call (no selector, no SearchParameters, no OpenMP
-        setting) and FAISS is called directly. Every step saved here counts: FAISS's search
-        leaves the CPU caches cold, and each Python step after it costs ~1-2 us, not 0.1.
-        """
-        index, slots = self.index, self.slots
-        bare = self._bare
-        if bare[0] is not index:  # worked out once per index (the index changes only under the write lock)
-            kind = self.kind
-            bare = self._bare = (
-                index,
-                isinstance(index, faiss.Index)  # not a Python wrapper around one
-                and not kind.splits_one_query(index)
-                and kind.search_parameters(index, None, {}) is None,
-            )
-        if not bare[1] or k > slots.n_live or slots.n_dead:
-            return None
-        distances, found = np.empty(k, np.float32), np.empty(k, np.int64)
-        index.search_c(1, query, k, faiss.swig_ptr(distances), faiss.swig_ptr(found), None)
-        listed = found.tolist()
-        if listed[-1] < 0:  # fewer than k found: search_slots completes it exactly
-            return None
-        ids = listed if slots.ids_are_slots else slots.ids_at(found).tolist()
-        return distances.tolist(), ids, listed
-
-    def search_slots(
-        self, q: np.ndarray, k: int, overrides: dict[str, int], allowed: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Distances and slots of the top-k live vectors for each query row.
-
-        ``allowed`` is a filter's mask over slots (None: every live slot). k is cut to the
-        number of vectors allowed, so every row is complete.
-        """
-        slots, kind, index = self.slots, self.kind, self.index
-        n = slots.n_live
-        if allowed is not None:
-            if slots.n_dead:
-                allowed &= slots.live_mask()
-            n = int(np.count_nonzero(allowed))
-            if n == slots.n_live:
-                allowed = None  # the filter excludes nothing: search as if unfiltered
-        k = min(k, n)
-        if k == 0:
-            return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
-        if allowed is None:
-            sel = slots.live_selector()
-            if len(q) == 1 and not kind.splits_one_query(index):
-                # FAISS runs this search on the calling thread alone: no OpenMP setting to
-                # change (and restore) on the path every single-query search takes.
-                return self._search(q, k, sel, overrides)
-        with threads_for(len(q), index.ntotal):
-            if allowed is None:
-                return self._search(q, k, sel, overrides)
-            if n <= kind.exact_filter_limit(slots.n_live):
-                distances, found = kind.subset_search(index, q, k, np.flatnonzero(allowed))
-                _check_no_missing(found)
-                return distances, found
-            sel, _bits = bitmap_selector(allowed)
-            return self._search(q, k, sel, kind.widened(index, overrides, n / slots.n_live, k))
-
-    def _search(
-        self, q: np.ndarray, k: int, sel: faiss.IDSelector | None, overrides: dict[str, int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The index's top-k among the slots ``sel`` allows, exact where it found fewer than k."""
-        kind, index = self.kind, self.index
-        distances, found = index.search(q, k, params=kind.search_parameters(index, sel, overrides))
-        # An approximate index may find fewer than k allowed vectors (tombstones, filters,
-        # few probed lists): answer those queries exactly rather than leave holes.
-        # (A single query checks its last hit as a scalar: a numpy reduction costs 2 us.)
-        if found[0, -1] < 0 if len(found) == 1 else found[:, -1].min() < 0:
-            short = found[:, -1] < 0
-            with threads_for(int(short.sum()), index.ntotal):
-                distances[short], found[short] = kind.exact_search(index, q[short], k, sel)
-            _check_no_missing(found)
-        return distances, found
-
-    def exact_slots(self, q: np.ndarray, k: int) -> np.ndarray:
-        """The true top-k live slots of each query row, by exhaustive search."""
-        with threads_for(len(q), self.index.ntotal):
-            return self.kind.exact_search(self.index, q, k, self.slots.live_selector())[1]
-
-
-def _check_no_missing(found: np.ndarray) -> None:
-    """Raise CorruptStoreError if a label of an exact search for no more vectors than there
-    are is -1 (FAISS's "none"): numpy would read -1 as the last slot.
-
-    FAISS leaves a -1 only where a distance is inf or NaN: impossible for vectors and queries
-    within :data:`~parag._validation.MAX_SQUARED_NORM`, which every write and search checks;
-    a store loaded from files may still hold vectors beyond it (saved by an older parag, or
-    crafted).
-    """
-    if found.size and found.min() < 0:
-        raise CorruptStoreError(
-            "the store holds vectors whose distances to the query overflow float32 (a squared length "
-            f"over {MAX_SQUARED_NORM:.3g}, which parag refuses to add): rebuild it from vectors scaled down"
-        )

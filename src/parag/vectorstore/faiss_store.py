@@ -24,7 +24,7 @@ from parag._validation import as_vectors, check_bool, check_int, check_k, normal
 from parag.documents import check_documents
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
-from parag.metadata import encode_metadata
+from parag.metadata import Encoded, encode_metadata
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.base import Documents, GetResult, Metadata, VectorStore
 from parag.vectorstore.faiss_reads import FAISSReads
@@ -81,7 +81,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
 
     Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
     the writes (and ``load`` and ``close``) wait for them and run alone. A call's input is checked before
-    it waits: should a ``store.load`` meanwhile bring another dimension or metric, a search checks
+    it waits (but a batch of a million values or more into a flat float32 index is copied in
+    while it is checked, under the write lock: ``_add_ahead.py``): should a ``store.load`` meanwhile bring another dimension or metric, a search checks
     its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again. (A
     load of the same dimension and metric, whatever its index, lets the write go on.)
 
@@ -219,10 +220,13 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         """
         kind = self._state.kind  # what the input is checked against (see _writing)
         x, _ = as_vectors(vectors, kind.dimension, check=False)
-        with values_check(x, "vectors"):  # (a large batch is checked while the rest is)
-            encoded = encode_metadata(metadata, len(x))
-            docs = check_documents(documents, len(x))
-            given = None if ids is None else _ids_for(ids, len(x))
+        if self._state.adds_ahead(x):
+            # FAISS copies a large batch into a flat index while it is checked, under the write
+            # lock (a read-only store was ruled out first: its error comes after the input's).
+            with self._writing(kind) as state, state.adding_ahead(x) as batch:
+                encoded, docs, given = _checked_add(x, metadata, ids, documents)
+                return state.add(batch.vectors(), given, encoded, docs, in_index=batch.started).tolist()
+        encoded, docs, given = _checked_add(x, metadata, ids, documents)
         x = normalised(x, "vectors", kind.metric)
         with self._writing(kind) as state:
             return state.add(x, given, encoded, docs).tolist()
@@ -372,6 +376,19 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
                     "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
                 )
             yield state
+
+
+def _checked_add(
+    x: np.ndarray, metadata: Metadata, ids: Ids | None, documents: Documents
+) -> tuple[Encoded, list[str | None], np.ndarray | None]:
+    """The checks of an add's input (``x``: converted, values unchecked): its metadata
+    encoded, its documents, and its ids (None: to generate)."""
+    with values_check(x, "vectors"):  # (a large batch is checked while the rest is)
+        return (
+            encode_metadata(metadata, len(x)),
+            check_documents(documents, len(x)),
+            None if ids is None else _ids_for(ids, len(x)),
+        )
 
 
 def _ids_for(ids: Ids, n: int) -> np.ndarray:

@@ -31,6 +31,7 @@ from parag._slots import SlotMap
 from parag._validation import Param
 from parag.errors import InvalidArgumentError
 from parag.vectorstore.kinds.full_vectors import FullVectors
+from parag.vectorstore.kinds.loading import KindLoading
 from parag.vectorstore.kinds.rerank import Reranked, RerankParameters
 from parag.vectorstore.kinds.storage import STORAGE_TABLE, TRAIN_AT, resolve_storage
 
@@ -47,7 +48,7 @@ EXACT_FILTER_BUDGET = 1_000_000
 WIDEN_POWER = 0.4
 
 
-class IndexKind:
+class IndexKind(KindLoading):
     """One kind of FAISS index, configured: subclasses fill in the class attributes and
     override the methods where their index differs from a plain ``IndexFlat``."""
 
@@ -230,11 +231,18 @@ class IndexKind:
         inner.add(vectors)
         return inner
 
+    def undoes_add(self, index: faiss.Index) -> bool:
+        """Whether :meth:`remove_tail` takes any add to ``index`` back exactly, with nothing
+        else changed by it: true of a flat float32 index (Flat's, or the one a kind that
+        trains starts as), whose add is a copy. Such an add may run before its input is checked."""
+        return isinstance(index, faiss.IndexFlat)
+
     def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
         """Remove the vectors beyond slot ``n_slots`` (a failed add's); False when the index
-        cannot remove vectors (they then stay as tombstones)."""
-        if isinstance(index, Reranked):
-            return False  # its add is all or nothing: a failed one left nothing to remove
+        cannot remove vectors exactly (they then stay as tombstones): a graph, trained
+        clusters, or compressed codes (whose add is all or nothing: a failed one left none)."""
+        if not self.undoes_add(index):
+            return False
         index.remove_ids(faiss.IDSelectorRange(n_slots, index.ntotal))
         return True
 
@@ -354,46 +362,3 @@ class IndexKind:
             return storage.subset_search(q, k, slots)
         # A bare IndexFlat scores only an IDSelectorArray's ids.
         return storage.search(q, k, params=faiss.SearchParameters(sel=faiss.IDSelectorArray(slots)))
-
-    # ------------------------------------------------------------- loading
-
-    def expected_type(self, trained: bool) -> type:
-        """The FAISS class a saved index of this kind is (``trained`` as the manifest says)."""
-        if self.train_at() and not trained:
-            return faiss.IndexFlat
-        return Reranked if self.storage_type != "float32" else self.own_type()
-
-    def own_type(self) -> type:
-        """The FAISS class of the kind's own index for its storage."""
-        return faiss.IndexFlat
-
-    def check_structure(self, index: faiss.Index, where: str) -> None:
-        """Raise CorruptStoreError unless the loaded index's internal references hold (what
-        FAISS does not check when it reads a file)."""
-        if self.is_trained(index):
-            self.own_structure(self.inner(index), where)
-
-    def own_structure(self, inner: faiss.Index, where: str) -> None:
-        """:meth:`check_structure` of the kind's own (unwrapped, trained) index."""
-
-    def load_problems(self, index: faiss.Index) -> list[str]:
-        """What is wrong with a loaded index of the expected type, beyond dimension, metric
-        and count (empty: nothing)."""
-        if not self.is_trained(index):  # a Flat buffer until trained, which FAISS marks as trained
-            return [] if index.is_trained else ["it is marked as not trained"]
-        inner = self.inner(index)
-        if not isinstance(inner, self.own_type()):
-            return [f"it holds a {type(inner).__name__}, expected {self.own_type().__name__}"]
-        problems = self.own_problems(inner)
-        if not (index.is_trained and inner.is_trained):
-            problems.append("it is marked as not trained")
-        if isinstance(index, Reranked):
-            if self.storage(index).ntotal != index.ntotal or inner.ntotal != index.ntotal:
-                problems.append("its float32 vectors and its compressed index hold different counts")
-            if inner.metric_type != index.metric_type or self.storage(index).metric_type != index.metric_type:
-                problems.append("its parts use different metrics")
-        return problems
-
-    def own_problems(self, inner: faiss.Index) -> list[str]:
-        """:meth:`load_problems` of the kind's own index."""
-        return []

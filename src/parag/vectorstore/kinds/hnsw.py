@@ -113,10 +113,6 @@ class HNSW(IndexKind):
             if self.is_trained(index):
                 self.inner(index).hnsw.efConstruction = self.params["ef_construction"]
 
-    def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
-        # A graph cannot remove vectors; the flat index a trained storage starts as can.
-        return not self.is_trained(index) and super().remove_tail(index, n_slots)
-
     def own_storage(self, index: faiss.Index) -> faiss.Index:
         return faiss.downcast_index(index.storage)
 

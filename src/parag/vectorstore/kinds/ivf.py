@@ -131,10 +131,6 @@ class IVFFlat(IndexKind):
         _add_exactly_sized(inner, vectors)
         return inner
 
-    def remove_tail(self, index: faiss.Index, n_slots: int) -> bool:
-        # An IVF index with a direct map cannot remove vectors; the flat one it starts as can.
-        return not self.is_trained(index) and super().remove_tail(index, n_slots)
-
     def trained_empty(self, inner: faiss.Index) -> faiss.Index:
         if self.storage_type != "float32":
             return super().trained_empty(inner)

@@ -1,0 +1,84 @@
+"""The vectors of one add on their way into the index, copied in by FAISS on a second
+thread while the add checks its input, where that is safe.
+
+A flat float32 index's add is a copy, which FAISS makes with the GIL released, and
+:meth:`~parag.vectorstore.kinds.IndexKind.remove_tail` takes it back exactly. So a large batch
+need not wait for its checks (the vectors' values, the metadata's types, the ids): they run
+beside the copy, and a check that fails takes the vectors out again. On two cores this hides
+nearly all of an add's checking behind FAISS's own copy. Any other index is changed by what it
+is given (a graph links it, a quantizer encodes it) and is added to only after the checks.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import faiss
+import numpy as np
+
+from parag._validation import normalised
+
+
+class Batch:
+    """The vectors ``x`` (unchecked) of one add to a store of ``metric``: added ahead by
+    :meth:`start`, or when :meth:`vectors` is called.
+
+    Examples
+    --------
+    >>> index = faiss.IndexFlatL2(2)
+    >>> batch = Batch(np.ones((3, 2), np.float32), "L2")
+    >>> batch.start(index)
+    >>> batch.vectors().shape, batch.started, index.ntotal
+    ((3, 2), True, 3)
+    """
+
+    def __init__(self, x: np.ndarray, metric: str) -> None:
+        self._x, self._metric = x, metric
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether FAISS adds (or has added) the batch ahead."""
+        return self._thread is not None
+
+    def start(self, index: faiss.Index) -> None:
+        """Add the batch to ``index`` on a second thread; if no thread can be had, leave it
+        to :meth:`vectors` (``started`` stays False)."""
+        thread = threading.Thread(target=self._add, args=(index,), name="parag-add-ahead", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # a thread limit, or interpreter shutdown
+            return
+        self._thread = thread
+
+    def _add(self, index: faiss.Index) -> None:
+        try:
+            # Unchecked values: a bad one is the checks' to report, not a warning's.
+            with np.errstate(all="ignore"):
+                self._x = normalised(self._x, "vectors", self._metric)
+            index.add(self._x)
+        except BaseException as e:  # (an all-zero cosine row; memory): raised by vectors()
+            self._error = e
+
+    def wait(self) -> None:
+        """Wait for the add ahead to end, even through an interrupt (raised afterwards): the
+        index must not be touched while FAISS copies into it."""
+        interrupt: BaseException | None = None
+        while self._thread is not None and self._thread.is_alive():
+            try:
+                self._thread.join()
+            except BaseException as e:  # KeyboardInterrupt
+                interrupt = e
+        if interrupt is not None:
+            raise interrupt
+
+    def vectors(self) -> np.ndarray:
+        """The batch as the index takes it (a cosine store's rows unit-length), raising what
+        that raises; once added, if it was started."""
+        if not self.started:
+            return normalised(self._x, "vectors", self._metric)
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._x

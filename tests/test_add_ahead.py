@@ -1,0 +1,207 @@
+"""A large add into a flat index runs ahead of its checks (``vectorstore/_add_ahead.py``):
+FAISS copies the batch in while the vectors, metadata, documents and ids are checked. These
+tests use batches past the size where that starts (``BACKGROUND_CHECK_MIN`` values) and
+check, against numpy and against the store's state before, that:
+
+- a batch that passes its checks is stored whole and searched exactly;
+- a batch that fails any check raises the same error as a small one with the same defect,
+  in the same order of precedence, and leaves the store as it was (the index too);
+- an interrupt during the checks waits for FAISS's copy, takes it out, and propagates;
+- a read-only store still reports a bad input before its being read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import faiss
+import numpy as np
+import pytest
+
+from parag._validation import BACKGROUND_CHECK_MIN, MAX_SQUARED_NORM
+from parag.errors import InvalidArgumentError, InvalidMetadataError, ParagError
+from parag.vectorstore import FAISSVectorStore
+from tests.checks import assert_exact
+
+D = 256
+N = BACKGROUND_CHECK_MIN // D + 1  # one batch past the threshold
+RNG = np.random.default_rng(11)
+QUERIES = RNG.standard_normal((4, D)).astype(np.float32)
+# index_type and params whose index is a flat float32 one while it holds < N + 50 vectors
+FLAT_INDEXES = {"Flat": {}, "IVFFlat": {"nlist": 256}}  # IVFFlat: untrained until 39 * 256 vectors
+
+
+def batch(n: int = N) -> np.ndarray:
+    return RNG.standard_normal((n, D)).astype(np.float32)
+
+
+def make_store(index_type: str = "Flat", metric: str = "L2") -> tuple[FAISSVectorStore, np.ndarray]:
+    store = FAISSVectorStore(D, index_type, metric, **FLAT_INDEXES[index_type])
+    x = batch(50)
+    store.add(x, [{"n": i} for i in range(50)], documents=[f"d{i}" for i in range(50)])
+    return store, x
+
+
+def observed(store: FAISSVectorStore) -> tuple:
+    """What a user can see of the store, and the size of its FAISS index."""
+    ids = store.ids()
+    got = store.get(ids, include_vectors=True)
+    return (len(store), store.faiss_index.ntotal, ids, got.metadata, got.documents, got.vectors.tobytes(),
+            store.search(QUERIES, k=5), store.is_trained)
+
+
+def test_the_batch_is_past_the_threshold():
+    assert N * D >= BACKGROUND_CHECK_MIN
+
+
+@pytest.mark.parametrize("metric", ["L2", "IP", "cosine"])
+@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
+def test_a_large_batch_is_stored_whole_and_searched_exactly(index_type, metric):
+    store, first = make_store(index_type, metric)
+    x = batch()
+    ids = store.add(x, [{"n": 50 + i} for i in range(N)], documents=[f"d{50 + i}" for i in range(N)])
+    assert ids == list(range(50, 50 + N)) and len(store) == store.faiss_index.ntotal == 50 + N
+    base = np.concatenate([first, x])
+    expected = base / np.linalg.norm(base, axis=1, keepdims=True) if metric == "cosine" else base
+    got = store.get([50, 50 + N - 1], include_vectors=True)
+    np.testing.assert_allclose(got.vectors, expected[[50, -1]], rtol=1e-6, atol=1e-6)
+    assert got.metadata == [{"n": 50}, {"n": 50 + N - 1}] and got.documents == ["d50", f"d{50 + N - 1}"]
+    assert_exact(store.search(QUERIES, k=10), base, range(50 + N), QUERIES, 10, metric)
+
+
+def nan_last(x):
+    x[-1, 3] = np.nan
+
+
+def huge_row(x):
+    x[-2] = np.sqrt(MAX_SQUARED_NORM / D) * 2
+
+
+def zero_row(x):
+    x[7] = 0
+
+
+DEFECTS = {  # name: (change to the vectors, add's other arguments, error, message pattern: as a small batch's)
+    "NaN": (nan_last, {}, InvalidArgumentError, "NaN or infinity .* first at row %d" % (N - 1)),
+    "too long": (huge_row, {}, InvalidArgumentError, "row %d" % (N - 2)),
+    "metadata": (None, {"metadata": [{}] * (N - 1) + [{"t": (1, 2)}]}, InvalidMetadataError,
+                 r"metadata\[%d\] does not survive a JSON round trip" % (N - 1)),
+    "metadata count": (None, {"metadata": [{}] * 3}, InvalidMetadataError, "3 items"),
+    "documents": (None, {"documents": ["a"] * (N - 1) + [5]}, ParagError, "documents"),
+    "repeated ids": (None, {"ids": list(range(100, 100 + N - 1)) + [100]}, ParagError, "100"),
+    "stored id": (None, {"ids": list(range(1000, 1000 + N - 1)) + [7]}, ParagError, "7"),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
+def test_a_large_batch_that_fails_a_check_changes_nothing(index_type, defect):
+    change, kwargs, error, pattern = DEFECTS[defect]
+    store, _ = make_store(index_type)
+    x = batch()
+    if change:
+        change(x)
+    before = observed(store)
+    with pytest.raises(error, match=pattern):
+        store.add(x, **kwargs)
+    assert observed(store) == before
+    # and the store still works
+    assert store.add(x[:2] if not change else batch(2)) == [50, 51]
+
+
+def test_an_all_zero_row_in_a_large_cosine_batch_is_refused_as_in_a_small_one():
+    store, _ = make_store(metric="cosine")
+    x = batch()
+    zero_row(x)
+    before = observed(store)
+    with pytest.raises(InvalidArgumentError) as large:
+        store.add(x)
+    assert observed(store) == before
+    with pytest.raises(InvalidArgumentError) as small:
+        make_store(metric="cosine")[0].add(x[:10])
+    assert str(large.value) == str(small.value) == (
+        "vectors row 7 is all zeros: its cosine similarity is undefined; give a nonzero vector or drop the row")
+
+
+def test_the_vectors_error_comes_before_the_metadata_error_as_in_a_small_batch():
+    store, _ = make_store()
+    x = batch()
+    nan_last(x)
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        store.add(x, [{"t": (1,)}] * N)
+
+
+class Interrupting(Sequence):
+    """Documents whose reading is interrupted (Ctrl-C) half way."""
+
+    def __len__(self) -> int:
+        return N
+
+    def __getitem__(self, i):
+        if isinstance(i, slice) or i >= N // 2:
+            raise KeyboardInterrupt
+        return "text"
+
+    def __iter__(self):
+        for i in range(N):
+            yield self[i]
+
+
+def test_an_interrupt_during_the_checks_takes_the_batch_out_and_propagates():
+    store, _ = make_store()
+    before = observed(store)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(batch(), documents=Interrupting())
+    assert observed(store) == before
+    assert not [t for t in threading.enumerate() if t.name == "parag-add-ahead"]
+    assert store.add(batch(3)) == [50, 51, 52]
+
+
+def test_a_read_only_store_reports_a_bad_large_input_first(tmp_path):
+    store, _ = make_store()
+    store.save(tmp_path / "s")
+    mapped = FAISSVectorStore.load(tmp_path / "s", mmap=True)
+    x = batch()
+    nan_last(x)
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        mapped.add(x)
+    assert len(mapped) == 50
+
+
+def test_searches_running_beside_a_large_add_see_the_store_before_or_after():
+    store, _ = make_store()
+    x = batch()
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            seen.append(len(store.search(QUERIES[0], k=100).ids))  # 50 hits, or 100
+            seen.append(len(store))  # 50, or 50 + N
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        store.add(x)
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert set(seen) <= {50, 100, 50 + N}
+    assert len(store) == store.faiss_index.ntotal == 50 + N
+
+
+def test_a_faiss_copy_that_fails_changes_nothing(monkeypatch):
+    store, _ = make_store()
+    before = observed(store)
+
+    def out_of_memory(self, x):
+        raise MemoryError("std::bad_alloc")
+
+    monkeypatch.setattr(faiss.IndexFlat, "add", out_of_memory)
+    with pytest.raises(MemoryError):
+        store.add(batch())
+    monkeypatch.undo()
+    assert observed(store) == before

@@ -7,7 +7,7 @@ argument and holds its read lock around them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import faiss
@@ -19,7 +19,10 @@ from parag.documents import DocumentStore
 from parag._validation import MAX_SQUARED_NORM
 from parag.errors import CorruptStoreError
 from parag.metadata import MetadataStore
+from parag.vectorstore.base import SearchResult
 from parag.vectorstore.kinds import IndexKind
+
+_new_tuple = tuple.__new__
 
 
 class StateReads:
@@ -45,9 +48,9 @@ class StateReads:
         """The stored vectors at ``slots`` (copies)."""
         return self.index.reconstruct_batch(slots)
 
-    def search_one(self, query: Any, k: int) -> tuple[list[float], list[int] | list[str], list[int]] | None:
-        """Distances, ids and slots (lists) of the top-k of one unfiltered query on the fast
-        path, ``query`` being FAISS's pointer to it (``faiss.swig_ptr``; checked already);
+    def search_one(self, query: Any, k: int, wanted: Collection[str]) -> SearchResult | None:
+        """The result of one unfiltered query on the fast path (the parts ``wanted``
+        decoded), ``query`` being FAISS's pointer to it (``faiss.swig_ptr``; checked already);
         None where the fast path does not apply (use :meth:`search_slots`).
 
         It applies when no slot is dead, the store holds at least k vectors and the index
@@ -73,8 +76,14 @@ class StateReads:
         listed = found.tolist()
         if listed[-1] < 0:  # fewer than k found: search_slots completes it exactly
             return None
-        ids = listed if slots.ids_are_slots else slots.ids_at(found).tolist()
-        return distances.tolist(), ids, listed
+        # Made as SearchResult's own __new__ makes it, without that Python call.
+        result = _new_tuple(SearchResult, (
+            distances.tolist(),
+            listed if slots.ids_are_slots else slots.ids_at(found).tolist(),
+            self.meta.get_many(listed) if "metadata" in wanted else None,
+        ))
+        result.documents = self.docs.get_many(listed) if "documents" in wanted else None
+        return result
 
     def search_slots(
         self, q: np.ndarray, k: int, overrides: dict[str, int], allowed: np.ndarray | None = None

@@ -148,15 +148,9 @@ class FAISSReads:
             state = self._state
             if state.kind is kind:  # (else see below: one ``is`` test per search)
                 if pointer is not None and matching is None and not overrides:
-                    hits = state.search_one(pointer, k)
-                    if hits is not None:  # the result built here, not by a helper: a call less per search
-                        distances, ids, slots = hits
-                        return SearchResult(
-                            distances,
-                            ids,
-                            state.meta.get_many(slots) if "metadata" in wanted else None,
-                            state.docs.get_many(slots) if "documents" in wanted else None,
-                        )
+                    result = state.search_one(pointer, k, wanted)
+                    if result is not None:
+                        return result
                 if q is None:
                     q = query[None]  # type: ignore[index]
                 allowed = None if matching is None else matching(state.meta, state.docs)

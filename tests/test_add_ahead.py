@@ -205,3 +205,28 @@ def test_a_faiss_copy_that_fails_changes_nothing(monkeypatch):
         store.add(batch())
     monkeypatch.undo()
     assert observed(store) == before
+
+
+@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
+def test_a_large_upsert_replaces_and_adds_as_numpy_says(index_type):
+    store, first = make_store(index_type)
+    x = batch()
+    ids = list(range(40, 40 + N))  # 40..49 replaced, the rest new
+    assert store.upsert(ids, x, [{"u": i} for i in ids]) == ids
+    assert len(store) == 40 + N and store.get([45]).metadata == [{"u": 45}]
+    assert_exact(store.search(QUERIES, k=10), np.concatenate([first[:40], x]), range(40 + N), QUERIES, 10, "L2")
+
+
+@pytest.mark.parametrize("defect", ["NaN", "metadata", "documents", "repeated ids"])
+def test_a_large_upsert_that_fails_a_check_changes_nothing(defect):
+    change, kwargs, error, pattern = DEFECTS[defect]
+    store, _ = make_store()
+    x = batch()
+    if change:
+        change(x)
+    kwargs = dict(kwargs)
+    ids = kwargs.pop("ids", list(range(40, 40 + N)))
+    before = observed(store)
+    with pytest.raises(error, match=pattern):
+        store.upsert(ids, x, **kwargs)
+    assert observed(store) == before

@@ -16,7 +16,7 @@ import pytest
 
 import parag.tuning
 import parag.vectorstore.faiss_reads as faiss_reads
-import parag.vectorstore.faiss_store as faiss_store
+import parag.vectorstore._write_input as write_input
 from parag._locks import RWLock
 from parag._slots import SlotMap
 from parag.errors import (
@@ -163,8 +163,8 @@ def test_a_search_raced_by_close_raises_store_closed_error(saved, monkeypatch):
 
 
 WRITES = {  # a write, and a check it runs between its input's and its lock
-    "add": (lambda s: s.add(np.ones((2, 4)), documents=["a", "b"]), faiss_store, "check_documents"),
-    "upsert": (lambda s: s.upsert([0, 99], np.ones((2, 4))), faiss_store, "check_documents"),
+    "add": (lambda s: s.add(np.ones((2, 4)), documents=["a", "b"]), write_input, "check_documents"),
+    "upsert": (lambda s: s.upsert([0, 99], np.ones((2, 4))), write_input, "check_documents"),
     "tune": (lambda s: s.tune(np.ones((2, 4))), parag.tuning, "check_target"),
 }
 

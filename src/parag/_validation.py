@@ -162,15 +162,16 @@ class values_check:
     the GIL): an add sums its vectors' squares while it encodes
     their metadata. The vectors' error then takes precedence over the block's own (an
     Exception), as if they had been checked first; an interrupt (KeyboardInterrupt,
-    SystemExit) goes on at once, unchecked."""
+    SystemExit) goes on at once, unchecked. ``background=False``: before the block whatever
+    the size (a second thread is busy already, e.g. with FAISS's add of ``x``)."""
 
-    def __init__(self, x: np.ndarray, name: str) -> None:
-        self._x, self._name = x, name
+    def __init__(self, x: np.ndarray, name: str, background: bool = True) -> None:
+        self._x, self._name, self._background = x, name, background
         self._total: float | None = None
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> None:
-        if self._x.size < BACKGROUND_CHECK_MIN:
+        if self._x.size < BACKGROUND_CHECK_MIN or not self._background:
             check_values(self._x, self._name)
             return
         thread = threading.Thread(target=self._sum, name="parag-values-check", daemon=True)

@@ -117,11 +117,13 @@ class FAISSState(StateReads):
         self.append(x, ids, encoded, docs, in_index=in_index)
         return ids
 
-    def upsert(self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, docs: list[str | None]) -> None:
-        """Add vectors under ``ids``, replacing those of ids already stored."""
+    def upsert(
+        self, x: np.ndarray, ids: np.ndarray, encoded: Encoded, docs: list[str | None], in_index: bool = False
+    ) -> None:
+        """Add vectors under ``ids``, replacing those of ids already stored (``in_index``: as in :meth:`add`)."""
         self.check_kind(ids, "ids")
         present = ids[self._stored(ids)]
-        self.append(x, ids, encoded, docs, replacing=self.slots.slots_of(present))
+        self.append(x, ids, encoded, docs, replacing=self.slots.slots_of(present), in_index=in_index)
 
     def delete(self, ids: np.ndarray, missing_ok: bool) -> int:
         """Delete the vectors of ``ids`` (unknown ids: IdNotFoundError, or skipped with

@@ -10,7 +10,7 @@ construction, the writes and ``tune``; the reads come from ``faiss_reads.py`` an
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,12 +20,12 @@ import numpy.typing as npt
 import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k, normalised, values_check
-from parag.documents import check_documents
+from parag._validation import as_vectors, check_bool, check_int, check_k, normalised
 from parag.errors import InvalidArgumentError, ReadOnlyStoreError
 from parag.filters import Filter, compile_filter
-from parag.metadata import Encoded, encode_metadata
+from parag.metadata import encode_metadata
 from parag.vectorstore._faiss_state import FAISSState
+from parag.vectorstore._write_input import Checked, checked_add, checked_upsert
 from parag.vectorstore.base import Documents, GetResult, Metadata, VectorStore
 from parag.vectorstore.faiss_reads import FAISSReads
 from parag.vectorstore.faiss_save_load import FAISSSaveLoad
@@ -80,10 +80,11 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     ``uuid4().hex`` ids; string ids are non-empty and at most 512 characters.
 
     Thread safety: any number of threads may ``search``, ``get``, ``len`` and ``save`` at once;
-    the writes (and ``load`` and ``close``) wait for them and run alone. A call's input is checked before
-    it waits (but a batch of a million values or more into a flat float32 index is copied in
-    while it is checked, under the write lock: ``_add_ahead.py``): should a ``store.load`` meanwhile bring another dimension or metric, a search checks
-    its query again, and a write (or ``tune``) raises InvalidArgumentError: call it again. (A
+    the writes (and ``load`` and ``close``) wait for them and run alone. A call's input is
+    checked before it waits (but an add or upsert of a million values or more into a flat
+    float32 index is copied in while it is checked, under the write lock: ``_add_ahead.py``):
+    should a ``store.load`` meanwhile bring another dimension or metric, a search checks its
+    query again, and a write (or ``tune``) raises InvalidArgumentError: call it again. (A
     load of the same dimension and metric, whatever its index, lets the write go on.)
 
     Examples
@@ -220,16 +221,9 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         """
         kind = self._state.kind  # what the input is checked against (see _writing)
         x, _ = as_vectors(vectors, kind.dimension, check=False)
-        if self._state.adds_ahead(x):
-            # FAISS copies a large batch into a flat index while it is checked, under the write
-            # lock (a read-only store was ruled out first: its error comes after the input's).
-            with self._writing(kind) as state, state.adding_ahead(x) as batch:
-                encoded, docs, given = _checked_add(x, metadata, ids, documents)
-                return state.add(batch.vectors(), given, encoded, docs, in_index=batch.started).tolist()
-        encoded, docs, given = _checked_add(x, metadata, ids, documents)
-        x = normalised(x, "vectors", kind.metric)
-        with self._writing(kind) as state:
-            return state.add(x, given, encoded, docs).tolist()
+        with self._writing_vectors(x, kind, lambda bg: checked_add(x, metadata, ids, documents, bg)) as written:
+            state, vectors_in, (given, encoded, docs), in_index = written
+            return state.add(vectors_in, given, encoded, docs, in_index).tolist()
 
     def delete(
         self,
@@ -280,14 +274,10 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         already stored."""
         kind = self._state.kind
         x, _ = as_vectors(vectors, kind.dimension, check=False)
-        with values_check(x, "vectors"):
-            new_ids = _ids_for(ids, len(x))
-            encoded = encode_metadata(metadata, len(x))
-            docs = check_documents(documents, len(x))
-        x = normalised(x, "vectors", kind.metric)
-        with self._writing(kind) as state:
-            state.upsert(x, new_ids, encoded, docs)
-        return new_ids.tolist()
+        with self._writing_vectors(x, kind, lambda bg: checked_upsert(x, metadata, ids, documents, bg)) as written:
+            state, vectors_in, (given, encoded, docs), in_index = written
+            state.upsert(vectors_in, given, encoded, docs, in_index)
+        return given.tolist()
 
     def update_metadata(self, ids: Ids, metadata: Metadata) -> None:
         """Replace the metadata of stored ids (the vectors and documents stay); all ids must exist."""
@@ -355,6 +345,26 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     # ----------------------------------------------------------------- internals
 
     @contextmanager
+    def _writing_vectors(
+        self, x: np.ndarray, kind: IndexKind, check: Callable[[bool], Checked]
+    ) -> Iterator[tuple[FAISSState, np.ndarray, Checked, bool]]:
+        """The write lock and state for a write of the vectors ``x`` (converted, values
+        unchecked), with ``check(background)``, the rest of its input's checks, done: before
+        the lock; or under it, while FAISS adds ``x`` ahead (``FAISSState.adds_ahead``: a
+        read-only store is ruled out first, so that its error comes after the input's).
+        Yields the state, ``x`` as the index takes it, what ``check`` returned, and whether
+        the index holds ``x`` already."""
+        if self._state.adds_ahead(x):
+            with self._writing(kind) as state, state.adding_ahead(x) as batch:
+                checked = check(not batch.started)
+                yield state, batch.vectors(), checked, batch.started
+            return
+        checked = check(True)
+        x = normalised(x, "vectors", kind.metric)
+        with self._writing(kind) as state:
+            yield state, x, checked, False
+
+    @contextmanager
     def _writing(self, checked: IndexKind | None = None, changes: bool = True) -> Iterator[FAISSState]:
         """The write lock, and the state to change under it (unless the store is read-only
         and the call ``changes`` it).
@@ -377,23 +387,3 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
                 )
             yield state
 
-
-def _checked_add(
-    x: np.ndarray, metadata: Metadata, ids: Ids | None, documents: Documents
-) -> tuple[Encoded, list[str | None], np.ndarray | None]:
-    """The checks of an add's input (``x``: converted, values unchecked): its metadata
-    encoded, its documents, and its ids (None: to generate)."""
-    with values_check(x, "vectors"):  # (a large batch is checked while the rest is)
-        return (
-            encode_metadata(metadata, len(x)),
-            check_documents(documents, len(x)),
-            None if ids is None else _ids_for(ids, len(x)),
-        )
-
-
-def _ids_for(ids: Ids, n: int) -> np.ndarray:
-    """``ids`` checked as unique ids of one kind, one for each of ``n`` vectors."""
-    given = as_store_ids(ids, None)
-    if len(given) != n:
-        raise InvalidArgumentError(f"ids has {len(given)} items but there are {n} vectors")
-    return given

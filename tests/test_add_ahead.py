@@ -13,6 +13,7 @@ check, against numpy and against the store's state before, that:
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 
 import faiss
@@ -20,8 +21,10 @@ import numpy as np
 import pytest
 
 from parag._validation import BACKGROUND_CHECK_MIN, MAX_SQUARED_NORM
-from parag.errors import InvalidArgumentError, InvalidMetadataError, ParagError
+from parag.errors import InvalidArgumentError, InvalidMetadataError, ParagError, ReadOnlyStoreError, StoreClosedError
 from parag.vectorstore import FAISSVectorStore
+from parag.vectorstore._faiss_state import FAISSState
+from parag.vectorstore.kinds import IndexKind
 from tests.checks import assert_exact
 
 D = 256
@@ -36,10 +39,10 @@ def batch(n: int = N) -> np.ndarray:
     return RNG.standard_normal((n, D)).astype(np.float32)
 
 
-def make_store(index_type: str = "Flat", metric: str = "L2") -> tuple[FAISSVectorStore, np.ndarray]:
+def make_store(index_type: str = "Flat", metric: str = "L2", n: int = 50) -> tuple[FAISSVectorStore, np.ndarray]:
     store = FAISSVectorStore(D, index_type, metric, **FLAT_INDEXES[index_type])
-    x = batch(50)
-    store.add(x, [{"n": i} for i in range(50)], documents=[f"d{i}" for i in range(50)])
+    x = batch(n)
+    store.add(x, [{"n": i} for i in range(n)], documents=[f"d{i}" for i in range(n)])
     return store, x
 
 
@@ -230,3 +233,129 @@ def test_a_large_upsert_that_fails_a_check_changes_nothing(defect):
     with pytest.raises(error, match=pattern):
         store.upsert(ids, x, **kwargs)
     assert observed(store) == before
+
+
+
+# An error after the add has committed (the compaction that follows it, an interrupt) leaves
+# the write done, as on the usual path: only what the slot map does not hold is taken out.
+
+def assert_whole(store: FAISSVectorStore, base: np.ndarray, ids: list, tmp_path) -> None:
+    """``store`` holds exactly ``base`` under ``ids``, searches it exactly, saves and loads."""
+    assert len(store) == len(ids) and store.ids() == ids
+    np.testing.assert_array_equal(store.get(ids, include_vectors=True).vectors, base)
+    assert_exact(store.search(QUERIES, k=10), base, ids, QUERIES, 10, "L2")
+    store.save(tmp_path / "s")
+    assert FAISSVectorStore.load(tmp_path / "s").search(QUERIES, k=10) == store.search(QUERIES, k=10)
+
+
+# Every id of a store of 1,000: 20% of the slots dead, a compaction follows (Flat: at 10%).
+REPLACING = list(range(1000)) + list(range(5000, 5000 + N - 1000))
+
+
+def test_a_compaction_failing_after_a_large_upsert_with_warnings_as_errors_keeps_the_upsert(monkeypatch, tmp_path):
+    store, _ = make_store(n=1000)
+    x = batch()
+
+    def out_of_memory(self, index, keep):
+        raise MemoryError("simulated")
+
+    monkeypatch.setattr(IndexKind, "rebuild", out_of_memory)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="compacting the index after this write failed"):
+            store.upsert(REPLACING, x)
+    monkeypatch.undo()
+    assert_whole(store, x, REPLACING, tmp_path)
+
+
+def test_an_interrupted_compaction_after_a_large_upsert_keeps_the_upsert(monkeypatch, tmp_path):
+    store, _ = make_store(n=1000)
+    x = batch()
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FAISSState, "compact", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.upsert(REPLACING, x)
+    monkeypatch.undo()
+    assert_whole(store, x, REPLACING, tmp_path)
+
+
+@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
+def test_an_interrupt_after_a_large_add_has_committed_keeps_the_add(monkeypatch, index_type, tmp_path):
+    store, first = make_store(index_type)
+    x = batch()
+    real = FAISSState.add
+
+    def then_interrupted(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FAISSState, "add", then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(x)
+    monkeypatch.undo()
+    assert_whole(store, np.concatenate([first, x]), list(range(50 + N)), tmp_path)
+    assert store.add(batch(3)) == [50 + N, 51 + N, 52 + N]
+
+
+def test_an_interrupt_after_a_large_add_that_trains_keeps_the_add(monkeypatch):
+    store = FAISSVectorStore(D, "IVFFlat", nlist=64)  # trains at 39 * 64 vectors
+    x = batch()
+    real = FAISSState.add
+
+    def then_interrupted(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FAISSState, "add", then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(x)
+    monkeypatch.undo()
+    assert store.is_trained and len(store) == store.faiss_index.ntotal == N
+    np.testing.assert_array_equal(store.get(list(range(N)), include_vectors=True).vectors, x)
+    assert store.add(batch(3)) == [N, N + 1, N + 2] and len(store) == store.faiss_index.ntotal == N + 3
+
+
+@pytest.mark.parametrize("when", ["before the thread runs", "with the thread running"])
+def test_an_interrupt_inside_the_thread_start_leaves_no_add_running(monkeypatch, when):
+    store, _ = make_store()
+    before = observed(store)
+    real = threading.Thread.start
+
+    def start(self):
+        if self.name == "parag-add-ahead" and when == "with the thread running":
+            real(self)
+        if self.name == "parag-add-ahead":
+            raise KeyboardInterrupt
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(batch())
+    monkeypatch.undo()
+    assert not [t for t in threading.enumerate() if t.name == "parag-add-ahead"]
+    assert observed(store) == before
+    assert store.add(batch(3)) == [50, 51, 52]
+
+
+@pytest.mark.parametrize("race", ["close", "load(mmap=True)"])
+def test_a_close_or_read_only_load_racing_a_large_add_still_reports_a_bad_input_first(monkeypatch, race, tmp_path):
+    store, _ = make_store()
+    store.save(tmp_path / "s")
+    real = FAISSState.adds_ahead
+
+    def raced(self, x):  # the glance before the lock says yes; then, before the lock, the race
+        answer = real(self, x)
+        other = threading.Thread(target=store.close if race == "close" else
+                                 lambda: store.load(tmp_path / "s", mmap=True))
+        other.start()
+        other.join()
+        return answer
+
+    monkeypatch.setattr(FAISSState, "adds_ahead", raced)
+    with pytest.raises(InvalidMetadataError, match="3 items"):
+        store.add(batch(), [{}] * 3)
+    with pytest.raises(StoreClosedError if race == "close" else ReadOnlyStoreError):
+        store.add(batch())

@@ -36,6 +36,10 @@ class Batch:
         self._x, self._metric = x, metric
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        # Who claimed the batch first, the worker (to add it) or stop() (so that it never is):
+        # dict.setdefault decides in one atomic step, with no lock an interrupt could leak.
+        self._claim: dict[str, str] = {}
+        self._done = threading.Event()  # the worker has ended (or will never add)
 
     @property
     def started(self) -> bool:
@@ -44,30 +48,40 @@ class Batch:
 
     def start(self, index: faiss.Index) -> None:
         """Add the batch to ``index`` on a second thread; if no thread can be had, leave it
-        to :meth:`vectors` (``started`` stays False)."""
+        to :meth:`vectors` (``started`` stays False). ``started`` is True from before the
+        thread starts: an interrupt inside ``Thread.start``, the thread already running,
+        still leaves it to :meth:`stop`."""
         thread = threading.Thread(target=self._add, args=(index,), name="parag-add-ahead", daemon=True)
+        self._thread = thread
         try:
             thread.start()
-        except RuntimeError:  # a thread limit, or interpreter shutdown
-            return
-        self._thread = thread
+        except RuntimeError:  # a thread limit, or interpreter shutdown: no thread began
+            self._thread = None
 
     def _add(self, index: faiss.Index) -> None:
         try:
+            if self._claim.setdefault("by", "worker") != "worker":
+                return  # stopped before it began
             # Unchecked values: a bad one is the checks' to report, not a warning's.
             with np.errstate(all="ignore"):
                 self._x = normalised(self._x, "vectors", self._metric)
             index.add(self._x)
         except BaseException as e:  # (an all-zero cosine row; memory): raised by vectors()
             self._error = e
+        finally:
+            self._done.set()
 
-    def wait(self) -> None:
-        """Wait for the add ahead to end, even through an interrupt (raised afterwards): the
+    def stop(self) -> None:
+        """Make sure that no add of the batch runs any more: one not yet begun never will,
+        one under way is waited for, even through an interrupt (raised afterwards): the
         index must not be touched while FAISS copies into it."""
+        if self._thread is None or self._claim.setdefault("by", "stop") != "worker":
+            return
         interrupt: BaseException | None = None
-        while self._thread is not None and self._thread.is_alive():
+        while True:
             try:
-                self._thread.join()
+                self._done.wait()
+                break
             except BaseException as e:  # KeyboardInterrupt
                 interrupt = e
         if interrupt is not None:
@@ -75,10 +89,10 @@ class Batch:
 
     def vectors(self) -> np.ndarray:
         """The batch as the index takes it (a cosine store's rows unit-length), raising what
-        that raises; once added, if it was started."""
+        that raises; once added, if it was started (call it before any :meth:`stop`)."""
         if not self.started:
             return normalised(self._x, "vectors", self._metric)
-        self.wait()
+        self.stop()
         if self._error is not None:
             raise self._error
         return self._x

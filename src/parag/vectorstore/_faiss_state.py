@@ -3,8 +3,9 @@
 :class:`FAISSState` holds the FAISS index, the slot map (slot <-> id, tombstones), the
 metadata and document of every slot and the next id to generate, and changes them together:
 append, kill, compact (its searches: :mod:`._state_reads`). It does no input checking and no
-locking: :class:`~parag.vectorstore.FAISSVectorStore` checks every argument first and calls
-these methods under its lock, so a state is only ever seen whole.
+locking: :class:`~parag.vectorstore.FAISSVectorStore` checks every argument and calls these
+methods under its lock, so a state is only ever seen whole. (Checks come first, but for the
+add ahead of a large batch: :meth:`FAISSState.adding_ahead`.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from parag._slots import SlotMap
 from parag._threads import threads_for
 from parag._validation import BACKGROUND_CHECK_MIN, MAX_ID
 from parag.documents import DocumentStore
-from parag.errors import InvalidArgumentError
+from parag.errors import InvalidArgumentError, ParagError, ReadOnlyStoreError
 from parag.metadata import Encoded, MetadataStore
 from parag.vectorstore._add_ahead import Batch
 from parag.vectorstore._state_reads import StateReads
@@ -76,6 +77,21 @@ class FAISSState(StateReads):
     def is_trained(self) -> bool:
         return self.kind.is_trained(self.index)
 
+    def write_refusal(self, checked: IndexKind | None, changes: bool) -> ParagError | None:
+        """Why a call whose input was ``checked`` against a kind (None: no input to check)
+        may not write this state, as its error; None when it may (see
+        ``FAISSVectorStore._writing``). A read-only state refuses a call that ``changes`` it."""
+        if checked is not None and not self.kind.checks_input_as(checked):
+            return InvalidArgumentError(
+                "the store was reloaded with another dimension or metric (store.load) during this call; "
+                "call again: the input is then checked against the store loaded"
+            )
+        if changes and self.read_only:
+            return ReadOnlyStoreError(
+                "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
+            )
+        return None
+
     def adds_ahead(self, x: np.ndarray) -> bool:
         """Whether an add of ``x`` runs ahead of its checks (:mod:`._add_ahead`): a batch large
         enough to be worth a thread, into an index whose add :meth:`IndexKind.remove_tail`
@@ -86,20 +102,24 @@ class FAISSState(StateReads):
     def adding_ahead(self, x: np.ndarray) -> Iterator[Batch]:
         """``x`` (unchecked) on its way into the index: added by FAISS on a second thread
         while the block checks it, where :meth:`adds_ahead`, and taken out again if the block
-        raises. The block passes the :class:`Batch`'s ``vectors()`` to :meth:`add`."""
-        batch, n_before = Batch(x, self.kind.metric), self.index.ntotal
-        if self.adds_ahead(x):
-            batch.start(self.index)
+        raises. The block passes the :class:`Batch`'s ``vectors()`` to :meth:`add`.
+
+        What is taken out is what the slot map does not hold: nothing once the add has
+        committed, so that an error after it (an interrupted compaction, a warning raised as
+        an error) leaves the write done, as it does on the usual path.
+        """
+        batch = Batch(x, self.kind.metric)
         try:
+            if self.adds_ahead(x):
+                batch.start(self.index)
             yield batch
         except BaseException:
-            if batch.started:  # (a flat index: its tail is removed, not left as tombstones)
-                try:
-                    batch.wait()
-                finally:
-                    self._forget_from(n_before)  # (nothing left to remove if add's own undo ran)
+            try:
+                batch.stop()
+            finally:
+                self._forget_from(self.slots.n_slots)
             raise
-        batch.wait()
+        batch.stop()
 
     # ----------------------------------------------------------------- writing
 

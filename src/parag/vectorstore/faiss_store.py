@@ -21,7 +21,7 @@ import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
 from parag._validation import as_vectors, check_bool, check_int, check_k, normalised
-from parag.errors import InvalidArgumentError, ReadOnlyStoreError
+from parag.errors import InvalidArgumentError, StoreClosedError
 from parag.filters import Filter, compile_filter
 from parag.metadata import encode_metadata
 from parag.vectorstore._faiss_state import FAISSState
@@ -350,12 +350,12 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
     ) -> Iterator[tuple[FAISSState, np.ndarray, Checked, bool]]:
         """The write lock and state for a write of the vectors ``x`` (converted, values
         unchecked), with ``check(background)``, the rest of its input's checks, done: before
-        the lock; or under it, while FAISS adds ``x`` ahead (``FAISSState.adds_ahead``: a
-        read-only store is ruled out first, so that its error comes after the input's).
+        the lock; or under it, while FAISS adds ``x`` ahead (``FAISSState.adds_ahead``; a
+        store that turns read-only, closed or reloaded meanwhile still reports a bad input first).
         Yields the state, ``x`` as the index takes it, what ``check`` returned, and whether
         the index holds ``x`` already."""
         if self._state.adds_ahead(x):
-            with self._writing(kind) as state, state.adding_ahead(x) as batch:
+            with self._writing(kind, input_check=lambda: check(True)) as state, state.adding_ahead(x) as batch:
                 checked = check(not batch.started)
                 yield state, batch.vectors(), checked, batch.started
             return
@@ -365,25 +365,28 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
             yield state, x, checked, False
 
     @contextmanager
-    def _writing(self, checked: IndexKind | None = None, changes: bool = True) -> Iterator[FAISSState]:
+    def _writing(
+        self, checked: IndexKind | None = None, changes: bool = True, input_check: Callable[[], object] | None = None
+    ) -> Iterator[FAISSState]:
         """The write lock, and the state to change under it (unless the store is read-only
         and the call ``changes`` it).
 
         ``checked`` is the index kind the call's input was checked against, before the lock:
         a ``load`` may have swapped in a store of another dimension or metric since, and the
         input is then refused rather than handed to FAISS unchecked. Compared by value: every
-        load makes a new kind, and one like the old leaves the checks valid.
+        load makes a new kind, and one like the old leaves the checks valid. ``input_check``:
+        the input's checks, for a call that makes them under the lock: a bad input's error
+        comes before the store's refusal, as where they are made before it.
         """
         with self._lock.write():
             state = self._state
-            if checked is not None and not state.kind.checks_input_as(checked):
-                raise InvalidArgumentError(
-                    "the store was reloaded with another dimension or metric (store.load) during this call; "
-                    "call again: the input is then checked against the store loaded"
-                )
-            if changes and state.read_only:
-                raise ReadOnlyStoreError(
-                    "this store was loaded with mmap=True and is read-only; load it without mmap to change it"
-                )
+            try:
+                refusal = state.write_refusal(checked, changes)
+            except StoreClosedError as closed:  # (every attribute of a closed store's state raises it)
+                refusal = closed
+            if refusal is not None:
+                if input_check is not None:
+                    input_check()
+                raise refusal
             yield state
 

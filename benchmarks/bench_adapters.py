@@ -80,7 +80,8 @@ def main() -> None:
             name = f"{framework} single-query p50, {index_type} ({dataset})"
             direct = lambda q, used=used: used.search(q, 10)  # noqa: E731
             for _ in range(args.repeats):
-                rows.setdefault(name, []).append(interleaved(call, direct, queries, args.n_single))
+                adapter, parag = interleaved([call, direct], queries, args.n_single)
+                rows.setdefault(name, []).append((adapter / parag, adapter, parag))
     print("| figure | adapter / parag direct (median of %d) | adapter | parag direct |" % args.repeats)
     print("|---|---|---|---|")
     for name, runs in rows.items():

@@ -8,7 +8,9 @@ interleaved in one process (robust to a noisy machine):
 - HNSW single-query p50 (debian-minilm, ef_search 64) and IVFFlat single-query p50
   (siftsmall): ``store.search(q, 10)`` against ``store.faiss_index.search(q', 10)`` for
   the store's own FAISS index, alternating calls, each side on a different query (so that
-  neither finds the other's data in the CPU caches), ratio of the p50s;
+  neither finds the other's data in the CPU caches), ratio of the p50s; and, in the same
+  interleaving, ``store.search(q, 10, include=())``, which returns what raw FAISS returns
+  (ids and scores: no metadata or documents decoded);
 - Flat add of 100k x 384 (synthetic-100k) with metadata: ``store.add(x, metadata)`` on a
   fresh store against ``IndexFlat.add(x)`` plus keeping the metadata list, alternating.
 
@@ -30,7 +32,7 @@ import pstats
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import faiss
@@ -45,10 +47,15 @@ from parag import FAISSVectorStore  # noqa: E402
 
 
 def single_query_ratio(store: FAISSVectorStore, queries: np.ndarray, n: int) -> tuple[float, ...]:
-    """(ratio, parag p50 us, raw p50 us, floor ratio) of single queries, calls interleaved."""
+    """(ratio, parag p50 us, raw p50 us, floor ratio, ratio with ``include=()``) of single
+    queries, calls interleaved."""
     index, k = store.faiss_index, 10
-    return interleaved(lambda q: store.search(q, k), lambda q: index.search(q[None, :], k),
-                       floor_search(index, store.get(store.ids(), include=("metadata",)).metadata, k), queries, n)
+    floor = floor_search(index, store.get(store.ids(), include=("metadata",)).metadata, k)
+    parag, raw, floored, bare = interleaved(
+        [lambda q: store.search(q, k), lambda q: index.search(q[None, :], k), floor,
+         lambda q: store.search(q, k, include=())],
+        queries, n)
+    return parag / raw, parag, raw, floored / raw, bare / raw
 
 
 def floor_search(index: faiss.Index, metadata: list[dict], k: int) -> Callable[[np.ndarray], object]:
@@ -66,25 +73,22 @@ def floor_search(index: faiss.Index, metadata: list[dict], k: int) -> Callable[[
     return search
 
 
-def interleaved(
-    call: Callable[[np.ndarray], object], base: Callable[[np.ndarray], object], floor: Callable[[np.ndarray], object],
-    queries: np.ndarray, n: int,
-) -> tuple[float, float, float, float]:
-    """(ratio, p50 us of ``call``, p50 us of ``base``, ratio of ``floor``) over ``n`` single
-    queries, the three calls in turn, each on a different query (so that none finds another's
-    data in the CPU caches)."""
+def interleaved(calls: Sequence[Callable[[np.ndarray], object]], queries: np.ndarray, n: int) -> list[float]:
+    """The p50 (us) of each of ``calls`` over ``n`` single queries, the calls in turn, each on
+    a different query (so that none finds another's data in the CPU caches)."""
     n = min(n, len(queries))
     rows = [np.ascontiguousarray(q) for q in queries[:n]]
     for q in rows[:20]:  # warm-up
-        call(q), base(q), floor(q)
-    times: list[list[float]] = [[], [], []]
+        for call in calls:
+            call(q)
+    times: list[list[float]] = [[] for _ in calls]
     for i in range(n):
-        for fn, spent, q in zip((call, base, floor), times, (rows[i], rows[(i + n // 3) % n], rows[(i + 2 * n // 3) % n])):
+        for j, (call, spent) in enumerate(zip(calls, times)):
+            q = rows[(i + j * n // len(calls)) % n]
             start = time.perf_counter()
-            fn(q)
+            call(q)
             spent.append(time.perf_counter() - start)
-    c, b, f = (float(np.median(t)) for t in times)
-    return c / b, 1e6 * c, 1e6 * b, f / b
+    return [1e6 * float(np.median(t)) for t in times]
 
 
 def add_ratio(x: np.ndarray, metadata: list[dict], metric: str) -> tuple[float, ...]:
@@ -141,12 +145,14 @@ def main() -> None:
         for row, figure in zip(rows.values(), figures):
             row.append(figure)
     # The difference column is the issue's "us of Python per call" (medians of each side).
-    print("| figure | parag / raw FAISS (median of %d) | parag | raw FAISS | parag - raw | floor / raw FAISS |" % args.repeats)
-    print("|---|---|---|---|---|---|")
+    print("| figure | parag / raw FAISS (median of %d) | parag | raw FAISS | parag - raw | floor / raw FAISS "
+          "| parag include=() / raw FAISS |" % args.repeats)
+    print("|---|---|---|---|---|---|---|")
     units = ["us", "us", "ms"]
     for (name, runs), unit in zip(rows.items(), units):
         ratio, p, r, floor = (float(np.median([run[i] for run in runs])) for i in range(4))
-        print(f"| {name} | {ratio:.3f} | {p:.1f} {unit} | {r:.1f} {unit} | {p - r:.1f} {unit} | {floor:.3f} |")
+        bare = f"{float(np.median([run[4] for run in runs])):.3f}" if len(runs[0]) > 4 else "-"
+        print(f"| {name} | {ratio:.3f} | {p:.1f} {unit} | {r:.1f} {unit} | {p - r:.1f} {unit} | {floor:.3f} | {bare} |")
 
 
 if __name__ == "__main__":

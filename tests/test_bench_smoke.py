@@ -201,3 +201,23 @@ def test_scale_run_resumes_after_a_stop(tmp_path, monkeypatch):
     scale.main(argv)  # built: measured again, nothing added
     again = json.loads((tmp_path / "benchmarks" / "results" / "scale" / "scale-IVFFlat-sq8-1000.json").read_text())
     assert again["chunk_s"] == record["chunk_s"] and len(again["runs"]) == 2
+
+
+def test_overhead_and_adapter_benchmarks_run_on_tiny_data():
+    import numpy as np
+
+    from parag import FAISSVectorStore
+
+    overhead, adapters = _bench_module("bench_overhead"), _bench_module("bench_adapters")
+    x = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    meta = [{"i": i} for i in range(300)]
+    store = FAISSVectorStore(16, "HNSW")
+    store.add(x, meta, ids=[f"d{i}" for i in range(300)], documents=[f"text {i}" for i in range(300)])
+    figures = overhead.single_query_ratio(store, x[:30], 30)  # ratio, parag us, raw us, floor, include=()
+    assert len(figures) == 5 and all(f > 0 for f in figures)
+    assert len(overhead.add_ratio(x, meta, "L2")) == 4
+    calls = adapters.framework_calls(store, x)
+    assert set(calls) == {"LangChain", "LlamaIndex"}
+    for used, call in calls.values():
+        adapter, direct = overhead.interleaved([call, lambda q, used=used: used.search(q, 10)], x[:20], 20)
+        assert adapter > 0 and direct > 0

@@ -13,6 +13,7 @@ check, against numpy and against the store's state before, that:
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ import pytest
 from parag._validation import BACKGROUND_CHECK_MIN, MAX_SQUARED_NORM
 from parag.errors import InvalidArgumentError, InvalidMetadataError, ParagError, ReadOnlyStoreError, StoreClosedError
 from parag.vectorstore import FAISSVectorStore
+from parag.vectorstore._add_ahead import Batch
 from parag.vectorstore._faiss_state import FAISSState
 from parag.vectorstore.kinds import IndexKind
 from tests.checks import assert_exact
@@ -359,3 +361,43 @@ def test_a_close_or_read_only_load_racing_a_large_add_still_reports_a_bad_input_
         store.add(batch(), [{}] * 3)
     with pytest.raises(StoreClosedError if race == "close" else ReadOnlyStoreError):
         store.add(batch())
+
+
+def test_a_worker_that_starts_late_still_adds_the_batch(monkeypatch):
+    # The checks may finish before the worker thread has run a line: the add then waits for
+    # the worker, and never takes the batch from it (the batch would be committed unadded).
+    store, first = make_store()
+    real = Batch._add
+
+    def late(self, index):
+        time.sleep(0.3)
+        real(self, index)
+
+    monkeypatch.setattr(Batch, "_add", late)
+    x = batch()
+    assert store.add(x) == list(range(50, 50 + N))
+    monkeypatch.undo()
+    assert len(store) == store.faiss_index.ntotal == 50 + N
+    np.testing.assert_array_equal(store.get(list(range(50 + N)), include_vectors=True).vectors,
+                                  np.concatenate([first, x]))
+
+
+@pytest.mark.parametrize("race", ["close", "load(mmap=True)"])
+def test_a_race_with_a_cosine_batch_holding_an_all_zero_row_reports_the_row_first(monkeypatch, race, tmp_path):
+    store, _ = make_store(metric="cosine")
+    store.save(tmp_path / "s")
+    real = FAISSState.adds_ahead
+
+    def raced(self, x):
+        answer = real(self, x)
+        other = threading.Thread(target=store.close if race == "close" else
+                                 lambda: store.load(tmp_path / "s", mmap=True))
+        other.start()
+        other.join()
+        return answer
+
+    monkeypatch.setattr(FAISSState, "adds_ahead", raced)
+    x = batch()
+    zero_row(x)
+    with pytest.raises(InvalidArgumentError, match="row 7 is all zeros"):
+        store.add(x)

@@ -73,26 +73,32 @@ class Batch:
 
     def stop(self) -> None:
         """Make sure that no add of the batch runs any more: one not yet begun never will,
-        one under way is waited for, even through an interrupt (raised afterwards): the
-        index must not be touched while FAISS copies into it."""
-        if self._thread is None or self._claim.setdefault("by", "stop") != "worker":
-            return
-        interrupt: BaseException | None = None
-        while True:
-            try:
-                self._done.wait()
-                break
-            except BaseException as e:  # KeyboardInterrupt
-                interrupt = e
-        if interrupt is not None:
-            raise interrupt
+        one under way is waited for (see :meth:`_wait`)."""
+        if self._thread is not None:
+            self._wait(claim=True)
 
     def vectors(self) -> np.ndarray:
         """The batch as the index takes it (a cosine store's rows unit-length), raising what
         that raises; once added, if it was started (call it before any :meth:`stop`)."""
         if not self.started:
             return normalised(self._x, "vectors", self._metric)
-        self.stop()
+        self._wait(claim=False)  # (never claims: the worker, started, will add the batch)
         if self._error is not None:
             raise self._error
         return self._x
+
+    def _wait(self, claim: bool) -> None:
+        """Wait for the worker to end, unless (``claim``) the batch is claimed before the
+        worker claims it. An interrupt does not stop the wait (it is raised afterwards), nor
+        does one between the claim and the wait: the index must not be touched while FAISS
+        copies into it."""
+        interrupt: BaseException | None = None
+        while True:
+            try:
+                if not claim or self._claim.setdefault("by", "stop") == "worker":
+                    self._done.wait()
+                break
+            except BaseException as e:  # KeyboardInterrupt
+                interrupt = e
+        if interrupt is not None:
+            raise interrupt

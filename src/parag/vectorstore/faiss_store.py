@@ -355,7 +355,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         Yields the state, ``x`` as the index takes it, what ``check`` returned, and whether
         the index holds ``x`` already."""
         if self._state.adds_ahead(x):
-            with self._writing(kind, input_check=lambda: check(True)) as state, state.adding_ahead(x) as batch:
+            input_check = lambda: (check(True), normalised(x, "vectors", kind.metric))  # noqa: E731
+            with self._writing(kind, input_check=input_check) as state, state.adding_ahead(x) as batch:
                 checked = check(not batch.started)
                 yield state, batch.vectors(), checked, batch.started
             return

@@ -401,3 +401,45 @@ def test_a_race_with_a_cosine_batch_holding_an_all_zero_row_reports_the_row_firs
     zero_row(x)
     with pytest.raises(InvalidArgumentError, match="row 7 is all zeros"):
         store.add(x)
+
+
+def test_a_runtime_error_out_of_the_thread_start_leaves_the_store_consistent(monkeypatch):
+    # CPython may report an interrupt inside Thread.start as RuntimeError, the thread running:
+    # either the worker claimed the batch (the error goes on, the batch is taken out) or the
+    # caller did (the worker adds nothing, the call adds the batch itself). Never both.
+    store, first = make_store()
+    real = threading.Thread.start
+
+    def start(self):
+        real(self)
+        if self.name == "parag-add-ahead":
+            raise RuntimeError("release unlocked lock")
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    x = batch()
+    try:
+        added = store.add(x)
+    except RuntimeError:
+        added = []
+    monkeypatch.undo()
+    time.sleep(0.2)  # (a worker that found the batch claimed has ended)
+    assert len(store) == store.faiss_index.ntotal == 50 + len(added)
+    assert added in ([], list(range(50, 50 + N)))
+    vectors = np.concatenate([first, x]) if added else first
+    np.testing.assert_array_equal(store.get(store.ids(), include_vectors=True).vectors, vectors)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_worker_that_dies_before_it_runs_leaves_the_batch_to_the_call(monkeypatch):
+    store, first = make_store()
+
+    def dies(self, index):
+        raise SystemExit  # (a thread hook failing: the thread ends, silently, before the add)
+
+    monkeypatch.setattr(Batch, "_add", dies)
+    x = batch()
+    assert store.add(x) == list(range(50, 50 + N))
+    monkeypatch.undo()
+    assert len(store) == store.faiss_index.ntotal == 50 + N
+    np.testing.assert_array_equal(store.get(list(range(50 + N)), include_vectors=True).vectors,
+                                  np.concatenate([first, x]))

@@ -113,6 +113,10 @@ class FAISSState(StateReads):
             if self.adds_ahead(x):
                 batch.start(self.index)
             yield batch
+        except GeneratorExit:
+            # Closed, not thrown into: an interrupt skipped the with statement's exit, and the
+            # generator is being collected, perhaps long after, without the lock: touch nothing.
+            raise
         except BaseException:
             try:
                 batch.stop()

@@ -358,7 +358,7 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
             input_check = lambda: (check(True), normalised(x, "vectors", kind.metric))  # noqa: E731
             with self._writing(kind, input_check=input_check) as state, state.adding_ahead(x) as batch:
                 checked = check(not batch.started)
-                yield state, batch.vectors(), checked, batch.started
+                yield state, batch.vectors(), checked, batch.started  # (started: read after vectors())
             return
         checked = check(True)
         x = normalised(x, "vectors", kind.metric)

@@ -12,6 +12,7 @@ check, against numpy and against the store's state before, that:
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import warnings
@@ -443,3 +444,60 @@ def test_a_worker_that_dies_before_it_runs_leaves_the_batch_to_the_call(monkeypa
     assert len(store) == store.faiss_index.ntotal == 50 + N
     np.testing.assert_array_equal(store.get(list(range(50 + N)), include_vectors=True).vectors,
                                   np.concatenate([first, x]))
+
+
+def slow_flat_add(monkeypatch, seconds: float = 0.4) -> None:
+    """FAISS's flat add, on the worker, starts ``seconds`` late (a large copy)."""
+    real = faiss.IndexFlat.add
+
+    def slow(self, x):
+        time.sleep(seconds)
+        real(self, x)
+
+    monkeypatch.setattr(faiss.IndexFlat, "add", slow)
+
+
+def test_a_ctrl_c_while_the_add_waits_for_faiss_takes_the_batch_out(monkeypatch):
+    # A real SIGINT on the main thread while it waits for the worker's copy: the wait goes on
+    # to the copy's end, then the batch is taken out and the KeyboardInterrupt raised.
+    # (Thread.join, interrupted, would have marked the running worker as ended.)
+    store, _ = make_store()
+    before = observed(store)
+    slow_flat_add(monkeypatch)
+    main = threading.get_ident()
+    timer = threading.Timer(0.15, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.add(batch())
+    finally:
+        timer.join()
+    monkeypatch.undo()
+    assert not [t for t in threading.enumerate() if t.name == "parag-add-ahead"]
+    assert observed(store) == before
+
+
+def test_the_next_write_settles_an_add_ahead_whose_undo_an_interrupt_cut_short(monkeypatch):
+    # An interrupt on the undo's first bytecode (before it waits): the worker's copy lands
+    # beyond the slot map after the call has raised; the next write takes it out first.
+    store, first = make_store()
+    slow_flat_add(monkeypatch, 0.3)
+    real_stop = Batch.stop
+    calls = []
+
+    def cut_short(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        real_stop(self)
+
+    monkeypatch.setattr(Batch, "stop", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        store.add(batch(), [{}] * 3)  # the metadata's error starts the undo, which is interrupted
+    time.sleep(0.5)  # the worker's copy has landed
+    assert store.faiss_index.ntotal == 50 + N
+    monkeypatch.undo()
+    more = batch(3)
+    assert store.add(more) == [50, 51, 52]
+    assert len(store) == store.faiss_index.ntotal == 53
+    np.testing.assert_array_equal(store.get(store.ids(), include_vectors=True).vectors, np.concatenate([first, more]))

@@ -10,8 +10,10 @@ is given (a graph links it, a quantizer encodes it) and is added to only after t
 
 What an interrupt (Ctrl-C) can still do: land on the very first bytecodes of the undo (the
 with statement's exit, :meth:`Batch.stop`), before it waits; the vectors FAISS is copying then
-stay in the index beyond the slot map. A window of a few bytecodes, as in the store's lock,
-after which the program is being interrupted anyway.
+stay in the index beyond the slot map until the store's next write takes them out
+(``FAISSState.settle``). A window of a few bytecodes, as in the store's lock, after which the
+program is being interrupted anyway. (No wait here is a ``Thread.join``: CPython 3.11's
+join, interrupted, marks a thread that still runs as ended.)
 """
 
 from __future__ import annotations
@@ -28,23 +30,26 @@ class Batch:
     """The vectors ``x`` (unchecked) of one add to a store of ``metric``: added ahead by
     :meth:`start`, or when :meth:`vectors` is called.
 
+    The worker thread and the calling thread each claim the batch (``dict.setdefault``: one
+    atomic step, no lock for an interrupt to leak); whoever claims it first decides: the
+    worker adds it, or the caller does (a worker slow to start, or dead) and the worker
+    then never will.
+
     Examples
     --------
     >>> index = faiss.IndexFlatL2(2)
     >>> batch = Batch(np.ones((3, 2), np.float32), "L2")
     >>> batch.start(index)
-    >>> batch.vectors().shape, batch.started, index.ntotal
-    ((3, 2), True, 3)
+    >>> batch.vectors().shape, index.ntotal
+    ((3, 2), 3)
     """
 
     def __init__(self, x: np.ndarray, metric: str) -> None:
         self._x, self._metric = x, metric
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        # Who claimed the batch first, the worker (to add it) or the calling thread (so that
-        # it never is): dict.setdefault decides in one atomic step, with no lock an interrupt
-        # could leak.
         self._claim: dict[str, str] = {}
+        self._done = threading.Event()  # set by a worker that claimed the batch, once its add has ended
 
     @property
     def started(self) -> bool:
@@ -60,59 +65,74 @@ class Batch:
         self._thread = thread
         try:
             thread.start()
-        except RuntimeError:
+        except RuntimeError as e:
             # No thread to be had (a limit, interpreter shutdown), or an interrupt inside
-            # Thread.start that CPython reports so: the claim tells which.
+            # Thread.start that CPython reports so: the claim settles who adds the batch.
             if self._claim.setdefault("by", "caller") == "worker":
-                raise  # (the worker is adding: the caller's undo waits for it)
-            self._thread = None  # none began, or one that will find the batch claimed
+                raise  # (the worker is adding it: the caller's undo waits for it)
+            self._thread = None
+            interrupt = _interrupt_in(e)
+            if interrupt is not None:
+                raise interrupt from None
 
     def _add(self, index: faiss.Index) -> None:
-        if self._claim.setdefault("by", "worker") != "worker":
-            return  # stopped before it began
         try:
-            # Unchecked values: a bad one is the checks' to report, not a warning's.
-            with np.errstate(all="ignore"):
-                self._x = normalised(self._x, "vectors", self._metric)
-            index.add(self._x)
-        except BaseException as e:  # (an all-zero cosine row; memory): raised by vectors()
-            self._error = e
+            if self._claim.setdefault("by", "worker") != "worker":
+                return  # the caller claimed it first
+            try:
+                # Unchecked values: a bad one is the checks' to report, not a warning's.
+                with np.errstate(all="ignore"):
+                    self._x = normalised(self._x, "vectors", self._metric)
+                index.add(self._x)
+            except BaseException as e:  # (an all-zero cosine row; memory): raised by vectors()
+                self._error = e
+        finally:
+            self._done.set()
 
     def stop(self) -> None:
         """Make sure that no add of the batch runs any more: one not yet begun never will,
-        one under way is waited for (see :meth:`_wait`)."""
+        one under way is waited for (see :meth:`_settle`)."""
         if self._thread is not None:
-            self._wait(self._thread, claim=True)
+            self._settle()
 
     def vectors(self) -> np.ndarray:
         """The batch as the index takes it (a cosine store's rows unit-length), raising what
-        that raises; once added, if it was started (call it before any :meth:`stop`, and
-        read ``started`` after it: a worker that died before it began leaves the batch to
-        the caller)."""
+        that raises; once added, if the worker added it. Read ``started`` after it: False if
+        the batch is the caller's to add after all."""
         if self._thread is not None:
-            self._wait(self._thread, claim=False)  # (never claims: the worker, started, will add the batch)
-            if self._claim.setdefault("by", "caller") == "worker":
+            if self._settle():
                 if self._error is not None:
                     raise self._error
                 return self._x
-            self._thread = None  # it died before it ran (a failing thread hook): not added
+            self._thread = None  # claimed by the caller first: not added
         return normalised(self._x, "vectors", self._metric)
 
-    def _wait(self, thread: threading.Thread, claim: bool) -> None:
-        """Wait for the worker to end, unless (``claim``) the batch is claimed before the
-        worker claims it. An interrupt does not stop the wait (it is raised afterwards), nor
-        does one between the claim and the wait: the index must not be touched while FAISS
-        copies into it. (A join, not an event the worker sets: it ends too for a worker that
-        died before it ran.)"""
+    def _settle(self) -> bool:
+        """Claim the batch for the caller unless the worker has it; then wait for the
+        worker's add to end. True if the worker has the batch. An interrupt does not stop
+        the claim or the wait (it is raised afterwards): the index must not be touched while
+        FAISS copies into it."""
         interrupt: BaseException | None = None
         while True:
             try:
-                if not claim or self._claim.setdefault("by", "caller") == "worker":
-                    thread.join()
+                worker = self._claim.setdefault("by", "caller") == "worker"
+                if worker:
+                    self._done.wait()
                 break
-            except Exception:
-                raise
-            except BaseException as e:  # an interrupt (KeyboardInterrupt, a signal handler's SystemExit)
-                interrupt = e
+            except BaseException as e:
+                interrupt = _interrupt_in(e)
+                if interrupt is None:
+                    raise
         if interrupt is not None:
             raise interrupt
+        return worker
+
+
+def _interrupt_in(e: BaseException) -> BaseException | None:
+    """The interrupt (KeyboardInterrupt, a signal handler's SystemExit) that ``e`` is, or
+    that it stands for (CPython's lock code reports some interrupts as a RuntimeError raised
+    while handling them); None for any other error."""
+    if not isinstance(e, Exception):
+        return e
+    context = e.__context__
+    return context if context is not None and not isinstance(context, Exception) else None

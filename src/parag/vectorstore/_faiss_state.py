@@ -51,6 +51,7 @@ class FAISSState(StateReads):
         self.read_only = read_only
         # (index, whether a single unfiltered query may search it bare): see search_one.
         self._bare: tuple[faiss.Index | None, bool] = (None, False)
+        self._pending: Batch | None = None  # an add ahead not yet settled: see settle()
 
     def copy(self) -> FAISSState:
         """An independent copy: index, ids, metadata, documents and parameters."""
@@ -111,19 +112,32 @@ class FAISSState(StateReads):
         batch = Batch(x, self.kind.metric)
         try:
             if self.adds_ahead(x):
+                self._pending = batch
                 batch.start(self.index)
             yield batch
         except GeneratorExit:
             # Closed, not thrown into: an interrupt skipped the with statement's exit, and the
-            # generator is being collected, perhaps long after, without the lock: touch nothing.
+            # generator is being collected, perhaps long after, without the lock: touch
+            # nothing (the next write settles the batch).
             raise
         except BaseException:
             try:
                 batch.stop()
             finally:
                 self._forget_from(self.slots.n_slots)
+            self._pending = None
             raise
         batch.stop()
+        self._pending = None
+
+    def settle(self) -> None:
+        """Settle an add ahead whose undo an interrupt skipped (see :mod:`._add_ahead`): wait
+        for it, and take out what the slot map does not hold. Every write calls it first,
+        under the lock; it costs nothing otherwise."""
+        if self._pending is not None:
+            self._pending.stop()
+            self._forget_from(self.slots.n_slots)
+            self._pending = None
 
     # ----------------------------------------------------------------- writing
 

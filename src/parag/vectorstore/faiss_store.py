@@ -389,5 +389,6 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
                 if input_check is not None:
                     input_check()
                 raise refusal
+            state.settle()
             yield state
 

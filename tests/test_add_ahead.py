@@ -285,10 +285,8 @@ def test_an_interrupted_compaction_after_a_large_upsert_keeps_the_upsert(monkeyp
     assert_whole(store, x, REPLACING, tmp_path)
 
 
-@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
-def test_an_interrupt_after_a_large_add_has_committed_keeps_the_add(monkeypatch, index_type, tmp_path):
-    store, first = make_store(index_type)
-    x = batch()
+def add_interrupted_after_commit(monkeypatch, store: FAISSVectorStore, x: np.ndarray) -> None:
+    """``store.add(x)``, interrupted (KeyboardInterrupt) right after the state committed it."""
     real = FAISSState.add
 
     def then_interrupted(self, *args, **kwargs):
@@ -299,6 +297,13 @@ def test_an_interrupt_after_a_large_add_has_committed_keeps_the_add(monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         store.add(x)
     monkeypatch.undo()
+
+
+@pytest.mark.parametrize("index_type", list(FLAT_INDEXES))
+def test_an_interrupt_after_a_large_add_has_committed_keeps_the_add(monkeypatch, index_type, tmp_path):
+    store, first = make_store(index_type)
+    x = batch()
+    add_interrupted_after_commit(monkeypatch, store, x)
     assert_whole(store, np.concatenate([first, x]), list(range(50 + N)), tmp_path)
     assert store.add(batch(3)) == [50 + N, 51 + N, 52 + N]
 
@@ -306,16 +311,7 @@ def test_an_interrupt_after_a_large_add_has_committed_keeps_the_add(monkeypatch,
 def test_an_interrupt_after_a_large_add_that_trains_keeps_the_add(monkeypatch):
     store = FAISSVectorStore(D, "IVFFlat", nlist=64)  # trains at 39 * 64 vectors
     x = batch()
-    real = FAISSState.add
-
-    def then_interrupted(self, *args, **kwargs):
-        real(self, *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(FAISSState, "add", then_interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        store.add(x)
-    monkeypatch.undo()
+    add_interrupted_after_commit(monkeypatch, store, x)
     assert store.is_trained and len(store) == store.faiss_index.ntotal == N
     np.testing.assert_array_equal(store.get(list(range(N)), include_vectors=True).vectors, x)
     assert store.add(batch(3)) == [N, N + 1, N + 2] and len(store) == store.faiss_index.ntotal == N + 3
@@ -343,30 +339,38 @@ def test_an_interrupt_inside_the_thread_start_leaves_no_add_running(monkeypatch,
     assert store.add(batch(3)) == [50, 51, 52]
 
 
-@pytest.mark.parametrize("race", ["close", "load(mmap=True)"])
-def test_a_close_or_read_only_load_racing_a_large_add_still_reports_a_bad_input_first(monkeypatch, race, tmp_path):
-    store, _ = make_store()
-    store.save(tmp_path / "s")
+def racing_the_glance(monkeypatch, store: FAISSVectorStore, race: str, saved) -> None:
+    """From now on, right after an add's lockless glance (``adds_ahead``) says yes, and before
+    it takes the lock, another thread closes ``store`` or loads ``saved`` into it read-only."""
     real = FAISSState.adds_ahead
 
-    def raced(self, x):  # the glance before the lock says yes; then, before the lock, the race
+    def raced(self, x):
         answer = real(self, x)
-        other = threading.Thread(target=store.close if race == "close" else
-                                 lambda: store.load(tmp_path / "s", mmap=True))
+        other = threading.Thread(target=store.close if race == "close" else lambda: store.load(saved, mmap=True))
         other.start()
         other.join()
         return answer
 
     monkeypatch.setattr(FAISSState, "adds_ahead", raced)
+
+
+@pytest.mark.parametrize("race", ["close", "load(mmap=True)"])
+def test_a_close_or_read_only_load_racing_a_large_add_still_reports_a_bad_input_first(monkeypatch, race, tmp_path):
+    store, _ = make_store()
+    store.save(tmp_path / "s")
+    racing_the_glance(monkeypatch, store, race, tmp_path / "s")
     with pytest.raises(InvalidMetadataError, match="3 items"):
         store.add(batch(), [{}] * 3)
     with pytest.raises(StoreClosedError if race == "close" else ReadOnlyStoreError):
         store.add(batch())
 
 
-def test_a_worker_that_starts_late_still_adds_the_batch(monkeypatch):
-    # The checks may finish before the worker thread has run a line: the add then waits for
-    # the worker, and never takes the batch from it (the batch would be committed unadded).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("worker", ["late", "dead"])
+def test_a_worker_late_or_dead_leaves_the_batch_to_the_call(monkeypatch, worker):
+    # The checks may finish before the worker thread has claimed the batch, or the worker may
+    # die before it runs (a thread hook failing): the caller then claims the batch and adds
+    # it itself. It is never committed unadded, nor added twice.
     store, first = make_store()
     real = Batch._add
 
@@ -374,10 +378,14 @@ def test_a_worker_that_starts_late_still_adds_the_batch(monkeypatch):
         time.sleep(0.3)
         real(self, index)
 
-    monkeypatch.setattr(Batch, "_add", late)
+    def dead(self, index):
+        raise SystemExit  # (the thread ends, silently, before the add)
+
+    monkeypatch.setattr(Batch, "_add", late if worker == "late" else dead)
     x = batch()
     assert store.add(x) == list(range(50, 50 + N))
     monkeypatch.undo()
+    time.sleep(0.4 if worker == "late" else 0)  # (a late worker that found the batch claimed has ended)
     assert len(store) == store.faiss_index.ntotal == 50 + N
     np.testing.assert_array_equal(store.get(list(range(50 + N)), include_vectors=True).vectors,
                                   np.concatenate([first, x]))
@@ -387,17 +395,7 @@ def test_a_worker_that_starts_late_still_adds_the_batch(monkeypatch):
 def test_a_race_with_a_cosine_batch_holding_an_all_zero_row_reports_the_row_first(monkeypatch, race, tmp_path):
     store, _ = make_store(metric="cosine")
     store.save(tmp_path / "s")
-    real = FAISSState.adds_ahead
-
-    def raced(self, x):
-        answer = real(self, x)
-        other = threading.Thread(target=store.close if race == "close" else
-                                 lambda: store.load(tmp_path / "s", mmap=True))
-        other.start()
-        other.join()
-        return answer
-
-    monkeypatch.setattr(FAISSState, "adds_ahead", raced)
+    racing_the_glance(monkeypatch, store, race, tmp_path / "s")
     x = batch()
     zero_row(x)
     with pytest.raises(InvalidArgumentError, match="row 7 is all zeros"):
@@ -428,22 +426,6 @@ def test_a_runtime_error_out_of_the_thread_start_leaves_the_store_consistent(mon
     assert added in ([], list(range(50, 50 + N)))
     vectors = np.concatenate([first, x]) if added else first
     np.testing.assert_array_equal(store.get(store.ids(), include_vectors=True).vectors, vectors)
-
-
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_worker_that_dies_before_it_runs_leaves_the_batch_to_the_call(monkeypatch):
-    store, first = make_store()
-
-    def dies(self, index):
-        raise SystemExit  # (a thread hook failing: the thread ends, silently, before the add)
-
-    monkeypatch.setattr(Batch, "_add", dies)
-    x = batch()
-    assert store.add(x) == list(range(50, 50 + N))
-    monkeypatch.undo()
-    assert len(store) == store.faiss_index.ntotal == 50 + N
-    np.testing.assert_array_equal(store.get(list(range(50 + N)), include_vectors=True).vectors,
-                                  np.concatenate([first, x]))
 
 
 def slow_flat_add(monkeypatch, seconds: float = 0.4) -> None:

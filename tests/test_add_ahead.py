@@ -483,3 +483,24 @@ def test_the_next_write_settles_an_add_ahead_whose_undo_an_interrupt_cut_short(m
     assert store.add(more) == [50, 51, 52]
     assert len(store) == store.faiss_index.ntotal == 53
     np.testing.assert_array_equal(store.get(store.ids(), include_vectors=True).vectors, np.concatenate([first, more]))
+
+
+def test_no_thread_to_be_had_while_handling_a_ctrl_c_still_adds(monkeypatch):
+    # A "flush on Ctrl-C" block: Thread.start fails for want of a thread (no interrupt of its
+    # own); the KeyboardInterrupt being handled is not taken for one, and the call adds the batch.
+    store, first = make_store()
+    real = threading.Thread.start
+
+    def no_thread(self):
+        if self.name == "parag-add-ahead":
+            raise RuntimeError("can't start new thread")
+        real(self)
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    x = batch()
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        assert store.add(x) == list(range(50, 50 + N))
+    monkeypatch.undo()
+    assert len(store) == store.faiss_index.ntotal == 50 + N

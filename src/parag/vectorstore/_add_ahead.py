@@ -18,6 +18,7 @@ join, interrupted, marks a thread that still runs as ended.)
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import faiss
@@ -49,7 +50,12 @@ class Batch:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._claim: dict[str, str] = {}
-        self._done = threading.Event()  # set by a worker that claimed the batch, once its add has ended
+        # The worker's end: _ended set, then _running released. A bare lock, not an Event: an
+        # interrupt inside Event.wait, just after it took the Condition's lock, leaves that
+        # lock held, and the retry (and the worker's set()) would wait for it for ever.
+        self._ended = False
+        self._running = threading.Lock()
+        self._running.acquire()
 
     @property
     def started(self) -> bool:
@@ -63,15 +69,18 @@ class Batch:
         still leaves it to :meth:`stop`."""
         thread = threading.Thread(target=self._add, args=(index,), name="parag-add-ahead", daemon=True)
         self._thread = thread
+        outer = sys.exc_info()[1]  # an exception the caller is handling: not an interrupt of start()
         try:
             thread.start()
         except RuntimeError as e:
             # No thread to be had (a limit, interpreter shutdown), or an interrupt inside
             # Thread.start that CPython reports so: the claim settles who adds the batch.
+            interrupt = _interrupt_in(e) if e.__context__ is not outer else None
             if self._claim.setdefault("by", "caller") == "worker":
+                if interrupt is not None:
+                    raise interrupt from None
                 raise  # (the worker is adding it: the caller's undo waits for it)
             self._thread = None
-            interrupt = _interrupt_in(e)
             if interrupt is not None:
                 raise interrupt from None
 
@@ -79,15 +88,14 @@ class Batch:
         try:
             if self._claim.setdefault("by", "worker") != "worker":
                 return  # the caller claimed it first
-            try:
-                # Unchecked values: a bad one is the checks' to report, not a warning's.
-                with np.errstate(all="ignore"):
-                    self._x = normalised(self._x, "vectors", self._metric)
-                index.add(self._x)
-            except BaseException as e:  # (an all-zero cosine row; memory): raised by vectors()
-                self._error = e
+            with np.errstate(all="ignore"):
+                self._x = normalised(self._x, "vectors", self._metric)
+            index.add(self._x)
+        except BaseException as e:  # (an all-zero cosine row; memory; a hook): raised by vectors()
+            self._error = e
         finally:
-            self._done.set()
+            self._ended = True
+            self._running.release()
 
     def stop(self) -> None:
         """Make sure that no add of the batch runs any more: one not yet begun never will,
@@ -116,8 +124,9 @@ class Batch:
         while True:
             try:
                 worker = self._claim.setdefault("by", "caller") == "worker"
-                if worker:
-                    self._done.wait()
+                while worker and not self._ended:
+                    self._running.acquire()  # (interrupted after it: _ended is True, no second acquire)
+                    self._running.release()
                 break
             except BaseException as e:
                 interrupt = _interrupt_in(e)

@@ -121,22 +121,20 @@ class FAISSState(StateReads):
             # nothing (the next write settles the batch).
             raise
         except BaseException:
-            try:
-                batch.stop()
-            finally:
-                self._forget_from(self.slots.n_slots)
-            self._pending = None
+            self.settle()
             raise
-        batch.stop()
-        self._pending = None
+        self.settle()
 
     def settle(self) -> None:
-        """Settle an add ahead whose undo an interrupt skipped (see :mod:`._add_ahead`): wait
-        for it, and take out what the slot map does not hold. Every write calls it first,
-        under the lock; it costs nothing otherwise."""
+        """Settle the add ahead under way, if any: wait for it, and take out what the slot
+        map does not hold (nothing once the add has committed). :meth:`adding_ahead` calls it
+        as it ends; every write calls it first, under the lock, for one whose end an interrupt
+        skipped (see :mod:`._add_ahead`). It costs nothing otherwise."""
         if self._pending is not None:
-            self._pending.stop()
-            self._forget_from(self.slots.n_slots)
+            try:
+                self._pending.stop()
+            finally:
+                self._forget_from(self.slots.n_slots)
             self._pending = None
 
     # ----------------------------------------------------------------- writing

@@ -7,7 +7,7 @@ exception, no memory beyond a small multiple of the store's files.
 
 The bounded run in ``./run test`` loads 600 mutated stores (~20 s on two cores). A longer one:
 
-    PARAG_FUZZ_EXAMPLES=200 ./run test tests/test_load_fuzz.py -s
+    PARAG_FUZZ_EXAMPLES=200 ./run test tests/test_load_fuzz.py -s -n 0
 
 (``PARAG_FUZZ_EXAMPLES`` batches of ``PARAG_FUZZ_BATCH`` stores, default 10 x 60, each store
 mutated one to three times), which

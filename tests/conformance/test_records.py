@@ -5,6 +5,7 @@ of the issue a clear ParagError naming the argument, with the store unchanged.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -201,7 +202,7 @@ FILTERS = [
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("spec", FILTERS, ids=repr)
+@pytest.mark.parametrize("spec", FILTERS, ids=lambda spec: re.sub(" at 0x[0-9a-f]+>", ">", repr(spec)))  # ids alike in every process (pytest-xdist)
 def test_get_and_search_by_filter_match_the_model(make_store, kind, spec):
     store, model = shared(make_store, filled, kind)
     if not make_store.callable_filters and "lambda" in repr(spec):

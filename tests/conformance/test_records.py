@@ -201,8 +201,14 @@ FILTERS = [
 ]
 
 
+def spec_id(spec: Any) -> str:
+    """A filter's repr without its lambdas' addresses: every pytest-xdist worker must
+    collect the same test ids."""
+    return re.sub(" at 0x[0-9a-f]+>", ">", repr(spec))
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("spec", FILTERS, ids=lambda spec: re.sub(" at 0x[0-9a-f]+>", ">", repr(spec)))  # ids alike in every process (pytest-xdist)
+@pytest.mark.parametrize("spec", FILTERS, ids=spec_id)
 def test_get_and_search_by_filter_match_the_model(make_store, kind, spec):
     store, model = shared(make_store, filled, kind)
     if not make_store.callable_filters and "lambda" in repr(spec):

@@ -37,6 +37,7 @@ _DEAD_END = len(_DEAD) - 1
 _NEWLINE = ord("\n")
 _CHUNK = 65536  # slots parsed at once when every slot's metadata is read (memory stays bounded)
 _Runs = tuple[list[int], list[int]]  # byte ranges of the buffer: (firsts, lasts)
+RowsPoint = tuple[bytearray, "array[int]", "array[int]", int]  # see MetadataStore.savepoint
 
 
 class MetadataStore:
@@ -151,6 +152,18 @@ class MetadataStore:
         except BaseException:
             self._columns = Columns(len(self))  # half kept, or kept when the rows were not: dropped
             raise
+
+    def savepoint(self) -> RowsPoint:
+        """What :meth:`roll_back` needs to undo a :meth:`keep` that follows. (A keep replaces
+        the buffer and offsets and leaves the old ones as they were, which the other writes
+        change in place: they undo themselves.)"""
+        return self._data, self._starts, self._ends, self._unused
+
+    def roll_back(self, point: RowsPoint) -> None:
+        """Hold the rows of ``point`` again (see :meth:`savepoint`). The filter columns,
+        renumbered by the keep, are dropped: the next filter builds them again."""
+        self._data, self._starts, self._ends, self._unused = point
+        self._columns = Columns(len(self))
 
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
         """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse

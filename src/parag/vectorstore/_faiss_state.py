@@ -314,16 +314,23 @@ class FAISSState(StateReads):
     def compact(self) -> None:
         """Rebuild the index without the dead slots and renumber the rest; all or nothing.
         The new index, slot map and documents are made before anything changes, and the
-        metadata, all or nothing itself, comes last: a failure leaves the store as it was."""
+        metadata, all or nothing itself, comes last: a failure leaves the store as it was,
+        and so does an interrupt, until the new parts are installed together."""
         if not self.slots.n_dead:
             return
         keep = self.slots.live_mask()
         index = self.kind.rebuild(self.index, keep)
-        slots, docs = self.slots.compacted(), self.docs.kept(keep)
-        self.meta.keep(keep)
-        self.slots, self.docs = slots, docs
-        self._use_index(index)
         self.kind.apply_defaults(index)
+        slots, docs = self.slots.compacted(), self.docs.kept(keep)
+        old, point = self.index, self.meta.savepoint()
+        try:
+            self.meta.keep(keep)
+            # One statement with no call in it: no interrupt (Ctrl-C) lands between these.
+            self.slots, self.docs, self.index, self._bare = slots, docs, index, (None, False)
+        except BaseException:  # an interrupt as keep returned: its renumbered rows are undone
+            self.meta.roll_back(point)
+            raise
+        self.kind.close_files(old, successor=index)
 
     def _compact_if_needed(self) -> None:
         if self.slots.n_dead > self.kind.compact_at * self.slots.n_slots:

@@ -397,29 +397,3 @@ def test_an_update_of_metadata_that_runs_out_of_memory_part_way_changes_nothing(
     assert_fails_cleanly(store, update, MemoryError, failing_call(Columns, "put", call=1, keep=1))
     assert_fails_cleanly(store, update, MemoryError, pointing_fails())
 
-
-@contextlib.contextmanager
-def interrupted_after(owner: object, name: str) -> Iterator[None]:
-    """``owner.name`` does its work, then a KeyboardInterrupt is raised as it returns (where
-    CPython delivers a Ctrl-C that came during the call)."""
-    real = getattr(owner, name)
-
-    def then_interrupted(*args):
-        real(*args)
-        raise KeyboardInterrupt
-
-    setattr(owner, name, then_interrupted)
-    try:
-        yield
-    finally:
-        setattr(owner, name, real)
-
-
-@pytest.mark.parametrize("index_type", list(KINDS))
-def test_a_compaction_interrupted_once_the_metadata_is_compacted_changes_nothing(index_type):
-    # The metadata compacts in place, last: an interrupt as it returns, before the new index,
-    # slot map and documents are installed, must not leave the rows renumbered under the old slots.
-    from parag.metadata.store import MetadataStore
-
-    store = make_store(index_type, deleted=(3, 5))
-    assert_fails_cleanly(store, store.compact, KeyboardInterrupt, interrupted_after(MetadataStore, "keep"))

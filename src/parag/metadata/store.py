@@ -37,7 +37,8 @@ _DEAD_END = len(_DEAD) - 1
 _NEWLINE = ord("\n")
 _CHUNK = 65536  # slots parsed at once when every slot's metadata is read (memory stays bounded)
 _Runs = tuple[list[int], list[int]]  # byte ranges of the buffer: (firsts, lasts)
-RowsPoint = tuple[bytearray, "array[int]", "array[int]", int]  # see MetadataStore.savepoint
+# (buffer, starts, ends, their lengths, unused bytes, slots, their offsets): see MetadataStore.savepoint
+RowsPoint = tuple[bytearray, "array[int]", "array[int]", int, int, int, list[int], tuple[np.ndarray, np.ndarray] | None]
 
 
 class MetadataStore:
@@ -110,25 +111,37 @@ class MetadataStore:
 
     @contextmanager
     def _undone_on_error(self, slots: list[int]) -> Iterator[None]:
-        """Undo what the ``with`` block did if it raises (out of memory): the rows it appended
-        and its changes to the offsets of ``slots`` (the only existing slots it may change);
-        the filter columns, which may be half changed, are dropped (the next filter builds
-        them again from the JSON)."""
-        n_slots, n_bytes, unused = len(self), len(self._data), self._unused
-        offsets = (_view(self._starts)[slots], _view(self._ends)[slots]) if slots else None  # (copies)
+        """Undo what the ``with`` block did if it raises (out of memory): see :meth:`roll_back`."""
+        point = self.savepoint(slots)
         try:
             yield
         except BaseException as e:
             # The failed step's frame, kept by the traceback, may hold numpy views of the
             # offsets (as _point's does), and an array cannot be cut back while one lives.
             traceback.clear_frames(e.__traceback__)
-            del self._data[n_bytes:], self._starts[n_slots:], self._ends[n_slots:]
-            if offsets is not None:
-                _view(self._starts)[slots], _view(self._ends)[slots] = offsets
-                self._unused = unused
-            if slots or self._columns.n_slots != n_slots:
-                self._columns = Columns(n_slots)
+            self.roll_back(point)
             raise
+
+    def savepoint(self, slots: list[int]) -> RowsPoint:
+        """What :meth:`roll_back` needs to undo the writes that follow: appends, changes to
+        the rows of ``slots`` (the only existing slots they may change) and a :meth:`keep`."""
+        data, starts, ends = self._data, self._starts, self._ends
+        offsets = (_view(starts)[slots], _view(ends)[slots]) if slots else None  # (copies)
+        return data, starts, ends, len(data), len(starts), self._unused, slots, offsets
+
+    def roll_back(self, point: RowsPoint) -> None:
+        """Undo the writes made since ``point`` (a write that failed part way, or a write
+        whose caller failed after it). A keep left the old buffer and offsets as they were
+        (it made new ones); the other writes changed them in place: their appended rows are
+        cut off and the offsets of the point's slots put back. The filter columns, which
+        may be half changed, are dropped (the next filter builds them again from the JSON)."""
+        data, starts, ends, n_bytes, n_slots, unused, slots, offsets = point
+        del data[n_bytes:], starts[n_slots:], ends[n_slots:]
+        if offsets is not None:
+            _view(starts)[slots], _view(ends)[slots] = offsets
+        self._data, self._starts, self._ends, self._unused = data, starts, ends, unused
+        if slots or self._columns.n_slots != n_slots:
+            self._columns = Columns(n_slots)
 
     def tidy(self) -> None:
         """Drop the bytes no slot points at any more once they outgrow half the buffer.
@@ -152,18 +165,6 @@ class MetadataStore:
         except BaseException:
             self._columns = Columns(len(self))  # half kept, or kept when the rows were not: dropped
             raise
-
-    def savepoint(self) -> RowsPoint:
-        """What :meth:`roll_back` needs to undo a :meth:`keep` that follows. (A keep replaces
-        the buffer and offsets and leaves the old ones as they were, which the other writes
-        change in place: they undo themselves.)"""
-        return self._data, self._starts, self._ends, self._unused
-
-    def roll_back(self, point: RowsPoint) -> None:
-        """Hold the rows of ``point`` again (see :meth:`savepoint`). The filter columns,
-        renumbered by the keep, are dropped: the next filter builds them again."""
-        self._data, self._starts, self._ends, self._unused = point
-        self._columns = Columns(len(self))
 
     def get_many(self, slots: Iterable[int]) -> list[dict[str, Any]]:
         """Fresh dicts for live ``slots``: the caller may change them freely. One JSON parse

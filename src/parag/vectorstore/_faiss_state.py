@@ -18,15 +18,19 @@ import faiss
 import numpy as np
 
 from parag._ids import INT_IDS, STR_IDS, check_kind, generated_str_ids
-from parag._slots import SlotMap
+from parag._slots import SlotMap, SlotsPoint
 from parag._threads import threads_for
 from parag._validation import BACKGROUND_CHECK_MIN, MAX_ID
-from parag.documents import DocumentStore
+from parag.documents import DocsPoint, DocumentStore
 from parag.errors import InvalidArgumentError, ParagError, ReadOnlyStoreError
 from parag.metadata import Encoded, MetadataStore
+from parag.metadata.store import RowsPoint
 from parag.vectorstore._add_ahead import Batch
 from parag.vectorstore._state_reads import StateReads
 from parag.vectorstore.kinds import IndexKind
+from parag.vectorstore.kinds.base import KindPoint
+
+StatePoint = tuple[SlotsPoint, DocsPoint, RowsPoint, KindPoint]  # see FAISSState._savepoint
 
 
 class FAISSState(StateReads):
@@ -65,14 +69,6 @@ class FAISSState(StateReads):
     def close(self) -> None:
         """Close the files the index reads (the state is not used afterwards)."""
         self.kind.close_files(self.index)
-
-    def _use_index(self, index: faiss.Index) -> None:
-        """Search ``index`` from now on (a retrained or compacted one, or the same). The old
-        one is not kept alive, and its vectors file, unless ``index`` reads it too, is closed
-        now rather than when it is garbage collected."""
-        old, self.index, self._bare = self.index, index, (None, False)
-        if old is not index:
-            self.kind.close_files(old, successor=index)
 
     @property
     def is_trained(self) -> bool:
@@ -233,35 +229,40 @@ class FAISSState(StateReads):
 
         FAISS's add comes first, then an IVF index's training, then the bookkeeping: slots,
         documents and, last, the metadata (all or nothing itself). Any step may raise (out of
-        memory); the steps before it are then undone (the slots and documents rolled back,
-        the vectors FAISS took taken out again) and the store is as it was. The index, the
-        slot map and the next id are replaced only once every step has succeeded. A
-        compaction the write triggers comes after, on its own.
+        memory), or an interrupt (Ctrl-C) land as one returns; the steps before it are then
+        undone (the slots, documents, metadata and the kind's parameters rolled back, the
+        vectors FAISS took taken out again) and the store is as it was. The index, the slot
+        map and the next id are replaced together, in one statement, once every step has
+        succeeded. A compaction the write triggers comes after, on its own.
         """
         n_before = self.index.ntotal - (len(x) if in_index else 0)
         slots = self._slots_for(ids)
         replaced = np.empty(0, np.int64) if replacing is None else replacing
         killed = replaced.tolist()
-        self.kind.before_add(self.index, n_before + len(x))
+        old, point = self.index, self._savepoint(slots, replaced, killed)
         try:
+            self.kind.before_add(self.index, n_before + len(x))
             if not in_index:
                 with threads_for(len(x), n_before + len(x)):
                     self.index.add(x)
             index = self._after_add(slots, ids, replaced)
-            with self._rolled_back_on_error(slots, replaced, killed):
-                if killed:
-                    slots.kill(replaced)
-                    self.docs.kill(killed)
-                slots.append(ids)
-                self.docs.append(docs)
-                next_id = max(self.next_id, int(ids.max()) + 1) if slots.kind is INT_IDS else self.next_id
-                self.meta.append(encoded, killed)
-        except BaseException:
+            if killed:
+                slots.kill(replaced)
+                self.docs.kill(killed)
+            slots.append(ids)
+            self.docs.append(docs)
+            next_id = max(self.next_id, int(ids.max()) + 1) if slots.kind is INT_IDS else self.next_id
+            self.meta.append(encoded, killed)
+        except BaseException:  # (an error, or an interrupt as any step returned: the last one too)
+            self._roll_back(slots, point)
             self._forget_from(n_before)
             self.kind.before_add(self.index, self.index.ntotal)  # the size-following parameters as they were
             raise
-        self.slots, self.next_id = slots, next_id
-        self._use_index(index)
+        # One statement with no call in it: no interrupt (Ctrl-C) lands between these.
+        self.slots, self.next_id, self.index, self._bare = slots, next_id, index, (None, False)
+        if old is not index:
+            self.kind.close_files(old, successor=index)
+        del old, point  # (the old index, and the metadata buffer a tidy may replace: not kept alive)
         self.kind.apply_defaults(index)  # the index has grown: its automatic parameters follow
         self.meta.tidy()
         self._compact_if_needed()
@@ -287,27 +288,32 @@ class FAISSState(StateReads):
             self.meta.append_dead(extra)
             self.docs.append([None] * extra)
 
-    @contextmanager
-    def _rolled_back_on_error(self, slots: SlotMap, killed: np.ndarray, listed: list[int]) -> Iterator[None]:
-        """Roll the slot map ``slots`` and the documents back if the ``with`` block raises:
-        their appends, and their kills of the slots ``killed`` (``listed``: the same, a list)."""
-        points = slots.savepoint(killed), self.docs.savepoint(listed)
-        try:
-            yield
-        except BaseException:
-            slots.roll_back(points[0])
-            self.docs.roll_back(points[1])
-            raise
+    def _savepoint(self, slots: SlotMap, killed: np.ndarray, listed: list[int]) -> StatePoint:
+        """What :meth:`_roll_back` needs to undo a write's appends to the slot map ``slots``,
+        the documents and the metadata, its kills of the slots ``killed`` (``listed``: the
+        same, a list), and its changes to the kind's parameters."""
+        return slots.savepoint(killed), self.docs.savepoint(listed), self.meta.savepoint(listed), self.kind.savepoint()
+
+    def _roll_back(self, slots: SlotMap, point: StatePoint) -> None:
+        slots.roll_back(point[0])
+        self.docs.roll_back(point[1])
+        self.meta.roll_back(point[2])
+        self.kind.roll_back(point[3])
 
     def kill(self, slots: np.ndarray) -> None:
         """Delete the vectors at ``slots`` (tombstones until compaction); all or nothing: the
-        slot map and documents are rolled back if the metadata (last, all or nothing
-        itself) fails. Then, on their own, the metadata's tidy and a compaction."""
+        slot map, documents and metadata are rolled back if a step fails, or an interrupt
+        lands as one returns. Then, on their own, the metadata's tidy and a compaction."""
         killed = slots.tolist()
-        with self._rolled_back_on_error(self.slots, slots, killed):
+        point = self._savepoint(self.slots, slots, killed)
+        try:
             self.slots.kill(slots)
             self.docs.kill(killed)
             self.meta.kill(killed)
+        except BaseException:
+            self._roll_back(self.slots, point)
+            raise
+        del point  # (the metadata buffer a tidy may replace: not kept alive)
         self.meta.tidy()
         self._compact_if_needed()
 
@@ -320,15 +326,16 @@ class FAISSState(StateReads):
             return
         keep = self.slots.live_mask()
         index = self.kind.rebuild(self.index, keep)
-        self.kind.apply_defaults(index)
         slots, docs = self.slots.compacted(), self.docs.kept(keep)
-        old, point = self.index, self.meta.savepoint()
+        old, point = self.index, (self.meta.savepoint([]), self.kind.savepoint())
         try:
+            self.kind.apply_defaults(index)
             self.meta.keep(keep)
             # One statement with no call in it: no interrupt (Ctrl-C) lands between these.
             self.slots, self.docs, self.index, self._bare = slots, docs, index, (None, False)
-        except BaseException:  # an interrupt as keep returned: its renumbered rows are undone
-            self.meta.roll_back(point)
+        except BaseException:  # (an error, or an interrupt as a step returned: the old parts stay)
+            self.meta.roll_back(point[0])
+            self.kind.roll_back(point[1])
             raise
         self.kind.close_files(old, successor=index)
 

@@ -35,6 +35,8 @@ from parag.vectorstore.kinds.loading import KindLoading
 from parag.vectorstore.kinds.rerank import Reranked, RerankParameters
 from parag.vectorstore.kinds.storage import STORAGE_TABLE, TRAIN_AT, resolve_storage
 
+KindPoint = tuple[dict[str, Any], set[str]]  # (params, auto): see IndexKind.savepoint
+
 FAISS_METRIC = {"L2": faiss.METRIC_L2, "IP": faiss.METRIC_INNER_PRODUCT, "cosine": faiss.METRIC_INNER_PRODUCT}
 # A filter that allows few vectors is answered by exact search over just those (recall 1.0,
 # and cheaper than an ANN search the filter starves) while that scores at most this many
@@ -139,10 +141,24 @@ class IndexKind(KindLoading):
 
     def set_default(self, index: faiss.Index, name: str, value: int) -> None:
         """Make ``value`` the parameter's value from now on (saved with the store): it no
-        longer follows the store's size."""
-        self.params[name] = value
-        self.auto.discard(name)
-        self.apply_defaults(index)
+        longer follows the store's size. An interrupt before ``index`` has it undoes it."""
+        point = self.savepoint()
+        try:
+            self.params[name] = value
+            self.auto.discard(name)
+            self.apply_defaults(index)
+        except BaseException:
+            self.roll_back(point)
+            self.apply_defaults(index)
+            raise
+
+    def savepoint(self) -> KindPoint:
+        """What :meth:`roll_back` needs to undo the changes to the parameters that follow."""
+        return dict(self.params), set(self.auto)
+
+    def roll_back(self, point: KindPoint) -> None:
+        """Hold the parameters of ``point`` again (an index given them since keeps them)."""
+        self.params, self.auto = dict(point[0]), set(point[1])
 
     def apply_defaults(self, index: faiss.Index) -> None:
         """Give ``index`` the configured search parameters as its own (a new or loaded index,

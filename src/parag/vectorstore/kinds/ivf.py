@@ -105,14 +105,10 @@ class IVFFlat(IndexKind):
     def after_add(self, index: faiss.Index, slots: SlotMap) -> faiss.Index:
         if "nlist" not in self.auto:
             return super().after_add(index, slots)
-        before = dict(self.params)
+        # (A failed add rolls the parameters back: FAISSState.append.)
         self.params["nlist"] = default_nlist(slots.n_live)
         self.follow_nlist(self.params["nlist"])
-        try:
-            return super().after_add(index, slots)
-        except BaseException:
-            self.params.update(before)  # a failed add changes nothing
-            raise
+        return super().after_add(index, slots)
 
     def build(self) -> faiss.Index:
         d, nlist, metric, storage = self.dimension, self.params["nlist"], self.faiss_metric, self.storage_type

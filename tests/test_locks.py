@@ -3,6 +3,8 @@ leave interrupted (KeyboardInterrupt, a real SIGINT) leaves no writer waiting fo
 
 from __future__ import annotations
 
+import contextlib
+import dis
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import parag._locks
 from parag._locks import RWLock
 
 WORKER = Path(__file__).with_name("locks_interrupt_worker.py")
@@ -199,3 +202,65 @@ def test_an_interrupt_inside_the_mutex_enter_of_a_locked_read_leaves_it_free() -
         with lock.reading:
             pytest.fail("the read began")
     assert_free(lock)
+
+
+# Interrupts where CPython delivers them (a function entered, a call returned, a backward
+# jump), one run per point, injected by a trace function: the points no signal can be timed to hit.
+
+class InterruptAt:
+    """A trace function that raises KeyboardInterrupt at the ``target``-th signal check
+    point of the code in ``files`` (0: none; ``seen`` counts them)."""
+
+    def __init__(self, target: int, files: tuple[str, ...]) -> None:
+        self.target, self.files, self.seen = target, files, 0
+        self._checks: dict = {}
+
+    def trace(self, frame, event, arg):
+        if event != "call" or frame.f_code.co_filename not in self.files:
+            return None
+        frame.f_trace_opcodes = True
+        self._hit()
+        return self._local
+
+    def _local(self, frame, event, arg):
+        if event == "opcode" and frame.f_lasti in self._points(frame.f_code):
+            self._hit()
+        return self._local
+
+    def _hit(self) -> None:
+        self.seen += 1
+        if self.seen == self.target:
+            raise KeyboardInterrupt
+
+    def _points(self, code) -> set[int]:
+        if code not in self._checks:
+            ops = list(dis.get_instructions(code))
+            self._checks[code] = {b.offset for a, b in zip(ops, ops[1:]) if a.opname.startswith("CALL")} | {
+                op.offset for op in ops if op.opname.startswith("JUMP_BACKWARD")}
+        return self._checks[code]
+
+
+def write_interrupted_at(lock: RWLock, target: int) -> int:
+    """``with lock.write(): pass``, interrupted at the ``target``-th point; the points seen."""
+    injector = InterruptAt(target, (parag._locks.__file__, contextlib.__file__, threading.__file__))
+    sys.settrace(injector.trace)
+    try:
+        with lock.write():
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sys.settrace(None)
+    return injector.seen
+
+
+@pytest.mark.parametrize("locked_reads", [False, True])
+def test_a_write_interrupted_anywhere_in_the_lock_leaves_it_free(locked_reads: bool) -> None:
+    points = write_interrupted_at(RWLock(locked_reads), 0)
+    assert points > 10
+    for target in range(1, points + 1):
+        lock = RWLock(locked_reads)
+        write_interrupted_at(lock, target)
+        assert_free(lock)
+        with lock.write():  # this thread too: it is not left recorded as the writer
+            pass

@@ -38,15 +38,16 @@ class RWLock:
     take the mutex to register and to leave (``locked_reads``; the default follows the
     interpreter).
 
-    A KeyboardInterrupt may land between any two bytecodes. A waiting writer re-checks
-    every 50 ms, so a reader interrupted between leaving and waking it delays it at most
-    that; an interrupted slow-path read removes its own entry; and an interrupt that lands
-    inside the mutex's ``__enter__``, after the acquisition, never leaves it held
-    (``_guarded``). What is left: an interrupt between a fast-path reader's registering and
-    its looking for writers leaves its entry behind (writers then wait for a read that never
-    ends), and one inside a writer's ``finally`` before it uncounts itself holds readers back
-    for good. Each is a window of one or two bytecodes, after which the program is being
-    interrupted anyway.
+    A KeyboardInterrupt lands where CPython checks for signals: as a Python function is
+    entered, as a call returns, on a backward jump. A waiting writer re-checks every 50 ms,
+    so a reader interrupted between leaving and waking it delays it at most that; an
+    interrupted slow-path read removes its own entry; an interrupt that lands inside the
+    mutex's ``__enter__``, after the acquisition, never leaves it held (``_guarded``); and a
+    write interrupted anywhere in taking or releasing the lock releases it (a Ctrl-C
+    interrupts once, so the clean-up after one runs to its end). What is left: an interrupt
+    as a fast-path reader's ``__enter__`` registers it, or as its ``__exit__`` is entered,
+    leaves its entry behind (writers then wait for a read that never ends): a window of a
+    few bytecodes on the path every search takes, which a class-based ``with`` cannot close.
     """
 
     def __init__(self, locked_reads: bool = not GIL_ENABLED) -> None:
@@ -69,32 +70,47 @@ class RWLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
-        me = get_ident()
-        with self._guarded:
-            if self._writer == me or me in self._readers:
-                raise ReentrantWriteError(
-                    "the store cannot be changed from inside one of its own calls (e.g. by a callable "
-                    "filter during a search): it would wait forever for that call to end. Collect "
-                    "the changes and apply them after the call returns"
-                )
-            self._writing += 1
-            try:
-                while self._writer is not None or self._readers:
-                    # A timeout: a reader interrupted between leaving and waking this writer
-                    # must not leave it waiting forever (see the class docstring).
-                    self._cond.wait(0.05)
-            except BaseException:  # interrupted: readers held back for this writer may go on
-                self._writing -= 1
-                self._cond.notify_all()
-                raise
-            self._writer = me
+        me, acquired = get_ident(), False
         try:
+            try:
+                with self._guarded:
+                    if self._writer == me or me in self._readers:
+                        raise ReentrantWriteError(
+                            "the store cannot be changed from inside one of its own calls (e.g. by a callable "
+                            "filter during a search): it would wait forever for that call to end. Collect "
+                            "the changes and apply them after the call returns"
+                        )
+                    self._writing += 1
+                    try:
+                        while self._writer is not None or self._readers:
+                            # A timeout: a reader interrupted between leaving and waking this writer
+                            # must not leave it waiting forever (see the class docstring).
+                            self._cond.wait(0.05)
+                    except BaseException:  # interrupted: readers held back for this writer may go on
+                        self._writing -= 1
+                        self._cond.notify_all()
+                        raise
+                    self._writer, acquired = me, True  # (one statement: no interrupt between)
+            except BaseException:  # an interrupt as the mutex's block ended may leave it held
+                self._release_leaked()
+                raise
             yield
         finally:
-            with self._guarded:
-                self._writer = None
-                self._writing -= 1
-                self._cond.notify_all()
+            if acquired:
+                try:
+                    self._end_write(me)
+                except BaseException:  # interrupted on the way (a Ctrl-C interrupts once): again, surely
+                    self._release_leaked()
+                    self._end_write(me)
+                    raise
+
+    def _end_write(self, me: int) -> None:
+        """Release the write held by thread ``me``, if it still holds it, and wake the threads
+        waiting for it (again, if it did before: a retry after an interrupt changes nothing)."""
+        with self._guarded:
+            if self._writer == me:
+                self._writer, self._writing = None, self._writing - 1  # (one statement: no interrupt between)
+            self._cond.notify_all()
 
     def _wait_for_writers(self) -> None:
         """The slow path of a read that found a writer about (its id already in ``_readers``):

@@ -38,7 +38,8 @@ _NEWLINE = ord("\n")
 _CHUNK = 65536  # slots parsed at once when every slot's metadata is read (memory stays bounded)
 _Runs = tuple[list[int], list[int]]  # byte ranges of the buffer: (firsts, lasts)
 # (buffer, starts, ends, their lengths, unused bytes, slots, their offsets): see MetadataStore.savepoint
-RowsPoint = tuple[bytearray, "array[int]", "array[int]", int, int, int, list[int], tuple[np.ndarray, np.ndarray] | None]
+RowsPoint = tuple[bytearray, "array[int]", "array[int]", int, int, int, "list[int] | np.ndarray",
+                  tuple[np.ndarray, np.ndarray] | None]
 
 
 class MetadataStore:
@@ -122,11 +123,12 @@ class MetadataStore:
             self.roll_back(point)
             raise
 
-    def savepoint(self, slots: list[int]) -> RowsPoint:
+    def savepoint(self, slots: list[int] | np.ndarray) -> RowsPoint:
         """What :meth:`roll_back` needs to undo the writes that follow: appends, changes to
-        the rows of ``slots`` (the only existing slots they may change) and a :meth:`keep`."""
+        the rows of ``slots`` (the only existing slots they may change) and a :meth:`keep`.
+        (An int64 array of slots is copied from 20x faster than a list.)"""
         data, starts, ends = self._data, self._starts, self._ends
-        offsets = (_view(starts)[slots], _view(ends)[slots]) if slots else None  # (copies)
+        offsets = (_view(starts)[slots], _view(ends)[slots]) if len(slots) else None  # (copies)
         return data, starts, ends, len(data), len(starts), self._unused, slots, offsets
 
     def roll_back(self, point: RowsPoint) -> None:
@@ -140,7 +142,7 @@ class MetadataStore:
         if offsets is not None:
             _view(starts)[slots], _view(ends)[slots] = offsets
         self._data, self._starts, self._ends, self._unused = data, starts, ends, unused
-        if slots or self._columns.n_slots != n_slots:
+        if len(slots) or self._columns.n_slots != n_slots:
             self._columns = Columns(n_slots)
 
     def tidy(self) -> None:

@@ -292,7 +292,7 @@ class FAISSState(StateReads):
         """What :meth:`_roll_back` needs to undo a write's appends to the slot map ``slots``,
         the documents and the metadata, its kills of the slots ``killed`` (``listed``: the
         same, a list), and its changes to the kind's parameters."""
-        return slots.savepoint(killed), self.docs.savepoint(listed), self.meta.savepoint(listed), self.kind.savepoint()
+        return slots.savepoint(killed), self.docs.savepoint(listed), self.meta.savepoint(killed), self.kind.savepoint()
 
     def _roll_back(self, slots: SlotMap, point: StatePoint) -> None:
         slots.roll_back(point[0])

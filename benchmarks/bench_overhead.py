@@ -1,8 +1,16 @@
 """parag's per-call overhead over raw FAISS, on the very same index object (issue 8's targets).
 
-Usage: flock /tmp/parag-bench.lock .venv/bin/python benchmarks/bench_overhead.py [--repeats 3] [--profile]
+    python benchmarks/bench_overhead.py                 # 7 repeats of 2,000 queries: the published run
+    python benchmarks/bench_overhead.py --repeats 3     # fewer: to benchmarks/results/quick
+    python benchmarks/bench_overhead.py --report-only   # rewrite the report from the raw results
+    python benchmarks/bench_overhead.py --profile       # a cProfile of parag's side instead
 
-Prints, for each figure, the median over repeats of the ratio parag / raw FAISS, measured
+Raw results (every repeat's figures) go to ``RESULTS/results.json`` (default
+``docs/bench-results/overhead/``); the report ``OUT/bench-overhead.md`` (default ``docs/``) is
+generated from that file alone. Run it alone on the machine (``flock /tmp/parag-bench.lock``
+where several people share it): it measures microseconds.
+
+For each figure, the median over repeats of the ratio parag / raw FAISS, measured
 interleaved in one process (robust to a noisy machine):
 
 - HNSW single-query p50 (debian-minilm, ef_search 64) and IVFFlat single-query p50
@@ -20,8 +28,6 @@ FAISS's C call, the distances and ids as lists, and the hits' metadata decoded f
 rows kept as bytes (one ``orjson.loads``); for an add: the one ``orjson.dumps`` of the
 metadata that keeping it as JSON costs. A target below the floor's ratio cannot be met by
 any change to parag's Python: only by doing less than the floor (e.g. no metadata decoded).
-
-``--profile`` prints a cProfile of the parag side instead.
 """
 
 from __future__ import annotations
@@ -29,11 +35,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -41,9 +49,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_data  # noqa: E402
+import bench_provenance  # noqa: E402
 from bench_systems import HNSW, ivf_params  # noqa: E402
 
 from parag import FAISSVectorStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def single_query_ratio(store: FAISSVectorStore, queries: np.ndarray, n: int) -> tuple[float, ...]:
@@ -117,42 +128,113 @@ def search_store(name: str, index_type: str) -> tuple[FAISSVectorStore, np.ndarr
     return store, data.queries
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--n-single", type=int, default=1000)
-    parser.add_argument("--profile", action="store_true")
-    args = parser.parse_args()
-    hnsw = search_store("debian-minilm", "HNSW")
-    ivf = search_store("siftsmall", "IVFFlat")
+# Issue 8's targets: the ratio parag / raw FAISS of each figure, at most.
+FIGURES = {"HNSW single-query p50 (debian-minilm, ef_search 64)": ("us", 1.05),
+           "IVFFlat single-query p50 (siftsmall)": ("us", 1.1),
+           "Flat add 100k x 384 with metadata (synthetic-100k)": ("ms", 1.15)}
+DEFAULTS = {"repeats": 7, "n_single": 2000}  # the published run (~2 min on 2 cores)
+
+
+def workloads() -> tuple[tuple[FAISSVectorStore, np.ndarray], tuple[FAISSVectorStore, np.ndarray],
+                         bench_data.Dataset, list[dict]]:
+    """The HNSW and IVFFlat stores with their queries, and the data and metadata to add."""
     flat = bench_data.load("synthetic-100k")
-    flat_meta = bench_data.metadata(flat.n)[0]
-    if args.profile:
-        profile = cProfile.Profile()
-        profile.enable()
-        for store, queries in (hnsw, ivf):
-            for q in queries[: args.n_single]:
-                store.search(q, 10)
-        FAISSVectorStore(flat.d, "Flat", flat.metric).add(flat.base, flat_meta)
-        profile.disable()
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-        return
-    rows = {"HNSW single-query p50 (debian-minilm, ef_search 64)": [], "IVFFlat single-query p50 (siftsmall)": [],
-            "Flat add 100k x 384 with metadata (synthetic-100k)": []}
-    for _ in range(args.repeats):
-        figures = [single_query_ratio(*hnsw, args.n_single), single_query_ratio(*ivf, args.n_single),
+    return (search_store("debian-minilm", "HNSW"), search_store("siftsmall", "IVFFlat"),
+            flat, bench_data.metadata(flat.n)[0])
+
+
+def measure(repeats: int, n_single: int) -> dict[str, Any]:
+    """Every repeat's (ratio, parag, raw, floor ratio[, include=() ratio]) of each figure."""
+    hnsw, ivf, flat, flat_meta = workloads()
+    runs: dict[str, list[tuple[float, ...]]] = {name: [] for name in FIGURES}
+    for i in range(repeats):
+        figures = [single_query_ratio(*hnsw, n_single), single_query_ratio(*ivf, n_single),
                    add_ratio(flat.base, flat_meta, flat.metric)]
-        for row, figure in zip(rows.values(), figures):
+        for row, figure in zip(runs.values(), figures):
             row.append(figure)
-    # The difference column is the issue's "us of Python per call" (medians of each side).
-    print("| figure | parag / raw FAISS (median of %d) | parag | raw FAISS | parag - raw | floor / raw FAISS "
-          "| parag include=() / raw FAISS |" % args.repeats)
-    print("|---|---|---|---|---|---|---|")
-    units = ["us", "us", "ms"]
-    for (name, runs), unit in zip(rows.items(), units):
-        ratio, p, r, floor = (float(np.median([run[i] for run in runs])) for i in range(4))
-        bare = f"{float(np.median([run[4] for run in runs])):.3f}" if len(runs[0]) > 4 else "-"
-        print(f"| {name} | {ratio:.3f} | {p:.1f} {unit} | {r:.1f} {unit} | {p - r:.1f} {unit} | {floor:.3f} | {bare} |")
+        print(f"repeat {i + 1}/{repeats} done", flush=True)
+    return {"params": {"repeats": repeats, "n_single": n_single}, "runs": runs}
+
+
+def report(data: dict[str, Any], results: Path) -> str:
+    """The Markdown report, from the raw results alone."""
+    need = bench_provenance.need
+    p, runs = need(data, "params", "overhead results"), need(data, "runs", "overhead results")
+    lines = ["# Per-call overhead: parag vs raw FAISS on the same index", "",
+             "_Generated by `python benchmarks/bench_overhead.py` from the raw results named below; do not edit "
+             "by hand._", "", *bench_provenance.describe(need(data, "provenance", "overhead results"), results),
+             f"- **Method**: {p['repeats']} repeat(s); in each, parag's and raw FAISS's calls interleaved in one process "
+             f"on the very same FAISS index object, {p['n_single']:,} single queries (k = 10) per side, each side on "
+             "a different query so that neither finds the other's data in the CPU caches; the ratio of the p50s is "
+             "taken within each repeat, and the table gives medians over repeats. Add: `store.add(x, metadata)` on "
+             "a fresh Flat store against `IndexFlat.add(x)` plus keeping the metadata list, alternating.",
+             "- **Floor**: the least any store returning what parag returns must do on top of the same FAISS call, "
+             "timed in the same interleaving. Search: a lock around FAISS's C call, distances and ids as lists, and "
+             "the hits' metadata decoded from JSON rows kept as bytes (one `orjson.loads`). Add: the one "
+             "`orjson.dumps` of the metadata that keeping it as JSON costs.",
+             "- **`include=()`**: `store.search(q, 10, include=())`, which returns what raw FAISS returns (ids and "
+             "scores; no metadata or documents decoded): the like-for-like search.", "",
+             "| figure | target (issue 8) | parag / raw FAISS | status | parag | raw FAISS | parag - raw "
+             "| floor / raw FAISS | `include=()` / raw FAISS | per-repeat ratios |", "|---" * 10 + "|"]
+    for name, (unit, target) in FIGURES.items():
+        rows = need(runs, name, "overhead results")
+        ratio, parag, raw, floor = (statistics.median(row[i] for row in rows) for i in range(4))
+        bare = f"{statistics.median(row[4] for row in rows):.3f}" if len(rows[0]) > 4 else "-"
+        status = "**met**" if ratio <= target else "**missed**"
+        if bare != "-":
+            status += f" (`include=()`: {'met' if float(bare) <= target else 'missed'})"
+        lines.append(f"| {name} | <= {target} | {ratio:.3f} | {status} | {parag:.1f} {unit} | {raw:.1f} {unit} "
+                     f"| {parag - raw:.1f} {unit} | {floor:.3f} | {bare} | {', '.join(f'{row[0]:.3f}' for row in rows)} |")
+    lines += ["", "**Why metadata is decoded in the search.** On these small, fast indexes FAISS's search leaves the "
+              "CPU caches cold, and decoding the ten hits' metadata dicts then costs about as much as the whole "
+              "margin a 1.05 or 1.1 target leaves: the floor, which decodes them and does nothing else, sits at or "
+              "near the targets. The one way under it is not to decode in the search: a result whose metadata is "
+              "parsed on first access. parag does not do that. The spec makes the metadata a list of dicts, and a "
+              "list filled on first access is a list subclass that C code reads as empty (`orjson.dumps` writes "
+              "`[]` for one); the cost would only move to the caller, and a RAG caller reads every hit's metadata. "
+              "A caller that needs only ids and scores passes `include=()` and gets the like-for-like column, "
+              "which is also about what a search returning lazily decoded metadata would cost."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=DEFAULTS["repeats"])
+    parser.add_argument("--n-single", type=int, default=DEFAULTS["n_single"])
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the parag side instead")
+    parser.add_argument("--out", type=Path, help="where bench-overhead.md goes (default docs/)")
+    parser.add_argument("--results", type=Path, help="where results.json goes (default docs/bench-results/overhead)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from RESULTS/results.json")
+    args = parser.parse_args(argv)
+    if args.profile:
+        profile_parag(args.n_single)
+        return
+    # Only the default run is published (docs/); a run that measures less writes elsewhere.
+    partial = (args.repeats, args.n_single) != tuple(DEFAULTS.values())
+    base = bench_provenance.QUICK_RESULTS if partial else bench_provenance.PUBLISHED_RESULTS
+    results = args.results or base / "overhead"
+    out = args.out or (base if partial else ROOT / "docs")
+    if not args.report_only:
+        data = {"provenance": bench_provenance.provenance(), "argv": sys.argv[1:] if argv is None else argv,
+                **measure(args.repeats, args.n_single)}
+        bench_provenance.write_json(results / "results.json", data)
+    text = report(bench_provenance.read_json(results / "results.json"), results)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-overhead.md").write_text(text)
+    print(text + f"\nwritten: {out / 'bench-overhead.md'} (raw results: {results})")
+
+
+def profile_parag(n_single: int) -> None:
+    """A cProfile of parag's side of every figure."""
+    hnsw, ivf, flat, flat_meta = workloads()
+    profile = cProfile.Profile()
+    profile.enable()
+    for store, queries in (hnsw, ivf):
+        for q in queries[:n_single]:
+            store.search(q, 10)
+    FAISSVectorStore(flat.d, "Flat", flat.metric).add(flat.base, flat_meta)
+    profile.disable()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def readme_block(name: str) -> str:
 
 
 @pytest.mark.parametrize("suite, report", [("filters", "bench-filters.md"), ("persistence", "bench-persistence.md"),
-                                           ("storage", "bench-storage.md"), ("defaults", "bench-defaults.md")])
+                                           ("storage", "bench-storage.md"), ("defaults", "bench-defaults.md"),
+                                           ("overhead", "bench-overhead.md")])
 def test_focused_reports_are_their_raw_results(bench, suite, report):
     raw = RESULTS / suite / "results.json"
     if not raw.exists():

@@ -132,7 +132,7 @@ def search_store(name: str, index_type: str) -> tuple[FAISSVectorStore, np.ndarr
 FIGURES = {"HNSW single-query p50 (debian-minilm, ef_search 64)": ("us", 1.05),
            "IVFFlat single-query p50 (siftsmall)": ("us", 1.1),
            "Flat add 100k x 384 with metadata (synthetic-100k)": ("ms", 1.15)}
-DEFAULTS = {"repeats": 7, "n_single": 2000}  # the published run (~2 min on 2 cores)
+DEFAULTS = {"repeats": 7, "n_single": 2000}  # the published run (~20 s on 2 cores, after ~10 s of set-up)
 
 
 def workloads() -> tuple[tuple[FAISSVectorStore, np.ndarray], tuple[FAISSVectorStore, np.ndarray],

@@ -48,6 +48,9 @@ class RWLock:
     as a fast-path reader's ``__enter__`` registers it, or as its ``__exit__`` is entered,
     leaves its entry behind (writers then wait for a read that never ends): a window of a
     few bytecodes on the path every search takes, which a class-based ``with`` cannot close.
+    And one in contextlib's frames, as :meth:`write`'s ``with`` begins or ends, leaves the
+    write suspended, and held, for as long as the interrupt's traceback lives (closed with
+    it; an interactive session keeps the last one).
     """
 
     def __init__(self, locked_reads: bool = not GIL_ENABLED) -> None:
@@ -87,6 +90,9 @@ class RWLock:
                             # must not leave it waiting forever (see the class docstring).
                             self._cond.wait(0.05)
                     except BaseException:  # interrupted: readers held back for this writer may go on
+                        # (Condition.wait, interrupted just after it let the mutex go, raises without
+                        # it: take it, again if need be; the mutex's block releases every hold.)
+                        self._cond.acquire()
                         self._writing -= 1
                         self._cond.notify_all()
                         raise
@@ -172,13 +178,16 @@ class _Guarded:
 
     def __exit__(self, *exc: object) -> None:
         lock = self._lock
+        if exc[0] is not None:
+            # The block raised: an interrupt may have leaked a hold, or, inside Condition.wait,
+            # left the mutex released (a release would raise RuntimeError over the interrupt).
+            lock._release_leaked()
+            return
         try:
             lock._cond.__exit__(*exc)
         except BaseException:  # interrupted inside the release: leave no hold behind
             lock._release_leaked()
             raise
-        if exc[0] is not None:  # the block raised (an interrupt may have leaked a hold): release all
-            lock._release_leaked()
 
 
 class _Reading:

@@ -11,9 +11,6 @@ and that ``save`` writes what ``load`` takes back (``load`` cross-checks every c
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -22,46 +19,8 @@ from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.kinds import IndexKind
 from parag.vectorstore.kinds.hnsw import HNSW
 from parag.vectorstore.kinds.ivf import IVFFlat
+from tests.interrupts import interrupted_after, interrupted_at_entry
 from tests.test_failed_writes import D, KINDS, RNG, make_store, next_id, state
-
-
-@contextlib.contextmanager
-def interrupted_after(owner: object, name: str, call: int = 1) -> Iterator[None]:
-    """Call number ``call`` of ``owner.name`` does its work, then KeyboardInterrupt is raised
-    as it returns (where CPython delivers a Ctrl-C that came during the call); other calls work."""
-    real, calls = getattr(owner, name), []
-
-    def then_interrupted(*args, **kwargs):
-        result = real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return result
-
-    setattr(owner, name, then_interrupted)
-    try:
-        yield
-    finally:
-        setattr(owner, name, real)
-
-
-@contextlib.contextmanager
-def interrupted_at_entry(owner: object, name: str, call: int = 1) -> Iterator[None]:
-    """Call number ``call`` of ``owner.name`` raises KeyboardInterrupt as it is entered (the
-    RESUME check of its first bytecode), having done nothing; other calls work."""
-    real, calls = getattr(owner, name), []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    setattr(owner, name, interrupted)
-    try:
-        yield
-    finally:
-        setattr(owner, name, real)
 
 
 def assert_interrupt_changes_nothing(store: FAISSVectorStore, write, fault, tmp_path) -> None:

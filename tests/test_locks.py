@@ -3,8 +3,6 @@ leave interrupted (KeyboardInterrupt, a real SIGINT) leaves no writer waiting fo
 
 from __future__ import annotations
 
-import contextlib
-import dis
 import signal
 import subprocess
 import sys
@@ -14,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import parag._locks
 from parag._locks import RWLock
 
 WORKER = Path(__file__).with_name("locks_interrupt_worker.py")
@@ -202,149 +199,3 @@ def test_an_interrupt_inside_the_mutex_enter_of_a_locked_read_leaves_it_free() -
         with lock.reading:
             pytest.fail("the read began")
     assert_free(lock)
-
-
-# Interrupts where CPython delivers them (a function entered, a call returned, a backward
-# jump), one run per point, injected by a trace function: the points no signal can be timed to hit.
-
-class InterruptAt:
-    """A trace function that raises KeyboardInterrupt at the ``target``-th signal check
-    point of the code in ``files`` (0: none; ``seen`` counts them): of the functions
-    ``names`` only, if given, and only once ``armed`` is set, if given."""
-
-    def __init__(self, target: int, files: tuple[str, ...], names: tuple[str, ...] = (),
-                 armed: threading.Event | None = None) -> None:
-        self.target, self.files, self.names, self.armed, self.seen = target, files, names, armed, 0
-        self._checks: dict = {}
-
-    def trace(self, frame, event, arg):
-        code = frame.f_code
-        if event != "call" or code.co_filename not in self.files or (self.names and code.co_name not in self.names):
-            return None
-        if self.armed is not None and not self.armed.is_set():
-            return None
-        frame.f_trace_opcodes = True
-        self._hit()
-        return self._local
-
-    def _local(self, frame, event, arg):
-        if event == "opcode" and frame.f_lasti in self.points(frame.f_code):
-            self._hit()
-        return self._local
-
-    def _hit(self) -> None:
-        self.seen += 1
-        if self.seen == self.target:
-            raise KeyboardInterrupt
-
-    def points(self, code) -> set[int]:
-        """The offsets in ``code`` where CPython checks for signals (after a call, a backward jump)."""
-        if code not in self._checks:
-            ops = list(dis.get_instructions(code))
-            self._checks[code] = {b.offset for a, b in zip(ops, ops[1:]) if a.opname.startswith("CALL")} | {
-                op.offset for op in ops if op.opname.startswith("JUMP_BACKWARD")}
-        return self._checks[code]
-
-
-def write_interrupted_at(lock: RWLock, target: int) -> int:
-    """``with lock.write(): pass``, interrupted at the ``target``-th point; the points seen."""
-    injector = InterruptAt(target, (parag._locks.__file__, contextlib.__file__, threading.__file__))
-    sys.settrace(injector.trace)
-    try:
-        with lock.write():
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(None)
-    return injector.seen
-
-
-@pytest.mark.parametrize("locked_reads", [False, True])
-def test_a_write_interrupted_anywhere_in_the_lock_leaves_it_free(locked_reads: bool) -> None:
-    points = write_interrupted_at(RWLock(locked_reads), 0)
-    assert points > 10
-    for target in range(1, points + 1):
-        lock = RWLock(locked_reads)
-        write_interrupted_at(lock, target)
-        assert_free(lock)
-        with lock.write():  # this thread too: it is not left recorded as the writer
-            pass
-
-
-def test_a_waiting_writer_interrupted_anywhere_in_condition_wait_raises_the_interrupt_and_wakes_parked_readers() -> None:
-    """A writer waits for a reader; a second reader waits (without a timeout) for the writer.
-    The writer is interrupted at each point of ``Condition.wait``: also just after it let the
-    mutex go, where its clean-up once ran without the mutex (RuntimeError instead of the
-    interrupt, and the parked reader never woken)."""
-    failures = []
-    points = 1 + len(InterruptAt(0, ()).points(threading.Condition.wait.__code__))  # its entry, then each check
-    for target in range(1, points + 1):
-        lock = RWLock()
-        a_in, a_leave, r2_in, armed = threading.Event(), threading.Event(), threading.Event(), threading.Event()
-
-        def holder() -> None:
-            with lock.reading:
-                a_in.set()
-                a_leave.wait(WAIT)
-
-        def late_reader() -> None:
-            wait_until(lambda: lock._writing, "the writer waits")
-            with lock.reading:  # parks in _wait_for_writers (no timeout)
-                r2_in.set()
-
-        def arm() -> None:  # once the writer and the late reader both wait on the condition
-            wait_until(lambda: len(lock._cond._waiters) >= 2, "both wait")
-            armed.set()
-
-        threading.Thread(target=holder, daemon=True).start()
-        assert a_in.wait(WAIT)
-        for f in (late_reader, arm):
-            threading.Thread(target=f, daemon=True).start()
-        injector = InterruptAt(target, (threading.__file__,), ("wait",), armed)
-        raised = None
-        sys.settrace(injector.trace)
-        try:
-            with lock.write():
-                pass
-        except BaseException as e:
-            raised = e
-        finally:
-            sys.settrace(None)
-        a_leave.set()
-        woke = r2_in.wait(WAIT)
-        if not isinstance(raised, KeyboardInterrupt) or not woke or lock._writing != 0:
-            failures.append((target, repr(raised), "woken" if woke else "never woken", lock._writing))
-        assert_free(lock)
-    assert failures == []
-
-
-@pytest.mark.xfail(strict=True, reason="a known window: an interrupt in contextlib's frames, as a write begins "
-                   "or ends, holds the write while the interrupt's traceback lives (README, Errors)")
-def test_a_write_interrupted_in_contextlib_with_its_traceback_kept_leaves_the_lock_free() -> None:
-    points = InterruptAt(0, (contextlib.__file__,))
-    sys.settrace(points.trace)
-    try:
-        with RWLock().write():
-            pass
-    finally:
-        sys.settrace(None)
-    stuck = []
-    for target in range(1, points.seen + 1):
-        lock, kept = RWLock(), None
-        injector = InterruptAt(target, (contextlib.__file__,))
-        sys.settrace(injector.trace)
-        try:
-            with lock.write():
-                pass
-        except KeyboardInterrupt as e:
-            kept = e  # as a REPL keeps sys.last_traceback, and with it the suspended write
-        finally:
-            sys.settrace(None)
-        thread, inside, release = holding_write(lock)
-        release.set()
-        if not inside.wait(1):
-            stuck.append(target)
-        del kept  # (the suspended write is closed: the blocked writer goes on)
-        thread.join(WAIT)
-    assert stuck == []

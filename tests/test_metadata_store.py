@@ -5,15 +5,19 @@ every write (append, set, kill, compaction, the rewrite that drops replaced rows
 from __future__ import annotations
 
 import random
+import sys
 import tracemalloc
 
 import numpy as np
 import orjson
 import pytest
 
+import parag.metadata.store as store_module
 from parag.errors import CorruptStoreError
 from parag.filters import compile_filter
 from parag.metadata import MetadataStore, encode_metadata
+from parag.metadata.columns import Columns
+from tests.interrupts import InterruptAt
 
 # Rows the one-dump encoding handles, and rows it must leave to the per-row one ("},{" in a
 # string or between nested dicts), with newlines, unicode, nesting, empty dicts.
@@ -111,3 +115,53 @@ def test_from_jsonl_counts_lines():
     assert MetadataStore.from_jsonl(b"{}\nnull\n{\"a\":1}", 3).get_many([2, 0]) == [{"a": 1}, {}]
     with pytest.raises(CorruptStoreError, match="2 lines but the ids file has 3 slots .*damaged; restore it"):
         MetadataStore.from_jsonl(b"{}\n{}", 3)
+
+
+def interrupted_lines(meta: MetadataStore, target: int) -> tuple[int, BaseException | None]:
+    """``meta.lines`` of every slot, interrupted at the ``target``-th signal check point of
+    the functions that hold views of the offsets or the buffer: (the points seen, the
+    interrupt, kept with its traceback)."""
+    injector = InterruptAt(target, (store_module.__file__,), ("_runs", "_joined", "<genexpr>"))
+    sys.settrace(injector.trace)
+    try:
+        meta.lines(0, len(meta))
+    except KeyboardInterrupt as e:
+        return injector.seen, e
+    finally:
+        sys.settrace(None)
+    return injector.seen, None
+
+
+def test_views_an_interrupted_call_left_alive_do_not_block_the_writes_after_it(monkeypatch):
+    """An interrupt inside a function holding views of the offsets or of the buffer leaves
+    them alive for as long as its traceback is kept (an interactive session keeps the last
+    one): every write after it, and the undo of a failed one, must work all the same (the
+    arrays cannot grow or shrink in place meanwhile)."""
+    rng = random.Random(5)
+    points, _ = interrupted_lines(MetadataStore(), 0)
+    for target in range(1, points + 1):
+        meta, model = MetadataStore(), random_rows(rng, 50)
+        meta.append(encode_metadata(model, len(model)))
+        _, kept = interrupted_lines(meta, target)
+        assert kept is not None
+
+        def out_of_memory(self, dicts):
+            raise MemoryError("injected")
+
+        monkeypatch.setattr(Columns, "append", out_of_memory)  # a failed append, undone while the views live
+        with pytest.raises(MemoryError):
+            meta.append(encode_metadata(random_rows(rng, 3), 3))
+        monkeypatch.undo()
+        check(meta, model)
+        rows = random_rows(rng, 5)
+        meta.append(encode_metadata(rows, 5), replacing=[0, 1])
+        model[0] = model[1] = None
+        model += rows
+        meta.set([2, 3], encode_metadata([{"n": 7}, {"n": 8}], 2))
+        model[2:4] = [{"n": 7}, {"n": 8}]
+        meta.kill([4])
+        model[4] = None
+        check(meta, model)
+        meta.keep(np.array([d is not None for d in model]))
+        check(meta, [d for d in model if d is not None])
+        del kept

@@ -23,7 +23,7 @@ import warnings
 from array import array
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 import orjson
@@ -37,6 +37,7 @@ _DEAD_END = len(_DEAD) - 1
 _NEWLINE = ord("\n")
 _CHUNK = 65536  # slots parsed at once when every slot's metadata is read (memory stays bounded)
 _Runs = tuple[list[int], list[int]]  # byte ranges of the buffer: (firsts, lasts)
+_Buffer = TypeVar("_Buffer", bytearray, "array[int]")
 # (buffer, starts, ends, their lengths, unused bytes, slots, their offsets): see MetadataStore.savepoint
 RowsPoint = tuple[bytearray, "array[int]", "array[int]", int, int, int, "list[int] | np.ndarray",
                   tuple[np.ndarray, np.ndarray] | None]
@@ -65,9 +66,7 @@ class MetadataStore:
     def _use(self, data: bytearray, starts: np.ndarray, ends: np.ndarray) -> None:
         """Hold the rows ``data[starts[slot]:ends[slot]]`` (``data`` starting with ``null``).
         Every piece is made before any is replaced: a rewrite that runs out of memory changes nothing."""
-        new_starts, new_ends = array("q"), array("q")
-        _extend(new_starts, starts)
-        _extend(new_ends, ends)
+        new_starts, new_ends = _extend(array("q"), starts), _extend(array("q"), ends)
         self._data, self._starts, self._ends = data, new_starts, new_ends
         self._unused = 0  # bytes of the buffer that no slot points at
 
@@ -83,14 +82,14 @@ class MetadataStore:
             if killed:
                 self._point_dead(killed)
             starts, ends = self._appended(encoded)
-            _extend(self._starts, starts)
-            _extend(self._ends, ends)
+            self._starts = _extend(self._starts, starts)
+            self._ends = _extend(self._ends, ends)
             self._columns.append(encoded.dicts)
 
     def append_dead(self, n: int) -> None:
         """``n`` deleted slots at the end."""
-        _extend(self._starts, np.zeros(n, np.int64))
-        _extend(self._ends, np.full(n, _DEAD_END, np.int64))
+        self._starts = _extend(self._starts, np.zeros(n, np.int64))
+        self._ends = _extend(self._ends, np.full(n, _DEAD_END, np.int64))
         self._columns.append([None] * n)
 
     def set(self, slots: list[int], encoded: Encoded) -> None:
@@ -118,7 +117,7 @@ class MetadataStore:
             yield
         except BaseException as e:
             # The failed step's frame, kept by the traceback, may hold numpy views of the
-            # offsets (as _point's does), and an array cannot be cut back while one lives.
+            # offsets (as _point's does), and an array is cut back in place only while none lives.
             traceback.clear_frames(e.__traceback__)
             self.roll_back(point)
             raise
@@ -138,7 +137,7 @@ class MetadataStore:
         cut off and the offsets of the point's slots put back. The filter columns, which
         may be half changed, are dropped (the next filter builds them again from the JSON)."""
         data, starts, ends, n_bytes, n_slots, unused, slots, offsets = point
-        del data[n_bytes:], starts[n_slots:], ends[n_slots:]
+        data, starts, ends = _cut(data, n_bytes), _cut(starts, n_slots), _cut(ends, n_slots)
         if offsets is not None:
             _view(starts)[slots], _view(ends)[slots] = offsets
         self._data, self._starts, self._ends, self._unused = data, starts, ends, unused
@@ -260,7 +259,10 @@ class MetadataStore:
         first, last = int(encoded.starts[0]), int(encoded.ends[-1])
         shift = len(self._data) - first
         starts, ends = encoded.starts + shift, encoded.ends + shift
-        self._data += memoryview(encoded.json)[first:last]
+        try:
+            self._data += memoryview(encoded.json)[first:last]
+        except BufferError:  # a view of the buffer lives on (see _extend): grow a copy
+            self._data = self._data + memoryview(encoded.json)[first:last]
         self._data.append(_NEWLINE)
         # (a view held by no name: the buffer cannot grow, or be cut back, while one lives)
         np.frombuffer(self._data, np.uint8)[ends[:-1]] = _NEWLINE
@@ -293,14 +295,33 @@ class MetadataStore:
 
 
 def _view(offsets: array[int]) -> np.ndarray:
-    """A numpy view of ``offsets``, which cannot grow while the view lives: keep views to
-    the call that makes them (never across a ``yield``)."""
+    """A numpy view of ``offsets``, which cannot grow in place while the view lives: keep
+    views to the call that makes them (never across a ``yield``). (One an interrupted call
+    leaves alive, in a kept traceback, makes the next growth a copy: :func:`_extend`.)"""
     return np.frombuffer(offsets, np.int64)
 
 
-def _extend(offsets: array[int], values: np.ndarray) -> None:
-    """Append ``values`` to ``offsets``."""
-    offsets.frombytes(memoryview(np.ascontiguousarray(values, np.int64)).cast("B"))
+def _extend(offsets: array[int], values: np.ndarray) -> array[int]:
+    """``offsets`` with ``values`` appended: in place, or, while a view of ``offsets`` lives
+    (a kept traceback's frame may hold one: an interactive session keeps the last), in a copy."""
+    appended = memoryview(np.ascontiguousarray(values, np.int64)).cast("B")
+    try:
+        offsets.frombytes(appended)
+        return offsets
+    except BufferError:
+        grown = offsets[:]
+        grown.frombytes(appended)
+        return grown
+
+
+def _cut(items: _Buffer, n: int) -> _Buffer:
+    """``items`` cut to their first ``n``: in place, or, while a view of them lives (see
+    :func:`_extend`), as a copy."""
+    try:
+        del items[n:]
+        return items
+    except BufferError:
+        return items[:n]
 
 
 def _runs(starts: np.ndarray, ends: np.ndarray) -> _Runs:

@@ -1,48 +1,33 @@
 """Interrupts (KeyboardInterrupt) where CPython delivers a Ctrl-C: as a Python function is
 entered, as a call returns, on a backward jump; never between two bytecodes with no call
-between them. No signal can be timed to hit one such point; these put the interrupt there."""
+between them (CPython 3.11+). No signal can be timed to hit one such point; these put the
+interrupt there."""
 
 from __future__ import annotations
 
 import contextlib
 import dis
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def interrupted_after(owner: object, name: str, call: int = 1) -> Iterator[None]:
-    """Call number ``call`` of ``owner.name`` does its work, then KeyboardInterrupt is raised
-    as it returns (where CPython delivers a Ctrl-C that came during the call); other calls work."""
+def interrupted(owner: object, name: str, call: int = 1, after: bool = True) -> Iterator[None]:
+    """Call number ``call`` of ``owner.name`` raises KeyboardInterrupt: as it returns, its
+    work done (``after``: where CPython delivers a Ctrl-C that came during the call), or as
+    it is entered (the check of its first bytecode), having done nothing; other calls work."""
     real, calls = getattr(owner, name), []
 
-    def then_interrupted(*args, **kwargs):
-        result = real(*args, **kwargs)
+    def interrupting(*args, **kwargs):
         calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return result
+        if len(calls) != call:
+            return real(*args, **kwargs)
+        if after:
+            real(*args, **kwargs)
+        raise KeyboardInterrupt
 
-    setattr(owner, name, then_interrupted)
-    try:
-        yield
-    finally:
-        setattr(owner, name, real)
-
-
-@contextlib.contextmanager
-def interrupted_at_entry(owner: object, name: str, call: int = 1) -> Iterator[None]:
-    """Call number ``call`` of ``owner.name`` raises KeyboardInterrupt as it is entered (the
-    RESUME check of its first bytecode), having done nothing; other calls work."""
-    real, calls = getattr(owner, name), []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    setattr(owner, name, interrupted)
+    setattr(owner, name, interrupting)
     try:
         yield
     finally:
@@ -58,6 +43,19 @@ class InterruptAt:
                  armed: threading.Event | None = None) -> None:
         self.target, self.files, self.names, self.armed, self.seen = target, files, names, armed, 0
         self._checks: dict = {}
+
+    def run(self, call: Callable[[], object]) -> BaseException | None:
+        """``call()`` with this trace function installed (the one there was before, after
+        it): the exception it raised (the interrupt, with its traceback), if any."""
+        previous = sys.gettrace()
+        sys.settrace(self.trace)
+        try:
+            call()
+        except BaseException as e:
+            return e
+        finally:
+            sys.settrace(previous)
+        return None
 
     def trace(self, frame, event, arg):
         code = frame.f_code

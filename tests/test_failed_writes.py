@@ -396,4 +396,3 @@ def test_an_update_of_metadata_that_runs_out_of_memory_part_way_changes_nothing(
     update = lambda: store.update_metadata([0, 1, 7], [{"n": -1, "even": True}] * 3)  # noqa: E731
     assert_fails_cleanly(store, update, MemoryError, failing_call(Columns, "put", call=1, keep=1))
     assert_fails_cleanly(store, update, MemoryError, pointing_fails())
-

@@ -1,17 +1,16 @@
-"""An interrupt (Ctrl-C) as any step of a write returns leaves the store whole: the write
+"""An interrupt (Ctrl-C) as a step of a write returns leaves the store whole: the write
 done, or undone.
 
 CPython 3.11 delivers a pending signal only at an eval-breaker check: as a Python function
 starts, as a call returns, on a backward jump (never between two assignments with no call
-between them). Each test raises KeyboardInterrupt at one such point (``interrupted_after``:
-as a method returns, its work done; ``interrupted_at_entry``: as it is entered, before it
+between them). Each test raises KeyboardInterrupt at one such point (``interrupted``: as a
+method returns, its work done; with ``after=False``: as it is entered, before it
 does anything), then checks that the write changed nothing, or, once committed, is whole;
 and that ``save`` writes what ``load`` takes back (``load`` cross-checks every count).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from parag.metadata.store import MetadataStore
@@ -19,7 +18,7 @@ from parag.vectorstore import FAISSVectorStore
 from parag.vectorstore.kinds import IndexKind
 from parag.vectorstore.kinds.hnsw import HNSW
 from parag.vectorstore.kinds.ivf import IVFFlat
-from tests.interrupts import interrupted_after, interrupted_at_entry
+from tests.interrupts import interrupted
 from tests.test_failed_writes import D, KINDS, RNG, make_store, next_id, state
 
 
@@ -45,7 +44,7 @@ def test_an_add_interrupted_as_the_metadata_append_returns_changes_nothing(index
     store = make_store(index_type, deleted=(3, 5))
     x = RNG.standard_normal((5, D))
     assert_interrupt_changes_nothing(store, lambda: store.add(x, [{"n": -1, "even": True}] * 5),
-                                     interrupted_after(MetadataStore, "append"), tmp_path)
+                                     interrupted(MetadataStore, "append"), tmp_path)
 
 
 @pytest.mark.parametrize("index_type", list(KINDS))
@@ -54,7 +53,7 @@ def test_an_upsert_interrupted_as_the_metadata_append_returns_changes_nothing(in
     store = make_store(index_type)
     x = RNG.standard_normal((3, D))
     assert_interrupt_changes_nothing(store, lambda: store.upsert([0, 1, 1000], x, [{"n": -1, "even": True}] * 3),
-                                     interrupted_after(MetadataStore, "append"), tmp_path)
+                                     interrupted(MetadataStore, "append"), tmp_path)
 
 
 def test_an_hnsw_add_interrupted_as_before_add_returns_keeps_its_ef_construction(monkeypatch, tmp_path):
@@ -66,7 +65,7 @@ def test_an_hnsw_add_interrupted_as_before_add_returns_keeps_its_ef_construction
     store = make_store("HNSW")
     assert store.params["ef_construction"] == 40
     assert_interrupt_changes_nothing(store, lambda: store.add(RNG.standard_normal((100, D))),
-                                     interrupted_after(HNSW, "before_add"), tmp_path)
+                                     interrupted(HNSW, "before_add"), tmp_path)
     assert int(store.faiss_index.hnsw.efConstruction) == 40
 
 
@@ -87,7 +86,7 @@ def test_an_add_interrupted_as_the_retraining_returns_keeps_nlist(tmp_path):
     # 256, and load refused what save wrote.)
     store = trained_ivf()
     assert_interrupt_changes_nothing(store, lambda: store.add(RNG.standard_normal((12_000, D))),
-                                     interrupted_after(IVFFlat, "after_add"), tmp_path)
+                                     interrupted(IVFFlat, "after_add"), tmp_path)
 
 
 def test_an_add_interrupted_once_it_has_committed_a_retrained_index_is_whole(tmp_path):
@@ -96,7 +95,7 @@ def test_an_add_interrupted_once_it_has_committed_a_retrained_index_is_whole(tmp
     # once installed by a call of its own, after the slot map: an interrupt there kept the old
     # index under the new nlist, and load refused what save wrote.)
     store = trained_ivf()
-    with interrupted_at_entry(IndexKind, "close_files"), pytest.raises(KeyboardInterrupt):
+    with interrupted(IndexKind, "close_files", after=False), pytest.raises(KeyboardInterrupt):
         store.add(RNG.standard_normal((12_000, D)))
     assert len(store) == 22_000
     assert store.params["nlist"] == store.faiss_index.nlist
@@ -115,14 +114,14 @@ def test_a_delete_interrupted_as_the_metadata_kill_returns_changes_nothing(index
     # refused what save wrote.)
     store = make_store(index_type, deleted=(3, 5))
     assert_interrupt_changes_nothing(store, lambda: store.delete([0, 1, 7]),
-                                     interrupted_after(MetadataStore, "kill"), tmp_path)
+                                     interrupted(MetadataStore, "kill"), tmp_path)
 
 
 @pytest.mark.parametrize("index_type", list(KINDS))
 def test_a_filtered_delete_interrupted_as_the_metadata_kill_returns_changes_nothing(index_type, tmp_path):
     store = make_store(index_type)
     assert_interrupt_changes_nothing(store, lambda: store.delete(filter={"n": {"$lt": 4}}),
-                                     interrupted_after(MetadataStore, "kill"), tmp_path)
+                                     interrupted(MetadataStore, "kill"), tmp_path)
 
 
 # ------------------------------------------------------------------ compact, tune
@@ -134,7 +133,7 @@ def test_a_compaction_interrupted_once_the_metadata_is_compacted_changes_nothing
     # slot map and documents are installed, must not leave the rows renumbered under the old
     # slots. (It once did: searches raised IndexError or returned another vector's metadata.)
     store = make_store(index_type, deleted=(3, 5))
-    assert_interrupt_changes_nothing(store, store.compact, interrupted_after(MetadataStore, "keep"), tmp_path)
+    assert_interrupt_changes_nothing(store, store.compact, interrupted(MetadataStore, "keep"), tmp_path)
 
 
 def test_a_compaction_interrupted_as_the_new_index_takes_its_defaults_changes_nothing(monkeypatch, tmp_path):
@@ -147,7 +146,7 @@ def test_a_compaction_interrupted_as_the_new_index_takes_its_defaults_changes_no
     monkeypatch.setattr(hnsw, "EF_SEARCH_LARGEST", 64)
     store = make_store("HNSW", deleted=tuple(range(0, 180, 2)))  # 90 of 200: below compact_at
     assert store.params["ef_search"] == 64
-    assert_interrupt_changes_nothing(store, store.compact, interrupted_after(HNSW, "apply_defaults"), tmp_path)
+    assert_interrupt_changes_nothing(store, store.compact, interrupted(HNSW, "apply_defaults"), tmp_path)
 
 
 def test_a_tune_interrupted_before_its_value_reaches_the_index_is_undone(tmp_path):
@@ -155,6 +154,6 @@ def test_a_tune_interrupted_before_its_value_reaches_the_index_is_undone(tmp_pat
     # interrupt between is undone, or params would say the tuned value while unfiltered
     # searches ran at the old one.
     store = make_store("HNSW")
-    with interrupted_at_entry(HNSW, "apply_defaults"), pytest.raises(KeyboardInterrupt):
+    with interrupted(HNSW, "apply_defaults", after=False), pytest.raises(KeyboardInterrupt):
         store.tune(target_recall=0.5)
     assert store.params["ef_search"] == store.faiss_index.hnsw.efSearch

@@ -4,7 +4,6 @@ one run per point (tests/interrupts.py): the points no real signal can be timed 
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 
 import pytest
@@ -18,15 +17,13 @@ from tests.test_locks import WAIT, assert_free, holding_write, wait_until
 def write_interrupted_at(lock: RWLock, target: int) -> int:
     """``with lock.write(): pass``, interrupted at the ``target``-th point; the points seen."""
     injector = InterruptAt(target, (parag._locks.__file__, contextlib.__file__, threading.__file__))
-    sys.settrace(injector.trace)
-    try:
-        with lock.write():
-            pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sys.settrace(None)
+    assert isinstance(injector.run(lambda: write(lock)), (KeyboardInterrupt, type(None)))
     return injector.seen
+
+
+def write(lock: RWLock) -> None:
+    with lock.write():
+        pass
 
 
 @pytest.mark.parametrize("locked_reads", [False, True])
@@ -70,16 +67,7 @@ def test_a_waiting_writer_interrupted_anywhere_in_condition_wait_raises_the_inte
         assert a_in.wait(WAIT)
         for f in (late_reader, arm):
             threading.Thread(target=f, daemon=True).start()
-        injector = InterruptAt(target, (threading.__file__,), ("wait",), armed)
-        raised = None
-        sys.settrace(injector.trace)
-        try:
-            with lock.write():
-                pass
-        except BaseException as e:
-            raised = e
-        finally:
-            sys.settrace(None)
+        raised = InterruptAt(target, (threading.__file__,), ("wait",), armed).run(lambda: write(lock))
         a_leave.set()
         woke = r2_in.wait(WAIT)
         if not isinstance(raised, KeyboardInterrupt) or not woke or lock._writing != 0:
@@ -92,24 +80,12 @@ def test_a_waiting_writer_interrupted_anywhere_in_condition_wait_raises_the_inte
                    "or ends, holds the write while the interrupt's traceback lives (README, Errors)")
 def test_a_write_interrupted_in_contextlib_with_its_traceback_kept_leaves_the_lock_free() -> None:
     points = InterruptAt(0, (contextlib.__file__,))
-    sys.settrace(points.trace)
-    try:
-        with RWLock().write():
-            pass
-    finally:
-        sys.settrace(None)
+    points.run(lambda: write(RWLock()))
     stuck = []
     for target in range(1, points.seen + 1):
-        lock, kept = RWLock(), None
-        injector = InterruptAt(target, (contextlib.__file__,))
-        sys.settrace(injector.trace)
-        try:
-            with lock.write():
-                pass
-        except KeyboardInterrupt as e:
-            kept = e  # as a REPL keeps sys.last_traceback, and with it the suspended write
-        finally:
-            sys.settrace(None)
+        lock = RWLock()
+        # Kept, as a REPL keeps sys.last_traceback, and with it the suspended write:
+        kept = InterruptAt(target, (contextlib.__file__,)).run(lambda: write(lock))
         thread, inside, release = holding_write(lock)
         release.set()
         if not inside.wait(1):

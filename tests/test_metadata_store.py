@@ -5,7 +5,6 @@ every write (append, set, kill, compaction, the rewrite that drops replaced rows
 from __future__ import annotations
 
 import random
-import sys
 import tracemalloc
 
 import numpy as np
@@ -122,14 +121,8 @@ def interrupted_lines(meta: MetadataStore, target: int) -> tuple[int, BaseExcept
     the functions that hold views of the offsets or the buffer: (the points seen, the
     interrupt, kept with its traceback)."""
     injector = InterruptAt(target, (store_module.__file__,), ("_runs", "_joined", "<genexpr>"))
-    sys.settrace(injector.trace)
-    try:
-        meta.lines(0, len(meta))
-    except KeyboardInterrupt as e:
-        return injector.seen, e
-    finally:
-        sys.settrace(None)
-    return injector.seen, None
+    raised = injector.run(lambda: meta.lines(0, len(meta)))
+    return injector.seen, raised
 
 
 def test_views_an_interrupted_call_left_alive_do_not_block_the_writes_after_it(monkeypatch):
@@ -138,10 +131,16 @@ def test_views_an_interrupted_call_left_alive_do_not_block_the_writes_after_it(m
     one): every write after it, and the undo of a failed one, must work all the same (the
     arrays cannot grow or shrink in place meanwhile)."""
     rng = random.Random(5)
-    points, _ = interrupted_lines(MetadataStore(), 0)
-    for target in range(1, points + 1):
+
+    def filled() -> tuple[MetadataStore, list[dict | None]]:
         meta, model = MetadataStore(), random_rows(rng, 50)
         meta.append(encode_metadata(model, len(model)))
+        return meta, model
+
+    points, _ = interrupted_lines(filled()[0], 0)
+    assert points > 10
+    for target in range(1, points + 1):
+        meta, model = filled()
         _, kept = interrupted_lines(meta, target)
         assert kept is not None
 

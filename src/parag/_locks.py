@@ -43,10 +43,10 @@ class RWLock:
     so a reader interrupted between leaving and waking it delays it at most that; an
     interrupted slow-path read removes its own entry; an interrupt that lands inside the
     mutex's ``__enter__``, after the acquisition, never leaves it held (``_guarded``); and a
-    write interrupted anywhere in taking or releasing the lock releases it (a Ctrl-C
-    interrupts once, so the clean-up after one runs to its end). What is left: an interrupt
-    as a fast-path reader's ``__enter__`` registers it, or as its ``__exit__`` is entered,
-    leaves its entry behind (writers then wait for a read that never ends): a window of a
+    write interrupted anywhere in :meth:`write`'s own frames, taking or releasing the lock,
+    releases it (a Ctrl-C interrupts once, so the clean-up after one runs to its end). What
+    is left: an interrupt as a reader's ``__enter__`` registers it, or as its ``__exit__`` is
+    entered (either reading class), leaves its entry behind (writers then wait for a read that never ends): a window of a
     few bytecodes on the path every search takes, which a class-based ``with`` cannot close.
     And one in contextlib's frames, as :meth:`write`'s ``with`` begins or ends, leaves the
     write suspended, and held, for as long as the interrupt's traceback lives (closed with
@@ -73,6 +73,8 @@ class RWLock:
 
     @contextmanager
     def write(self) -> Iterator[None]:
+        """``with lock.write():`` holds the lock alone for the block (ReentrantWriteError in a
+        thread that holds it already)."""
         me, acquired = get_ident(), False
         try:
             try:
@@ -105,7 +107,7 @@ class RWLock:
             if acquired:
                 try:
                     self._end_write(me)
-                except BaseException:  # interrupted on the way (a Ctrl-C interrupts once): again, surely
+                except BaseException:  # interrupted on the way: release the mutex, retry (a Ctrl-C interrupts once)
                     self._release_leaked()
                     self._end_write(me)
                     raise

@@ -288,13 +288,15 @@ class FAISSState(StateReads):
             self.meta.append_dead(extra)
             self.docs.append([None] * extra)
 
-    def _savepoint(self, slots: SlotMap, killed: np.ndarray, listed: list[int]) -> StatePoint:
+    def _savepoint(self, slots: SlotMap, replaced: np.ndarray, killed: list[int]) -> StatePoint:
         """What :meth:`_roll_back` needs to undo a write's appends to the slot map ``slots``,
-        the documents and the metadata, its kills of the slots ``killed`` (``listed``: the
+        the documents and the metadata, its kills of the slots ``replaced`` (``killed``: the
         same, a list), and its changes to the kind's parameters."""
-        return slots.savepoint(killed), self.docs.savepoint(listed), self.meta.savepoint(killed), self.kind.savepoint()
+        return (slots.savepoint(replaced), self.docs.savepoint(killed), self.meta.savepoint(replaced),
+                self.kind.savepoint())
 
     def _roll_back(self, slots: SlotMap, point: StatePoint) -> None:
+        """Undo what followed ``point`` (:meth:`_savepoint`), ``slots`` being its slot map."""
         slots.roll_back(point[0])
         self.docs.roll_back(point[1])
         self.meta.roll_back(point[2])

@@ -141,7 +141,8 @@ class IndexKind(KindLoading):
 
     def set_default(self, index: faiss.Index, name: str, value: int) -> None:
         """Make ``value`` the parameter's value from now on (saved with the store): it no
-        longer follows the store's size. An interrupt before ``index`` has it undoes it."""
+        longer follows the store's size. A failure, or an interrupt before this returns,
+        undoes it (``index`` is given the old values again)."""
         point = self.savepoint()
         try:
             self.params[name] = value

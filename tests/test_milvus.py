@@ -32,6 +32,7 @@ from tests.milvus_support import POOL
 
 pytest.importorskip("pymilvus")
 from parag.vectorstore import MilvusVectorStore  # noqa: E402
+from parag.vectorstore.milvus_collection import BATCH_ROWS  # noqa: E402
 
 
 def test_unreachable_server_is_a_connection_error():
@@ -164,6 +165,30 @@ def test_duplicate_add_is_refused_and_nothing_written(milvus):
     with pytest.raises(DuplicateIdError, match="7"):
         store.add(np.ones((2, 2)), ids=[8, 7])
     assert store.ids() == [5, 6, 7] and 8 not in store
+
+
+def test_an_add_that_fails_part_way_leaves_no_id_to_be_generated_again(milvus, monkeypatch):
+    # Writes are not transactions (docs/milvus.md): a failure after the first batch leaves it
+    # stored. The ids it took must not be generated again, or Milvus keeps two rows per id.
+    store = POOL.store(4, "Flat", "L2")
+    first = store.add(np.ones((2, 4)))
+    real, calls = POOL.client.insert, []
+
+    def second_batch_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ConnectionError("injected: the connection dropped")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(POOL.client, "insert", second_batch_fails)
+    with pytest.raises(ConnectionError, match="injected"):
+        store.add(np.zeros((BATCH_ROWS + 10, 4)))
+    monkeypatch.undo()
+    stored = store.ids()
+    assert stored == first + list(range(2, 2 + BATCH_ROWS))  # the first batch is there
+    new = store.add(np.ones((3, 4)))
+    assert not set(new) & set(stored)
+    assert sorted(store.ids()) == sorted(set(store.ids())) and len(store) == len(stored) + 3
 
 
 def test_save_load_and_tune_are_not_offered(milvus, tmp_path):

@@ -303,7 +303,11 @@ class MilvusVectorStore(MilvusReads, VectorStore):
         """Insert or upsert records; the caller holds the write lock."""
         if seqs is None:
             seqs = np.arange(self._next_seq, self._next_seq + len(ids), dtype=np.int64)
-        self._server.write(upsert, rows_.rows(ids, seqs, x, dicts, docs))
+        rows = rows_.rows(ids, seqs, x, dicts, docs)
+        # The counters move before the write: one that fails part way, or is interrupted while
+        # the server may still take it, can leave rows stored, whose ids and insertion numbers
+        # must not be generated again (Milvus would keep a second row under the same key).
         if len(ids) and self._server.kind is INT_IDS:
             self._next_id = max(self._next_id, int(ids.max()) + 1)
         self._next_seq = max(self._next_seq, int(seqs.max(initial=-1)) + 1)
+        self._server.write(upsert, rows)

@@ -214,6 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", type=Path, help="where results.json goes (default docs/bench-results/overhead)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from RESULTS/results.json")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.n_single < 1:
+        parser.error(f"--repeats and --n-single must be at least 1, got {args.repeats} and {args.n_single}")
     if args.profile:
         profile_parag(args.n_single)
         return

@@ -213,8 +213,16 @@ def test_overhead_and_adapter_benchmarks_run_on_tiny_data():
     meta = [{"i": i} for i in range(300)]
     store = FAISSVectorStore(16, "HNSW")
     store.add(x, meta, ids=[f"d{i}" for i in range(300)], documents=[f"text {i}" for i in range(300)])
-    figures = overhead.single_query_ratio(store, x[:30], 30)  # ratio, parag us, raw us, floor, include=()
-    assert len(figures) == 5 and all(f > 0 for f in figures)
+    figures = overhead.single_query_ratio(store, x[:30], 30)  # ratio, parag us, raw us, floor, include=(), guarded
+    assert len(figures) == 6 and all(f > 0 for f in figures)
+    # The guarded floor answers what FAISS answers, and checks what a store checks.
+    guarded = overhead.guarded_floor_search(store.faiss_index, store.get(store.ids(), include=("metadata",)).metadata)
+    _, labels = store.faiss_index.search(x[:1], 10)
+    assert guarded(x[0])[1] == labels[0].tolist() and guarded(x[0])[2] == [meta[i] for i in labels[0]]
+    for bad_query, bad_k in ((np.full(16, np.nan, np.float32), 10), (x[0, :8], 10), (x[0].astype(np.float64), 10),
+                             (x[0], 0), (x[0], 2.0)):
+        with pytest.raises(ValueError):
+            guarded(bad_query, bad_k)
     assert len(overhead.add_ratio(x, meta, "L2")) == 4
     calls = adapters.framework_calls(store, x)
     assert set(calls) == {"LangChain", "LlamaIndex"}

@@ -60,11 +60,15 @@ class CollectionPool:
         client.rename_collection(old, name)
 
     def _take_back(self, client: Any) -> None:
-        from parag.vectorstore.milvus_schema import read_config
+        from parag.vectorstore.milvus_schema import SEARCH_PROPERTY, read_config
 
         while self._returned:
             name = self._returned.pop()
-            if client.has_collection(name):
+            if not client.has_collection(name):
+                continue
+            if SEARCH_PROPERTY in client.describe_collection(name).get("properties", {}):
+                client.drop_collection(name)  # tuned: a new collection has no such property
+            else:
                 self._free[_key(read_config(client, name), None)].append(name)
 
 

@@ -1,8 +1,8 @@
 """MilvusVectorStore beyond the conformance suite: the server's bad inputs (unreachable, wrong
 token, a collection of another configuration or id kind), filters that try to inject, string
 ids with quotes and backslashes, documents with ``like``'s wildcards, filters evaluated by parag
-(no exact server expression), callables and ``rerank`` refused, save/load and tune (not
-offered), parameter ranges (the FAISS store's; the server's maxima), and parag.migrate /
+(no exact server expression), callables and ``rerank`` refused, save/load (not offered; tune:
+tests/test_milvus_tune.py), parameter ranges (the FAISS store's; the server's maxima), and parag.migrate /
 `parag migrate` both ways. Runs on the session's real Milvus server (tests/milvus_server.py);
 skipped where it cannot start."""
 
@@ -191,16 +191,13 @@ def test_an_add_that_fails_part_way_leaves_no_id_to_be_generated_again(milvus, m
     assert sorted(store.ids()) == sorted(set(store.ids())) and len(store) == len(stored) + 3
 
 
-def test_save_load_and_tune_are_not_offered(milvus, tmp_path):
+def test_save_and_load_are_not_offered(milvus, tmp_path):
     store = POOL.store(3, "Flat", "L2")
     for call in (lambda: store.save(tmp_path / "s"), lambda: MilvusVectorStore.load(tmp_path / "s"),
                  lambda: store.load(tmp_path / "s")):
         with pytest.raises(UnsupportedOperationError, match="migrate"):
             call()
     assert not (tmp_path / "s").exists()
-    for call in (lambda: store.tune(), lambda: store.tune(np.eye(3), target_recall=0.95)):
-        with pytest.raises(UnsupportedOperationError, match=r"ef_search.*nprobe.*store\.search\(q, ef_search="):
-            call()
 
 
 @pytest.mark.parametrize("metric", ["L2", "IP", "cosine"])

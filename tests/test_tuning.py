@@ -1,4 +1,5 @@
-"""store.tune(): the recall it reports is reached (numpy oracle), the setting persists, bad inputs."""
+"""store.tune() on FAISS indexes: the recall it reports is reached (numpy oracle), the setting persists.
+(Bad arguments and empty stores, on every backend: tests/conformance/test_tune.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import pytest
 from tests.conftest import clustered, oracle, recall_at_k
 
 from parag import FAISSVectorStore
-from parag.errors import DimensionMismatchError, InvalidArgumentError, InvalidTypeError
 from parag.tuning import Setting, candidates, choose, drop_self
 
 D = 32
@@ -101,35 +101,6 @@ def test_tune_chooses_the_smallest_value_with_the_best_recall_the_oracle_measure
     best = max(measured.values())
     assert result.value == min(v for v, r in measured.items() if r == best) and result.recall == pytest.approx(best)
     assert result.reached == (best >= 1.0)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"target_recall": 0}, InvalidArgumentError),
-        ({"target_recall": 1.5}, InvalidArgumentError),
-        ({"target_recall": float("nan")}, InvalidArgumentError),
-        ({"target_recall": "0.9"}, InvalidTypeError),
-        ({"target_recall": True}, InvalidTypeError),
-        ({"k": 0}, InvalidArgumentError),
-        ({"k": 2.5}, InvalidTypeError),
-        ({"queries": np.zeros((3, D + 1))}, DimensionMismatchError),
-        ({"queries": np.zeros((2, 3, D))}, InvalidArgumentError),
-        ({"queries": np.zeros((0, D))}, InvalidArgumentError),
-        ({"queries": [["a"] * D]}, InvalidTypeError),
-        ({"n_samples": 0}, InvalidArgumentError),
-    ],
-)
-def test_bad_inputs_raise_and_leave_the_store_unchanged(data, kwargs, error):
-    store = build("HNSW", data[0][:300], M=8)
-    with pytest.raises(error):
-        store.tune(**kwargs)
-    assert store.params["ef_search"] == 64
-
-
-def test_an_empty_approximate_store_cannot_be_tuned():
-    with pytest.raises(InvalidArgumentError, match="empty"):
-        FAISSVectorStore(4, "HNSW").tune()
 
 
 def test_helpers():

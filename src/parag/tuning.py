@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from parag._validation import check_real
+from parag._validation import as_vectors, check_int, check_k, check_real, normalised
 from parag.errors import InvalidArgumentError
 from parag.vectorstore._faiss_state import FAISSState
 
@@ -79,6 +79,18 @@ def check_target(target_recall: Any) -> float:
     parag.errors.InvalidArgumentError: target_recall must be in (0, 1], got 0
     """
     return check_real(target_recall, "target_recall", low_open=True)
+
+
+def check_arguments(
+    queries: Any, target_recall: Any, k: Any, n_samples: Any, seed: Any, dimension: int, metric: str
+) -> tuple[np.ndarray | None, float, int, int, int]:
+    """A ``tune`` call's arguments checked, the queries as the store searches them (unit rows
+    for cosine), in the order given; a parag error naming the first bad one. Every backend's
+    ``tune`` checks its arguments here."""
+    target_recall, k = check_target(target_recall), check_k(k)
+    n_samples, seed = check_int(n_samples, "n_samples"), check_int(seed, "seed", 0, 2**63 - 1)
+    q = None if queries is None else normalised(as_vectors(queries, dimension, "queries")[0], "queries", metric)
+    return q, target_recall, k, n_samples, seed
 
 
 def candidates(low: int, high: int) -> list[int]:

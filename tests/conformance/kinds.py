@@ -201,4 +201,5 @@ MILVUS_KINDS = {
     "test_oracle": ("Milvus-Flat", "Milvus-Flat-IP", "Milvus-HNSW", "Milvus-IVF"),
     "test_records": ("Milvus-Flat",),
     "test_threads": ("Milvus-Flat",),
+    "test_tune": ("Milvus-Flat", "Milvus-HNSW", "Milvus-IVF"),
 }

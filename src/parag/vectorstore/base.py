@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, Self, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from parag._ids import Ids
 from parag.errors import StoreClosedError, UncopyableStoreError
+
+if TYPE_CHECKING:  # (parag.tuning's FAISS half reads the FAISS state, which reads this module)
+    from parag.tuning import TuneResult
 
 #: One metadata dict per vector, a single dict for a single vector, or None for ``{}``.
 Metadata = list[dict[str, Any] | None] | dict[str, Any] | None
@@ -298,6 +301,16 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def ids(self) -> list[int] | list[str]:
         """Every stored id, in insertion order."""
+
+    @abc.abstractmethod
+    def tune(
+        self, queries: npt.ArrayLike | None = None, target_recall: float = 0.95, k: int = 10, *,
+        n_samples: int = 200, seed: int = 0,
+    ) -> TuneResult:
+        """Make the smallest ``ef_search`` (HNSW) / ``nprobe`` (IVFFlat) whose recall@k,
+        measured against exact search on ``queries`` (or ``n_samples`` stored vectors), reaches
+        ``target_recall`` the store's default, and say what was measured (see
+        :mod:`parag.tuning`); an exact store has nothing to tune (``param`` None)."""
 
     # ----------------------------------------------------------------- persistence
 

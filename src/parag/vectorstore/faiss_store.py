@@ -20,7 +20,7 @@ import numpy.typing as npt
 import parag.tuning as tuning
 from parag._locks import RWLock
 from parag._ids import Ids, as_store_ids
-from parag._validation import as_vectors, check_bool, check_int, check_k, normalised
+from parag._validation import as_vectors, check_bool, normalised
 from parag.errors import InvalidArgumentError, StoreClosedError
 from parag.filters import Filter, compile_filter
 from parag.metadata import encode_metadata
@@ -335,9 +335,8 @@ class FAISSVectorStore(FAISSReads, FAISSSaveLoad, VectorStore):
         (True, True)
         """
         kind = self._state.kind
-        target_recall, k = tuning.check_target(target_recall), check_k(k)
-        n_samples, seed = check_int(n_samples, "n_samples"), check_int(seed, "seed", 0, 2**63 - 1)
-        q = None if queries is None else normalised(as_vectors(queries, kind.dimension, "queries")[0], "queries", kind.metric)
+        q, target_recall, k, n_samples, seed = tuning.check_arguments(
+            queries, target_recall, k, n_samples, seed, kind.dimension, kind.metric)
         # Measured and set under one write lock: nothing can change the store in between.
         with self._writing(kind, changes=False) as state:
             return tuning.tune(state, q, target_recall, k, n_samples, seed)

@@ -51,6 +51,11 @@ class Collection:
         self.call(schema.create_collection, self.client, self.name, config, kind, self.consistency)
         self.kind = kind
 
+    def save_search_params(self, index_type: str, params: dict[str, int]) -> None:
+        """Keep the search parameters of ``params`` with the collection (read back on opening)."""
+        self.call(self.client.alter_collection_properties, self.name,
+                  properties=schema.search_property(index_type, params))
+
     def flush(self, timeout: float) -> None:
         """Seal what was written, wait until the index covers it, and reload the collection."""
         self.call(self.client.flush, self.name)

@@ -12,7 +12,8 @@ has_doc  BOOL                         whether there is a document (Milvus 2.3 ha
 ======== ============================ ==================================================
 
 and the build parameters in the collection's description, so that :func:`read_config`
-gives back everything a store was created with.
+gives back everything a store was created with; the search parameters ``tune`` chose later
+are in the collection's property :data:`SEARCH_PROPERTY`, which :func:`read_config` prefers.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ PARAMS: dict[str, dict[str, tuple[int, int, int, str | None]]] = {
 # most SERVER_MAX ef (a wider ef_search searches at the server's widest, as nprobe above nlist
 # probes every list on both backends); a larger nlist cannot be built: an error naming the limit.
 SERVER_MAX = {"ef_search": 32768, "nlist": 65536}
+SEARCH_PROPERTY = "parag.search_params"  # the collection property holding tune's choice (JSON)
 CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
 MAX_DOCUMENT_BYTES = 65_535  # Milvus's longest VARCHAR
 MAX_DIMENSION = 32_768
@@ -228,14 +230,32 @@ def read_config(client: Any, name: str) -> dict[str, Any]:
         )
     params: dict[str, int] = {}
     description = info.get("description", "")
-    if description.startswith("parag "):
-        saved = orjson.loads(description[6:])
-        params.update({n: int(v) for n, v in saved.items() if n in PARAMS[index_type]})
+    for saved in (description[6:] if description.startswith("parag ") else None,
+                  info.get("properties", {}).get(SEARCH_PROPERTY)):  # tune's choice last: it wins
+        params.update(_saved_params(saved, index_type, name))
     for param, (_, _, _, built) in PARAMS[index_type].items():
         if built and built in index:  # what the index was really built with
             params[param] = int(index[built])
     return {"dimension": int(fields["vector"]["params"]["dim"]), "index_type": index_type, "metric": metric,
             "params": params, "id_kind": STR_IDS if key["type"] == types.VARCHAR else INT_IDS}
+
+
+def search_property(index_type: str, params: dict[str, int]) -> dict[str, str]:
+    """The collection property that keeps the search parameters of ``params`` (tune's choice)."""
+    search = {n: v for n, v in params.items() if PARAMS[index_type][n][3] is None}
+    return {SEARCH_PROPERTY: orjson.dumps(search).decode()}
+
+
+def _saved_params(text: str | None, index_type: str, name: str) -> dict[str, int]:
+    """The parameters of ``index_type`` in a saved JSON object (None: none saved)."""
+    try:
+        saved = {} if text is None else orjson.loads(text)
+        return {n: int(v) for n, v in saved.items() if n in PARAMS[index_type]}
+    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+        raise CollectionMismatchError(
+            f"collection {name!r} holds parag's parameters in a form parag cannot read ({text[:100]!r}): "
+            "it was not made by parag, or was changed by hand; drop it or use another collection name"
+        ) from e
 
 
 def config_on_server(name: str, uri: Any, token: Any, timeout: Any, db_name: Any) -> dict[str, Any]:

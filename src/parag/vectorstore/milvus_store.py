@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+import parag.tuning as tuning
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
+import parag.vectorstore.milvus_tune as milvus_tune
 from parag._hybrid import hybridmethod
 from parag._locks import RWLock
 from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, generated_str_ids
@@ -40,6 +42,7 @@ from parag._validation import check_bool, check_choice
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
 from parag.metadata import encode_metadata
+from parag.tuning import TuneResult
 from parag.vectorstore.base import Closed, Documents, Metadata, VectorStore
 from parag.vectorstore.milvus_collection import Collection
 from parag.vectorstore.milvus_filters import server_plan
@@ -272,13 +275,29 @@ class MilvusVectorStore(MilvusReads, VectorStore):
             "opens a collection; parag.migrate(FAISSVectorStore.load(path), milvus_store) copies a saved store in"
         )
 
-    def tune(self, *args: Any, **kwargs: Any) -> Any:
-        """Not offered: set ``ef_search`` / ``nprobe`` per search or in the constructor."""
-        raise UnsupportedOperationError(
-            "tune is FAISSVectorStore's (it measures recall against exact search in process); on a "
-            "MilvusVectorStore pass ef_search (HNSW) or nprobe (IVFFlat) per search, store.search(q, ef_search=128), "
-            "or as the store's default, MilvusVectorStore(..., ef_search=128): see docs/milvus.md"
-        )
+    def tune(self, queries: npt.ArrayLike | None = None, target_recall: float = 0.95, k: int = 10, *,
+             n_samples: int = 200, seed: int = 0) -> TuneResult:
+        """Set the smallest ``ef_search`` (HNSW) or ``nprobe`` (IVFFlat) that reaches a
+        recall, as FAISSVectorStore.tune, and save it with the collection.
+
+        Measures recall@k of the store's searches against the exact answer (numpy over every
+        row's vector, read from the server a page at a time) for the values 1, 2, 3, 4, 6,
+        8, 12... (from ``k`` for HNSW) and makes the first that reaches ``target_recall`` the
+        store's default; :meth:`open` reads it back. A Flat collection is exact: nothing to
+        tune. Flush first (:meth:`flush`): Milvus searches rows it has not indexed yet by
+        brute force, which every value would find exactly. This store's writes wait meanwhile;
+        another client's writes do not. The arguments and the :class:`~parag.tuning.TuneResult`
+        are :meth:`FAISSVectorStore.tune`'s (``rerank`` is None: Milvus stores float32 vectors).
+        """
+        q, target_recall, k, n_samples, seed = tuning.check_arguments(
+            queries, target_recall, k, n_samples, seed, self.dimension, self.metric)
+        with self._write_lock, self._lock.reading:
+            result = milvus_tune.tune(self._server, self._config, q, target_recall, k, n_samples, seed)
+            if result.param is not None:
+                params = {**self._config["params"], result.param: result.value}
+                self._server.save_search_params(self.index_type, params)
+                self._config["params"] = params
+        return result
 
     # ----------------------------------------------------------------- internals
 

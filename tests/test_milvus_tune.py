@@ -59,6 +59,44 @@ def test_tune_chooses_the_smallest_value_reaching_the_target_and_keeps_it(milvus
 
     with MilvusVectorStore.open(store.collection, uri=milvus.uri, token=milvus.token) as reopened:
         assert reopened.params[param] == result.value
+    # So is a store constructed on the collection, unless it is given a value of its own.
+    build = CASES[index_type][1]
+    for given, expected in (({}, result.value), ({param: 7}, 7)):
+        with MilvusVectorStore(D, index_type, "L2", uri=milvus.uri, token=milvus.token, collection=store.collection,
+                               **build, **given) as constructed:
+            assert constructed.params[param] == expected
+
+
+@pytest.mark.parametrize("metric", ["cosine", "IP"])
+def test_string_ids_other_metrics_and_deleted_rows(milvus, data, metric):
+    # IVF_FLAT gives the same hits for the same nprobe every time: each setting's recall is
+    # measured again here, against numpy over the rows left after the deletes.
+    x, q = data
+    x = x * np.linspace(0.5, 2.0, len(x), dtype=np.float32)[:, None]  # lengths differ: IP is not cosine
+    store = POOL.store(D, "IVFFlat", metric, nlist=32)
+    ids = [f"doc-{i}-\u00e9" for i in range(N)]
+    store.add(x, ids=ids)
+    store.flush()
+    gone = list(range(0, N, 3))
+    store.delete([ids[i] for i in gone])
+    kept = np.setdiff1d(np.arange(N), gone)
+    result = store.tune(q, target_recall=0.95, k=K)
+    assert result.reached and len(result.settings) > 1
+    truth = kept[oracle(x[kept], q, K, metric)[1]]
+    for s in result.settings:
+        got = [[int(i.split("-")[1]) for i in row] for row in store.search(q, K, include=(), nprobe=s.value).ids]
+        assert recall_at_k(got, truth, K) == pytest.approx(s.recall, abs=0.01), s
+    sampled = store.tune(target_recall=1.0, k=K, n_samples=30)  # exact at the widest: 1.0 reached
+    assert sampled.reached and sampled.recall == 1.0
+
+
+def test_a_collection_too_small_to_be_indexed_has_nothing_to_tune(milvus, data):
+    store = flushed("IVFFlat", data[0][:600])  # below the server's 1,024 rows a segment
+    assert store.tune(data[1]) == (None, None, 1.0, True, [], None)
+    assert store.params["nprobe"] == 64
+    from parag.vectorstore.milvus_schema import SEARCH_PROPERTY
+
+    assert SEARCH_PROPERTY not in POOL.client.describe_collection(store.collection).get("properties", {})
 
 
 def test_sampled_queries_are_measured_on_their_neighbours_other_than_themselves(milvus, data):
@@ -76,7 +114,19 @@ def test_a_saved_value_parag_cannot_read_is_a_mismatch_error(milvus):
 
     store = POOL.store(3, "HNSW", "L2", M=4)
     store.add(np.eye(3, dtype=np.float32))
-    for text in ("not json", "[64]", '{"ef_search": "many"}'):
+    for text in ("not json", "[64]", '{"ef_search": "many"}', '{"ef_search": 1.9}', '{"ef_search": true}',
+                 '{"ef_search": 0}', '{"ef_search": 99999999}'):
         POOL.client.alter_collection_properties(store.collection, properties={SEARCH_PROPERTY: text})
         with pytest.raises(CollectionMismatchError, match="cannot read"):
             MilvusVectorStore.open(store.collection, uri=milvus.uri, token=milvus.token)
+
+
+def test_k_beyond_what_milvus_returns_is_refused(milvus):
+    from parag.errors import InvalidArgumentError
+
+    store = POOL.store(4, "IVFFlat", "L2", nlist=16)
+    store.add(np.random.default_rng(0).standard_normal((16_400, 4)).astype(np.float32))
+    params = store.params
+    with pytest.raises(InvalidArgumentError, match="k must be at most 16383"):
+        store.tune(k=20_000)  # 16,399 neighbours of a sampled vector: more than a search returns
+    assert store.params == params

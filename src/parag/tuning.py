@@ -93,6 +93,28 @@ def check_arguments(
     return q, target_recall, k, n_samples, seed
 
 
+def measured_k(k: int, n_live: int, sampled: bool) -> int:
+    """The k that recall is measured on in a store of ``n_live`` vectors: at most their number,
+    less the query itself when queries are sampled from them; a parag error when there is
+    nothing to measure. Every backend's ``tune`` asks it before sampling.
+
+    Examples
+    --------
+    >>> measured_k(10, 5, sampled=True)
+    4
+    >>> measured_k(10, 1, sampled=True)
+    Traceback (most recent call last):
+    ...
+    parag.errors.InvalidArgumentError: the store holds too few vectors to measure recall: add more first
+    """
+    if not n_live:
+        raise InvalidArgumentError("the store is empty: add vectors before tuning it")
+    k = min(k, n_live - sampled)
+    if k < 1:
+        raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
+    return k
+
+
 def candidates(low: int, high: int) -> list[int]:
     """The values to try, from ``low`` to ``high`` (both included): ``low``, then the ladder
     1, 2, 3, 4, 6, 8, 12, 16... (powers of two and halfway points) in between.
@@ -200,12 +222,9 @@ def tune(
     compressed = state.is_trained and "rerank" in state.kind.params
     if param is None and not compressed:
         return TuneResult(None, None, 1.0, True, [])
+    k = measured_k(k, state.slots.n_live, sampled=queries is None)
     q, own = _queries(state, queries, n_samples, seed)
-    # A sampled query finds itself: search one more and drop it.
-    extra = 0 if own is None else 1
-    k = min(k, state.slots.n_live - extra)
-    if k < 1:
-        raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
+    extra = 0 if own is None else 1  # a sampled query finds itself: search one more and drop it
     truth = state.exact_slots(q, k + extra)
     truth = truth if own is None else drop_self(truth, own, k)
 
@@ -262,8 +281,6 @@ def _queries(
     state: FAISSState, q: np.ndarray | None, n_samples: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The queries, and the slots they were sampled from (None when the caller gave them)."""
-    if not state.slots.n_live:
-        raise InvalidArgumentError("the store is empty: add vectors before tuning it")
     if q is not None:
         return q, None
     live = np.flatnonzero(state.slots.live_mask())

@@ -37,15 +37,16 @@ class Collection:
         except schema.pymilvus().MilvusException as e:
             raise schema.server_error(e, f"Milvus collection {self.name!r} at {self.uri}") from e
 
-    def open(self, config: dict[str, Any], wanted_kind: IdKind | None) -> bool:
-        """Adopt the collection if it exists, refusing another configuration; whether it does."""
+    def open(self, config: dict[str, Any], wanted_kind: IdKind | None) -> dict[str, Any] | None:
+        """Adopt the collection if it exists, refusing another configuration: its configuration
+        (:func:`milvus_schema.read_config`), or None where there is no such collection."""
         if not self.call(self.client.has_collection, self.name):
-            return False
+            return None
         found = self.call(schema.read_config, self.client, self.name)
         schema.mismatch(self.name, found, config, wanted_kind)
         self.call(self.client.load_collection, self.name)
         self.kind = found["id_kind"]
-        return True
+        return found
 
     def create(self, config: dict[str, Any], kind: IdKind) -> None:
         self.call(schema.create_collection, self.client, self.name, config, kind, self.consistency)

@@ -205,8 +205,9 @@ def create_collection(client: Any, name: str, config: dict[str, Any], kind: IdKi
 
 
 def read_config(client: Any, name: str) -> dict[str, Any]:
-    """``{"dimension", "index_type", "metric", "params", "id_kind"}`` of a parag collection
-    (the build parameters read from its index; the search ones as saved at creation)."""
+    """``{"dimension", "index_type", "metric", "params", "id_kind", "tuned"}`` of a parag
+    collection: the build parameters read from its index, the search ones as ``tune`` last set
+    them (``tuned``: those, or {}) or else as saved at creation."""
     info = client.describe_collection(name)
     fields = {f["name"]: f for f in info["fields"]}
     types = pymilvus().DataType
@@ -228,16 +229,15 @@ def read_config(client: Any, name: str) -> dict[str, Any]:
             f"collection {name!r} has a {index.get('index_type')} index with metric {index.get('metric_type')}; "
             f"parag reads {sorted(MILVUS_INDEX.values())} with {sorted(MILVUS_METRIC.values())}"
         )
-    params: dict[str, int] = {}
     description = info.get("description", "")
-    for saved in (description[6:] if description.startswith("parag ") else None,
-                  info.get("properties", {}).get(SEARCH_PROPERTY)):  # tune's choice last: it wins
-        params.update(_saved_params(saved, index_type, name))
+    params = _saved_params(description[6:] if description.startswith("parag ") else None, index_type, name)
+    tuned = _saved_params(info.get("properties", {}).get(SEARCH_PROPERTY), index_type, name)
+    params.update(tuned)
     for param, (_, _, _, built) in PARAMS[index_type].items():
         if built and built in index:  # what the index was really built with
             params[param] = int(index[built])
     return {"dimension": int(fields["vector"]["params"]["dim"]), "index_type": index_type, "metric": metric,
-            "params": params, "id_kind": STR_IDS if key["type"] == types.VARCHAR else INT_IDS}
+            "params": params, "id_kind": STR_IDS if key["type"] == types.VARCHAR else INT_IDS, "tuned": tuned}
 
 
 def search_property(index_type: str, params: dict[str, int]) -> dict[str, str]:
@@ -247,15 +247,22 @@ def search_property(index_type: str, params: dict[str, int]) -> dict[str, str]:
 
 
 def _saved_params(text: str | None, index_type: str, name: str) -> dict[str, int]:
-    """The parameters of ``index_type`` in a saved JSON object (None: none saved)."""
-    try:
-        saved = {} if text is None else orjson.loads(text)
-        return {n: int(v) for n, v in saved.items() if n in PARAMS[index_type]}
-    except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as e:
+    """The parameters of ``index_type`` in a saved JSON object (None: none saved), each an int
+    in its range; CollectionMismatchError for anything else."""
+    saved = {}
+    if text is not None:
+        try:
+            saved = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            saved = None
+    table = PARAMS[index_type]
+    if not isinstance(saved, dict) or not all(
+            type(v) is int and table[n][1] <= v <= table[n][2] for n, v in saved.items() if n in table):
         raise CollectionMismatchError(
             f"collection {name!r} holds parag's parameters in a form parag cannot read ({text[:100]!r}): "
             "it was not made by parag, or was changed by hand; drop it or use another collection name"
-        ) from e
+        )
+    return {n: v for n, v in saved.items() if n in table}
 
 
 def config_on_server(name: str, uri: Any, token: Any, timeout: Any, db_name: Any) -> dict[str, Any]:

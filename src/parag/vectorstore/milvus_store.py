@@ -98,6 +98,7 @@ class MilvusVectorStore(MilvusReads, VectorStore):
         self._config = {"dimension": dimension, "index_type": index_type,
                         "metric": check_choice(metric, "metric", schema.METRICS),
                         "params": schema.check_params(index_type, params)}
+        self._given = frozenset(params)  # a search parameter not given is the collection's tuned one, if any
         wanted_kind = schema.check_id_type(id_type)
         self._name, self._uri = collection, uri
         self._write_lock = threading.Lock()
@@ -283,8 +284,9 @@ class MilvusVectorStore(MilvusReads, VectorStore):
         Measures recall@k of the store's searches against the exact answer (numpy over every
         row's vector, read from the server a page at a time) for the values 1, 2, 3, 4, 6,
         8, 12... (from ``k`` for HNSW) and makes the first that reaches ``target_recall`` the
-        store's default; :meth:`open` reads it back. A Flat collection is exact: nothing to
-        tune. Flush first (:meth:`flush`): Milvus searches rows it has not indexed yet by
+        store's default; :meth:`open` reads it back, as does a store constructed without it. A
+        Flat collection, or one of fewer than 1,024 rows (searched exhaustively by the server),
+        has nothing to tune. Flush first (:meth:`flush`): Milvus searches rows it has not indexed yet by
         brute force, which every value would find exactly. This store's writes wait meanwhile;
         another client's writes do not. The arguments and the :class:`~parag.tuning.TuneResult`
         are :meth:`FAISSVectorStore.tune`'s (``rerank`` is None: Milvus stores float32 vectors).
@@ -302,9 +304,13 @@ class MilvusVectorStore(MilvusReads, VectorStore):
     # ----------------------------------------------------------------- internals
 
     def _adopt(self, wanted_kind: IdKind | None) -> None:
-        """Open the collection if it exists (refusing another configuration)."""
-        if self._server.open(self._config, wanted_kind):
+        """Open the collection if it exists (refusing another configuration), with the search
+        parameters ``tune`` chose for it where this store was not given them."""
+        found = self._server.open(self._config, wanted_kind)
+        if found is not None:
             self._next_id, self._next_seq = self._server.counters()
+            tuned = {n: v for n, v in found["tuned"].items() if n not in self._given}
+            self._config["params"] = {**self._config["params"], **tuned}
 
     def _writable(self, given: np.ndarray | None) -> IdKind:
         """The store's id kind, checked against ``given``; the collection made on the first write."""

@@ -3,11 +3,12 @@
 As :func:`parag.tuning.tune` does for a FAISS store, it measures recall@k of the store's own
 search against the exact answer, for increasing values of ``ef_search`` (HNSW) or ``nprobe``
 (IVFFlat) on the same ladder, and picks the smallest value that reaches the target. The exact
-answer is numpy's over every row's vector, read from the server a page at a time (the memory
-it takes is a page and the queries' running top-k, whatever the collection's size). Each
-measured search is one request, so tuning takes about ``n_samples`` x (values tried) requests.
+answer is numpy's over every row's vector, read from the server a page at a time, after a
+first read of every id: the memory it takes is a page, the queries' running top-k and a
+dict of the ids (~100 bytes a row). Each measured search is one request, so tuning takes
+about ``n_samples`` x (values tried) requests.
 
-Rows are labelled by their position in one listing of the collection's ids: string and int
+Rows are labelled by their position in that listing of the collection's ids: string and int
 ids alike become the integer labels :func:`parag.tuning.recall_at_k` compares.
 """
 
@@ -19,13 +20,16 @@ import numpy as np
 
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_search as milvus_search
-from parag.errors import InvalidArgumentError
-from parag.tuning import TuneResult, candidates, choose, drop_self, sweep
+import parag.vectorstore.milvus_schema as schema
+from parag.errors import IdNotFoundError, InvalidArgumentError, ServerError
+from parag.tuning import TuneResult, candidates, choose, drop_self, measured_k, sweep
 from parag.vectorstore.kinds import configure
 from parag.vectorstore.milvus_collection import Collection
 
-#: The search parameter tuned for each index type (a Flat collection is exact: nothing to tune).
-TUNABLE = {"HNSW": "ef_search", "IVFFlat": "nprobe"}
+#: Milvus builds no index for a segment of fewer rows (the 2.3 server's
+#: ``rootCoord.minSegmentSizeToEnableIndex``): it searches it exhaustively, whatever ``ef`` or
+#: ``nprobe``. A collection this small has nothing to tune, as an untrained FAISS IVF has not.
+MIN_INDEXED_ROWS = 1024
 
 
 def tune(server: Collection, config: dict[str, Any], queries: np.ndarray | None, target_recall: float,
@@ -35,31 +39,34 @@ def tune(server: Collection, config: dict[str, Any], queries: np.ndarray | None,
     ``config`` is the store's (dimension, index_type, metric, params); ``queries`` are checked
     and normalised already, or None to sample ``n_samples`` stored vectors with ``seed``.
     """
-    param = TUNABLE.get(config["index_type"])
+    index_type, params = config["index_type"], config["params"]
+    # The FAISS kind's parameter and range (HNSW: k to its largest tuned ef; IVF: 1 to nlist),
+    # from the build parameters alone: Milvus takes an nprobe above nlist, which FAISS refuses.
+    built = {n: v for n, v in params.items() if schema.PARAMS[index_type][n][3] is not None}
+    kind = configure(config["dimension"], index_type, config["metric"], built)
+    param = kind.tunable
     if param is None:
         return TuneResult(None, None, 1.0, True, [])
     labels = _labels(server)
-    if not labels:
-        raise InvalidArgumentError("the store is empty: add vectors before tuning it")
+    if 0 < len(labels) < MIN_INDEXED_ROWS:
+        return TuneResult(None, None, 1.0, True, [])
+    sampled = queries is None  # a sampled query finds itself: search one more and drop it
+    k = measured_k(k, len(labels), sampled)
+    if k + sampled > milvus_search.MAX_TOPK:
+        raise InvalidArgumentError(f"k must be at most {milvus_search.MAX_TOPK - sampled} for a MilvusVectorStore's "
+                                   f"tune (Milvus returns at most {milvus_search.MAX_TOPK} hits a search), got {k}")
     q, own = _queries(server, labels, queries, n_samples, seed)
-    extra = 0 if own is None else 1  # a sampled query finds itself: search one more and drop it
-    k = min(k, len(labels) - extra)
-    if k < 1:
-        raise InvalidArgumentError("the store holds too few vectors to measure recall: add more first")
+    extra = int(sampled)
     truth = _exact_labels(server, labels, q, k + extra, config["metric"])
     truth = truth if own is None else drop_self(truth, own, k)
 
     def search(i: int, value: int) -> np.ndarray:
-        params = {**config["params"], param: value}
-        (hits,) = milvus_search.search(server, q[i : i + 1], k + extra, None, config, params, frozenset())
+        (hits,) = milvus_search.search(server, q[i : i + 1], k + extra, None, config, {**params, param: value},
+                                       frozenset())
         found = np.full((1, k + extra), -1, np.int64)
         found[0, : len(hits)] = [labels.get(h[1], -1) for h in hits]
         return found[0] if own is None else drop_self(found, own[i : i + 1], k)[0]
 
-    # The FAISS kind's range (HNSW: k to its largest tuned ef; IVF: 1 to nlist). Without the
-    # tuned parameter itself: Milvus takes an nprobe above nlist, which FAISS refuses.
-    built = {n: v for n, v in config["params"].items() if n != param}
-    kind = configure(config["dimension"], config["index_type"], config["metric"], built)
     settings = sweep(search, truth, candidates(*kind.tune_range(k)), target_recall)
     best = choose(settings, target_recall)
     return TuneResult(param, best.value, best.recall, best.recall >= target_recall, settings)
@@ -83,7 +90,10 @@ def _queries(server: Collection, labels: dict[Any, int], q: np.ndarray | None, n
     own = np.sort(np.random.default_rng(seed).choice(len(labels), min(n_samples, len(labels)), replace=False))
     ids = list(labels)
     targets = np.asarray([ids[i] for i in own.tolist()], server.kind.dtype)  # type: ignore[union-attr]
-    found = server.rows(targets, ["vector"])
+    try:
+        found = server.rows(targets, ["vector"])
+    except IdNotFoundError as e:
+        raise ServerError(f"rows were deleted from the collection while it was being tuned ({e}): tune again") from e
     return np.asarray([found[i]["vector"] for i in targets.tolist()], np.float32), own
 
 

@@ -19,6 +19,7 @@ from parag.errors import (
     DuplicateIdError,
     InvalidArgumentError,
     InvalidFilterError,
+    InvalidMetadataError,
     InvalidTypeError,
     ParagError,
     ServerAuthenticationError,
@@ -236,3 +237,28 @@ def test_migrate_both_ways_idempotent(milvus, tmp_path):
     invoke("migrate", url, tmp_path / "dst", "--token", milvus.token, "--json")
     assert FAISSVectorStore.load(tmp_path / "dst").ids() == source.ids()
     MilvusVectorStore.open("cli_copy", uri=milvus.uri, token=milvus.token).drop()
+
+
+def test_metadata_over_milvus_json_limit_is_refused_before_anything_is_written(milvus):
+    store = POOL.store(2, "Flat", "L2")
+    x = np.random.default_rng(0).standard_normal((4097, 2)).astype(np.float32)
+    big = {"blob": "é" * 33_000}  # 66,011 bytes of UTF-8 JSON: the server's limit counts bytes
+    metadata = [{"i": i} for i in range(4096)] + [big]  # the big one in the second batch
+    with pytest.raises(InvalidMetadataError, match=r"metadata\[4096\] is 66011 bytes.*65536"):
+        store.add(x, metadata)
+    assert len(store) == 0
+    store.add(x[:2], [{"i": 0}, {"i": 1}])
+    for call in (lambda: store.upsert([0, 1], x[:2], [{"i": 0}, big]),
+                 lambda: store.update_metadata([1], [big])):
+        with pytest.raises(InvalidMetadataError, match=r"metadata\[\d\] is 66011 bytes"):
+            call()
+    assert store.get([0, 1]).metadata == [{"i": 0}, {"i": 1}]
+    store.update_metadata([1], [{"blob": "x" * 65_525}])  # 65,536 bytes: the most it takes
+    assert len(store.get([1]).metadata[0]["blob"]) == 65_525
+
+
+def test_odd_ids_and_dimensions_as_the_faiss_store_takes_them(milvus):
+    store = POOL.store(np.int64(2), "Flat", "L2")  # a numpy int dimension, as FAISSVectorStore takes
+    assert store.dimension == 2 and type(store.dimension) is int
+    store.add(np.eye(2, dtype=np.float32), ids=["a", "b"])
+    assert "\ud800" not in store and "a" in store  # not an id (not valid Unicode): False, as in FAISS

@@ -47,14 +47,15 @@ def check_utf8(values: list[str | None], name: str) -> None:
         orjson.dumps(values)
     except orjson.JSONEncodeError:
         for i, v in enumerate(values):
-            if v is not None and not _encodable(v):
+            if v is not None and not encodable(v):
                 raise InvalidArgumentError(
                     f"{name}[{i}] is not valid Unicode (it holds a lone surrogate) and cannot be saved as UTF-8"
                 ) from None
         raise
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (it holds no lone surrogate)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

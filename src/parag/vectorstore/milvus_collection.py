@@ -16,6 +16,7 @@ import numpy as np
 import parag.vectorstore.milvus_rows as rows_
 import parag.vectorstore.milvus_schema as schema
 from parag._ids import INT_IDS, MAX_STR_ID_LENGTH, STR_IDS, IdKind
+from parag._jsonl import encodable
 from parag._validation import MAX_ID
 from parag.errors import IdNotFoundError
 from parag.vectorstore.milvus_filters import NotOnServer, client_mask
@@ -136,7 +137,7 @@ class Collection:
     def has(self, id_: object) -> bool:
         """Whether ``id_`` (anything) is a stored id."""
         if self.kind is STR_IDS:
-            fits = isinstance(id_, str) and 0 < len(id_) <= MAX_STR_ID_LENGTH
+            fits = isinstance(id_, str) and 0 < len(id_) <= MAX_STR_ID_LENGTH and encodable(id_)
         else:
             fits = isinstance(id_, (int, np.integer)) and not isinstance(id_, bool) and 0 <= id_ <= MAX_ID
         return self.kind is not None and fits and bool(self.existing(np.asarray([id_], self.kind.dtype)))

@@ -15,10 +15,10 @@ import numpy as np
 from parag._ids import Ids, as_store_ids
 from parag._validation import as_vectors, normalised
 from parag.documents import check_documents
-from parag.errors import InvalidArgumentError
+from parag.errors import InvalidArgumentError, InvalidMetadataError
 from parag.metadata import encode_metadata
 from parag.vectorstore.milvus_filters import string_literal
-from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES
+from parag.vectorstore.milvus_schema import MAX_DOCUMENT_BYTES, MAX_METADATA_BYTES
 
 MAX_ID = 2**63 - 2  # Milvus 2.3 stores a row under the key 2**63 - 1 but no query finds it
 
@@ -37,7 +37,7 @@ def records(vectors: Any, metadata: Any, documents: Any, dimension: int,
             metric: str) -> tuple[np.ndarray, list[dict[str, Any]], list[str | None]]:
     """Vectors (unit rows for cosine), metadata dicts and documents, checked, for writing."""
     x, _ = as_vectors(vectors, dimension)
-    dicts = encode_metadata(metadata, len(x)).dicts
+    dicts = metadata_dicts(metadata, len(x))
     docs = check_documents(documents, len(x))
     check_document_sizes(docs)
     return normalised(x, "vectors", metric), dicts, docs
@@ -54,6 +54,20 @@ def ids_for(ids: Ids, n: int) -> np.ndarray:
             "(2**63 - 2: Milvus 2.3 never finds a row whose INT64 key is 2**63 - 1)"
         )
     return given
+
+
+def metadata_dicts(metadata: Any, n: int) -> list[dict[str, Any]]:
+    """The metadata of ``n`` records, checked, each within what Milvus's JSON field holds
+    (before anything is written: the server would refuse the row in the middle of a write)."""
+    encoded = encode_metadata(metadata, n)
+    sizes = encoded.ends - encoded.starts  # (orjson's compact UTF-8: what the server measures)
+    over = np.flatnonzero(sizes > MAX_METADATA_BYTES)
+    if len(over):
+        raise InvalidMetadataError(
+            f"metadata[{over[0]}] is {sizes[over[0]]} bytes of JSON: a Milvus store keeps at most "
+            f"{MAX_METADATA_BYTES} per vector (its JSON field's limit); keep long texts as documents or elsewhere"
+        )
+    return encoded.dicts
 
 
 def check_document_sizes(documents: list[str | None]) -> None:

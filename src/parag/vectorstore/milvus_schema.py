@@ -68,6 +68,7 @@ SERVER_MAX = {"ef_search": 32768, "nlist": 65536}
 SEARCH_PROPERTY = "parag.search_params"  # the collection property holding tune's choice (JSON)
 CONSISTENCY = ("Strong", "Session", "Bounded", "Eventually")
 MAX_DOCUMENT_BYTES = 65_535  # Milvus's longest VARCHAR
+MAX_METADATA_BYTES = 65_536  # Milvus's longest JSON field value (a row's metadata as compact JSON)
 MAX_DIMENSION = 32_768
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
@@ -83,9 +84,8 @@ def pymilvus() -> Any:
 
 def check_config(dimension: Any, collection: Any, consistency: Any) -> int:
     """The store's dimension, with its collection name and consistency level checked."""
-    if isinstance(dimension, bool) or not isinstance(dimension, int):
-        raise InvalidTypeError(f"dimension must be a positive int, got {dimension!r}")
-    if not 0 < dimension <= MAX_DIMENSION:
+    dimension = check_int(dimension, "dimension")
+    if dimension > MAX_DIMENSION:
         raise InvalidArgumentError(f"dimension must be an int from 1 to {MAX_DIMENSION} (Milvus's limit), got {dimension}")
     if consistency not in CONSISTENCY:
         raise InvalidArgumentError(f"consistency must be one of {list(CONSISTENCY)}, got {consistency!r}")
@@ -93,7 +93,7 @@ def check_config(dimension: Any, collection: Any, consistency: Any) -> int:
         raise InvalidArgumentError(
             f"collection must be a Milvus collection name (letters, digits, _; not starting with a digit), got {collection!r}"
         )
-    return int(dimension)
+    return dimension
 
 
 def check_id_type(id_type: Any) -> IdKind | None:

@@ -41,7 +41,6 @@ from parag._ids import INT_IDS, STR_IDS, Ids, IdKind, as_store_ids, check_kind, 
 from parag._validation import check_bool, check_choice
 from parag.errors import DuplicateIdError, IdNotFoundError, InvalidArgumentError, UncopyableStoreError, UnsupportedOperationError
 from parag.filters import Filter, parse
-from parag.metadata import encode_metadata
 from parag.tuning import TuneResult
 from parag.vectorstore.base import Closed, Documents, Metadata, VectorStore
 from parag.vectorstore.milvus_collection import Collection
@@ -223,7 +222,7 @@ class MilvusVectorStore(MilvusReads, VectorStore):
     def update_metadata(self, ids: Ids, metadata: Metadata) -> None:
         """Replace the metadata of stored ids (vectors, documents and order stay); all must exist."""
         targets = as_store_ids(ids, self._server.kind)
-        dicts = encode_metadata(metadata, len(targets)).dicts
+        dicts = rows_.metadata_dicts(metadata, len(targets))
         with self._write_lock:
             found = self._server.rows(targets, ["seq", "vector", "doc", "has_doc"])
             got = [found[i] for i in targets.tolist()]

@@ -8,6 +8,7 @@ skipped where it cannot start."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -262,3 +263,13 @@ def test_odd_ids_and_dimensions_as_the_faiss_store_takes_them(milvus):
     assert store.dimension == 2 and type(store.dimension) is int
     store.add(np.eye(2, dtype=np.float32), ids=["a", "b"])
     assert "\ud800" not in store and "a" in store  # not an id (not valid Unicode): False, as in FAISS
+
+
+@pytest.mark.parametrize(("index_type", "wrong", "takes"), [("HNSW", "nprobe", "['ef_search']"),
+                                                          ("IVFFlat", "ef_search", "['nprobe']"),
+                                                          ("Flat", "ef_search", "none")])
+def test_a_search_parameter_that_does_not_apply_names_those_that_do(milvus, index_type, wrong, takes):
+    store = POOL.store(2, index_type, "L2")
+    store.add(np.eye(2, dtype=np.float32))
+    with pytest.raises(InvalidArgumentError, match=rf"{wrong} does not apply.*search parameters it takes: {re.escape(takes)}$"):
+        store.search(np.ones(2, np.float32), 1, **{wrong: 8})

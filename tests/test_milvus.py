@@ -8,6 +8,7 @@ skipped where it cannot start."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -237,6 +238,16 @@ def test_migrate_both_ways_idempotent(milvus, tmp_path):
     invoke("migrate", tmp_path / "src", url, "--token", milvus.token, "--json")
     invoke("migrate", url, tmp_path / "dst", "--token", milvus.token, "--json")
     assert FAISSVectorStore.load(tmp_path / "dst").ids() == source.ids()
+    # `parag tune` on the collection (498 rows: searched exhaustively, nothing to tune), and on
+    # a larger one, whose value it keeps in the collection; --dry-run is for directories.
+    assert "nothing to tune" in invoke("tune", url, "--token", milvus.token).stdout
+    big = POOL.store(8, "HNSW", "L2", M=16)
+    big.add(clustered(1100, 8, seed=6))
+    tuned = json.loads(invoke("tune", f"{milvus.uri}#{big.collection}", "--token", milvus.token, "--json").stdout)
+    assert tuned["param"] == "ef_search" and tuned["saved"] and tuned["reached"]
+    with MilvusVectorStore.open(big.collection, uri=milvus.uri, token=milvus.token) as reopened:
+        assert reopened.params["ef_search"] == tuned["value"]
+    assert "--dry-run is for store directories" in invoke("tune", url, "--dry-run", code=2).output
     MilvusVectorStore.open("cli_copy", uri=milvus.uri, token=milvus.token).drop()
 
 

@@ -1,5 +1,5 @@
 """What several subcommands share: the store argument, ``--json``, JSON and NAME=VALUE
-options, ``--filter``, and loading a store."""
+options, ``--filter``, loading a store, and Milvus addresses (``--token``)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,31 @@ param_option = click.option(
     help="An index parameter (repeatable): M, ef_construction, ef_search (HNSW); nlist, nprobe (IVFFlat); "
     "storage (float32, float16, sq8, pq), rerank, pq_m (any index).",
 )
+
+
+token_option = click.option("--token", envvar="MILVUS_TOKEN",
+                            help="Milvus token ('user:password' or an API key); default $MILVUS_TOKEN.")
+
+
+def milvus_address(text: str) -> tuple[str, str] | None:
+    """``(uri, collection)`` for 'http(s)://host:port#collection'; None for a directory.
+
+    Examples
+    --------
+    >>> milvus_address("http://127.0.0.1:19530#docs"), milvus_address("https://h:1"), milvus_address("my-store")
+    (('http://127.0.0.1:19530', 'docs'), ('https://h:1', 'parag'), None)
+    """
+    if not text.startswith(("http://", "https://")):
+        return None
+    uri, _, collection = text.partition("#")
+    return uri, collection or "parag"
+
+
+def milvus_store() -> Any:
+    """The MilvusVectorStore class (imported only when a command names a collection)."""
+    from parag.vectorstore import MilvusVectorStore
+
+    return MilvusVectorStore
 
 
 def load_store(path: Path, *, read_only: bool = False) -> FAISSVectorStore:

@@ -12,7 +12,9 @@ import click
 import numpy as np
 import orjson
 
-from parag.cli.options import json_option, load_store, param_option, parse_params, store_argument
+from parag.cli.options import (
+    json_option, load_store, milvus_address, milvus_store, param_option, parse_params, store_argument, token_option,
+)
 from parag.cli.output import emit_json, key_values, progress
 from parag.cli.readers import pyarrow_parquet
 from parag.errors import InvalidArgumentError
@@ -168,7 +170,7 @@ def _parquet_writer(path: Path) -> Any:
 @click.argument("dst")
 @click.option("--index", "index_type", help="Index of the new store (default: SRC's).")
 @click.option("--metric", help="Metric of the new store (default: SRC's).")
-@click.option("--token", envvar="MILVUS_TOKEN", help="Milvus token ('user:password' or an API key); default $MILVUS_TOKEN.")
+@token_option
 @param_option
 @json_option
 def migrate(src: str, dst: str, index_type: str | None, metric: str | None, token: str | None,
@@ -193,16 +195,16 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
       parag migrate https://xyz.zillizcloud.com#docs backup-store --json
     """
     with ExitStack() as stack:  # both stores closed at the end, also on an error
-        if _milvus_address(src) is None:
+        if milvus_address(src) is None:
             source: Any = stack.enter_context(load_store(Path(src), read_only=True))
         else:
-            uri, collection = _milvus_address(src)  # type: ignore[misc]
-            source = stack.enter_context(_milvus().open(collection, uri=uri, token=token))
+            uri, collection = milvus_address(src)  # type: ignore[misc]
+            source = stack.enter_context(milvus_store().open(collection, uri=uri, token=token))
         same_index = index_type is None or index_type.lower() == source.index_type.lower()
         fixed = {k: v for k, v in source.params.items() if k not in source.auto_params}  # the rest follow the size
         config = {**(fixed if same_index else {}), **parse_params(params)}
         shape = (source.dimension, index_type or source.index_type, metric or source.metric)
-        address = _milvus_address(dst)
+        address = milvus_address(dst)
         if address is None:
             dst_path = Path(dst)
             if dst_path.exists() and not (dst_path.is_dir() and not any(dst_path.iterdir())):
@@ -210,7 +212,7 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
             target: Any = stack.enter_context(FAISSVectorStore(*shape, **config))
         else:
             target = stack.enter_context(
-                _milvus()(*shape, uri=address[0], token=token, collection=address[1], **config)
+                milvus_store()(*shape, uri=address[0], token=token, collection=address[1], **config)
             )
         count = parag_migrate(source, target, progress=not as_json)
         if address is None:
@@ -219,16 +221,3 @@ def migrate(src: str, dst: str, index_type: str | None, metric: str | None, toke
                    "metric": target.metric, "params": target.params}
     emit_json(summary) if as_json else key_values(f"migrated {src} -> {dst}", summary.items())
 
-
-def _milvus_address(text: str) -> tuple[str, str] | None:
-    """``(uri, collection)`` for 'http(s)://host:port#collection'; None for a directory."""
-    if not text.startswith(("http://", "https://")):
-        return None
-    uri, _, collection = text.partition("#")
-    return uri, collection or "parag"
-
-
-def _milvus() -> Any:
-    from parag.vectorstore import MilvusVectorStore
-
-    return MilvusVectorStore

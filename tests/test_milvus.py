@@ -280,7 +280,6 @@ def test_odd_ids_and_dimensions_as_the_faiss_store_takes_them(milvus):
                                                           ("IVFFlat", "ef_search", "['nprobe']"),
                                                           ("Flat", "ef_search", "none")])
 def test_a_search_parameter_that_does_not_apply_names_those_that_do(milvus, index_type, wrong, takes):
-    store = POOL.store(2, index_type, "L2")
-    store.add(np.eye(2, dtype=np.float32))
+    store = POOL.store(2, index_type, "L2")  # (checked before any request: no collection needed)
     with pytest.raises(InvalidArgumentError, match=rf"{wrong} does not apply.*search parameters it takes: {re.escape(takes)}$"):
         store.search(np.ones(2, np.float32), 1, **{wrong: 8})

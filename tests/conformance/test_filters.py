@@ -37,9 +37,9 @@ DOCS = [
     {"source": "a", "year": 2020, "score": 0.5, "flag": True, "tags": ["x", "y"], "lang": "en", "date": "2024-01-15"},
     {"source": "b", "year": 2021.0, "score": 1, "flag": 1, "tags": ["y", "x"], "lang": None},
     {"source": "a", "year": 2019, "flag": False, "nested": {"k": 1, "j": 2}, "date": "2023-12-31"},
-    {"source": "c", "year": "2020", "flag": 0, "score": -2.5},
+    {"source": "c", "year": "2020", "flag": 0, "score": -2.5, "": 1, "a\nb": 2, "t\tab": True},
     {},
-    {"source": "A", "year": 2022, "nested": {"j": 2, "k": 1}, "tags": [], "date": "2024-02-01"},
+    {"source": "A", "year": 2022, "nested": {"j": 2, "k": 1}, "tags": [], "date": "2024-02-01", "a\nb": 3},
 ]
 ALL_DOCS = set(range(len(DOCS)))
 
@@ -95,6 +95,13 @@ SEMANTICS = [
     ({"nope": {"$nin": ["x"]}}, ALL_DOCS),
     ({"nope": {"$ne": None}}, ALL_DOCS),
     ({"nope": {"$gt": 0}}, set()),
+    # keys a Milvus JSON path cannot name (docs/milvus.md): any string is a key
+    ({"": 1}, {3}),
+    ({"a\nb": 2}, {3}),
+    ({"a\nb": {"$ne": 2}}, ALL_DOCS - {3}),
+    ({"a\nb": {"$exists": True}}, {3, 5}),
+    ({"t\tab": True, "": {"$in": [1, 5]}}, {3}),
+    ({"\x7f": {"$exists": False}}, ALL_DOCS),
 ]
 
 

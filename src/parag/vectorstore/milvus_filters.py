@@ -162,6 +162,9 @@ def _element(value: Any, field: str) -> str:
     )
 
 
+_UNNAMEABLE = frozenset("\b\t\n\f\r\x7f")  # characters a server JSON path cannot name (see _key)
+
+
 def _key(field: str) -> str:
     # The 2.3 server does not decode the \uXXXX escapes of a JSON path (a key holding a
     # backspace, tab, newline, form feed, carriage return or DEL would name another key,
@@ -169,9 +172,6 @@ def _key(field: str) -> str:
     if not field or any(ch in _UNNAMEABLE for ch in field):
         raise NotOnServer(f"the key {field!r} has no exact Milvus path (parag evaluates the filter)")
     return f"{JSON_FIELD}[{string_literal(field, field)}]"
-
-
-_UNNAMEABLE = frozenset("\b\t\n\f\r\x7f")
 
 
 def _literal(value: Any, field: str) -> str:

@@ -86,11 +86,11 @@ class MilvusReads:
                                        "vectors and scores them exactly (rerank is for FAISSVectorStore's "
                                        "compressed storage)")
         overrides = {n: v for n, v in (("nprobe", nprobe), ("ef_search", ef_search)) if v is not None}
-        per_search = [n for n, spec in schema.PARAMS[self.index_type].items() if spec[3] is None]
+        per_search = schema.SEARCH_PARAMS[self.index_type]
         wrong = sorted(overrides.keys() - set(per_search))
         if wrong:  # (as the FAISS store says it: the build parameters are not the search's)
             raise InvalidArgumentError(f"{wrong[0]} does not apply to a {self.index_type} store; "
-                                       f"search parameters it takes: {per_search or 'none'}")
+                                       f"search parameters it takes: {list(per_search) or 'none'}")
         search_params = schema.check_params(self.index_type, {**self._config["params"], **overrides})
         wanted = check_include(include)
         tree = None if filter is None else parse(filter)

@@ -61,6 +61,8 @@ PARAMS: dict[str, dict[str, tuple[int, int, int, str | None]]] = {
              "ef_construction": (40, *_faiss_range("HNSW", "ef_construction"), "efConstruction"),
              "ef_search": (64, *_faiss_range("HNSW", "ef_search"), None)},
 }
+#: The search parameters of each index type (the rest are built into the index).
+SEARCH_PARAMS = {t: tuple(n for n, spec in table.items() if spec[3] is None) for t, table in PARAMS.items()}
 # The Milvus 2.3 server's own maxima where they are below those ranges. A search asks for at
 # most SERVER_MAX ef (a wider ef_search searches at the server's widest, as nprobe above nlist
 # probes every list on both backends); a larger nlist cannot be built: an error naming the limit.
@@ -242,7 +244,7 @@ def read_config(client: Any, name: str) -> dict[str, Any]:
 
 def search_property(index_type: str, params: dict[str, int]) -> dict[str, str]:
     """The collection property that keeps the search parameters of ``params`` (tune's choice)."""
-    search = {n: v for n, v in params.items() if PARAMS[index_type][n][3] is None}
+    search = {n: params[n] for n in SEARCH_PARAMS[index_type]}
     return {SEARCH_PROPERTY: orjson.dumps(search).decode()}
 
 
@@ -259,8 +261,9 @@ def _saved_params(text: str | None, index_type: str, name: str) -> dict[str, int
     if not isinstance(saved, dict) or not all(
             type(v) is int and table[n][1] <= v <= table[n][2] for n, v in saved.items() if n in table):
         raise CollectionMismatchError(
-            f"collection {name!r} holds parag's parameters in a form parag cannot read ({text[:100]!r}): "
-            "it was not made by parag, or was changed by hand; drop it or use another collection name"
+            f"collection {name!r} holds parameters parag cannot read or use ({text[:100]!r}; each must be an int "
+            "in the range parag takes): it was changed by hand, or made by an earlier parag with wider ranges; "
+            "copy it into a new collection with parag.migrate, or use another collection name"
         )
     return {n: v for n, v in saved.items() if n in table}
 
@@ -282,7 +285,7 @@ def mismatch(name: str, found: dict[str, Any], wanted: dict[str, Any], kind: IdK
     """CollectionMismatchError unless the collection ``name`` (``found``) is what the store
     asked for (``wanted``: dimension, index_type, metric and build parameters; ``kind``)."""
     asked = {n: wanted[n] for n in ("dimension", "index_type", "metric")}
-    asked.update({n: v for n, v in wanted["params"].items() if PARAMS[wanted["index_type"]][n][3]})
+    asked.update({n: v for n, v in wanted["params"].items() if n not in SEARCH_PARAMS[wanted["index_type"]]})
     have = {n: found[n] for n in ("dimension", "index_type", "metric")}
     have.update(found["params"])
     if kind is not None:

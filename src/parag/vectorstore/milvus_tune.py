@@ -42,7 +42,7 @@ def tune(server: Collection, config: dict[str, Any], queries: np.ndarray | None,
     index_type, params = config["index_type"], config["params"]
     # The FAISS kind's parameter and range (HNSW: k to its largest tuned ef; IVF: 1 to nlist),
     # from the build parameters alone: Milvus takes an nprobe above nlist, which FAISS refuses.
-    built = {n: v for n, v in params.items() if schema.PARAMS[index_type][n][3] is not None}
+    built = {n: v for n, v in params.items() if n not in schema.SEARCH_PARAMS[index_type]}
     kind = configure(config["dimension"], index_type, config["metric"], built)
     param = kind.tunable
     if param is None:
